@@ -1,0 +1,28 @@
+"""relunet: the ReLU-vs-Sigmoid MNIST lab as a resumable, exportable Keras trainer."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="relunet",
+    version="0.1.0",
+    description="ReLU vs Sigmoid on MNIST: a Keras 3 trainer with the lab's own train_step, "
+    "offline tfds data, resumable fit, keras-tuner search and SavedModel export.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.10",
+        "tensorflow-datasets>=4.9.9",
+        "keras-tuner>=1.4.7",
+        "tensorboard>=2.21,<2.22",  # the TensorBoard callback; tensorflow 2.21 no longer pulls it in
+        "importlib_resources",  # needed by tensorflow-datasets to prepare datasets
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "pillow>=10"],
+    },
+    entry_points={"console_scripts": ["relunet=relunet.cli:main"]},
+)

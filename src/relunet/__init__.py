@@ -1,0 +1,40 @@
+"""relunet: the ReLU-vs-Sigmoid MNIST lab as a resumable, exportable Keras trainer.
+
+The public names below load on first use, so `import relunet` (and the `relunet`
+command's start-up) does not pay for importing TensorFlow until it is needed.
+Training itself is `from relunet.train import train` (the module shares its name).
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "TrainConfig": "relunet.config",
+    "RelunetError": "relunet.errors",
+    "ReluNet": "relunet.model",
+    "build_model": "relunet.model",
+    "load_model": "relunet.model",
+    "loss_fn": "relunet.model",
+    "accuracy_fn": "relunet.model",
+    "grad": "relunet.model",
+    "find_source": "relunet.data",
+    "load_tfds": "relunet.data",
+    "training_pipeline": "relunet.data",
+    "evaluation_pipeline": "relunet.data",
+    "make_callbacks": "relunet.train",
+    "export_saved_model": "relunet.export",
+    "load_classifier": "relunet.inference",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'relunet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_PUBLIC])
