@@ -1,0 +1,32 @@
+"""Helpers shared by the tests: running the real CLI, writing small IDX folders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from relunet import idx
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `relunet ARGS...` as a real subprocess of this interpreter."""
+    return subprocess.run([sys.executable, "-m", "relunet.cli", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def write_idx_folder(folder: Path, n_train: int = 30, n_test: int = 10, seed: int = 0) -> Path:
+    """A small, valid folder of the four gzipped IDX files with random digits."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        images, labels = idx.FILES[split]
+        idx.write_images(folder / f"{images}.gz", rng.integers(0, 256, (n, 28, 28), np.uint8))
+        idx.write_labels(folder / f"{labels}.gz", np.arange(n, dtype=np.uint8) % 10)
+    return folder
