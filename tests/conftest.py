@@ -1,0 +1,68 @@
+"""Shared fixtures: the real MNIST files, one tfds data dir per session, seeding.
+
+The tests never touch the network. They read the genuine MNIST IDX files from
+$RELUNET_DATA_DIR (CI points it at ../shared/data/mnist, the default here too) and
+prepare them once per session into a private tfds data dir, which subprocesses
+inherit through $TFDS_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_DIR = Path(os.environ.get("RELUNET_DATA_DIR") or REPO.parent / "shared" / "data" / "mnist")
+
+# Set before TensorFlow is imported anywhere, and inherited by every subprocess.
+os.environ["RELUNET_DATA_DIR"] = str(MNIST_DIR)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# RELUNET_TEST_TFDS_DIR keeps the prepared copy between sessions while developing.
+_TFDS_DIR = os.environ.get("RELUNET_TEST_TFDS_DIR") or tempfile.mkdtemp(prefix="relunet-tfds-")
+os.environ["TFDS_DATA_DIR"] = _TFDS_DIR
+
+
+def pytest_sessionstart(session):
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file() and not (
+        MNIST_DIR / "train-images-idx3-ubyte"
+    ).is_file():
+        raise pytest.UsageError(
+            f"The tests need the four MNIST IDX files; none found in {MNIST_DIR}. "
+            "Set RELUNET_DATA_DIR to a folder holding them."
+        )
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    import keras
+
+    keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def source():
+    """MNIST prepared into this session's tfds data dir from the real IDX files."""
+    from relunet import data
+
+    return data.find_source("mnist", str(MNIST_DIR), _TFDS_DIR)
+
+
+
+@pytest.fixture(scope="session")
+def trained_run(source, tmp_path_factory) -> Path:
+    """A run dir holding a model trained for one epoch on 10000 real images (~95%)."""
+    from relunet import TrainConfig
+    from relunet.train import train
+
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    train(TrainConfig(train_split="train[:10000]", val_split="train[50000:51000]",
+                      test_split="test[:1000]", epochs=1, run_dir=str(run_dir), verbose=0))
+    return run_dir

@@ -1,0 +1,94 @@
+"""Data: the tfds code path, the offline IDX path on the real files, the pipeline."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from helpers import write_idx_folder
+
+from relunet import data
+from relunet.errors import RelunetError
+
+
+def test_tfds_path_gives_supervised_uint8_images_and_labels():
+    with tfds.testing.mock_data(num_examples=40):
+        train, test = data.load_tfds(data.Source("mnist", "unused", "mock"), ["train", "test"])
+        assert train.element_spec == (
+            tf.TensorSpec((28, 28, 1), tf.uint8), tf.TensorSpec((), tf.int64))
+        assert int(train.cardinality()) == int(test.cardinality()) == 40
+        labels = np.array([int(label) for _, label in train.take(16)])
+        assert labels.min() >= 0 and labels.max() <= 9
+
+
+def test_pipeline_normalises_one_hots_and_batches():
+    with tfds.testing.mock_data(num_examples=40):
+        (train,) = data.load_tfds(data.Source("mnist", "unused", "mock"), ["train"])
+        batches = data.training_pipeline(train, batch_size=16, seed=0)
+        assert batches.element_spec == (
+            tf.TensorSpec((None, 28, 28, 1), tf.float32), tf.TensorSpec((None, 10), tf.float32))
+        images, labels = next(iter(batches))
+        assert images.shape == (16, 28, 28, 1)
+        assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+        np.testing.assert_array_equal(tf.reduce_sum(labels, axis=1), np.ones(16))
+
+
+def test_real_idx_files_become_the_default_splits(source):
+    assert source.name == "mnist_idx/mnist"
+    assert "genuine MNIST" in source.description
+    train, val, test = data.load_tfds(source, ["train[:90%]", "train[90%:]", "test"])
+    assert [int(d.cardinality()) for d in (train, val, test)] == [54000, 6000, 10000]
+    image, label = next(iter(test))
+    assert image.dtype == tf.uint8 and image.shape == (28, 28, 1) and 0 <= int(label) <= 9
+
+
+def test_prepared_copy_is_reused_and_said_so(source, mnist_dir, capsys):
+    again = data.find_source("mnist", str(mnist_dir), source.tfds_dir)
+    out = capsys.readouterr().out
+    assert again == source
+    assert "preparing" not in out and "prepared as tfds 'mnist_idx/mnist'" in out
+
+
+def test_other_idx_files_replace_a_stale_prepared_copy(tmp_path):
+    tfds_dir = str(tmp_path / "tfds")
+    first = data.find_source("fashion_mnist", str(write_idx_folder(tmp_path / "a", seed=1)), tfds_dir)
+    second = data.find_source("fashion_mnist", str(write_idx_folder(tmp_path / "b", n_train=20, seed=2)), tfds_dir)
+    assert first.name == second.name == "mnist_idx/fashion_mnist"
+    (train,) = data.load_tfds(second, ["train"])
+    assert int(train.cardinality()) == 20
+
+
+def test_malformed_idx_folder_leaves_nothing_prepared(tmp_path):
+    folder = write_idx_folder(tmp_path / "bad")
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b broken")
+    tfds_dir = tmp_path / "tfds"
+    with pytest.raises(RelunetError, match="train-images-idx3-ubyte.gz is not a readable gzip"):
+        data.find_source("kmnist", str(folder), str(tfds_dir))
+    assert not list(tfds_dir.glob("mnist_idx/kmnist/*/dataset_info.json"))
+    assert not list(tfds_dir.glob("mnist_idx/kmnist/incomplete*"))
+
+
+@pytest.mark.parametrize("split", ["train[:x]", "train[", "validation", "train[:10]+valid", ""])
+def test_malformed_split_strings_are_refused_before_loading(source, split):
+    with pytest.raises(RelunetError, match="split"):
+        data.load_tfds(source, [split])
+
+
+def test_empty_slice_is_refused(source):
+    with pytest.raises(RelunetError, match="holds no examples"):
+        data.load_tfds(source, ["train[100:100]"])
+
+
+def test_shuffle_order_is_a_function_of_the_seed(source):
+    (train,) = data.load_tfds(source, ["train[:1000]"])
+
+    def first_labels(seed):
+        images, labels = next(iter(data.training_pipeline(train, 64, seed)))
+        return labels.numpy().argmax(-1)
+
+    np.testing.assert_array_equal(first_labels(7), first_labels(7))
+    assert not np.array_equal(first_labels(7), first_labels(8))
+
+
+def test_unknown_dataset_is_refused():
+    with pytest.raises(RelunetError, match="dataset must be one of mnist, fashion_mnist, kmnist"):
+        data.find_source("cifar10")
