@@ -1,0 +1,154 @@
+"""The lab's dense network as a `keras.Model` whose `fit()` runs the lab's own functions.
+
+Deep Learning Zero To All (season 2, lab 10) trains MNIST with three functions:
+`loss_fn` (softmax cross-entropy from logits), `accuracy_fn` (argmax agreement) and
+`grad` (a GradientTape around `loss_fn`). `ReluNet.train_step` is built from exactly
+those, following Keras's "Customizing what happens in fit()" guide, so `model.fit`,
+callbacks, `evaluate` and `predict` all work while the lab's math stays in view.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+from relunet.config import ACTIVATIONS, INITS
+from relunet.errors import RelunetError
+
+NUM_CLASSES = 10
+INPUT_SHAPE = (28, 28, 1)
+
+
+def loss_fn(model: keras.Model, images: tf.Tensor, labels: tf.Tensor,
+            logits: tf.Tensor | None = None) -> tf.Tensor:
+    """Mean softmax cross-entropy between the model's logits and one-hot labels.
+
+    Pass `logits` when the forward pass has already run on these images.
+    """
+    if logits is None:
+        logits = model(images, training=True)
+    return tf.reduce_mean(
+        keras.losses.categorical_crossentropy(labels, logits, from_logits=True)
+    )
+
+
+def accuracy_fn(model: keras.Model, images: tf.Tensor, labels: tf.Tensor,
+                logits: tf.Tensor | None = None) -> tf.Tensor:
+    """Fraction of images whose highest logit is the labelled class."""
+    if logits is None:
+        logits = model(images, training=False)
+    correct = tf.equal(tf.argmax(logits, axis=-1), tf.argmax(labels, axis=-1))
+    return tf.reduce_mean(tf.cast(correct, tf.float32))
+
+
+class Gradients(NamedTuple):
+    loss: tf.Tensor
+    gradients: list[tf.Tensor]  # one per trainable variable, in the same order
+    logits: tf.Tensor  # kept so the step's metrics need no second forward pass
+
+
+def grad(model: keras.Model, images: tf.Tensor, labels: tf.Tensor) -> Gradients:
+    """The loss and its gradient with respect to the trainable variables (one backward pass)."""
+    with tf.GradientTape() as tape:
+        logits = model(images, training=True)
+        loss = loss_fn(model, images, labels, logits=logits)
+    return Gradients(loss, tape.gradient(loss, model.trainable_variables), logits)
+
+
+@keras.saving.register_keras_serializable(package="relunet")
+class ReluNet(keras.Model):
+    """Flatten -> depth x (Dense(width) -> activation) -> Dense(10) logits.
+
+    The defaults are the lab's network: two hidden layers of 256 ReLU units with
+    RandomNormal(stddev=0.05) kernels. The last layer returns logits, never
+    probabilities; losses take them with `from_logits=True`.
+    """
+
+    def __init__(self, width: int = 256, depth: int = 2, activation: str = "relu",
+                 init: str = "random_normal", num_classes: int = NUM_CLASSES, **kwargs):
+        super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:
+            raise RelunetError(f"activation must be one of {', '.join(ACTIVATIONS)}. "
+                               f"Received: {activation!r}.")
+        if init not in INITS:
+            raise RelunetError(f"init must be one of {', '.join(INITS)}. Received: {init!r}.")
+        self.width, self.depth, self.activation = width, depth, activation
+        self.init, self.num_classes = init, num_classes
+        self.flatten = keras.layers.Flatten()
+        self.hidden = [
+            keras.layers.Dense(width, activation=activation, kernel_initializer=init,
+                               name=f"dense_{i}")
+            for i in range(depth)
+        ]
+        self.logits = keras.layers.Dense(num_classes, kernel_initializer=init, name="logits")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+
+    def build(self, input_shape=(None, *INPUT_SHAPE)) -> None:
+        units = 1
+        for size in input_shape[1:]:
+            units *= size
+        for layer in self.hidden:
+            layer.build((None, units))
+            units = layer.units
+        self.logits.build((None, units))
+        self.built = True
+
+    def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+        x = self.flatten(images)
+        for layer in self.hidden:
+            x = layer(x)
+        return self.logits(x)
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        # Listed here so that Keras resets them at the start of each epoch and evaluate().
+        return [self.loss_tracker, self.accuracy_tracker]
+
+    def train_step(self, data):
+        images, labels = data
+        # Forward and backward pass: the lab's grad() runs loss_fn under a GradientTape.
+        loss, gradients, logits = grad(self, images, labels)
+        # Update the weights.
+        self.optimizer.apply(gradients, self.trainable_variables)
+        # Update the metrics, from the logits the gradient pass already computed.
+        return self._track(images, loss, accuracy_fn(self, images, labels, logits=logits))
+
+    def test_step(self, data):
+        images, labels = data
+        logits = self(images, training=False)
+        loss = loss_fn(self, images, labels, logits=logits)
+        return self._track(images, loss, accuracy_fn(self, images, labels, logits=logits))
+
+    def _track(self, images: tf.Tensor, loss: tf.Tensor, accuracy: tf.Tensor) -> dict:
+        # Weight by batch size so an epoch's value is a mean over images, not over batches.
+        batch = tf.cast(tf.shape(images)[0], tf.float32)
+        self.loss_tracker.update_state(loss, sample_weight=batch)
+        self.accuracy_tracker.update_state(accuracy, sample_weight=batch)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "width": self.width, "depth": self.depth,
+                "activation": self.activation, "init": self.init,
+                "num_classes": self.num_classes}
+
+
+def build_model(width: int = 256, depth: int = 2, activation: str = "relu",
+                init: str = "random_normal", learning_rate: float = 1e-3,
+                jit_compile: str | bool = "auto") -> ReluNet:
+    """A built and compiled ReluNet with the lab's Adam optimizer."""
+    model = ReluNet(width=width, depth=depth, activation=activation, init=init)
+    model.build()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=_jit(jit_compile))
+    return model
+
+
+def load_model(path: str) -> keras.Model:
+    """Load a `.keras` file written by relunet (safe_mode on)."""
+    return keras.models.load_model(path)
+
+
+def _jit(setting: str | bool) -> str | bool:
+    return {"on": True, "off": False}.get(setting, setting) if isinstance(setting, str) else setting

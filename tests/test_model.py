@@ -1,0 +1,118 @@
+"""ReluNet and the lab's functions: the math, the custom train_step, saving."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from relunet.errors import RelunetError
+from relunet.model import ReluNet, accuracy_fn, build_model, grad, load_model, loss_fn
+
+LOGITS = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3], [1.2, 0.2, 3.1], [0.0, 0.0, 1.0]], np.float32)
+LABELS = np.eye(3, dtype=np.float32)[[0, 2, 2, 1]]
+
+
+def _fixed(images, training=False):
+    """A 'model' that returns LOGITS whatever it is given."""
+    return tf.constant(LOGITS)
+
+
+def _batches(n=512, batch=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 28, 28, 1), np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    return x, y, tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+def test_loss_fn_matches_keras_categorical_crossentropy():
+    expected = keras.losses.CategoricalCrossentropy(from_logits=True)(LABELS, LOGITS)
+    np.testing.assert_allclose(loss_fn(_fixed, None, LABELS), expected, rtol=1e-6)
+
+
+def test_accuracy_fn_matches_numpy_argmax():
+    expected = np.mean(LOGITS.argmax(-1) == LABELS.argmax(-1))  # 0.5: rows 0 and 2 agree
+    assert float(accuracy_fn(_fixed, None, LABELS)) == pytest.approx(expected) == 0.5
+
+
+def test_grad_returns_loss_and_one_gradient_per_variable():
+    model = build_model()
+    x, y, _ = _batches(64)
+    loss, gradients, logits = grad(model, x, y)
+    assert len(gradients) == len(model.trainable_variables) == 6
+    assert all(g.shape == v.shape for g, v in zip(gradients, model.trainable_variables))
+    np.testing.assert_allclose(loss, loss_fn(model, x, y), rtol=1e-6)
+    assert logits.shape == (64, 10)
+
+
+def test_train_step_gives_the_weights_of_a_hand_written_grad_loop():
+    """fit() through train_step equals the lab's loop: grad, then optimizer.apply.
+
+    Tolerance: 1e-5 absolute on every weight after 8 Adam steps; fit() runs as a
+    tf.function and the loop eagerly, so float32 rounding may differ slightly.
+    """
+    x, y, dataset = _batches()
+    fitted = build_model(jit_compile="off")
+    by_hand = build_model(jit_compile="off")
+    by_hand.set_weights(fitted.get_weights())
+
+    fitted.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    optimizer = keras.optimizers.Adam(1e-3)
+    for images, labels in dataset:
+        _, gradients, _ = grad(by_hand, images, labels)
+        optimizer.apply(gradients, by_hand.trainable_variables)
+
+    for a, b in zip(fitted.get_weights(), by_hand.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.allclose(fitted.get_weights()[0], build_model().get_weights()[0])
+
+
+def test_epoch_metrics_are_per_image_means_and_evaluate_agrees_with_accuracy_fn():
+    x, y, _ = _batches(n=300)  # 300 = 4 full batches of 64 and one of 44
+    model = build_model()
+    result = model.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    assert result["accuracy"] == pytest.approx(float(accuracy_fn(model, x, y)), abs=1e-6)
+    assert result["loss"] == pytest.approx(float(loss_fn(model, x, y)), rel=1e-5)
+
+
+def test_metrics_reset_between_epochs():
+    _, _, dataset = _batches()
+    model = build_model()
+    history = model.fit(dataset, epochs=2, verbose=0, shuffle=False)
+    # The second epoch reports its own mean, lower than the first's.
+    assert history.history["loss"][1] < history.history["loss"][0]
+    assert model.metrics_names == ["loss", "accuracy"]
+
+
+def test_fit_runs_under_xla():
+    _, _, dataset = _batches(n=256)
+    model = build_model(jit_compile="on")
+    history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    assert model.jit_compile is True
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_keras_file_round_trip_keeps_architecture_weights_and_optimizer(tmp_path):
+    x, _, dataset = _batches(n=128)
+    model = build_model(width=32, depth=3, activation="sigmoid", init="he_normal")
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    model.save(tmp_path / "model.keras")
+
+    loaded = load_model(str(tmp_path / "model.keras"))  # safe_mode stays on
+    assert isinstance(loaded, ReluNet)
+    assert (loaded.width, loaded.depth, loaded.activation, loaded.init) == (32, 3, "sigmoid", "he_normal")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 2
+
+
+def test_architecture_is_the_lab_s_dense_stack_with_logits_out():
+    model = build_model()
+    assert [layer.name for layer in model.hidden] == ["dense_0", "dense_1"]
+    assert model.logits.activation is keras.activations.linear
+    assert model.count_params() == 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
+    kernel = model.hidden[0].kernel.numpy()
+    assert abs(kernel.std() - 0.05) < 0.002  # RandomNormal(stddev=0.05), the lab's init
+
+
+def test_unknown_activation_is_refused_by_name():
+    with pytest.raises(RelunetError, match="activation must be one of relu, sigmoid, leaky_relu"):
+        ReluNet(activation="tanh")
