@@ -1,0 +1,111 @@
+"""The run directory: what one training run owns on disk, and how a rerun picks it up.
+
+    <run-dir>/config.json    the resolved TrainConfig; a resume must agree with it
+    <run-dir>/history.csv    one row per finished epoch (CSVLogger, append)
+    <run-dir>/best.keras     best model so far by val_accuracy (ModelCheckpoint)
+    <run-dir>/backup/        BackupAndRestore state, removed when fit() finishes
+    <run-dir>/logs/          TensorBoard
+    <run-dir>/metrics.json   written last: test metrics of best.keras
+
+No TensorFlow here: these are plain files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from relunet.config import TrainConfig
+from relunet.errors import RelunetError
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file beside `path`, fsync it and rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.history = self.path / "history.csv"
+        self.best = self.path / "best.keras"
+        self.backup = self.path / "backup"
+        self.logs = self.path / "logs"
+        self.metrics = self.path / "metrics.json"
+
+    def claim(self, config: TrainConfig) -> bool:
+        """Create the run dir for `config`, or check that an existing one belongs to it.
+
+        Returns True when the directory already held this run (a resume). Refuses a
+        directory that holds another configuration or something that is not a run.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise RelunetError(f"The run dir {self.path} is a file, not a folder.")
+        if self.config.is_file():
+            try:
+                saved = json.loads(self.config.read_text())
+            except (OSError, ValueError) as error:
+                raise RelunetError(f"{self.config} cannot be read ({error}).") from None
+            diffs = config.differences(saved)
+            if diffs:
+                raise RelunetError(
+                    f"The run dir {self.path} was started with another configuration "
+                    f"({'; '.join(diffs)}); rerun with the same flags or pick a new --run-dir."
+                )
+            return True
+        if self.path.is_dir() and any(self.path.iterdir()):
+            raise RelunetError(
+                f"The run dir {self.path} already holds files and no config.json; "
+                "it is not a relunet run, so pick a new --run-dir."
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.config, config.to_dict())
+        return False
+
+    def backup_epoch(self) -> int | None:
+        """The epoch the backup will resume at (0-based), or None without a backup."""
+        try:
+            return int(json.loads((self.backup / "training_metadata.json").read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def history_rows(self) -> list[dict[str, str]]:
+        if not self.history.is_file():
+            return []
+        with open(self.history, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def keep_history_before(self, epoch: int) -> list[dict[str, str]]:
+        """Drop history rows of epochs >= `epoch`: they are about to be trained again."""
+        rows = self.history_rows()
+        kept = [row for row in rows if int(row["epoch"]) < epoch]
+        if len(kept) != len(rows):
+            fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".history.", suffix=".tmp")
+            with os.fdopen(fd, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+                writer.writeheader()
+                writer.writerows(kept)
+            os.replace(tmp, self.history)
+        return kept
+
+    @staticmethod
+    def best_value(rows: list[dict[str, str]], key: str = "val_accuracy") -> float | None:
+        values = [float(row[key]) for row in rows if row.get(key) not in (None, "")]
+        values = [v for v in values if not math.isnan(v)]
+        return max(values) if values else None
