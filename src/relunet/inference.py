@@ -1,0 +1,184 @@
+"""Use a trained model: load it from any path relunet writes, classify images, evaluate.
+
+A model path may be a `.keras` file, a run dir (its `best.keras`), a SavedModel
+version folder (`saved_models/relunet/3`) or the folder of versions (the newest is
+used, as TF Serving would). Images may be PNG, JPEG, GIF or BMP files of any size,
+or `.npy` arrays of 28x28 images.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from relunet import data
+from relunet.errors import RelunetError
+from relunet.export import SIGNATURE
+from relunet.model import load_model
+
+_SIDE = 28
+_DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
+
+
+@dataclass
+class Classifier:
+    """Anything that maps uint8 images [n, 28, 28, 1] to class probabilities [n, 10]."""
+
+    path: Path
+    keras_model: keras.Model | None = None
+    signature: object | None = None
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        if self.keras_model is not None:
+            logits = self.keras_model.predict(images.astype(np.float32) / 255.0, verbose=0)
+            return tf.nn.softmax(logits).numpy()
+        return self.signature(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    """Load a `.keras` model or a SavedModel from any of the paths relunet writes."""
+    path = Path(path)
+    if not path.exists():
+        raise RelunetError(f"The model path {path} does not exist.")
+    resolved = _resolve(path)
+    if resolved.suffix == ".keras":
+        try:
+            return Classifier(resolved, keras_model=load_model(str(resolved)))
+        except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as error:
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise RelunetError(f"{resolved} cannot be loaded as a Keras model ({reason}).") from None
+    try:
+        loaded = tf.saved_model.load(str(resolved))
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise RelunetError(f"{resolved} cannot be loaded as a SavedModel ({type(error).__name__}).") from None
+    if SIGNATURE not in loaded.signatures:
+        raise RelunetError(f"The SavedModel {resolved} has no {SIGNATURE} signature.")
+    classifier = Classifier(resolved, signature=loaded.signatures[SIGNATURE])
+    classifier._loaded = loaded  # the signature needs the loaded object alive
+    return classifier
+
+
+def _resolve(path: Path) -> Path:
+    if path.is_file():
+        if path.suffix != ".keras":
+            raise RelunetError(f"{path} is not a model: expected a .keras file or a SavedModel folder.")
+        return path
+    if (path / "saved_model.pb").is_file():
+        return path
+    if (path / "best.keras").is_file():
+        return path / "best.keras"
+    versions = sorted((p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()),
+                      key=lambda p: int(p.name))
+    if versions:
+        return versions[-1]
+    raise RelunetError(
+        f"{path} is not a model: no saved_model.pb, best.keras or numbered SavedModel versions in it."
+    )
+
+
+def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 [28, 28, 1]) for every image in the given image and .npy files."""
+    inputs = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise RelunetError(f"The input {name} does not exist or is not a file.")
+        if path.suffix.lower() == ".npy":
+            images = _read_npy(path)
+            if len(images) == 1:
+                inputs.append((name, images[0]))
+            else:
+                inputs.extend((f"{name}[{i}]", image) for i, image in enumerate(images))
+        else:
+            inputs.append((name, to_mnist_image(path.read_bytes(), name)))
+    return inputs
+
+
+def to_mnist_image(encoded: bytes, name: str = "image") -> np.ndarray:
+    """Decode an image file and make it look like an MNIST digit: uint8 [28, 28, 1].
+
+    A 28x28 grayscale image is taken as it is. Anything else is made grayscale
+    (transparency over white), inverted if its background is light (MNIST is light
+    ink on black), cropped to the ink, scaled into 20x20 and placed with its centre of
+    mass at the centre of 28x28, which is how MNIST itself was made.
+    """
+    try:
+        image = tf.io.decode_image(encoded, expand_animations=False).numpy()
+    except (tf.errors.InvalidArgumentError, ValueError):
+        raise RelunetError(f"{name} cannot be decoded as an image (PNG, JPEG, GIF or BMP).") from None
+    if image.shape == (_SIDE, _SIDE, 1):
+        return image
+    gray = _grayscale(image.astype(np.float32))
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if border.mean() > 127.5:
+        gray = 255.0 - gray
+    ink = np.argwhere(gray > 0.25 * gray.max()) if gray.max() > 0 else np.empty((0, 2))
+    if len(ink):
+        (top, left), (bottom, right) = ink.min(0), ink.max(0) + 1
+        gray = gray[top:bottom, left:right]
+    side = max(gray.shape)
+    square = np.zeros((side, side), np.float32)
+    top, left = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
+    square[top:top + gray.shape[0], left:left + gray.shape[1]] = gray
+    digit = tf.image.resize(square[..., None], (_DIGIT_BOX, _DIGIT_BOX), antialias=True).numpy()
+    # Like MNIST itself: put the digit's centre of mass at the centre of the 28x28 field.
+    mass = digit[..., 0].clip(0)
+    rows_cols = np.indices(mass.shape)
+    com = (rows_cols * mass).sum((1, 2)) / mass.sum() if mass.sum() > 0 else np.full(2, _DIGIT_BOX / 2)
+    top, left = np.clip(np.rint(_SIDE / 2 - com), 0, _SIDE - _DIGIT_BOX).astype(int)
+    out = np.zeros((_SIDE, _SIDE, 1), np.float32)
+    out[top:top + _DIGIT_BOX, left:left + _DIGIT_BOX] = digit
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _grayscale(image: np.ndarray) -> np.ndarray:
+    channels = image.shape[-1]
+    if channels in (2, 4):  # with alpha: composite over a white background
+        alpha = image[..., -1:] / 255.0
+        image = image[..., :-1] * alpha + 255.0 * (1.0 - alpha)
+    if image.shape[-1] == 3:
+        image = image @ np.array([0.2989, 0.5870, 0.1140], np.float32)[:, None]
+    return image[..., 0]
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise RelunetError(f"{path} cannot be read as a .npy array ({error}).") from None
+    if array.ndim in (2, 3) and array.shape[-2:] == (_SIDE, _SIDE):
+        array = array[..., None]
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[1:] != (_SIDE, _SIDE, 1) or len(array) == 0:
+        raise RelunetError(f"{path} has shape {array.shape}; expected 28x28 images "
+                           "as [28, 28], [n, 28, 28] or [n, 28, 28, 1].")
+    if np.issubdtype(array.dtype, np.floating) and 0 <= array.min() and array.max() <= 1:
+        return np.rint(array * 255).astype(np.uint8)  # already normalised to [0, 1]
+    if np.issubdtype(array.dtype, np.number) and 0 <= array.min() and array.max() <= 255:
+        return array.astype(np.uint8)
+    raise RelunetError(f"{path} holds values outside 0..255 (or 0..1 for floats); "
+                       "expected pixel intensities.")
+
+
+def evaluate(classifier: Classifier, dataset: tf.data.Dataset, batch_size: int = 1024) -> dict:
+    """Mean cross-entropy and accuracy of the classifier on (uint8 image, label) pairs."""
+    if classifier.keras_model is not None:
+        result = classifier.keras_model.evaluate(
+            data.evaluation_pipeline(dataset, batch_size), verbose=0, return_dict=True)
+        return {"loss": float(result["loss"]), "accuracy": float(result["accuracy"]),
+                "examples": int(dataset.cardinality())}
+    total_loss, correct, count = 0.0, 0, 0
+    for images, labels in dataset.batch(batch_size).as_numpy_iterator():
+        probabilities = classifier.probabilities(images)
+        chosen = probabilities[np.arange(len(labels)), labels]
+        # Clipped as Keras clips probabilities in categorical_crossentropy.
+        total_loss += float(-np.log(np.clip(chosen, 1e-7, 1.0)).sum())
+        correct += int((probabilities.argmax(-1) == labels).sum())
+        count += len(labels)
+    return {"loss": total_loss / count, "accuracy": correct / count, "examples": count}

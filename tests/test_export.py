@@ -1,0 +1,91 @@
+"""SavedModel export: what TF Serving and saved_model_cli load, and how versions land."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from relunet.errors import RelunetError
+from relunet.export import export_saved_model, next_version
+from relunet.idx import read_folder
+from relunet.model import load_model
+
+SAVED_MODEL_CLI = str(Path(sys.executable).with_name("saved_model_cli"))
+
+
+@pytest.fixture(scope="module")
+def model(trained_run):
+    return load_model(str(trained_run / "best.keras"))
+
+
+@pytest.fixture(scope="module")
+def test_images(mnist_dir):
+    return read_folder(mnist_dir).splits["test"].images[:64]
+
+
+def test_serving_signature_equals_the_keras_model_softmax(model, test_images, tmp_path):
+    version_dir = export_saved_model(model, tmp_path / "relunet")
+    assert version_dir == tmp_path / "relunet" / "1"
+
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    outputs = serve(images=tf.constant(test_images))
+    expected = tf.nn.softmax(model(test_images.astype(np.float32) / 255.0)).numpy()
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(outputs["class"].numpy(), expected.argmax(-1))
+    assert serve.structured_input_signature[1]["images"] == tf.TensorSpec(
+        [None, 28, 28, 1], tf.uint8, name="images")
+
+
+def test_versions_count_up_and_an_existing_one_is_never_overwritten(model, tmp_path):
+    out = tmp_path / "relunet"
+    assert [export_saved_model(model, out, verbose=False).name for _ in range(2)] == ["1", "2"]
+    assert export_saved_model(model, out, version=7, verbose=False).name == "7"
+    assert next_version(out) == 8
+    before = sorted(p.name for p in (out / "7").rglob("*"))
+    with pytest.raises(RelunetError, match="already exists; refusing to overwrite"):
+        export_saved_model(model, out, version=7)
+    assert sorted(p.name for p in (out / "7").rglob("*")) == before
+    assert not list(out.glob(".incomplete-*"))
+
+
+def test_export_target_that_is_a_file_is_refused(model, tmp_path):
+    target = tmp_path / "relunet"
+    target.write_text("not a folder")
+    with pytest.raises(RelunetError, match="is a file"):
+        export_saved_model(model, target)
+    assert target.read_text() == "not a folder"
+
+
+def test_leftovers_of_a_killed_export_are_cleaned_up(model, tmp_path):
+    out = tmp_path / "relunet"
+    stale = out / ".incomplete-1-999999999"  # no such process
+    stale.mkdir(parents=True)
+    export_saved_model(model, out, verbose=False)
+    assert not stale.exists() and (out / "1" / "saved_model.pb").is_file()
+
+
+def test_saved_model_cli_shows_and_runs_the_signature(model, test_images, tmp_path):
+    version_dir = export_saved_model(model, tmp_path / "relunet", verbose=False)
+    show = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", str(version_dir), "--all"],
+                          capture_output=True, text=True, timeout=120)
+    assert show.returncode == 0, show.stderr[-2000:]
+    for expected in ("signature_def['serving_default']", "inputs['images']", "dtype: DT_UINT8",
+                     "outputs['probabilities']", "outputs['class']", "shape: (-1, 28, 28, 1)"):
+        assert expected in show.stdout
+
+    np.save(tmp_path / "digits.npy", test_images[:8])
+    run = subprocess.run(
+        [SAVED_MODEL_CLI, "run", "--dir", str(version_dir), "--tag_set", "serve",
+         "--signature_def", "serving_default", "--inputs", f"images={tmp_path / 'digits.npy'}",
+         "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    probabilities = np.load(tmp_path / "out" / "probabilities.npy")
+    classes = np.load(tmp_path / "out" / "class.npy")
+    expected = tf.nn.softmax(model(test_images[:8].astype(np.float32) / 255.0)).numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+    np.testing.assert_array_equal(classes, expected.argmax(-1))
