@@ -1,0 +1,223 @@
+"""The `relunet` command: train, export, predict, evaluate.
+
+Flags are parsed and checked before TensorFlow is imported (a few seconds), so a
+typo is answered at once. Bad input ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from relunet.config import (ACTIVATIONS, DATASETS, INITS, TrainConfig, check_choice,
+                            check_positive, check_split)
+from relunet.errors import RelunetError
+
+_DEFAULTS = TrainConfig()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error instead of usage plus message."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="relunet", description="ReLU vs Sigmoid on MNIST, as a resumable Keras trainer.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(commands.add_parser("train", help="train (or resume) a model on MNIST"))
+    _add_export(commands.add_parser("export", help="export a .keras model as a TF Serving SavedModel"))
+    _add_predict(commands.add_parser("predict", help="classify image files or .npy arrays"))
+    _add_evaluate(commands.add_parser("evaluate", help="report a model's loss and accuracy on a split"))
+    return parser
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default=_DEFAULTS.dataset, metavar="NAME", help=f"one of {', '.join(DATASETS)} (default: %(default)s)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of the four IDX files (default: $RELUNET_DATA_DIR)")
+    p.add_argument("--tfds-dir", metavar="DIR", help="tfds data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    d = _DEFAULTS
+    _add_data_flags(p)
+    p.add_argument("--train-split", default=d.train_split, metavar="SPLIT", help="tfds split (default: %(default)s)")
+    p.add_argument("--val-split", default=d.val_split, metavar="SPLIT", help="tfds split (default: %(default)s)")
+    p.add_argument("--test-split", default=d.test_split, metavar="SPLIT", help="tfds split (default: %(default)s)")
+    p.add_argument("--width", type=int, default=d.width, metavar="N", help="units per hidden layer (default: %(default)s)")
+    p.add_argument("--depth", type=int, default=d.depth, metavar="N", help="hidden layers (default: %(default)s)")
+    p.add_argument("--activation", default=d.activation, metavar="NAME", help=f"one of {', '.join(ACTIVATIONS)} (default: %(default)s)")
+    p.add_argument("--init", default=d.init, metavar="NAME", help=f"kernel initializer, one of {', '.join(INITS)} (default: %(default)s)")
+    p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=d.learning_rate, metavar="LR",
+                   help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=d.epochs, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--deterministic", action="store_true", help="also make TensorFlow ops deterministic (slower)")
+    p.add_argument("--jit-compile", default=d.jit_compile, metavar="MODE", help="XLA: auto, on or off (default: %(default)s)")
+    p.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer, metavar="N", help="examples in the shuffle buffer (default: %(default)s)")
+    p.add_argument("--run-dir", metavar="DIR", help="where the run lives; rerun with the same one to resume (default: runs/<timestamp>)")
+    p.add_argument("--backup-every", type=int, default=d.backup_every, metavar="N",
+                   help="batches between backups, besides one per epoch (default: %(default)s)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="0 silent, 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
+    p.set_defaults(handler=_train)
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="PATH", help="a .keras file or a run dir (uses its best.keras)")
+    p.add_argument("--out", default="saved_models/relunet", metavar="DIR", help="folder of versions (default: %(default)s)")
+    p.add_argument("--version", type=int, metavar="N", help="version number (default: the next free one)")
+    p.set_defaults(handler=_export)
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="PATH", help="a .keras file, run dir, SavedModel or folder of versions")
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="PNG/JPEG/GIF/BMP images or .npy arrays")
+    p.add_argument("--json", action="store_true", help="print JSON instead of one line per input")
+    p.set_defaults(handler=_predict)
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    _add_data_flags(p)
+    p.add_argument("--model", required=True, metavar="PATH", help="a .keras file, run dir, SavedModel or folder of versions")
+    p.add_argument("--split", default=_DEFAULTS.test_split, metavar="SPLIT", help="tfds split (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=1024, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_evaluate)
+
+
+def _train(args: argparse.Namespace) -> int:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}).validate()
+    _check_folder(config.data_dir, "data dir")
+    _quiet_tensorflow()
+    from relunet.train import TrainingDiverged, train
+
+    try:
+        train(config)
+    except TrainingDiverged as error:
+        print(f"relunet: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    model_path = Path(args.model)
+    if model_path.is_dir() and (model_path / "best.keras").is_file():
+        model_path = model_path / "best.keras"
+    if not model_path.exists():
+        raise RelunetError(f"The model path {model_path} does not exist.")
+    if model_path.suffix != ".keras" or not model_path.is_file():
+        raise RelunetError(f"{model_path} is not a .keras model file (or a run dir holding best.keras).")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise RelunetError(f"The export target {out} is a file; it must be a folder.")
+    _quiet_tensorflow()
+    from relunet.export import export_saved_model
+    from relunet.inference import load_classifier
+
+    export_saved_model(load_classifier(model_path).keras_model, out, args.version)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from relunet.inference import load_classifier, read_inputs
+
+    inputs = read_inputs(args.inputs)
+    classifier = load_classifier(args.model)
+    import numpy as np
+
+    probabilities = classifier.probabilities(np.stack([image for _, image in inputs]))
+    results = [{"input": name, "class": int(p.argmax()), "probability": round(float(p.max()), 6),
+                "probabilities": [round(float(x), 6) for x in p]}
+               for (name, _), p in zip(inputs, probabilities)]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        width = max(len(r["input"]) for r in results)
+        for r in results:
+            print(f"{r['input']:<{width}}  {r['class']}  (p={r['probability']:.3f})")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    check_choice("dataset", args.dataset, DATASETS)
+    check_split(args.split, "split")
+    check_positive("batch_size", args.batch_size)
+    _check_folder(args.data_dir, "data dir")
+    _quiet_tensorflow()
+    from relunet import data
+    from relunet.inference import evaluate, load_classifier
+
+    classifier = load_classifier(args.model)
+    source = data.find_source(args.dataset, args.data_dir, args.tfds_dir, verbose=not args.json)
+    (split,) = data.load_tfds(source, [args.split])
+    result = evaluate(classifier, split, args.batch_size)
+    result.update(model=str(classifier.path), dataset=args.dataset, split=args.split)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{args.dataset} {args.split}: accuracy {result['accuracy']:.4f}, "
+              f"loss {result['loss']:.4f} ({result['examples']} images, {classifier.path})")
+    return 0
+
+
+def _check_folder(path: str | None, what: str) -> None:
+    if path and not Path(path).is_dir():
+        raise RelunetError(f"The {what} {path} does not exist or is not a folder.")
+
+
+# Lines TensorFlow writes on every import on a CPU-only machine, before its own log
+# level applies (TF_CPP_MIN_LOG_LEVEL does not reach them in 2.21).
+_TF_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
+    r"cudart_stub\.cc|Could not find cuda drivers|failed call to cuInit"
+)
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow without its start-up chatter; anything else it prints passes."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe happens here
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _TF_NOISE.search(line):
+                    sys.stderr.write(line)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except RelunetError as error:
+        message = " ".join(str(error).split())
+        print(f"relunet {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"relunet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The `relunet` command as users run it: real subprocesses, real files."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import error_lines, run_cli, write_idx_folder
+
+from relunet.idx import read_folder
+
+# Flags refused before TensorFlow is imported: exit 2, one line, in well under a second.
+EARLY_ERRORS = {
+    "zero learning rate": (["train", "--lr", "0"], "learning_rate must be a positive number"),
+    "negative learning rate": (["train", "--lr=-1e-3"], "learning_rate must be a positive number"),
+    "learning rate not a number": (["train", "--lr", "fast"], "invalid float value: 'fast'"),
+    "zero width": (["train", "--width", "0"], "width must be a positive number"),
+    "zero batch size": (["train", "--batch-size", "0"], "batch_size must be a positive number"),
+    "negative epochs": (["train", "--epochs", "-2"], "epochs must be a positive number"),
+    "unknown activation": (["train", "--activation", "tanh"], "activation must be one of relu, sigmoid, leaky_relu"),
+    "unknown init": (["train", "--init", "zeros"], "init must be one of"),
+    "unknown dataset": (["train", "--dataset", "cifar10"], "dataset must be one of mnist, fashion_mnist, kmnist"),
+    "malformed split": (["train", "--train-split", "train[:2k]"], "train_split must be a tfds split string"),
+    "unknown split name": (["train", "--val-split", "validation"], "names the split 'validation'"),
+    "missing data dir": (["train", "--data-dir", "/nonexistent/mnist"], "data dir /nonexistent/mnist does not exist"),
+    "unknown command": (["fit"], "invalid choice: 'fit'"),
+    "export without model": (["export", "--model", "/nonexistent.keras"], "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EARLY_ERRORS))
+def test_bad_flags_exit_2_with_one_line_before_importing_tensorflow(case):
+    args, message = EARLY_ERRORS[case]
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = error_lines(result)
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_help_and_flag_errors_do_not_import_tensorflow():
+    code = ("import sys, relunet.cli as c\n"
+            "try:\n    c.main(['train', '--lr', '0'])\nexcept SystemExit:\n    pass\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_console_script_is_installed():
+    relunet = shutil.which("relunet") or str(__import__("pathlib").Path(sys.executable).with_name("relunet"))
+    result = subprocess.run([relunet, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("train", "export", "predict", "evaluate"):
+        assert command in result.stdout
+
+
+def _one_error_line(result, message):
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = error_lines(result)
+    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+
+
+def test_malformed_data_dir_is_one_line_and_nothing_is_prepared(tmp_path):
+    folder = write_idx_folder(tmp_path / "bad")
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08 truncated")
+    result = run_cli("train", "--data-dir", str(folder), "--tfds-dir", str(tmp_path / "tfds"),
+                     "--run-dir", str(tmp_path / "run"))
+    _one_error_line(result, "t10k-labels-idx1-ubyte.gz is not a readable gzip file")
+    assert not list((tmp_path / "tfds").glob("mnist_idx/mnist/*/dataset_info.json"))
+
+
+def test_model_paths_that_are_not_models_are_refused(tmp_path):
+    fake = tmp_path / "model.keras"
+    fake.write_text("not a zip")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _one_error_line(run_cli("evaluate", "--model", str(fake)), "cannot be loaded as a Keras model")
+    np.save(tmp_path / "digit.npy", np.zeros((28, 28), np.uint8))
+    _one_error_line(run_cli("predict", "--model", str(empty), str(tmp_path / "digit.npy")),
+                    "is not a model")
+    assert fake.read_text() == "not a zip"
+
+
+def test_undecodable_image_and_file_export_target_are_refused(trained_run, tmp_path):
+    broken = tmp_path / "digit.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n but nothing else")
+    _one_error_line(run_cli("predict", "--model", str(trained_run), str(broken)),
+                    "digit.png cannot be decoded as an image")
+    target = tmp_path / "saved"
+    target.write_text("precious")
+    _one_error_line(run_cli("export", "--model", str(trained_run), "--out", str(target)),
+                    "is a file; it must be a folder")
+    assert target.read_text() == "precious"
+
+
+def test_run_dir_started_with_other_flags_is_refused_and_unchanged(trained_run):
+    before = {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()}
+    result = run_cli("train", "--run-dir", str(trained_run), "--train-split", "train[:10000]",
+                     "--val-split", "train[50000:51000]", "--test-split", "test[:1000]",
+                     "--epochs", "1", "--lr", "0.01")
+    _one_error_line(result, "another configuration (learning_rate: 0.001 -> 0.01)")
+    assert {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()} == before
+
+
+def _write_png(path, image):
+    path.write_bytes(tf.io.encode_png(image).numpy())
+
+
+def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir, tmp_path):
+    """The whole user path on one model: export, predict three input kinds, evaluate both forms."""
+    out = tmp_path / "saved_models" / "relunet"
+    exported = run_cli("export", "--model", str(trained_run), "--out", str(out))
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert (out / "1" / "saved_model.pb").is_file()
+
+    test = read_folder(mnist_dir).splits["test"]
+    digits, labels = test.images[:5], test.labels[:5]
+    np.save(tmp_path / "digits.npy", digits[..., 0])
+    _write_png(tmp_path / "mnist.png", digits[0])
+    # The same digit as a phone photo might have it: large, RGB, dark ink on white paper.
+    photo = tf.image.resize(255 - digits[1], (140, 140)).numpy().clip(0, 255).astype(np.uint8)
+    (tmp_path / "photo.jpg").write_bytes(tf.io.encode_jpeg(np.repeat(photo, 3, -1)).numpy())
+
+    result = run_cli("predict", "--model", str(out), str(tmp_path / "digits.npy"),
+                     str(tmp_path / "mnist.png"), str(tmp_path / "photo.jpg"), "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    predictions = {p["input"]: p for p in json.loads(result.stdout)}
+    npy_classes = [predictions[f"{tmp_path / 'digits.npy'}[{i}]"]["class"] for i in range(5)]
+    assert npy_classes == labels.tolist()  # 7 2 1 0 4: easy digits for a 95% model
+    assert predictions[str(tmp_path / "mnist.png")]["class"] == labels[0]
+    assert predictions[str(tmp_path / "photo.jpg")]["class"] == labels[1]
+    assert all(abs(sum(p["probabilities"]) - 1) < 1e-4 for p in predictions.values())
+
+    plain = run_cli("predict", "--model", str(trained_run / "best.keras"), str(tmp_path / "mnist.png"))
+    assert plain.returncode == 0 and plain.stdout.split()[1] == str(labels[0])
+
+    results = []
+    for model in (out, trained_run):
+        evaluated = run_cli("evaluate", "--model", str(model), "--split", "test[:1000]", "--json")
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        results.append(json.loads(evaluated.stdout))
+    saved, keras_file = results
+    assert saved["examples"] == keras_file["examples"] == 1000
+    assert saved["accuracy"] == pytest.approx(keras_file["accuracy"], abs=1e-6)
+    assert saved["loss"] == pytest.approx(keras_file["loss"], rel=1e-4)
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert keras_file["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
