@@ -148,3 +148,13 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
     assert saved["loss"] == pytest.approx(keras_file["loss"], rel=1e-4)
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert keras_file["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_diverging_training_stops_with_exit_1_and_one_line(tmp_path):
+    result = run_cli("train", "--lr", "1e9", "--train-split", "train[:3000]", "--val-split",
+                     "train[50000:50500]", "--epochs", "3", "--run-dir", str(tmp_path / "run"),
+                     "--verbose", "0")
+    assert result.returncode == 1
+    lines = error_lines(result)
+    assert len(lines) == 1 and "the loss became nan in epoch 1" in lines[0], result.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()

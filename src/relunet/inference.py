@@ -31,7 +31,8 @@ class Classifier:
 
     path: Path
     keras_model: keras.Model | None = None
-    signature: object | None = None
+    signature: object | None = None  # the SavedModel's serving_default function
+    saved_model: object | None = None  # keeps the loaded SavedModel (and its variables) alive
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         if self.keras_model is not None:
@@ -58,9 +59,7 @@ def load_classifier(path: str | Path) -> Classifier:
         raise RelunetError(f"{resolved} cannot be loaded as a SavedModel ({type(error).__name__}).") from None
     if SIGNATURE not in loaded.signatures:
         raise RelunetError(f"The SavedModel {resolved} has no {SIGNATURE} signature.")
-    classifier = Classifier(resolved, signature=loaded.signatures[SIGNATURE])
-    classifier._loaded = loaded  # the signature needs the loaded object alive
-    return classifier
+    return Classifier(resolved, signature=loaded.signatures[SIGNATURE], saved_model=loaded)
 
 
 def _resolve(path: Path) -> Path:
