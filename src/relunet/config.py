@@ -86,14 +86,100 @@ class TrainConfig:
 
     def differences(self, saved: dict[str, Any]) -> list[str]:
         """Fields that change training and differ from a saved config, as 'name: old -> new'."""
-        diffs = []
-        for field in dataclasses.fields(self):
-            if field.name in _LOCATION_FIELDS:
-                continue
-            old, new = saved.get(field.name, field.default), getattr(self, field.name)
-            if old != new:
-                diffs.append(f"{field.name}: {old!r} -> {new!r}")
-        return diffs
+        return _differences(self, saved, ignore=_LOCATION_FIELDS)
+
+
+TUNERS = ("random", "hyperband", "bayesian")
+SEARCHABLE = ("depth", "batch_size")  # added to learning rate and width by --search
+DEPTH_RANGE = (1, 4)
+BATCH_SIZE_CHOICES = (64, 128, 256, 512)
+WIDTH_STEP = 32
+
+# Fields that do not change what a search explores: they may differ between the runs
+# of one search (max_trials may grow to extend it).
+_TUNE_FREE_FIELDS = ("max_trials", "directory", "project_name", "overwrite", "export_dir",
+                     "data_dir", "tfds_dir", "full_train_split", "test_split", "verbose", "summary")
+
+
+@dataclass
+class TuneConfig:
+    """Everything `relunet tune` needs. Fixed hyperparameters default as in TrainConfig."""
+
+    # the search
+    tuner: str = "random"  # random, hyperband or bayesian
+    max_trials: int = 10  # for hyperband, a cap on the trials its brackets ask for
+    epochs: int = 5  # max epochs per trial (Hyperband's max_epochs)
+    executions_per_trial: int = 1
+    patience: int = 2  # EarlyStopping on val_accuracy
+    seed: int = TrainConfig.seed
+    directory: str = "tuning"
+    project_name: str = "relunet"
+    overwrite: bool = False  # start the project again
+    # the space: learning rate (log-uniform) and width always, SEARCHABLE on request
+    lr_min: float = 1e-4
+    lr_max: float = 1e-2
+    width_min: int = 32
+    width_max: int = 1024
+    search: tuple[str, ...] = ()
+    # fixed unless searched
+    depth: int = TrainConfig.depth
+    activation: str = TrainConfig.activation
+    init: str = TrainConfig.init
+    batch_size: int = TrainConfig.batch_size
+    jit_compile: str = TrainConfig.jit_compile
+    # data: the search sees train and validation only; test is for the final model
+    dataset: str = TrainConfig.dataset
+    train_split: str = TrainConfig.train_split
+    val_split: str = TrainConfig.val_split
+    full_train_split: str = "train"  # the best hyperparameters are retrained on this
+    test_split: str = TrainConfig.test_split
+    data_dir: str | None = None
+    tfds_dir: str | None = None
+    export_dir: str | None = "saved_models/relunet"  # None: do not export
+    verbose: int | None = None
+    summary: bool = False  # print the table of an existing search and stop
+
+    def validate(self) -> "TuneConfig":
+        """Raise RelunetError naming the first bad field; return self so calls chain."""
+        check_choice("tuner", self.tuner, TUNERS)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("init", self.init, INITS)
+        check_choice("jit_compile", self.jit_compile, ("auto", "on", "off"))
+        for name in ("max_trials", "epochs", "executions_per_trial", "patience", "depth",
+                     "batch_size", "lr_min", "lr_max", "width_min", "width_max"):
+            check_positive(name, getattr(self, name))
+        for low, high in (("lr_min", "lr_max"), ("width_min", "width_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise RelunetError(f"{low} must not exceed {high}. Received: {low}="
+                                   f"{getattr(self, low)}, {high}={getattr(self, high)}.")
+        for name in self.search:
+            check_choice("search", name, SEARCHABLE)
+        for name in ("train_split", "val_split", "full_train_split", "test_split"):
+            check_split(getattr(self, name), name)
+        if not self.project_name or "/" in self.project_name or self.project_name in (".", ".."):
+            raise RelunetError(f"project_name must be a plain folder name. Received: {self.project_name!r}.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def space_differences(self, saved: dict[str, Any]) -> list[str]:
+        """Fields that change the search and differ from a saved config."""
+        return _differences(self, saved, ignore=_TUNE_FREE_FIELDS)
+
+
+def _differences(config: Any, saved: dict[str, Any], ignore: tuple[str, ...]) -> list[str]:
+    diffs = []
+    for field in dataclasses.fields(config):
+        if field.name in ignore:
+            continue
+        old, new = saved.get(field.name, field.default), getattr(config, field.name)
+        if isinstance(new, tuple):
+            old = tuple(old) if isinstance(old, list) else old
+        if old != new:
+            diffs.append(f"{field.name}: {old!r} -> {new!r}")
+    return diffs
 
 
 def check_split(split: str, what: str = "split") -> str:

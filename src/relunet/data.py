@@ -145,20 +145,25 @@ def normalize(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]
 def training_pipeline(dataset: tf.data.Dataset, batch_size: int, seed: int,
                       shuffle_buffer: int = 60_000) -> tf.data.Dataset:
     """Normalise, cache, shuffle (seeded, reshuffled every epoch), batch and prefetch."""
-    return (
-        dataset.map(normalize, num_parallel_calls=AUTOTUNE)
-        .cache()
-        .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(AUTOTUNE)
-    )
+    return shuffle_and_batch(normalize_and_cache(dataset), batch_size, seed, shuffle_buffer)
 
 
 def evaluation_pipeline(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     """Normalise, cache, batch and prefetch, in a fixed order."""
+    return normalize_and_cache(dataset).batch(batch_size).prefetch(AUTOTUNE)
+
+
+def normalize_and_cache(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """The first half of the pipeline. Built once, its cache serves every pipeline built
+    on it (a tuner's trials with different batch sizes share one decoded copy)."""
+    return dataset.map(normalize, num_parallel_calls=AUTOTUNE).cache()
+
+
+def shuffle_and_batch(cached: tf.data.Dataset, batch_size: int, seed: int,
+                      shuffle_buffer: int = 60_000) -> tf.data.Dataset:
+    """The second half of the training pipeline, on a normalised, cached dataset."""
     return (
-        dataset.map(normalize, num_parallel_calls=AUTOTUNE)
-        .cache()
+        cached.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
         .prefetch(AUTOTUNE)
     )
