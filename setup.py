@@ -17,7 +17,7 @@ setup(
         "tensorflow>=2.21,<2.22",
         "keras>=3.10",
         "tensorflow-datasets>=4.9.9",
-        "keras-tuner>=1.4.7",
+        "keras-tuner[bayesian]>=1.4.7",  # the extra brings scipy and scikit-learn for --tuner bayesian
         "tensorboard>=2.21,<2.22",  # the TensorBoard callback; tensorflow 2.21 no longer pulls it in
         "importlib_resources",  # needed by tensorflow-datasets to prepare datasets
     ],

@@ -124,7 +124,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if done < config.epochs:
         callbacks = make_callbacks(run, config, timer, RunDir.best_value(run.history_rows()))
         history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                            callbacks=callbacks, verbose=_verbosity(config.verbose),
+                            callbacks=callbacks, verbose=progress_verbosity(config.verbose),
                             shuffle=False)  # the pipeline shuffles
         losses = history.history.get("loss", [])
         if any(not math.isfinite(loss) for loss in losses):
@@ -172,7 +172,7 @@ def _resume_point(run: RunDir, config: TrainConfig) -> int:
     return epoch or 0
 
 
-def _verbosity(verbose: int | None) -> int:
+def progress_verbosity(verbose: int | None) -> int:
     """A progress bar on a terminal, one line per epoch in logs and CI."""
     if verbose is not None:
         return verbose
