@@ -1,4 +1,4 @@
-"""The `relunet` command: train, export, predict, evaluate.
+"""The `relunet` command: train, tune, export, predict, evaluate.
 
 Flags are parsed and checked before TensorFlow is imported (a few seconds), so a
 typo is answered at once. Bad input ends with one line on stderr and exit status 2.
@@ -15,11 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from relunet.config import (ACTIVATIONS, DATASETS, INITS, TrainConfig, check_choice,
-                            check_positive, check_split)
+from relunet.config import (ACTIVATIONS, DATASETS, INITS, SEARCHABLE, TUNERS, TrainConfig,
+                            TuneConfig, check_choice, check_positive, check_split)
 from relunet.errors import RelunetError
 
 _DEFAULTS = TrainConfig()
+_TUNE = TuneConfig()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="relunet", description="ReLU vs Sigmoid on MNIST, as a resumable Keras trainer.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands.add_parser("train", help="train (or resume) a model on MNIST"))
+    _add_tune(commands.add_parser("tune", help="search learning rate and width with keras-tuner"))
     _add_export(commands.add_parser("export", help="export a .keras model as a TF Serving SavedModel"))
     _add_predict(commands.add_parser("predict", help="classify image files or .npy arrays"))
     _add_evaluate(commands.add_parser("evaluate", help="report a model's loss and accuracy on a split"))
@@ -68,6 +70,40 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="batches between backups, besides one per epoch (default: %(default)s)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="0 silent, 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
     p.set_defaults(handler=_train)
+
+
+def _add_tune(p: argparse.ArgumentParser) -> None:
+    t = _TUNE
+    _add_data_flags(p)
+    p.add_argument("--train-split", default=t.train_split, metavar="SPLIT", help="trials train on it (default: %(default)s)")
+    p.add_argument("--val-split", default=t.val_split, metavar="SPLIT", help="the objective, val_accuracy, is measured on it (default: %(default)s)")
+    p.add_argument("--full-train-split", default=t.full_train_split, metavar="SPLIT", help="the best hyperparameters are retrained on it (default: %(default)s)")
+    p.add_argument("--test-split", default=t.test_split, metavar="SPLIT", help="the retrained model is tested once on it (default: %(default)s)")
+    p.add_argument("--tuner", default=t.tuner, metavar="NAME", help=f"one of {', '.join(TUNERS)} (default: %(default)s)")
+    p.add_argument("--max-trials", type=int, default=t.max_trials, metavar="N", help="trials in all; for hyperband a cap (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=t.epochs, metavar="N", help="max epochs per trial, hyperband's max_epochs (default: %(default)s)")
+    p.add_argument("--executions-per-trial", type=int, default=t.executions_per_trial, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--patience", type=int, default=t.patience, metavar="N", help="EarlyStopping patience in epochs (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=t.seed, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--lr-min", type=float, default=t.lr_min, metavar="LR", help="(default: %(default)s)")
+    p.add_argument("--lr-max", type=float, default=t.lr_max, metavar="LR", help="(default: %(default)s)")
+    p.add_argument("--width-min", type=int, default=t.width_min, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--width-max", type=int, default=t.width_max, metavar="N", help="(default: %(default)s; step 32)")
+    p.add_argument("--search", action="append", default=[], metavar="NAME",
+                   help=f"also search {' or '.join(SEARCHABLE)} (repeat or comma-separate)")
+    p.add_argument("--depth", type=int, default=t.depth, metavar="N", help="fixed unless searched (default: %(default)s)")
+    p.add_argument("--activation", default=t.activation, metavar="NAME", help="(default: %(default)s)")
+    p.add_argument("--init", default=t.init, metavar="NAME", help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=t.batch_size, metavar="N", help="fixed unless searched (default: %(default)s)")
+    p.add_argument("--jit-compile", default=t.jit_compile, metavar="MODE", help="(default: %(default)s)")
+    p.add_argument("--directory", default=t.directory, metavar="DIR", help="(default: %(default)s)")
+    p.add_argument("--project-name", default=t.project_name, metavar="NAME", help="(default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="delete the project's trials and start over")
+    p.add_argument("--export-dir", default=t.export_dir, metavar="DIR", help="where the best model is exported (default: %(default)s)")
+    p.add_argument("--no-export", dest="export_dir", action="store_const", const=None, help="do not export the best model")
+    p.add_argument("--summary", action="store_true", help="print the table of an existing search and stop")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress output")
+    p.set_defaults(handler=_tune)
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
@@ -108,6 +144,32 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    fields = {f.name for f in dataclasses.fields(TuneConfig)}
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    values["search"] = tuple(dict.fromkeys(n.strip() for s in args.search for n in s.split(",") if n.strip()))
+    config = TuneConfig(**values).validate()
+    from relunet import trials
+
+    if config.summary:
+        trials.summarize(trials.project_dir(config))
+        return 0
+    trials.check_search_space(config)
+    _check_folder(config.data_dir, "data dir")
+    _check_not_file(config.directory, "tuning directory")
+    if config.export_dir:
+        _check_not_file(config.export_dir, "export target")
+    _quiet_tensorflow()
+    from relunet.tune import TuningFailed, tune
+
+    try:
+        tune(config)
+    except TuningFailed as error:
+        print(f"relunet: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
     if model_path.is_dir() and (model_path / "best.keras").is_file():
@@ -117,8 +179,7 @@ def _export(args: argparse.Namespace) -> int:
     if model_path.suffix != ".keras" or not model_path.is_file():
         raise RelunetError(f"{model_path} is not a .keras model file (or a run dir holding best.keras).")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise RelunetError(f"The export target {out} is a file; it must be a folder.")
+    _check_not_file(args.out, "export target")
     _quiet_tensorflow()
     from relunet.export import export_saved_model
     from relunet.inference import load_classifier
@@ -168,6 +229,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"{args.dataset} {args.split}: accuracy {result['accuracy']:.4f}, "
               f"loss {result['loss']:.4f} ({result['examples']} images, {classifier.path})")
     return 0
+
+
+def _check_not_file(path: str, what: str) -> None:
+    if Path(path).is_file():
+        raise RelunetError(f"The {what} {path} is a file; it must be a folder.")
 
 
 def _check_folder(path: str | None, what: str) -> None:

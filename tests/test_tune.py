@@ -1,0 +1,179 @@
+"""relunet tune: the HyperModel, a tiny real search, resuming, NaN trials, distribution."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras_tuner
+import numpy as np
+import pytest
+from helpers import error_lines, run_cli
+
+from relunet.config import TuneConfig
+from relunet.errors import RelunetError
+from relunet.idx import read_folder
+from relunet.inference import load_classifier
+from relunet.model import ReluNet
+from relunet.tune import ReluNetHyperModel, tune
+
+TINY = ["--train-split", "train[:600]", "--val-split", "train[50000:50300]",
+        "--full-train-split", "train[:1000]", "--test-split", "test[:500]", "--verbose", "0"]
+TINY_CONFIG = dict(train_split="train[:600]", val_split="train[50000:50300]",
+                   full_train_split="train[:1000]", test_split="test[:500]", verbose=0)
+
+
+def _oracle(project):
+    return json.loads((project / "oracle.json").read_text())
+
+
+def test_hypermodel_builds_the_train_model_from_fresh_hyperparameters():
+    hp = keras_tuner.HyperParameters()
+    model = ReluNetHyperModel(TuneConfig()).build(hp)
+    assert type(model) is ReluNet  # the class relunet train uses, with its train_step
+    assert set(hp.values) == {"learning_rate", "width"}
+    assert 1e-4 <= hp.values["learning_rate"] <= 1e-2
+    assert 32 <= hp.values["width"] <= 1024 and hp.values["width"] % 32 == 0
+    assert model.depth == 2 and model.activation == "relu"
+
+
+def test_searching_depth_and_batch_size_adds_them_to_the_space():
+    hypermodel = ReluNetHyperModel(TuneConfig(search=("depth", "batch_size")))
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert hypermodel.batch_size(hp) in (64, 128, 256, 512)
+    assert 1 <= model.depth <= 4 and set(hp.values) >= {"depth", "batch_size"}
+
+
+def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(tmp_path, source, mnist_dir):
+    config = TuneConfig(**TINY_CONFIG, max_trials=3, epochs=1, directory=str(tmp_path / "tuning"),
+                        export_dir=str(tmp_path / "saved"))
+    final = tune(config)
+    project = tmp_path / "tuning" / "relunet"
+    rows = json.loads((project / "summary.json").read_text())
+    assert len(rows) == 3 and (project / "summary.csv").read_text().count("\n") == 4
+    best = rows[0]
+    assert best["val_accuracy"] == max(r["val_accuracy"] for r in rows)
+    assert 1e-4 <= best["hyperparameters"]["learning_rate"] <= 1e-2
+    assert 32 <= best["hyperparameters"]["width"] <= 1024
+    assert final["trial_id"] == best["trial_id"] and 0 < final["test_accuracy"] <= 1
+
+    classifier = load_classifier(final["export"])
+    test = read_folder(mnist_dir).splits["test"]
+    probabilities = classifier.probabilities(test.images[:200])
+    np.testing.assert_allclose(probabilities.sum(-1), 1, atol=1e-5)
+    assert (probabilities.argmax(-1) == test.labels[:200]).mean() > 0.5
+
+
+def test_changed_search_space_is_refused_unless_overwrite(tmp_path):
+    project = tmp_path / "relunet"
+    project.mkdir()
+    saved = TuneConfig(directory=str(tmp_path)).to_dict()
+    (project / "relunet_search.json").write_text(json.dumps(saved))
+    with pytest.raises(RelunetError, match=r"another search space \(width_max: 1024 -> 512\)"):
+        tune(TuneConfig(directory=str(tmp_path), width_max=512))
+    assert [p.name for p in project.iterdir()] == ["relunet_search.json"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr-min", "0.1", "--lr-max", "0.01"], "lr_min must not exceed lr_max"),
+    (["--width-min", "512", "--width-max", "64"], "width_min must not exceed width_max"),
+    (["--max-trials", "0"], "max_trials must be a positive number"),
+    (["--epochs", "-1"], "epochs must be a positive number"),
+    (["--tuner", "grid"], "tuner must be one of random, hyperband, bayesian"),
+    (["--search", "dropout"], "search must be one of depth, batch_size"),
+])
+def test_bad_tune_flags_exit_2_before_anything_is_created(tmp_path, args, message):
+    result = run_cli("tune", "--directory", str(tmp_path / "tuning"), *args)
+    assert result.returncode == 2
+    lines = error_lines(result)
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "tuning").exists()
+
+
+def test_sigkill_after_the_first_trial_then_rerun_does_not_repeat_it(tmp_path):
+    project = tmp_path / "tuning" / "relunet"
+    command = [sys.executable, "-m", "relunet.cli", "tune", *TINY, "--train-split", "train[:3000]",
+               "--max-trials", "3", "--epochs", "2", "--directory", str(tmp_path / "tuning"),
+               "--no-export"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if _oracle(project)["end_order"]:
+                os.kill(process.pid, signal.SIGKILL)
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    first = _oracle(project)["end_order"][0]
+    first_record = (project / f"trial_{first}" / "relunet_trial.json").read_bytes()
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    oracle = _oracle(project)
+    assert oracle["run_times"][first] == 1  # kept, not run again
+    assert sorted(oracle["end_order"]) == ["0", "1", "2"]
+    assert (project / f"trial_{first}" / "relunet_trial.json").read_bytes() == first_record
+    assert len(json.loads((project / "summary.json").read_text())) == 3
+
+
+def test_trials_whose_loss_becomes_nan_are_failed_and_the_search_goes_on(tmp_path):
+    result = run_cli("tune", *TINY, "--lr-min", "1e8", "--lr-max", "1e9", "--max-trials", "2",
+                     "--epochs", "1", "--directory", str(tmp_path), "--no-export")
+    assert result.returncode == 1
+    assert error_lines(result)[-1].endswith("completed; try a narrower --lr-min/--lr-max")
+    rows = json.loads((tmp_path / "relunet" / "summary.json").read_text())
+    assert [r["status"] for r in rows] == ["FAILED", "FAILED"]
+    assert all(r["message"] == "the loss became NaN" for r in rows)
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_summary_prints_an_existing_search_without_running_it(tmp_path):
+    project = tmp_path / "relunet" / "trial_0"
+    project.mkdir(parents=True)
+    (project / "trial.json").write_text(json.dumps({
+        "trial_id": "0", "status": "COMPLETED",
+        "hyperparameters": {"values": {"learning_rate": 0.001, "width": 256}},
+        "metrics": {"metrics": {"val_accuracy": {"observations": [{"value": [0.9712], "step": 3}]}}},
+    }))
+    result = run_cli("tune", "--summary", "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "0      COMPLETED  1.00e-03       256    0.9712" in result.stdout
+    assert (tmp_path / "relunet" / "summary.csv").is_file()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_search_with_a_chief_and_two_workers_on_localhost(tmp_path):
+    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()))
+    command = [sys.executable, "-m", "relunet.cli", "tune", *TINY, "--max-trials", "4", "--epochs",
+               "1", "--directory", str(tmp_path / "tuning"), "--no-export"]
+
+    def start(tuner_id):
+        return subprocess.Popen(command, env=dict(env, KERASTUNER_TUNER_ID=tuner_id),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    chief = start("chief")
+    time.sleep(1)
+    workers = [start("tuner0"), start("tuner1")]
+    outputs = [p.communicate(timeout=300)[0] for p in (chief, *workers)]
+    assert [p.returncode for p in (chief, *workers)] == [0, 0, 0], outputs[0][-2000:]
+
+    project = tmp_path / "tuning" / "relunet"
+    oracle = _oracle(project)
+    assert sorted(oracle["end_order"]) == ["0", "1", "2", "3"]
+    assert all(times == 1 for times in oracle["run_times"].values())  # each trial ran once
+    ran_by = {json.loads((project / f"trial_{t}" / "relunet_trial.json").read_text())["tuner_id"]
+              for t in oracle["end_order"]}
+    assert ran_by <= {"tuner0", "tuner1"}
+    assert "best trial" in outputs[0] and all("no trials left" in out for out in outputs[1:])
