@@ -55,6 +55,7 @@ class TrainConfig:
     seed: int = 777  # the lab's seed
     deterministic: bool = False  # also enable TensorFlow op determinism (slower)
     jit_compile: str = "auto"  # XLA: auto, on or off
+    grad_norms: bool = False  # also log each Dense kernel's gradient norm (grad_norm/dense_0, ...)
     # run directory and backups
     run_dir: str | None = None  # None means runs/<timestamp>
     backup_every: int = 100  # batches between backups (plus one at each epoch end)
@@ -167,6 +168,52 @@ class TuneConfig:
     def space_differences(self, saved: dict[str, Any]) -> list[str]:
         """Fields that change the search and differ from a saved config."""
         return _differences(self, saved, ignore=_TUNE_FREE_FIELDS)
+
+
+@dataclass
+class CompareConfig:
+    """`relunet compare`: one network, several activations and depths, same data and seed."""
+
+    activations: tuple[str, ...] = ("relu", "sigmoid", "leaky_relu")
+    depths: tuple[int, ...] = (2,)
+    out: str | None = None  # None means runs/compare-<timestamp>
+    # everything else as `relunet train` has it
+    width: int = TrainConfig.width
+    init: str = TrainConfig.init
+    learning_rate: float = TrainConfig.learning_rate
+    batch_size: int = TrainConfig.batch_size
+    epochs: int = TrainConfig.epochs
+    seed: int = TrainConfig.seed
+    jit_compile: str = TrainConfig.jit_compile
+    dataset: str = TrainConfig.dataset
+    train_split: str = TrainConfig.train_split
+    val_split: str = TrainConfig.val_split
+    test_split: str = TrainConfig.test_split
+    data_dir: str | None = None
+    tfds_dir: str | None = None
+    verbose: int | None = None
+
+    def validate(self) -> "CompareConfig":
+        """Raise RelunetError naming the first bad field; return self so calls chain."""
+        if not self.activations or not self.depths:
+            raise RelunetError("activations and depths must each name at least one value.")
+        for activation in self.activations:
+            check_choice("activations", activation, ACTIVATIONS)
+        for depth in self.depths:
+            check_positive("depths", depth)
+        check_choice("init", self.init, INITS)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("jit_compile", self.jit_compile, ("auto", "on", "off"))
+        for name in ("width", "batch_size", "epochs", "learning_rate"):
+            check_positive(name, getattr(self, name))
+        for name in ("train_split", "val_split", "test_split"):
+            check_split(getattr(self, name), name)
+        return self
+
+    def with_out(self) -> "CompareConfig":
+        if self.out:
+            return self
+        return dataclasses.replace(self, out=f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def _differences(config: Any, saved: dict[str, Any], ignore: tuple[str, ...]) -> list[str]:

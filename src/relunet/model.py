@@ -67,7 +67,8 @@ class ReluNet(keras.Model):
     """
 
     def __init__(self, width: int = 256, depth: int = 2, activation: str = "relu",
-                 init: str = "random_normal", num_classes: int = NUM_CLASSES, **kwargs):
+                 init: str = "random_normal", num_classes: int = NUM_CLASSES,
+                 grad_norms: bool = False, **kwargs):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
             raise RelunetError(f"activation must be one of {', '.join(ACTIVATIONS)}. "
@@ -75,7 +76,7 @@ class ReluNet(keras.Model):
         if init not in INITS:
             raise RelunetError(f"init must be one of {', '.join(INITS)}. Received: {init!r}.")
         self.width, self.depth, self.activation = width, depth, activation
-        self.init, self.num_classes = init, num_classes
+        self.init, self.num_classes, self.grad_norms = init, num_classes, grad_norms
         self.flatten = keras.layers.Flatten()
         self.hidden = [
             keras.layers.Dense(width, activation=activation, kernel_initializer=init,
@@ -85,6 +86,16 @@ class ReluNet(keras.Model):
         self.logits = keras.layers.Dense(num_classes, kernel_initializer=init, name="logits")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        # Gradient-flow diagnostics: the mean over an epoch's batches of the L2 norm of
+        # each Dense kernel's gradient. Off by default, and then nothing is computed.
+        self.grad_norm_trackers = [
+            keras.metrics.Mean(name=f"grad_norm/{layer.name}") for layer in self.dense_layers
+        ] if grad_norms else []
+
+    @property
+    def dense_layers(self) -> list[keras.layers.Dense]:
+        """The hidden layers and the logits layer, input side first."""
+        return [*self.hidden, self.logits]
 
     def build(self, input_shape=(None, *INPUT_SHAPE)) -> None:
         units = 1
@@ -105,19 +116,23 @@ class ReluNet(keras.Model):
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
         # Listed here so that Keras resets them at the start of each epoch and evaluate().
-        return [self.loss_tracker, self.accuracy_tracker]
+        return [self.loss_tracker, self.accuracy_tracker, *self.grad_norm_trackers]
 
     def train_step(self, data):
-        images, labels = data
+        # (images, labels), or with a third None from train_on_batch; no sample weights.
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         # Forward and backward pass: the lab's grad() runs loss_fn under a GradientTape.
         loss, gradients, logits = grad(self, images, labels)
         # Update the weights.
         self.optimizer.apply(gradients, self.trainable_variables)
         # Update the metrics, from the logits the gradient pass already computed.
-        return self._track(images, loss, accuracy_fn(self, images, labels, logits=logits))
+        logs = self._track(images, loss, accuracy_fn(self, images, labels, logits=logits))
+        if self.grad_norms:
+            logs.update(self._track_grad_norms(gradients))
+        return logs
 
     def test_step(self, data):
-        images, labels = data
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         logits = self(images, training=False)
         loss = loss_fn(self, images, labels, logits=logits)
         return self._track(images, loss, accuracy_fn(self, images, labels, logits=logits))
@@ -127,19 +142,33 @@ class ReluNet(keras.Model):
         batch = tf.cast(tf.shape(images)[0], tf.float32)
         self.loss_tracker.update_state(loss, sample_weight=batch)
         self.accuracy_tracker.update_state(accuracy, sample_weight=batch)
-        return {m.name: m.result() for m in self.metrics}
+        return {m.name: m.result() for m in (self.loss_tracker, self.accuracy_tracker)}
+
+    def _track_grad_norms(self, gradients: list[tf.Tensor]) -> dict:
+        """Norms of the kernel gradients `grad` already computed: no second backward pass."""
+        for norm, tracker in zip(kernel_grad_norms(self, gradients).values(),
+                                 self.grad_norm_trackers):
+            tracker.update_state(norm)
+        return {tracker.name: tracker.result() for tracker in self.grad_norm_trackers}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "width": self.width, "depth": self.depth,
                 "activation": self.activation, "init": self.init,
-                "num_classes": self.num_classes}
+                "num_classes": self.num_classes, "grad_norms": self.grad_norms}
+
+
+def kernel_grad_norms(model: ReluNet, gradients: list[tf.Tensor]) -> dict[str, tf.Tensor]:
+    """The L2 norm of each Dense kernel's gradient, by layer name, input side first."""
+    by_variable = {id(v): g for v, g in zip(model.trainable_variables, gradients)}
+    return {layer.name: tf.norm(by_variable[id(layer.kernel)]) for layer in model.dense_layers}
 
 
 def build_model(width: int = 256, depth: int = 2, activation: str = "relu",
                 init: str = "random_normal", learning_rate: float = 1e-3,
-                jit_compile: str | bool = "auto") -> ReluNet:
+                jit_compile: str | bool = "auto", grad_norms: bool = False) -> ReluNet:
     """A built and compiled ReluNet with the lab's Adam optimizer."""
-    model = ReluNet(width=width, depth=depth, activation=activation, init=init)
+    model = ReluNet(width=width, depth=depth, activation=activation, init=init,
+                    grad_norms=grad_norms)
     model.build()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=_jit(jit_compile))
     return model

@@ -118,7 +118,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     val_ds = data.evaluation_pipeline(val_raw, config.batch_size)
 
     model = build_model(config.width, config.depth, config.activation, config.init,
-                        config.learning_rate, config.jit_compile)
+                        config.learning_rate, config.jit_compile, config.grad_norms)
     timer = EpochTimer(num_train, config.batch_size)
     done = _resume_point(run, config)
     if done < config.epochs:
