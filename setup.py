@@ -20,9 +20,11 @@ setup(
         "keras-tuner[bayesian]>=1.4.7",  # the extra brings scipy and scikit-learn for --tuner bayesian
         "tensorboard>=2.21,<2.22",  # the TensorBoard callback; tensorflow 2.21 no longer pulls it in
         "importlib_resources",  # needed by tensorflow-datasets to prepare datasets
+        "matplotlib>=3.8",  # relunet compare's plots
     ],
     extras_require={
-        "dev": ["pytest>=8", "pillow>=10"],
+        # the test suite, including executing the notebooks
+        "dev": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["relunet=relunet.cli:main"]},
 )

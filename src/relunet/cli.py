@@ -1,4 +1,4 @@
-"""The `relunet` command: train, tune, export, predict, evaluate.
+"""The `relunet` command: train, tune, compare, export, predict, evaluate.
 
 Flags are parsed and checked before TensorFlow is imported (a few seconds), so a
 typo is answered at once. Bad input ends with one line on stderr and exit status 2.
@@ -15,12 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from relunet.config import (ACTIVATIONS, DATASETS, INITS, SEARCHABLE, TUNERS, TrainConfig,
-                            TuneConfig, check_choice, check_positive, check_split)
+from relunet.config import (ACTIVATIONS, DATASETS, INITS, SEARCHABLE, TUNERS, CompareConfig,
+                            TrainConfig, TuneConfig, check_choice, check_positive, check_split)
 from relunet.errors import RelunetError
 
 _DEFAULTS = TrainConfig()
 _TUNE = TuneConfig()
+_COMPARE = CompareConfig()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands.add_parser("train", help="train (or resume) a model on MNIST"))
     _add_tune(commands.add_parser("tune", help="search learning rate and width with keras-tuner"))
+    _add_compare(commands.add_parser("compare", help="ReLU vs sigmoid: train each activation and depth, plot gradient flow"))
     _add_export(commands.add_parser("export", help="export a .keras model as a TF Serving SavedModel"))
     _add_predict(commands.add_parser("predict", help="classify image files or .npy arrays"))
     _add_evaluate(commands.add_parser("evaluate", help="report a model's loss and accuracy on a split"))
@@ -64,6 +66,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, metavar="N", help="(default: %(default)s)")
     p.add_argument("--deterministic", action="store_true", help="also make TensorFlow ops deterministic (slower)")
     p.add_argument("--jit-compile", default=d.jit_compile, metavar="MODE", help="XLA: auto, on or off (default: %(default)s)")
+    p.add_argument("--grad-norms", action="store_true", help="also log each Dense kernel's gradient norm per epoch (grad_norm/dense_0, ...)")
     p.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer, metavar="N", help="examples in the shuffle buffer (default: %(default)s)")
     p.add_argument("--run-dir", metavar="DIR", help="where the run lives; rerun with the same one to resume (default: runs/<timestamp>)")
     p.add_argument("--backup-every", type=int, default=d.backup_every, metavar="N",
@@ -104,6 +107,28 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--summary", action="store_true", help="print the table of an existing search and stop")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress output")
     p.set_defaults(handler=_tune)
+
+
+def _add_compare(p: argparse.ArgumentParser) -> None:
+    c = _COMPARE
+    _add_data_flags(p)
+    p.add_argument("--activations", default=",".join(c.activations), metavar="LIST",
+                   help=f"comma-separated, from {', '.join(ACTIVATIONS)} (default: %(default)s)")
+    p.add_argument("--depths", default=",".join(map(str, c.depths)), metavar="LIST",
+                   help="comma-separated hidden-layer counts, e.g. 2,6 (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/compare-<timestamp>)")
+    p.add_argument("--train-split", default=c.train_split, metavar="SPLIT", help="(default: %(default)s)")
+    p.add_argument("--val-split", default=c.val_split, metavar="SPLIT", help="(default: %(default)s)")
+    p.add_argument("--test-split", default=c.test_split, metavar="SPLIT", help="(default: %(default)s)")
+    p.add_argument("--width", type=int, default=c.width, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--init", default=c.init, metavar="NAME", help="(default: %(default)s)")
+    p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, default=c.learning_rate, metavar="LR", help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=c.batch_size, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=c.epochs, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=c.seed, metavar="N", help="(default: %(default)s)")
+    p.add_argument("--jit-compile", default=c.jit_compile, metavar="MODE", help="(default: %(default)s)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress output")
+    p.set_defaults(handler=_compare)
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
@@ -168,6 +193,31 @@ def _tune(args: argparse.Namespace) -> int:
         print(f"relunet: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    fields = {f.name for f in dataclasses.fields(CompareConfig)}
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    values["activations"] = _split_list(args.activations, str, "activations")
+    values["depths"] = _split_list(args.depths, int, "depths")
+    config = CompareConfig(**values).validate().with_out()
+    _check_folder(config.data_dir, "data dir")
+    out = Path(config.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RelunetError(f"The output folder {out} already holds something; pick a new --out.")
+    _quiet_tensorflow()
+    from relunet.compare import compare
+
+    compare(config)
+    return 0
+
+
+def _split_list(text: str, kind: type, what: str) -> tuple:
+    try:
+        return tuple(kind(item.strip()) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise RelunetError(f"{what} must be a comma-separated list of {kind.__name__} values. "
+                           f"Received: {text!r}.") from None
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -1,0 +1,111 @@
+"""The lab's experiment: one network, several activations and depths, nothing else changed.
+
+Every run starts from the same seed (so the same initial weights wherever the shapes
+agree) and sees the same batches in the same order, and logs each Dense kernel's
+gradient norm per epoch. What differs between runs is the activation and the depth,
+which is what makes the vanishing gradient of deep sigmoid stacks visible.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from relunet import data, plots
+from relunet.config import CompareConfig
+from relunet.errors import RelunetError
+from relunet.model import build_model, grad, kernel_grad_norms
+from relunet.train import progress_verbosity, seed_everything
+
+FIRST_LAYER = "grad_norm/dense_0"
+COLUMNS = ["activation", "depth", "val_accuracy", "test_accuracy", "epochs", "seconds",
+           "grad_norm_first_layer_at_init", "grad_norm_first_layer_first_epoch",
+           "grad_norm_first_layer_last_epoch"]
+
+
+def compare(config: CompareConfig) -> list[dict[str, Any]]:
+    """Train every (depth, activation) pair; write results.csv/json and the plots to out."""
+    config = config.validate().with_out()
+    out = Path(config.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RelunetError(f"The output folder {out} already holds something; pick a new --out.")
+    source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
+    train_raw, val_raw, test_raw = data.load_tfds(
+        source, [config.train_split, config.val_split, config.test_split])
+    train = data.normalize_and_cache(train_raw)  # decoded once, shared by every run
+    val = data.evaluation_pipeline(val_raw, config.batch_size)
+    test = data.evaluation_pipeline(test_raw, config.batch_size)
+
+    results = []
+    for depth in config.depths:
+        for activation in config.activations:
+            print(f"compare: {activation}, depth {depth}", flush=True)
+            results.append(run_one(config, activation, depth, train, val, test))
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(out, results)
+    for name, plot in (("val_accuracy.png", plots.val_accuracy),
+                       ("grad_norms.png", plots.grad_norms_per_layer),
+                       ("first_layer_grad_norm.png", plots.first_layer_grad_norm)):
+        plot(results, out / name)
+    print(format_table(results))
+    print(f"compare: results and plots written to {out}", flush=True)
+    return results
+
+
+def run_one(config: CompareConfig, activation: str, depth: int, train, val, test) -> dict[str, Any]:
+    """One run with gradient norms logged; its summary row plus the per-epoch history."""
+    seed_everything(config.seed)
+    model = build_model(config.width, depth, activation, config.init, config.learning_rate,
+                        config.jit_compile, grad_norms=True)
+    batches = data.shuffle_and_batch(train, config.batch_size, config.seed)
+    at_init = first_layer_grad_norm(model, batches)
+    start = time.perf_counter()
+    history = model.fit(batches, validation_data=val, epochs=config.epochs, shuffle=False,
+                        verbose=progress_verbosity(config.verbose)).history
+    seconds = time.perf_counter() - start
+    tested = model.evaluate(test, verbose=0, return_dict=True)
+    return {
+        "activation": activation,
+        "depth": depth,
+        "val_accuracy": history["val_accuracy"][-1],
+        "test_accuracy": tested["accuracy"],
+        "epochs": len(history["loss"]),
+        "seconds": round(seconds, 2),
+        "grad_norm_first_layer_at_init": at_init,
+        "grad_norm_first_layer_first_epoch": history[FIRST_LAYER][0],
+        "grad_norm_first_layer_last_epoch": history[FIRST_LAYER][-1],
+        "history": {key: [float(v) for v in values] for key, values in history.items()},
+    }
+
+
+def first_layer_grad_norm(model, batches) -> float:
+    """The first layer's gradient norm on the first batch, before any update: the
+    initialisation's own gradient flow, which an epoch's mean blurs once Adam adapts."""
+    images, labels = next(iter(batches))
+    _, gradients, _ = grad(model, images, labels)
+    return float(kernel_grad_norms(model, gradients)["dense_0"])
+
+
+def write_results(out: Path, results: list[dict[str, Any]]) -> None:
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(results)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    header = ["activation", "depth", "val_acc", "test_acc", "epochs", "seconds",
+              "grad0 init", "grad0 first", "grad0 last"]
+    lines = [header] + [
+        [r["activation"], str(r["depth"]), f"{r['val_accuracy']:.4f}", f"{r['test_accuracy']:.4f}",
+         str(r["epochs"]), f"{r['seconds']:.1f}", f"{r['grad_norm_first_layer_at_init']:.2e}",
+         f"{r['grad_norm_first_layer_first_epoch']:.2e}",
+         f"{r['grad_norm_first_layer_last_epoch']:.2e}"]
+        for r in results
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
