@@ -1,0 +1,33 @@
+"""Every notebook runs end to end, as committed (its parameter cell uses small slices)."""
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_four_notebooks():
+    assert [n.name for n in NOTEBOOKS] == ["01_quickstart_fit.ipynb", "02_relu_vs_sigmoid.ipynb",
+                                           "03_resume_training.ipynb", "04_tuning.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes_without_error(path, tmp_path, source):
+    notebook = nbformat.read(path, as_version=4)
+    assert sum("parameters" in c.metadata.get("tags", []) for c in notebook.cells) == 1
+    # Runs in a scratch folder, so its runs/, tuning/ and saved_models/ land there.
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=dict(os.environ))
+    errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_keeps_no_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
