@@ -23,13 +23,45 @@ def test_tfds_path_gives_supervised_uint8_images_and_labels():
 def test_pipeline_normalises_one_hots_and_batches():
     with tfds.testing.mock_data(num_examples=40):
         (train,) = data.load_tfds(data.Source("mnist", "unused", "mock"), ["train"])
-        batches = data.training_pipeline(train, batch_size=16, seed=0)
-        assert batches.element_spec == (
-            tf.TensorSpec((None, 28, 28, 1), tf.float32), tf.TensorSpec((None, 10), tf.float32))
-        images, labels = next(iter(batches))
-        assert images.shape == (16, 28, 28, 1)
-        assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
-        np.testing.assert_array_equal(tf.reduce_sum(labels, axis=1), np.ones(16))
+        arrays = data.load_arrays(train)
+    assert arrays.images.dtype == tf.uint8 and arrays.images.shape == (40, 28, 28, 1)
+    batches = data.training_pipeline(arrays, batch_size=16, seed=0)
+    assert batches.element_spec == (
+        tf.TensorSpec((None, 28, 28, 1), tf.float32), tf.TensorSpec((None, 10), tf.float32))
+    sizes = [int(images.shape[0]) for images, _ in batches.take(6)]
+    assert sizes == [16, 16, 8, 16, 16, 8]  # epochs follow each other; the last batch is short
+    images, labels = next(iter(batches))
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    np.testing.assert_array_equal(tf.reduce_sum(labels, axis=1), np.ones(16))
+
+
+def test_each_epoch_sees_every_example_once_in_a_new_order():
+    # Example i carries its number in its first pixel.
+    images = tf.tensor_scatter_nd_update(tf.zeros((50, 28, 28, 1), tf.uint8),
+                                         [[i, 0, 0, 0] for i in range(50)], tf.cast(tf.range(50), tf.uint8))
+    arrays = data.Arrays(images, tf.range(50) % 10)
+    batches = data.training_pipeline(arrays, 8, seed=3).take(14)  # two epochs of 7 batches
+    seen = np.concatenate([np.rint(b[0][:, 0, 0, 0].numpy() * 255).astype(int) for b in batches])
+    first, second = seen[:50], seen[50:]
+    assert sorted(first) == sorted(second) == list(range(50))
+    assert not np.array_equal(first, second)
+
+
+def test_starting_at_a_later_epoch_gives_that_epoch_s_order():
+    arrays = data.Arrays(tf.zeros((30, 28, 28, 1), tf.uint8), tf.range(30) % 10)
+    labels = lambda ds, n: [b[1].numpy().argmax(-1).tolist() for b in ds.take(n)]  # noqa: E731
+    straight = labels(data.training_pipeline(arrays, 10, seed=5), 9)
+    resumed = labels(data.training_pipeline(arrays, 10, seed=5, first_epoch=2), 3)
+    assert resumed == straight[6:9]
+
+
+def test_label_smoothing_applies_to_training_batches_only():
+    arrays = data.Arrays(tf.zeros((4, 28, 28, 1), tf.uint8), tf.constant([0, 1, 2, 3]))
+    _, smoothed = next(iter(data.training_pipeline(arrays, 4, seed=0, label_smoothing=0.1)))
+    _, plain = next(iter(data.evaluation_pipeline(arrays, 4)))
+    assert sorted(np.unique(smoothed.numpy().round(4))) == [0.01, 0.91]
+    np.testing.assert_array_equal(plain.numpy().argmax(-1), [0, 1, 2, 3])
+    assert sorted(np.unique(plain.numpy())) == [0.0, 1.0]
 
 
 def test_real_idx_files_become_the_default_splits(source):
@@ -80,9 +112,10 @@ def test_empty_slice_is_refused(source):
 
 def test_shuffle_order_is_a_function_of_the_seed(source):
     (train,) = data.load_tfds(source, ["train[:1000]"])
+    arrays = data.load_arrays(train)
 
     def first_labels(seed):
-        images, labels = next(iter(data.training_pipeline(train, 64, seed)))
+        images, labels = next(iter(data.training_pipeline(arrays, 64, seed)))
         return labels.numpy().argmax(-1)
 
     np.testing.assert_array_equal(first_labels(7), first_labels(7))

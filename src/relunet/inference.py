@@ -169,7 +169,8 @@ def evaluate(classifier: Classifier, dataset: tf.data.Dataset, batch_size: int =
     """Mean cross-entropy and accuracy of the classifier on (uint8 image, label) pairs."""
     if classifier.keras_model is not None:
         result = classifier.keras_model.evaluate(
-            data.evaluation_pipeline(dataset, batch_size), verbose=0, return_dict=True)
+            data.evaluation_pipeline(data.load_arrays(dataset), batch_size), verbose=0,
+            return_dict=True)
         return {"loss": float(result["loss"]), "accuracy": float(result["accuracy"]),
                 "examples": int(dataset.cardinality())}
     total_loss, correct, count = 0.0, 0, 0

