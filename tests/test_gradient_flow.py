@@ -12,13 +12,14 @@ from relunet.config import CompareConfig
 from relunet.compare import run_one
 from relunet.model import build_model, grad, load_model
 
-SLICE = dict(train_split="train[:5000]", val_split="train[50000:51000]", test_split="test[:1000]")
+SLICE = dict(train_split="train[:5000]", val_split="train[50000:51000]", test_split="test[:1000]",
+             jit_compile="off")  # small runs: XLA's compile time would dominate
 
 
 @pytest.fixture(scope="module")
 def batch(source):
     (raw,) = data.load_tfds(source, ["test[:128]"])
-    return next(iter(data.evaluation_pipeline(raw, 128)))
+    return next(iter(data.evaluation_pipeline(data.load_arrays(raw), 128)))
 
 
 def test_reported_grad_norms_equal_norms_of_grad_on_the_same_batch(batch):
@@ -43,6 +44,7 @@ def test_grad_norms_are_off_by_default_and_survive_saving(batch, tmp_path):
     assert len(plain.metrics) == 2
 
     diagnosed = build_model(grad_norms=True)
+    diagnosed.train_on_batch(images, labels)
     diagnosed.save(tmp_path / "m.keras")
     assert load_model(str(tmp_path / "m.keras")).grad_norms is True
     # Validation reports only loss and accuracy, never a val_grad_norm.
@@ -53,10 +55,8 @@ def test_deep_sigmoid_gets_a_vanishing_first_layer_gradient_and_learns_less(sour
     """Same data, order and seed; only the activation differs. Observed here: the first
     layer's gradient norm in epoch 1 is about 10,000x smaller with sigmoid."""
     config = CompareConfig(**SLICE, epochs=2, verbose=0)
-    (train_raw, val_raw, test_raw) = data.load_tfds(
-        source, [config.train_split, config.val_split, config.test_split])
-    train = data.normalize_and_cache(train_raw)
-    val, test = (data.evaluation_pipeline(d, 128) for d in (val_raw, test_raw))
+    train, val, test = (data.load_arrays(d) for d in data.load_tfds(
+        source, [config.train_split, config.val_split, config.test_split]))
     relu = run_one(config, "relu", 6, train, val, test)
     sigmoid = run_one(config, "sigmoid", 6, train, val, test)
 
@@ -78,7 +78,8 @@ def test_compare_on_a_tiny_slice_writes_results_and_real_pngs(tmp_path, source):
     out = tmp_path / "compare"
     result = run_cli("compare", "--activations", "relu,sigmoid", "--depths", "1,3", "--epochs", "1",
                      "--train-split", "train[:500]", "--val-split", "train[50000:50200]",
-                     "--test-split", "test[:200]", "--out", str(out), "--verbose", "0")
+                     "--test-split", "test[:200]", "--out", str(out), "--verbose", "0",
+                     "--jit-compile", "off")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads((out / "results.json").read_text())
     assert [(r["activation"], r["depth"]) for r in rows] == [

@@ -21,9 +21,11 @@ from relunet.model import ReluNet
 from relunet.tune import ReluNetHyperModel, tune
 
 TINY = ["--train-split", "train[:600]", "--val-split", "train[50000:50300]",
-        "--full-train-split", "train[:1000]", "--test-split", "test[:500]", "--verbose", "0"]
+        "--full-train-split", "train[:1000]", "--test-split", "test[:500]", "--verbose", "0",
+        "--jit-compile", "off"]  # tiny trials: XLA's compile time would dominate
 TINY_CONFIG = dict(train_split="train[:600]", val_split="train[50000:50300]",
-                   full_train_split="train[:1000]", test_split="test[:500]", verbose=0)
+                   full_train_split="train[:1000]", test_split="test[:500]", verbose=0,
+                   jit_compile="off")
 
 
 def _oracle(project):

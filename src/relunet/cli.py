@@ -9,15 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import re
 import sys
-import tempfile
 from pathlib import Path
 
-from relunet.config import (ACTIVATIONS, DATASETS, INITS, SEARCHABLE, TUNERS, CompareConfig,
-                            TrainConfig, TuneConfig, check_choice, check_positive, check_split)
+from relunet.config import (ACTIVATIONS, DATASETS, INITS, PRESETS, SEARCHABLE, TUNERS,
+                            CompareConfig, TrainConfig, TuneConfig, check_choice, check_positive,
+                            check_split)
 from relunet.errors import RelunetError
+from relunet.quiet import import_tensorflow_quietly
 
 _DEFAULTS = TrainConfig()
 _TUNE = TuneConfig()
@@ -31,10 +30,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
+    """The relunet parser; `train_defaults` (a preset) replaces train's defaults."""
     parser = _Parser(prog="relunet", description="ReLU vs Sigmoid on MNIST, as a resumable Keras trainer.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_train(commands.add_parser("train", help="train (or resume) a model on MNIST"))
+    _add_train(commands.add_parser("train", help="train (or resume) a model on MNIST"),
+               train_defaults or {})
     _add_tune(commands.add_parser("tune", help="search learning rate and width with keras-tuner"))
     _add_compare(commands.add_parser("compare", help="ReLU vs sigmoid: train each activation and depth, plot gradient flow"))
     _add_export(commands.add_parser("export", help="export a .keras model as a TF Serving SavedModel"))
@@ -49,11 +50,11 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tfds-dir", metavar="DIR", help="tfds data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
 
 
-def _add_train(p: argparse.ArgumentParser) -> None:
+def _add_train(p: argparse.ArgumentParser, defaults: dict) -> None:
     d = _DEFAULTS
     _add_data_flags(p)
     p.add_argument("--train-split", default=d.train_split, metavar="SPLIT", help="tfds split (default: %(default)s)")
-    p.add_argument("--val-split", default=d.val_split, metavar="SPLIT", help="tfds split (default: %(default)s)")
+    p.add_argument("--val-split", default=d.val_split, metavar="SPLIT", help="tfds split, or none (default: %(default)s)")
     p.add_argument("--test-split", default=d.test_split, metavar="SPLIT", help="tfds split (default: %(default)s)")
     p.add_argument("--width", type=int, default=d.width, metavar="N", help="units per hidden layer (default: %(default)s)")
     p.add_argument("--depth", type=int, default=d.depth, metavar="N", help="hidden layers (default: %(default)s)")
@@ -65,14 +66,19 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs, metavar="N", help="(default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, metavar="N", help="(default: %(default)s)")
     p.add_argument("--deterministic", action="store_true", help="also make TensorFlow ops deterministic (slower)")
-    p.add_argument("--jit-compile", default=d.jit_compile, metavar="MODE", help="XLA: auto, on or off (default: %(default)s)")
+    p.add_argument("--lr-schedule", default=d.lr_schedule, metavar="NAME", help="constant or cosine (default: %(default)s)")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, metavar="X", help="(default: %(default)s)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset: " + "; ".join(
+        f"{name}: {', '.join(f'{k}={v}' for k, v in values.items()) or 'the defaults'}" for name, values in PRESETS.items()) + "; explicit flags override it")
+    p.add_argument("--jit-compile", default=d.jit_compile, metavar="MODE", help="XLA: on, off or auto (default: %(default)s)")
+    p.add_argument("--steps-per-execution", type=int, default=d.steps_per_execution, metavar="N", help="train steps per call into the compiled step (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=d.threads, metavar="N", help="TensorFlow intra-op threads (default: one per core)")
     p.add_argument("--grad-norms", action="store_true", help="also log each Dense kernel's gradient norm per epoch (grad_norm/dense_0, ...)")
-    p.add_argument("--shuffle-buffer", type=int, default=d.shuffle_buffer, metavar="N", help="examples in the shuffle buffer (default: %(default)s)")
     p.add_argument("--run-dir", metavar="DIR", help="where the run lives; rerun with the same one to resume (default: runs/<timestamp>)")
     p.add_argument("--backup-every", type=int, default=d.backup_every, metavar="N",
                    help="batches between backups, besides one per epoch (default: %(default)s)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="0 silent, 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
-    p.set_defaults(handler=_train)
+    p.set_defaults(handler=_train, **defaults)
 
 
 def _add_tune(p: argparse.ArgumentParser) -> None:
@@ -158,7 +164,7 @@ def _train(args: argparse.Namespace) -> int:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}).validate()
     _check_folder(config.data_dir, "data dir")
-    _quiet_tensorflow()
+    import_tensorflow_quietly()
     from relunet.train import TrainingDiverged, train
 
     try:
@@ -184,7 +190,7 @@ def _tune(args: argparse.Namespace) -> int:
     _check_not_file(config.directory, "tuning directory")
     if config.export_dir:
         _check_not_file(config.export_dir, "export target")
-    _quiet_tensorflow()
+    import_tensorflow_quietly()
     from relunet.tune import TuningFailed, tune
 
     try:
@@ -205,7 +211,7 @@ def _compare(args: argparse.Namespace) -> int:
     out = Path(config.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RelunetError(f"The output folder {out} already holds something; pick a new --out.")
-    _quiet_tensorflow()
+    import_tensorflow_quietly()
     from relunet.compare import compare
 
     compare(config)
@@ -230,7 +236,7 @@ def _export(args: argparse.Namespace) -> int:
         raise RelunetError(f"{model_path} is not a .keras model file (or a run dir holding best.keras).")
     out = Path(args.out)
     _check_not_file(args.out, "export target")
-    _quiet_tensorflow()
+    import_tensorflow_quietly()
     from relunet.export import export_saved_model
     from relunet.inference import load_classifier
 
@@ -239,7 +245,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
+    import_tensorflow_quietly()
     from relunet.inference import load_classifier, read_inputs
 
     inputs = read_inputs(args.inputs)
@@ -264,7 +270,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_split(args.split, "split")
     check_positive("batch_size", args.batch_size)
     _check_folder(args.data_dir, "data dir")
-    _quiet_tensorflow()
+    import_tensorflow_quietly()
     from relunet import data
     from relunet.inference import evaluate, load_classifier
 
@@ -281,6 +287,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apply_preset(argv: list[str] | None, preset: str) -> argparse.Namespace:
+    """Parse again with the preset's values as defaults, so explicit flags still win."""
+    return build_parser(PRESETS[preset]).parse_args(argv)
+
+
 def _check_not_file(path: str, what: str) -> None:
     if Path(path).is_file():
         raise RelunetError(f"The {what} {path} is a file; it must be a folder.")
@@ -291,39 +302,10 @@ def _check_folder(path: str | None, what: str) -> None:
         raise RelunetError(f"The {what} {path} does not exist or is not a folder.")
 
 
-# Lines TensorFlow writes on every import on a CPU-only machine, before its own log
-# level applies (TF_CPP_MIN_LOG_LEVEL does not reach them in 2.21).
-_TF_NOISE = re.compile(
-    r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
-    r"cudart_stub\.cc|Could not find cuda drivers|failed call to cuInit"
-)
-
-
-def _quiet_tensorflow() -> None:
-    """Import TensorFlow without its start-up chatter; anything else it prints passes."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the CUDA probe happens here
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                if not _TF_NOISE.search(line):
-                    sys.stderr.write(line)
-    import absl.logging
-
-    absl.logging.set_verbosity(absl.logging.ERROR)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "preset", None):
+        args = _apply_preset(argv, args.preset)
     try:
         return args.handler(args)
     except RelunetError as error:

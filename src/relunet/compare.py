@@ -33,11 +33,9 @@ def compare(config: CompareConfig) -> list[dict[str, Any]]:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RelunetError(f"The output folder {out} already holds something; pick a new --out.")
     source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
-    train_raw, val_raw, test_raw = data.load_tfds(
-        source, [config.train_split, config.val_split, config.test_split])
-    train = data.normalize_and_cache(train_raw)  # decoded once, shared by every run
-    val = data.evaluation_pipeline(val_raw, config.batch_size)
-    test = data.evaluation_pipeline(test_raw, config.batch_size)
+    # Decoded once, shared by every run.
+    train, val, test = (data.load_arrays(d) for d in data.load_tfds(
+        source, [config.train_split, config.val_split, config.test_split]))
 
     results = []
     for depth in config.depths:
@@ -55,18 +53,23 @@ def compare(config: CompareConfig) -> list[dict[str, Any]]:
     return results
 
 
-def run_one(config: CompareConfig, activation: str, depth: int, train, val, test) -> dict[str, Any]:
+def run_one(config: CompareConfig, activation: str, depth: int, train: data.Arrays,
+            val: data.Arrays, test: data.Arrays) -> dict[str, Any]:
     """One run with gradient norms logged; its summary row plus the per-epoch history."""
     seed_everything(config.seed)
     model = build_model(config.width, depth, activation, config.init, config.learning_rate,
-                        config.jit_compile, grad_norms=True)
-    batches = data.shuffle_and_batch(train, config.batch_size, config.seed)
+                        config.jit_compile, grad_norms=True,
+                        steps_per_execution=config.steps_per_execution)
+    batches = data.training_pipeline(train, config.batch_size, config.seed)
     at_init = first_layer_grad_norm(model, batches)
     start = time.perf_counter()
-    history = model.fit(batches, validation_data=val, epochs=config.epochs, shuffle=False,
+    history = model.fit(batches, steps_per_epoch=data.steps_per_epoch(train, config.batch_size),
+                        validation_data=data.evaluation_pipeline(val, config.batch_size),
+                        epochs=config.epochs, shuffle=False,
                         verbose=progress_verbosity(config.verbose)).history
     seconds = time.perf_counter() - start
-    tested = model.evaluate(test, verbose=0, return_dict=True)
+    tested = model.evaluate(data.evaluation_pipeline(test, config.batch_size), verbose=0,
+                            return_dict=True)
     return {
         "activation": activation,
         "depth": depth,

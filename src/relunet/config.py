@@ -16,6 +16,8 @@ from typing import Any
 from relunet.errors import RelunetError
 
 DATASETS = ("mnist", "fashion_mnist", "kmnist")
+LR_SCHEDULES = ("constant", "cosine")
+NO_SPLIT = "none"  # --val-split none: train without a validation split
 ACTIVATIONS = ("relu", "sigmoid", "leaky_relu")
 INITS = ("random_normal", "he_normal", "glorot_uniform")
 
@@ -26,9 +28,20 @@ _ONE_SPLIT = rf"[a-z]+(\[(?:{_SLICE_BOUND})?:(?:{_SLICE_BOUND})?\])?"
 _SPLIT_RE = re.compile(rf"^{_ONE_SPLIT}(\+{_ONE_SPLIT})*$")
 _SPLIT_NAMES = ("train", "test")  # MNIST-style datasets have no validation split.
 
+# Presets: hyperparameters chosen on the validation split (train[:90%] vs train[90%:]),
+# then trained on all of train with no validation pass. Measured in
+# benchmarks/bench_time_to_accuracy.py; the numbers are in benchmarks/README.md.
+PRESETS = {
+    "lab": {},  # the lab's own network and optimizer: the defaults
+    "fast98": dict(train_split="train", val_split=NO_SPLIT, width=256, init="he_normal",
+                   learning_rate=3e-3, lr_schedule="cosine", label_smoothing=0.1, epochs=4),
+    "best": dict(train_split="train", val_split=NO_SPLIT, width=512, init="he_normal",
+                 learning_rate=2e-3, lr_schedule="cosine", label_smoothing=0.1, epochs=8),
+}
+
 # Fields that change what is trained. A run directory may only be resumed by a config
 # that agrees on all of them; the others (where the data lives, how chatty) may differ.
-_LOCATION_FIELDS = ("run_dir", "data_dir", "tfds_dir", "verbose")
+_LOCATION_FIELDS = ("run_dir", "data_dir", "tfds_dir", "verbose", "threads")
 
 
 @dataclass
@@ -42,7 +55,6 @@ class TrainConfig:
     test_split: str = "test"
     data_dir: str | None = None  # folder of the four IDX files; else $RELUNET_DATA_DIR
     tfds_dir: str | None = None  # tfds data dir; None means tfds's default ($TFDS_DATA_DIR)
-    shuffle_buffer: int = 60_000  # >= MNIST's train size: a full shuffle each epoch
     # model: the lab's network, 784-256-256-10
     width: int = 256
     depth: int = 2
@@ -53,8 +65,13 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 5
     seed: int = 777  # the lab's seed
+    lr_schedule: str = "constant"  # or "cosine": decay to 0 over all epochs
+    label_smoothing: float = 0.0  # applied to the training labels in the pipeline
     deterministic: bool = False  # also enable TensorFlow op determinism (slower)
-    jit_compile: str = "auto"  # XLA: auto, on or off
+    # speed: measured in benchmarks/bench_train.py, see benchmarks/README.md
+    jit_compile: str = "on"  # XLA: on, off or auto (Keras decides)
+    steps_per_execution: int = 64  # train steps per call into the compiled function
+    threads: int | None = None  # TensorFlow intra-op threads; None: one per core
     grad_norms: bool = False  # also log each Dense kernel's gradient norm (grad_norm/dense_0, ...)
     # run directory and backups
     run_dir: str | None = None  # None means runs/<timestamp>
@@ -67,11 +84,18 @@ class TrainConfig:
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("init", self.init, INITS)
         check_choice("jit_compile", self.jit_compile, ("auto", "on", "off"))
-        for name in ("width", "depth", "batch_size", "epochs", "backup_every", "shuffle_buffer"):
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        for name in ("width", "depth", "batch_size", "epochs", "backup_every",
+                     "steps_per_execution", "learning_rate"):
             check_positive(name, getattr(self, name))
-        check_positive("learning_rate", self.learning_rate)
-        for name in ("train_split", "val_split", "test_split"):
+        if self.threads is not None:
+            check_positive("threads", self.threads)
+        if not 0 <= self.label_smoothing < 1:
+            raise RelunetError(f"label_smoothing must lie in [0, 1). Received: {self.label_smoothing!r}.")
+        for name in ("train_split", "test_split"):
             check_split(getattr(self, name), name)
+        if self.val_split != NO_SPLIT:
+            check_split(self.val_split, "val_split")
         if self.verbose not in (None, 0, 1, 2):
             raise RelunetError(f"verbose must be 0, 1 or 2. Received: {self.verbose!r}.")
         return self
@@ -128,6 +152,7 @@ class TuneConfig:
     init: str = TrainConfig.init
     batch_size: int = TrainConfig.batch_size
     jit_compile: str = TrainConfig.jit_compile
+    steps_per_execution: int = TrainConfig.steps_per_execution
     # data: the search sees train and validation only; test is for the final model
     dataset: str = TrainConfig.dataset
     train_split: str = TrainConfig.train_split
@@ -148,7 +173,8 @@ class TuneConfig:
         check_choice("init", self.init, INITS)
         check_choice("jit_compile", self.jit_compile, ("auto", "on", "off"))
         for name in ("max_trials", "epochs", "executions_per_trial", "patience", "depth",
-                     "batch_size", "lr_min", "lr_max", "width_min", "width_max"):
+                     "batch_size", "lr_min", "lr_max", "width_min", "width_max",
+                     "steps_per_execution"):
             check_positive(name, getattr(self, name))
         for low, high in (("lr_min", "lr_max"), ("width_min", "width_max")):
             if getattr(self, low) > getattr(self, high):
@@ -185,6 +211,7 @@ class CompareConfig:
     epochs: int = TrainConfig.epochs
     seed: int = TrainConfig.seed
     jit_compile: str = TrainConfig.jit_compile
+    steps_per_execution: int = TrainConfig.steps_per_execution
     dataset: str = TrainConfig.dataset
     train_split: str = TrainConfig.train_split
     val_split: str = TrainConfig.val_split
@@ -204,7 +231,7 @@ class CompareConfig:
         check_choice("init", self.init, INITS)
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("jit_compile", self.jit_compile, ("auto", "on", "off"))
-        for name in ("width", "batch_size", "epochs", "learning_rate"):
+        for name in ("width", "batch_size", "epochs", "learning_rate", "steps_per_execution"):
             check_positive(name, getattr(self, name))
         for name in ("train_split", "val_split", "test_split"):
             check_split(getattr(self, name), name)

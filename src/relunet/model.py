@@ -165,12 +165,21 @@ def kernel_grad_norms(model: ReluNet, gradients: list[tf.Tensor]) -> dict[str, t
 
 def build_model(width: int = 256, depth: int = 2, activation: str = "relu",
                 init: str = "random_normal", learning_rate: float = 1e-3,
-                jit_compile: str | bool = "auto", grad_norms: bool = False) -> ReluNet:
-    """A built and compiled ReluNet with the lab's Adam optimizer."""
+                jit_compile: str | bool = "auto", grad_norms: bool = False,
+                lr_schedule: str = "constant", decay_steps: int | None = None,
+                steps_per_execution: int = 1) -> ReluNet:
+    """A built ReluNet compiled with the lab's Adam optimizer.
+
+    `lr_schedule="cosine"` decays the learning rate to 0 over `decay_steps` steps.
+    `steps_per_execution` runs that many train steps per call into the compiled function.
+    """
     model = ReluNet(width=width, depth=depth, activation=activation, init=init,
                     grad_norms=grad_norms)
     model.build()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=_jit(jit_compile))
+    if lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=_jit(jit_compile),
+                  steps_per_execution=steps_per_execution)
     return model
 
 

@@ -106,6 +106,15 @@ class RunDir:
 
     @staticmethod
     def best_value(rows: list[dict[str, str]], key: str = "val_accuracy") -> float | None:
-        values = [float(row[key]) for row in rows if row.get(key) not in (None, "")]
-        values = [v for v in values if not math.isnan(v)]
+        """The highest value of `key` in the history; None if it was never measured
+        (CSVLogger writes NA for the val_ columns of a run without validation)."""
+        values = [_number(row.get(key)) for row in rows]
+        values = [v for v in values if v is not None and not math.isnan(v)]
         return max(values) if values else None
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None

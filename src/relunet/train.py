@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from relunet import data
-from relunet.config import TrainConfig
+from relunet.config import NO_SPLIT, TrainConfig
 from relunet.errors import RelunetError
 from relunet.model import build_model, load_model
 from relunet.rundir import RunDir, write_json_atomic
@@ -82,13 +82,17 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 def make_callbacks(run: RunDir, config: TrainConfig, timer: EpochTimer,
                    best_so_far: float | None = None) -> list[keras.callbacks.Callback]:
     """The run's callbacks. Order matters at epoch end: the timer writes into the logs,
-    the best model is saved, the history row is written, and only then the backup."""
+    the best model is saved (the latest, without validation), the history row is
+    written, and only then the backup."""
+    if config.val_split == NO_SPLIT:  # nothing to choose by: keep the latest model
+        checkpoint = keras.callbacks.ModelCheckpoint(run.best, save_best_only=False)
+    else:
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            run.best, monitor="val_accuracy", mode="max", save_best_only=True,
+            initial_value_threshold=best_so_far, verbose=1)
     return [
         timer,
-        keras.callbacks.ModelCheckpoint(
-            run.best, monitor="val_accuracy", mode="max", save_best_only=True,
-            initial_value_threshold=best_so_far, verbose=1,
-        ),
+        checkpoint,
         keras.callbacks.CSVLogger(run.history, append=True),
         BackupEveryNBatches(run.backup, save_freq=config.backup_every, double_checkpoint=True),
         keras.callbacks.TensorBoard(log_dir=str(run.logs)),
@@ -99,6 +103,7 @@ def make_callbacks(run: RunDir, config: TrainConfig, timer: EpochTimer,
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train (or resume) the run described by `config`; return the metrics it wrote."""
     config = config.validate().with_run_dir()
+    set_threads(config.threads)
     run = RunDir(config.run_dir)
     resumed = run.claim(config)
     if run.metrics.is_file():
@@ -106,26 +111,30 @@ def train(config: TrainConfig) -> dict[str, Any]:
         return _read_json(run.metrics)
     print(f"run: {'continuing' if resumed else 'starting'} {run.path}", flush=True)
 
+    validate = config.val_split != NO_SPLIT
     source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
-    train_raw, val_raw, test_raw = data.load_tfds(
-        source, [config.train_split, config.val_split, config.test_split]
-    )
-    num_train = int(train_raw.cardinality())
+    splits = [config.train_split, config.test_split] + ([config.val_split] if validate else [])
+    train_arrays, test_arrays, *val_arrays = (
+        data.load_arrays(split) for split in data.load_tfds(source, splits))
+    steps = data.steps_per_epoch(train_arrays, config.batch_size)
     # Seeded after the data is found, so that preparing it first changes nothing.
     seed_everything(config.seed, config.deterministic)
-    train_ds = data.training_pipeline(train_raw, config.batch_size, config.seed,
-                                      config.shuffle_buffer)
-    val_ds = data.evaluation_pipeline(val_raw, config.batch_size)
-
     model = build_model(config.width, config.depth, config.activation, config.init,
-                        config.learning_rate, config.jit_compile, config.grad_norms)
-    timer = EpochTimer(num_train, config.batch_size)
+                        config.learning_rate, config.jit_compile, config.grad_norms,
+                        config.lr_schedule, decay_steps=config.epochs * steps,
+                        steps_per_execution=config.steps_per_execution)
+
+    timer = EpochTimer(len(train_arrays), config.batch_size)
     done = _resume_point(run, config)
     if done < config.epochs:
         callbacks = make_callbacks(run, config, timer, RunDir.best_value(run.history_rows()))
-        history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                            callbacks=callbacks, verbose=progress_verbosity(config.verbose),
-                            shuffle=False)  # the pipeline shuffles
+        history = model.fit(
+            data.training_pipeline(train_arrays, config.batch_size, config.seed,
+                                   first_epoch=done, label_smoothing=config.label_smoothing),
+            steps_per_epoch=steps, epochs=config.epochs, callbacks=callbacks,
+            validation_data=data.evaluation_pipeline(val_arrays[0], config.batch_size)
+            if validate else None,
+            verbose=progress_verbosity(config.verbose), shuffle=False)  # the pipeline shuffles
         losses = history.history.get("loss", [])
         if any(not math.isfinite(loss) for loss in losses):
             raise TrainingDiverged(
@@ -133,8 +142,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 f"{done + len(losses)}; try a smaller --lr (best model so far: {run.best})"
             )
 
-    best = load_model(run.best)
-    test = best.evaluate(data.evaluation_pipeline(test_raw, config.batch_size),
+    # Without validation the model that just finished is the one saved; else reload the best.
+    best = model if not validate and done < config.epochs else load_model(run.best)
+    test = best.evaluate(data.evaluation_pipeline(test_arrays, config.batch_size),
                          verbose=0, return_dict=True)
     rows = run.history_rows()
     metrics = {
@@ -145,7 +155,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "train_seconds": round(sum(float(r["epoch_seconds"]) for r in rows), 3),
         "train_samples_per_second": round(timer.total_samples / timer.total_seconds, 1)
         if timer.total_seconds else None,
-        "train_examples": num_train,
+        "train_examples": len(train_arrays),
         "data_source": source.description,
         "best_model": str(run.best),
     }
@@ -153,6 +163,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
     print(f"test: accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
           f"({config.test_split}); metrics written to {run.metrics}", flush=True)
     return metrics
+
+
+def set_threads(threads: int | None) -> None:
+    """Use `threads` intra-op threads (one inter-op), if TensorFlow has not started yet."""
+    if threads is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised, as in a notebook that has run ops
+        print("run: TensorFlow has already started; --threads is ignored", flush=True)
 
 
 def _resume_point(run: RunDir, config: TrainConfig) -> int:

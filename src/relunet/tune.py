@@ -44,15 +44,16 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         depth = hp.Int("depth", *DEPTH_RANGE) if "depth" in c.search else c.depth
         # Every trial starts from the same seed, so trials differ only in hyperparameters.
         keras.utils.set_random_seed(c.seed)
-        return build_model(width, depth, c.activation, c.init, learning_rate, c.jit_compile)
+        return build_model(width, depth, c.activation, c.init, learning_rate, c.jit_compile,
+                           steps_per_execution=c.steps_per_execution)
 
     def batch_size(self, hp: keras_tuner.HyperParameters) -> int:
         if "batch_size" in self.config.search:
             return hp.Choice("batch_size", list(BATCH_SIZE_CHOICES))
         return self.config.batch_size
 
-    def fit(self, hp, model, x, validation_data=None, **kwargs):
-        """Batch the cached data at this trial's batch size and fit.
+    def fit(self, hp, model, x: data.Arrays, validation_data: data.Arrays, **kwargs):
+        """Batch the in-memory splits at this trial's batch size and fit.
 
         `kwargs` carries the tuner's own callbacks and epochs, so it is passed on whole.
         A loss that became NaN is reported as a NaN objective, which keras-tuner
@@ -60,9 +61,11 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         """
         batch_size = self.batch_size(hp)
         history = model.fit(
-            data.shuffle_and_batch(x, batch_size, self.config.seed),
-            validation_data=validation_data.batch(batch_size).prefetch(data.AUTOTUNE),
-            shuffle=False, **kwargs)
+            data.training_pipeline(x, batch_size, self.config.seed,
+                                   first_epoch=kwargs.get("initial_epoch", 0)),
+            steps_per_epoch=data.steps_per_epoch(x, batch_size),
+            validation_data=data.evaluation_pipeline(validation_data, batch_size), shuffle=False,
+            **kwargs)
         losses = history.history.get("loss", [])
         if any(not math.isfinite(loss) for loss in losses):
             return {trials.OBJECTIVE: math.nan}
@@ -126,7 +129,8 @@ def tune(config: TuneConfig) -> dict[str, Any]:
     config = config.validate()
     trials.check_search_space(config)
     source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
-    train_raw, val_raw = data.load_tfds(source, [config.train_split, config.val_split])
+    train, val = (data.load_arrays(d) for d in
+                  data.load_tfds(source, [config.train_split, config.val_split]))
     tuner = make_tuner(config)
     trials.project_dir(config).mkdir(parents=True, exist_ok=True)
     write_json_atomic(trials.project_dir(config) / trials.SEARCH_CONFIG, config.to_dict())
@@ -136,9 +140,9 @@ def tune(config: TuneConfig) -> dict[str, Any]:
                                       patience=config.patience),
         keras.callbacks.TerminateOnNaN(),
     ]
-    tuner.search(data.normalize_and_cache(train_raw),
-                 validation_data=data.normalize_and_cache(val_raw),
-                 epochs=config.epochs, callbacks=callbacks, verbose=progress_verbosity(config.verbose))
+    # The splits are decoded once, here; every trial batches the same arrays.
+    tuner.search(train, validation_data=val, epochs=config.epochs, callbacks=callbacks,
+                 verbose=progress_verbosity(config.verbose))
     if keras_tuner_worker():
         print("tune: this worker has no trials left; the chief reports the results")
         return {}
@@ -164,14 +168,16 @@ def finish(config: TuneConfig, tuner: keras_tuner.Tuner, best_row: trials.TrialR
     hypermodel: ReluNetHyperModel = tuner.hypermodel
     epochs = best_row.best_epoch or config.epochs
     batch_size = hypermodel.batch_size(hp)
-    full_raw, test_raw = data.load_tfds(source, [config.full_train_split, config.test_split])
+    full, test_split = (data.load_arrays(d) for d in
+                        data.load_tfds(source, [config.full_train_split, config.test_split]))
 
     model = hypermodel.build(hp)
     start = time.perf_counter()
-    model.fit(data.training_pipeline(full_raw, batch_size, config.seed), epochs=epochs,
-              shuffle=False, verbose=progress_verbosity(config.verbose))
+    model.fit(data.training_pipeline(full, batch_size, config.seed), epochs=epochs,
+              steps_per_epoch=data.steps_per_epoch(full, batch_size), shuffle=False,
+              verbose=progress_verbosity(config.verbose))
     seconds = time.perf_counter() - start
-    test = model.evaluate(data.evaluation_pipeline(test_raw, batch_size), verbose=0,
+    test = model.evaluate(data.evaluation_pipeline(test_split, batch_size), verbose=0,
                           return_dict=True)
     model_path = trials.project_dir(config) / "best_model.keras"
     model.save(model_path)
