@@ -30,7 +30,6 @@ def main() -> None:
     parser.add_argument("--val-split", default="train[90%:]")
     parser.add_argument("--full-train-split", default="train")
     parser.add_argument("--test-split", default="test")
-    parser.add_argument("--jit-compile", default="on", help="XLA: on, off or auto")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -42,8 +41,7 @@ def main() -> None:
         config = TuneConfig(tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
                             train_split=args.train_split, val_split=args.val_split,
                             full_train_split=args.full_train_split, test_split=args.test_split,
-                            directory=directory, export_dir=None, verbose=0,
-                            jit_compile=args.jit_compile)
+                            directory=directory, export_dir=None, verbose=0)
         start = time.perf_counter()
         final = tune(config)
         total = time.perf_counter() - start

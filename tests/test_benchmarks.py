@@ -18,8 +18,7 @@ def _run_json(script, *args):
 def test_bench_tune_reports_trials_per_hour_and_test_accuracy(source):
     result = _run_json("bench_tune.py", "--max-trials", "2", "--epochs", "1",
                        "--train-split", "train[:300]", "--val-split", "train[50000:50200]",
-                       "--full-train-split", "train[:300]", "--test-split", "test[:200]",
-                       "--jit-compile", "off")
+                       "--full-train-split", "train[:300]", "--test-split", "test[:200]")
     assert result["trials"] == 2 and result["trials_per_hour"] > 0
     assert 0 <= result["test_accuracy"] <= 1
     assert set(result["best_hyperparameters"]) == {"learning_rate", "width"}

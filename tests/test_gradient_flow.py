@@ -12,8 +12,7 @@ from relunet.config import CompareConfig
 from relunet.compare import run_one
 from relunet.model import build_model, grad, load_model
 
-SLICE = dict(train_split="train[:5000]", val_split="train[50000:51000]", test_split="test[:1000]",
-             jit_compile="off")  # small runs: XLA's compile time would dominate
+SLICE = dict(train_split="train[:5000]", val_split="train[50000:51000]", test_split="test[:1000]")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +77,7 @@ def test_compare_on_a_tiny_slice_writes_results_and_real_pngs(tmp_path, source):
     out = tmp_path / "compare"
     result = run_cli("compare", "--activations", "relu,sigmoid", "--depths", "1,3", "--epochs", "1",
                      "--train-split", "train[:500]", "--val-split", "train[50000:50200]",
-                     "--test-split", "test[:200]", "--out", str(out), "--verbose", "0",
-                     "--jit-compile", "off")
+                     "--test-split", "test[:200]", "--out", str(out), "--verbose", "0")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads((out / "results.json").read_text())
     assert [(r["activation"], r["depth"]) for r in rows] == [

@@ -21,11 +21,9 @@ from relunet.model import ReluNet
 from relunet.tune import ReluNetHyperModel, tune
 
 TINY = ["--train-split", "train[:600]", "--val-split", "train[50000:50300]",
-        "--full-train-split", "train[:1000]", "--test-split", "test[:500]", "--verbose", "0",
-        "--jit-compile", "off"]  # tiny trials: XLA's compile time would dominate
+        "--full-train-split", "train[:1000]", "--test-split", "test[:500]", "--verbose", "0"]
 TINY_CONFIG = dict(train_split="train[:600]", val_split="train[50000:50300]",
-                   full_train_split="train[:1000]", test_split="test[:500]", verbose=0,
-                   jit_compile="off")
+                   full_train_split="train[:1000]", test_split="test[:500]", verbose=0)
 
 
 def _oracle(project):
@@ -179,3 +177,20 @@ def test_distributed_search_with_a_chief_and_two_workers_on_localhost(tmp_path):
               for t in oracle["end_order"]}
     assert ran_by <= {"tuner0", "tuner1"}
     assert "best trial" in outputs[0] and all("no trials left" in out for out in outputs[1:])
+
+
+def test_keras_tuner_records_are_written_atomically(tmp_path, monkeypatch):
+    from keras_tuner.src import utils as keras_tuner_utils
+
+    record = tmp_path / "trial.json"
+    keras_tuner_utils.save_json(record, {"status": "COMPLETED"})
+    assert json.loads(record.read_text()) == {"status": "COMPLETED"}
+
+    def crash(*args):
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        keras_tuner_utils.save_json(record, {"status": "RUNNING"})
+    assert json.loads(record.read_text()) == {"status": "COMPLETED"}  # the old record, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["trial.json"]
