@@ -25,6 +25,11 @@ _TFDS_DIR = os.environ.get("RELUNET_TEST_TFDS_DIR") or tempfile.mkdtemp(prefix="
 os.environ["TFDS_DATA_DIR"] = _TFDS_DIR
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true",
+                     help="run the long form of the fault-injection suite (more kills per run)")
+
+
 def pytest_sessionstart(session):
     if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file() and not (
         MNIST_DIR / "train-images-idx3-ubyte"

@@ -12,33 +12,10 @@ from helpers import error_lines, run_cli, write_idx_folder
 
 from relunet.idx import read_folder
 
-# Flags refused before TensorFlow is imported: exit 2, one line, in well under a second.
-EARLY_ERRORS = {
-    "zero learning rate": (["train", "--lr", "0"], "learning_rate must be a positive number"),
-    "negative learning rate": (["train", "--lr=-1e-3"], "learning_rate must be a positive number"),
-    "learning rate not a number": (["train", "--lr", "fast"], "invalid float value: 'fast'"),
-    "zero width": (["train", "--width", "0"], "width must be a positive number"),
-    "zero batch size": (["train", "--batch-size", "0"], "batch_size must be a positive number"),
-    "negative epochs": (["train", "--epochs", "-2"], "epochs must be a positive number"),
-    "unknown activation": (["train", "--activation", "tanh"], "activation must be one of relu, sigmoid, leaky_relu"),
-    "unknown init": (["train", "--init", "zeros"], "init must be one of"),
-    "unknown dataset": (["train", "--dataset", "cifar10"], "dataset must be one of mnist, fashion_mnist, kmnist"),
-    "malformed split": (["train", "--train-split", "train[:2k]"], "train_split must be a tfds split string"),
-    "unknown split name": (["train", "--val-split", "validation"], "names the split 'validation'"),
-    "missing data dir": (["train", "--data-dir", "/nonexistent/mnist"], "data dir /nonexistent/mnist does not exist"),
-    "unknown command": (["fit"], "invalid choice: 'fit'"),
-    "export without model": (["export", "--model", "/nonexistent.keras"], "does not exist"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(EARLY_ERRORS))
-def test_bad_flags_exit_2_with_one_line_before_importing_tensorflow(case):
-    args, message = EARLY_ERRORS[case]
-    result = run_cli(*args)
-    assert result.returncode == 2
-    lines = error_lines(result)
-    assert len(lines) == 1 and message in lines[0], result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
+def test_flag_errors_answer_before_importing_tensorflow():
+    result = run_cli("train", "--lr", "0")
+    assert result.returncode == 2 and error_lines(result) == [
+        "relunet train: error: learning_rate must be a positive number. Received: 0.0."]
 
 
 def test_help_and_flag_errors_do_not_import_tensorflow():
@@ -61,48 +38,6 @@ def _one_error_line(result, message):
     assert result.returncode == 2, result.stderr[-2000:]
     lines = error_lines(result)
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
-
-
-def test_malformed_data_dir_is_one_line_and_nothing_is_prepared(tmp_path):
-    folder = write_idx_folder(tmp_path / "bad")
-    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08 truncated")
-    result = run_cli("train", "--data-dir", str(folder), "--tfds-dir", str(tmp_path / "tfds"),
-                     "--run-dir", str(tmp_path / "run"))
-    _one_error_line(result, "t10k-labels-idx1-ubyte.gz is not a readable gzip file")
-    assert not list((tmp_path / "tfds").glob("mnist_idx/mnist/*/dataset_info.json"))
-
-
-def test_model_paths_that_are_not_models_are_refused(tmp_path):
-    fake = tmp_path / "model.keras"
-    fake.write_text("not a zip")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    _one_error_line(run_cli("evaluate", "--model", str(fake)), "cannot be loaded as a Keras model")
-    np.save(tmp_path / "digit.npy", np.zeros((28, 28), np.uint8))
-    _one_error_line(run_cli("predict", "--model", str(empty), str(tmp_path / "digit.npy")),
-                    "is not a model")
-    assert fake.read_text() == "not a zip"
-
-
-def test_undecodable_image_and_file_export_target_are_refused(trained_run, tmp_path):
-    broken = tmp_path / "digit.png"
-    broken.write_bytes(b"\x89PNG\r\n\x1a\n but nothing else")
-    _one_error_line(run_cli("predict", "--model", str(trained_run), str(broken)),
-                    "digit.png cannot be decoded as an image")
-    target = tmp_path / "saved"
-    target.write_text("precious")
-    _one_error_line(run_cli("export", "--model", str(trained_run), "--out", str(target)),
-                    "is a file; it must be a folder")
-    assert target.read_text() == "precious"
-
-
-def test_run_dir_started_with_other_flags_is_refused_and_unchanged(trained_run):
-    before = {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()}
-    result = run_cli("train", "--run-dir", str(trained_run), "--train-split", "train[:10000]",
-                     "--val-split", "train[50000:51000]", "--test-split", "test[:1000]",
-                     "--epochs", "1", "--lr", "0.01")
-    _one_error_line(result, "another configuration (learning_rate: 0.001 -> 0.01)")
-    assert {p.name: p.read_bytes() for p in trained_run.iterdir() if p.is_file()} == before
 
 
 def _write_png(path, image):

@@ -67,8 +67,8 @@ def test_folder_that_is_not_a_run_is_refused(tmp_path):
 
 def _backup_state(run_dir):
     try:
-        return json.loads((run_dir / "backup" / "training_metadata.json").read_text())
-    except (OSError, ValueError):
+        return json.loads((run_dir / "backup" / "manifest.json").read_text())["backups"][0]
+    except (OSError, ValueError, KeyError, IndexError):
         return None
 
 
@@ -76,13 +76,14 @@ def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "relunet.cli", "train", "--train-split", "train[:20000]",
                "--val-split", "train[50000:51000]", "--test-split", "test[:1000]",
-               "--epochs", "3", "--backup-every", "10", "--run-dir", str(run_dir), "--verbose", "0"]
+               "--epochs", "3", "--backup-every", "10", "--steps-per-execution", "8",
+               "--run-dir", str(run_dir), "--verbose", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     # Kill as soon as a backup records progress inside the second epoch.
     while time.monotonic() < deadline and process.poll() is None:
         state = _backup_state(run_dir)
-        if state and state["epoch"] >= 1 and state["batch"] > 0:
+        if state and state["epoch"] >= 1 and state["step"] > 0:
             os.kill(process.pid, signal.SIGKILL)
             break
         time.sleep(0.02)

@@ -19,6 +19,7 @@ from relunet.errors import RelunetError
 from relunet.quiet import import_tensorflow_quietly
 
 _DEFAULTS = TrainConfig()
+PREEMPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM/SIGINT after a final backup; rerun to resume
 _TUNE = TuneConfig()
 _COMPARE = CompareConfig()
 
@@ -65,7 +66,7 @@ def _add_train(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N", help="(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d.epochs, metavar="N", help="(default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, metavar="N", help="(default: %(default)s)")
-    p.add_argument("--deterministic", action="store_true", help="also make TensorFlow ops deterministic (slower)")
+    p.add_argument("--deterministic", action="store_true", help="also make TensorFlow ops deterministic (slower, and without XLA); resumed runs then end bitwise equal to uninterrupted ones")
     p.add_argument("--lr-schedule", default=d.lr_schedule, metavar="NAME", help="constant or cosine (default: %(default)s)")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, metavar="X", help="(default: %(default)s)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset: " + "; ".join(
@@ -75,6 +76,7 @@ def _add_train(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--threads", type=int, default=d.threads, metavar="N", help="TensorFlow intra-op threads (default: one per core)")
     p.add_argument("--grad-norms", action="store_true", help="also log each Dense kernel's gradient norm per epoch (grad_norm/dense_0, ...)")
     p.add_argument("--run-dir", metavar="DIR", help="where the run lives; rerun with the same one to resume (default: runs/<timestamp>)")
+    p.add_argument("--restart", action="store_true", help="discard the run dir's progress (and an unusable backup) and train from the start")
     p.add_argument("--backup-every", type=int, default=d.backup_every, metavar="N",
                    help="batches between backups, besides one per epoch (default: %(default)s)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="0 silent, 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
@@ -165,13 +167,17 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}).validate()
     _check_folder(config.data_dir, "data dir")
     import_tensorflow_quietly()
-    from relunet.train import TrainingDiverged, train
+    from relunet.train import Preempted, TrainingDiverged, train
 
     try:
         train(config)
     except TrainingDiverged as error:
         print(f"relunet: {error}", file=sys.stderr)
         return 1
+    except Preempted as error:
+        print(f"relunet train: interrupted: {error}; rerun the same command to resume",
+              file=sys.stderr)
+        return PREEMPTED
     return 0
 
 

@@ -51,8 +51,8 @@ def load_classifier(path: str | Path) -> Classifier:
         try:
             return Classifier(resolved, keras_model=load_model(str(resolved)))
         except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as error:
-            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-            raise RelunetError(f"{resolved} cannot be loaded as a Keras model ({reason}).") from None
+            raise RelunetError(f"{resolved} cannot be loaded as a Keras model "
+                               f"({_load_error_reason(error)}).") from None
     try:
         loaded = tf.saved_model.load(str(resolved))
     except (OSError, ValueError, tf.errors.OpError) as error:
@@ -60,6 +60,14 @@ def load_classifier(path: str | Path) -> Classifier:
     if SIGNATURE not in loaded.signatures:
         raise RelunetError(f"The SavedModel {resolved} has no {SIGNATURE} signature.")
     return Classifier(resolved, signature=loaded.signatures[SIGNATURE], saved_model=loaded)
+
+
+def _load_error_reason(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    if "safe_mode" in text:  # Keras refuses to deserialise code unless told it is trusted
+        return ("it holds a Lambda layer, Python code that Keras's safe_mode refuses to "
+                "load from a file; relunet always loads with safe_mode on")
+    return text.split(". ")[0][:200] or type(error).__name__
 
 
 def _resolve(path: Path) -> Path:
@@ -150,12 +158,13 @@ def _read_npy(path: Path) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as error:
         raise RelunetError(f"{path} cannot be read as a .npy array ({error}).") from None
+    shape = array.shape
     if array.ndim in (2, 3) and array.shape[-2:] == (_SIDE, _SIDE):
         array = array[..., None]
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4 or array.shape[1:] != (_SIDE, _SIDE, 1) or len(array) == 0:
-        raise RelunetError(f"{path} has shape {array.shape}; expected 28x28 images "
+        raise RelunetError(f"{path} has shape {shape}; expected 28x28 images "
                            "as [28, 28], [n, 28, 28] or [n, 28, 28, 1].")
     if np.issubdtype(array.dtype, np.floating) and 0 <= array.min() and array.max() <= 1:
         return np.rint(array * 255).astype(np.uint8)  # already normalised to [0, 1]

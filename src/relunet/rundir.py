@@ -3,7 +3,7 @@
     <run-dir>/config.json    the resolved TrainConfig; a resume must agree with it
     <run-dir>/history.csv    one row per finished epoch (CSVLogger, append)
     <run-dir>/best.keras     best model so far by val_accuracy (ModelCheckpoint)
-    <run-dir>/backup/        BackupAndRestore state, removed when fit() finishes
+    <run-dir>/backup/        AtomicBackupAndRestore state, removed once every epoch is trained
     <run-dir>/logs/          TensorBoard
     <run-dir>/metrics.json   written last: test metrics of best.keras
 
@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,18 +26,34 @@ from relunet.errors import RelunetError
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside `path`, fsync it and rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write JSON atomically (see write_text_atomic)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, fsync it, rename it into place and fsync
+    the folder: a reader, or a restart after a crash, sees the old file or the new."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"tmp-{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class RunDir:
@@ -78,12 +95,13 @@ class RunDir:
         write_json_atomic(self.config, config.to_dict())
         return False
 
-    def backup_epoch(self) -> int | None:
-        """The epoch the backup will resume at (0-based), or None without a backup."""
-        try:
-            return int(json.loads((self.backup / "training_metadata.json").read_text())["epoch"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+    def discard_progress(self) -> None:
+        """Remove what training wrote (not config.json), to train again from the start."""
+        for path in (self.backup, self.logs):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in (self.history, self.best, self.metrics):
+            path.unlink(missing_ok=True)
+        print(f"run: --restart: discarded the progress in {self.path}", flush=True)
 
     def history_rows(self) -> list[dict[str, str]]:
         if not self.history.is_file():

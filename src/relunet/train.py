@@ -2,7 +2,7 @@
 
 `train(config)` is what `relunet train` runs; notebooks can call it too, or build the
 same pieces themselves (`relunet.data`, `relunet.model`, `make_callbacks`). Rerunning
-with the same run dir continues from the last backup instead of starting over.
+with the same run dir continues from the last backup, at the next unseen batch.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ import keras
 import tensorflow as tf
 
 from relunet import data
+from relunet.backup import AtomicBackupAndRestore, BackupState, RestoreEpochMetrics
+from relunet.callbacks import EpochTimer, Preempted, StopOnSignal  # noqa: F401  (Preempted is public here)
 from relunet.config import NO_SPLIT, TrainConfig
 from relunet.errors import RelunetError
 from relunet.model import build_model, load_model
@@ -28,50 +29,6 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite, so training stopped early."""
 
 
-class BackupEveryNBatches(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that saves every `save_freq` batches and also at each epoch end.
-
-    Keras saves at epoch ends only when `save_freq="epoch"`; a backup at the end of
-    every epoch as well means a rerun never repeats a finished epoch.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":
-            self._save_model()
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Adds `epoch_seconds` (training only, without validation) to each epoch's logs.
-
-    Listed before CSVLogger and TensorBoard so that both record it. Also keeps the
-    totals for this process, from which train() reports samples per second.
-    """
-
-    def __init__(self, samples_per_epoch: int, batch_size: int):
-        super().__init__()
-        self.samples_per_epoch, self.batch_size = samples_per_epoch, batch_size
-        self.total_seconds, self.total_samples = 0.0, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._train_end, self._steps = time.perf_counter(), None, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps = batch + 1
-
-    def on_test_begin(self, logs=None):
-        if self._train_end is None:
-            self._train_end = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = (self._train_end or time.perf_counter()) - self._start
-        samples = min(self._steps * self.batch_size, self.samples_per_epoch)
-        self.total_seconds += seconds
-        self.total_samples += samples
-        if logs is not None:
-            logs["epoch_seconds"] = seconds
-
-
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and TensorFlow; optionally make TensorFlow ops deterministic."""
     keras.utils.set_random_seed(seed)
@@ -79,11 +36,23 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def set_threads(threads: int | None) -> None:
+    """Use `threads` intra-op threads (one inter-op), if TensorFlow has not started yet."""
+    if threads is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised, as in a notebook that has run ops
+        print("run: TensorFlow has already started; --threads is ignored", flush=True)
+
+
 def make_callbacks(run: RunDir, config: TrainConfig, timer: EpochTimer,
+                   backup: AtomicBackupAndRestore,
                    best_so_far: float | None = None) -> list[keras.callbacks.Callback]:
     """The run's callbacks. Order matters at epoch end: the timer writes into the logs,
     the best model is saved (the latest, without validation), the history row is
-    written, and only then the backup."""
+    written, and only then the backup, so a backup never runs ahead of the history."""
     if config.val_split == NO_SPLIT:  # nothing to choose by: keep the latest model
         checkpoint = keras.callbacks.ModelCheckpoint(run.best, save_best_only=False)
     else:
@@ -94,22 +63,28 @@ def make_callbacks(run: RunDir, config: TrainConfig, timer: EpochTimer,
         timer,
         checkpoint,
         keras.callbacks.CSVLogger(run.history, append=True),
-        BackupEveryNBatches(run.backup, save_freq=config.backup_every, double_checkpoint=True),
+        backup,
         keras.callbacks.TensorBoard(log_dir=str(run.logs)),
         keras.callbacks.TerminateOnNaN(),
     ]
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
-    """Train (or resume) the run described by `config`; return the metrics it wrote."""
+    """Train (or resume) the run described by `config`; return the metrics it wrote.
+
+    Raises `Preempted` when SIGTERM or SIGINT stopped it after a final backup.
+    """
     config = config.validate().with_run_dir()
     set_threads(config.threads)
     run = RunDir(config.run_dir)
     resumed = run.claim(config)
-    if run.metrics.is_file():
+    if config.restart:
+        run.discard_progress()
+    elif run.metrics.is_file():
         print(f"run: {run.path} has already finished; its metrics are in {run.metrics}")
         return _read_json(run.metrics)
-    print(f"run: {'continuing' if resumed else 'starting'} {run.path}", flush=True)
+    print(f"run: {'continuing' if resumed and not config.restart else 'starting'} {run.path}",
+          flush=True)
 
     validate = config.val_split != NO_SPLIT
     source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
@@ -119,31 +94,50 @@ def train(config: TrainConfig) -> dict[str, Any]:
     steps = data.steps_per_epoch(train_arrays, config.batch_size)
     # Seeded after the data is found, so that preparing it first changes nothing.
     seed_everything(config.seed, config.deterministic)
+    # Keras turns XLA off under op determinism (not every op is deterministic in XLA).
+    jit_compile = "off" if config.deterministic else config.jit_compile
     model = build_model(config.width, config.depth, config.activation, config.init,
-                        config.learning_rate, config.jit_compile, config.grad_norms,
+                        config.learning_rate, jit_compile, config.grad_norms,
                         config.lr_schedule, decay_steps=config.epochs * steps,
                         steps_per_execution=config.steps_per_execution)
 
+    backup = AtomicBackupAndRestore(run.backup, save_freq=config.backup_every,
+                                    delete_checkpoint=False, fingerprint=config.fingerprint())
+    state = _resume_point(run, config, backup, model)
     timer = EpochTimer(len(train_arrays), config.batch_size)
-    done = _resume_point(run, config)
-    if done < config.epochs:
-        callbacks = make_callbacks(run, config, timer, RunDir.best_value(run.history_rows()))
-        history = model.fit(
-            data.training_pipeline(train_arrays, config.batch_size, config.seed,
-                                   first_epoch=done, label_smoothing=config.label_smoothing),
-            steps_per_epoch=steps, epochs=config.epochs, callbacks=callbacks,
-            validation_data=data.evaluation_pipeline(val_arrays[0], config.batch_size)
-            if validate else None,
-            verbose=progress_verbosity(config.verbose), shuffle=False)  # the pipeline shuffles
-        losses = history.history.get("loss", [])
-        if any(not math.isfinite(loss) for loss in losses):
+    if state.epoch < config.epochs:
+        callbacks = make_callbacks(run, config, timer, backup,
+                                   RunDir.best_value(run.history_rows()))
+        val_ds = data.evaluation_pipeline(val_arrays[0], config.batch_size) if validate else None
+
+        def fit(first_epoch: int, skip: int, epochs: int, extra: list) -> list[float]:
+            batches = data.training_pipeline(train_arrays, config.batch_size, config.seed,
+                                             first_epoch=first_epoch,
+                                             label_smoothing=config.label_smoothing)
+            backup.step_offset = skip
+            history = model.fit(batches.skip(skip), steps_per_epoch=steps - skip,
+                                initial_epoch=first_epoch, epochs=epochs,
+                                validation_data=val_ds, callbacks=callbacks + extra,
+                                verbose=progress_verbosity(config.verbose), shuffle=False)
+            return history.history.get("loss", [])
+
+        with StopOnSignal(backup) as stop:
+            losses = []
+            if state.step:  # first the rest of the interrupted epoch, then whole ones
+                losses += fit(state.epoch, state.step, state.epoch + 1,
+                              [RestoreEpochMetrics(state), stop])
+            if state.epoch + (1 if state.step else 0) < config.epochs and _finite(losses):
+                losses += fit(state.epoch + (1 if state.step else 0), 0, config.epochs, [stop])
+        if not _finite(losses):
             raise TrainingDiverged(
                 f"training stopped: the loss became {losses[-1]} in epoch "
-                f"{done + len(losses)}; try a smaller --lr (best model so far: {run.best})"
+                f"{state.epoch + len(losses)}; try a smaller --lr (best model so far: {run.best})"
             )
+        backup.delete()  # the whole run is trained: the backup has served
 
     # Without validation the model that just finished is the one saved; else reload the best.
-    best = model if not validate and done < config.epochs else load_model(run.best)
+    trained_here = state.epoch < config.epochs
+    best = model if not validate and trained_here else load_model(run.best)
     test = best.evaluate(data.evaluation_pipeline(test_arrays, config.batch_size),
                          verbose=0, return_dict=True)
     rows = run.history_rows()
@@ -165,32 +159,27 @@ def train(config: TrainConfig) -> dict[str, Any]:
     return metrics
 
 
-def set_threads(threads: int | None) -> None:
-    """Use `threads` intra-op threads (one inter-op), if TensorFlow has not started yet."""
-    if threads is None:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialised, as in a notebook that has run ops
-        print("run: TensorFlow has already started; --threads is ignored", flush=True)
+def _resume_point(run: RunDir, config: TrainConfig, backup: AtomicBackupAndRestore,
+                  model: keras.Model) -> BackupState:
+    """Where training continues, with the model restored to it; history trimmed to match.
 
-
-def _resume_point(run: RunDir, config: TrainConfig) -> int:
-    """Number of finished epochs this run can keep, trimming history rows it cannot.
-
-    fit() removes the backup when it finishes, so a run with a full history, a best
-    model and no backup was only interrupted before its final evaluation.
+    The backup is removed only once every epoch is trained, so a run with a full
+    history, a best model and no backup was only interrupted before its evaluation.
     """
-    epoch = run.backup_epoch()
-    if epoch is None and len(run.history_rows()) >= config.epochs and run.best.is_file():
+    state = backup.restore(model)
+    if state is None and len(run.history_rows()) >= config.epochs and run.best.is_file():
         print(f"run: all {config.epochs} epochs were trained; evaluating {run.best}")
-        return config.epochs
-    run.keep_history_before(epoch or 0)
-    if epoch:
-        print(f"run: resuming from the backup in {run.backup} at epoch {epoch + 1} "
-              f"of {config.epochs}", flush=True)
-    return epoch or 0
+        return BackupState(config.epochs, 0)
+    state = state or BackupState(0, 0)
+    run.keep_history_before(state.epoch)
+    if state.epoch or state.step:
+        print(f"run: resuming from the backup in {run.backup} at epoch {state.epoch + 1} "
+              f"of {config.epochs}, step {state.step}", flush=True)
+    return state
+
+
+def _finite(losses: list[float]) -> bool:
+    return all(math.isfinite(loss) for loss in losses)
 
 
 def progress_verbosity(verbose: int | None) -> int:

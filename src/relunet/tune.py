@@ -4,6 +4,9 @@
 lab's `train_step`. keras-tuner keeps every trial on disk: rerunning the same command
 reloads them and carries on to `max_trials`. The best hyperparameters are then
 retrained on the full train split, evaluated once on test and exported.
+
+keras-tuner writes its records (oracle.json, tuner0.json, trial.json) in place; this
+module has them written atomically instead, so a kill never leaves half a record.
 """
 
 from __future__ import annotations
@@ -16,14 +19,28 @@ from typing import Any
 
 import keras
 import keras_tuner
+from keras_tuner.src import utils as keras_tuner_utils  # every record goes through its save_json
 
 from relunet import data, trials
 from relunet.config import BATCH_SIZE_CHOICES, DEPTH_RANGE, WIDTH_STEP, TuneConfig
 from relunet.errors import RelunetError
 from relunet.export import export_saved_model
 from relunet.model import build_model
-from relunet.rundir import write_json_atomic
+from relunet.rundir import write_json_atomic, write_text_atomic
 from relunet.train import progress_verbosity
+
+
+def _save_json_atomically(path, obj):
+    """keras-tuner's utils.save_json, but atomic for local paths (the tuner's records)."""
+    if "://" in str(path):  # a remote file system: keep keras-tuner's own writer
+        return _keras_tuner_save_json(path, obj)
+    text = json.dumps(obj)
+    write_text_atomic(Path(path), text)
+    return text
+
+
+_keras_tuner_save_json = keras_tuner_utils.save_json
+keras_tuner_utils.save_json = _save_json_atomically
 
 
 class TuningFailed(RuntimeError):
