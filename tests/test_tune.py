@@ -123,6 +123,24 @@ def test_sigkill_after_the_first_trial_then_rerun_does_not_repeat_it(tmp_path):
     assert len(json.loads((project / "summary.json").read_text())) == 3
 
 
+def test_a_trial_that_ended_just_before_a_kill_is_not_queued_for_a_retry(tmp_path):
+    # keras-tuner saves oracle.json in end_trial while the ended trial is still listed as
+    # ongoing; a SIGKILL in that window leaves exactly this state behind.
+    common = [*TINY, "--epochs", "1", "--directory", str(tmp_path), "--no-export"]
+    assert run_cli("tune", *common, "--max-trials", "1").returncode == 0
+    project = tmp_path / "relunet"
+    state = _oracle(project)
+    state["ongoing_trials"] = {"tuner0": state["end_order"][0]}
+    (project / "oracle.json").write_text(json.dumps(state))
+    record = (project / "trial_0" / "relunet_trial.json").read_bytes()
+
+    result = run_cli("tune", *common, "--max-trials", "2")
+    assert result.returncode == 0, result.stderr
+    oracle = _oracle(project)
+    assert oracle["run_times"]["0"] == 1 and sorted(oracle["end_order"]) == ["0", "1"]
+    assert (project / "trial_0" / "relunet_trial.json").read_bytes() == record
+
+
 def test_trials_whose_loss_becomes_nan_are_failed_and_the_search_goes_on(tmp_path):
     result = run_cli("tune", *TINY, "--lr-min", "1e8", "--lr-max", "1e9", "--max-trials", "2",
                      "--epochs", "1", "--directory", str(tmp_path), "--no-export")

@@ -91,7 +91,16 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
 
 class _RecordsTrials:
     """Mixed into each tuner: record how long each trial ran, for how many epochs, and
-    why it failed if it did."""
+    why it failed if it did; and never rerun a trial that already ended."""
+
+    def reload(self):
+        super().reload()
+        # keras-tuner saves oracle.json in end_trial while the ended trial is still listed
+        # as ongoing; a kill in that window would make reload() queue it for a retry.
+        oracle = self.oracle
+        if hasattr(oracle, "_retry_queue"):  # the chief's oracle, not a worker's client
+            ended = set(oracle.end_order)
+            oracle._retry_queue = [t for t in oracle._retry_queue if t not in ended]
 
     def run_trial(self, trial, *args, **kwargs):
         start, results = time.perf_counter(), []
