@@ -64,23 +64,28 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._epoch, self._steps_done, self._saved_at, self._writes = 0, 0, 0, 0
 
     # -- restoring ----------------------------------------------------------------
-    def restore(self, model: keras.Model) -> BackupState | None:
+    def restore(self, model: keras.Model, source: str | os.PathLike | None = None
+                ) -> BackupState | None:
         """Load the newest usable backup into `model` (weights and optimizer).
 
-        Returns None when there is no backup. Raises RelunetError when there is one and
-        none of it can be used, so that nothing is trained over it by accident.
+        `source` is another backup folder to read (a worker reads the chief's); by
+        default this callback's own. Returns None when there is no backup. Raises
+        RelunetError when there is one and none of it can be used, so that nothing is
+        trained over it by accident.
         """
-        self._remove_temporaries()
-        if not self.path.is_dir() or not any(self.path.iterdir()):
+        source = Path(source) if source is not None else self.path
+        if source == self.path:
+            self._remove_temporaries()
+        if not source.is_dir() or not any(source.iterdir()):
             return None
-        entries = self._read_manifest()
+        entries = self._read_manifest(source)
         reasons = []
         for index, entry in enumerate(entries):
-            reason = self._unusable(entry)
+            reason = self._unusable(entry, source)
             if reason is None:
                 try:
                     _build_optimizer(model)
-                    model.load_weights(self.path / entry["weights"])
+                    model.load_weights(source / entry["weights"])
                 except (OSError, ValueError, KeyError) as error:
                     reason = f"it cannot be loaded ({type(error).__name__})"
             if reason is None:
@@ -95,7 +100,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             reasons.append(f"{entry.get('weights', '?')}: {reason}")
         detail = "; ".join(reasons) or "its manifest is missing or unreadable"
         raise RelunetError(
-            f"The backup in {self.path} cannot be used ({detail}); rerun with --restart to "
+            f"The backup in {source} cannot be used ({detail}); rerun with --restart to "
             "discard it and train from the beginning."
         )
 
@@ -168,17 +173,17 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 old.unlink(missing_ok=True)
 
     # -- helpers ------------------------------------------------------------------
-    def _read_manifest(self) -> list[dict[str, Any]]:
+    def _read_manifest(self, folder: Path | None = None) -> list[dict[str, Any]]:
         """The manifest's backups, newest first; none if it is missing or unreadable."""
         try:
-            return list(json.loads((self.path / MANIFEST).read_text())["backups"])
+            return list(json.loads(((folder or self.path) / MANIFEST).read_text())["backups"])
         except (OSError, ValueError, KeyError, TypeError):
             return []
 
-    def _unusable(self, entry: dict[str, Any]) -> str | None:
+    def _unusable(self, entry: dict[str, Any], folder: Path) -> str | None:
         if self.fingerprint and entry.get("fingerprint") != self.fingerprint:
             return "it was written by another training configuration"
-        weights = self.path / str(entry.get("weights"))
+        weights = folder / str(entry.get("weights"))
         if not weights.is_file():
             return "its weights file is missing"
         if _sha256(weights) != entry.get("sha256"):

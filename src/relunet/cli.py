@@ -12,14 +12,14 @@ import json
 import sys
 from pathlib import Path
 
-from relunet.config import (ACTIVATIONS, DATASETS, INITS, PRESETS, SEARCHABLE, TUNERS,
-                            CompareConfig, TrainConfig, TuneConfig, check_choice, check_positive,
-                            check_split)
+from relunet.config import (ACTIVATIONS, DATASETS, INITS, PRESETS, SEARCHABLE, STRATEGIES,
+                            TUNERS, CompareConfig, TrainConfig, TuneConfig, check_choice,
+                            check_positive, check_split)
 from relunet.errors import RelunetError
 from relunet.quiet import import_tensorflow_quietly
 
 _DEFAULTS = TrainConfig()
-PREEMPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM/SIGINT after a final backup; rerun to resume
+PREEMPTED = 75  # EX_TEMPFAIL: stopped by a signal after a final backup, or a worker was lost; rerun to resume
 _TUNE = TuneConfig()
 _COMPARE = CompareConfig()
 
@@ -74,6 +74,8 @@ def _add_train(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--jit-compile", default=d.jit_compile, metavar="MODE", help="XLA: on, off or auto (default: %(default)s)")
     p.add_argument("--steps-per-execution", type=int, default=d.steps_per_execution, metavar="N", help="train steps per call into the compiled step (default: %(default)s)")
     p.add_argument("--threads", type=int, default=d.threads, metavar="N", help="TensorFlow intra-op threads (default: one per core)")
+    p.add_argument("--strategy", default=d.strategy, metavar="NAME", help=f"tf.distribute: {', '.join(STRATEGIES)} (multiworker reads TF_CONFIG) (default: %(default)s)")
+    p.add_argument("--cpu-replicas", type=int, metavar="N", help="with --strategy mirrored: split the CPU into N logical devices (for testing)")
     p.add_argument("--grad-norms", action="store_true", help="also log each Dense kernel's gradient norm per epoch (grad_norm/dense_0, ...)")
     p.add_argument("--run-dir", metavar="DIR", help="where the run lives; rerun with the same one to resume (default: runs/<timestamp>)")
     p.add_argument("--restart", action="store_true", help="discard the run dir's progress (and an unusable backup) and train from the start")
@@ -167,7 +169,7 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}).validate()
     _check_folder(config.data_dir, "data dir")
     import_tensorflow_quietly()
-    from relunet.train import Preempted, TrainingDiverged, train
+    from relunet.train import Preempted, TrainingDiverged, WorkerLost, train
 
     try:
         train(config)
@@ -177,6 +179,9 @@ def _train(args: argparse.Namespace) -> int:
     except Preempted as error:
         print(f"relunet train: interrupted: {error}; rerun the same command to resume",
               file=sys.stderr)
+        return PREEMPTED
+    except WorkerLost as error:
+        print(f"relunet train: {error}", file=sys.stderr)
         return PREEMPTED
     return 0
 

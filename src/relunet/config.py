@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ LR_SCHEDULES = ("constant", "cosine")
 NO_SPLIT = "none"  # --val-split none: train without a validation split
 ACTIVATIONS = ("relu", "sigmoid", "leaky_relu")
 INITS = ("random_normal", "he_normal", "glorot_uniform")
+STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute; see relunet.distribute
 
 # One tfds split: a name with an optional [start:end] slice in examples or percent,
 # e.g. "train", "train[:2000]", "train[90%:]", "test[-1000:]". Splits join with "+".
@@ -43,8 +45,10 @@ PRESETS = {
 }
 
 # Fields that change what is trained. A run directory may only be resumed by a config
-# that agrees on all of them; the others (where the data lives, how chatty) may differ.
-_LOCATION_FIELDS = ("run_dir", "data_dir", "tfds_dir", "verbose", "threads", "restart")
+# that agrees on all of them; the others (where the data lives, how chatty, on how many
+# devices: the global batch is the same) may differ.
+_LOCATION_FIELDS = ("run_dir", "data_dir", "tfds_dir", "verbose", "threads", "restart",
+                    "strategy", "cpu_replicas")
 
 
 @dataclass
@@ -75,6 +79,8 @@ class TrainConfig:
     jit_compile: str = "on"  # XLA: on, off or auto (Keras decides)
     steps_per_execution: int = 64  # train steps per call into the compiled function
     threads: int | None = None  # TensorFlow intra-op threads; None: one per core
+    strategy: str = "default"  # tf.distribute: default (one device), mirrored, multiworker
+    cpu_replicas: int | None = None  # mirrored over this many logical CPU devices
     grad_norms: bool = False  # also log each Dense kernel's gradient norm (grad_norm/dense_0, ...)
     # run directory and backups
     run_dir: str | None = None  # None means runs/<timestamp>
@@ -94,6 +100,17 @@ class TrainConfig:
             check_positive(name, getattr(self, name))
         if self.threads is not None:
             check_positive("threads", self.threads)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        if self.cpu_replicas is not None:
+            check_positive("cpu_replicas", self.cpu_replicas)
+            if self.strategy != "mirrored":
+                raise RelunetError("cpu_replicas needs strategy 'mirrored'. "
+                                   f"Received strategy: {self.strategy!r}.")
+        if self.strategy == "multiworker":
+            if not self.run_dir:
+                raise RelunetError("strategy 'multiworker' needs a run_dir that every worker "
+                                   "names (and can reach), e.g. --run-dir runs/job1.")
+            worker_task()
         if not 0 <= self.label_smoothing < 1:
             raise RelunetError(f"label_smoothing must lie in [0, 1). Received: {self.label_smoothing!r}.")
         for name in ("train_split", "test_split"):
@@ -269,6 +286,26 @@ def _differences(config: Any, saved: dict[str, Any], ignore: tuple[str, ...]) ->
         if old != new:
             diffs.append(f"{field.name}: {old!r} -> {new!r}")
     return diffs
+
+
+def worker_task(environ: dict[str, str] | None = None) -> tuple[str, int, int]:
+    """(task type, task index, number of training tasks) from the TF_CONFIG variable that
+    MultiWorkerMirroredStrategy reads; RelunetError naming the problem if it is unusable."""
+    text = (os.environ if environ is None else environ).get("TF_CONFIG")
+    if not text:
+        raise RelunetError("strategy 'multiworker' needs the TF_CONFIG environment variable "
+                           "(cluster and task; see the README).")
+    try:
+        tf_config = json.loads(text)
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        task_type, index = task["type"], int(task["index"])
+        tasks = {kind: list(cluster[kind]) for kind in ("chief", "worker") if kind in cluster}
+    except (ValueError, KeyError, TypeError) as error:
+        raise RelunetError(f"TF_CONFIG is not a cluster and task description ({error!r}).") from None
+    if task_type not in tasks or not 0 <= index < len(tasks[task_type]):
+        raise RelunetError(f"TF_CONFIG's task {task_type} {index} is not in its cluster "
+                           f"({', '.join(f'{len(v)} {k}' for k, v in tasks.items()) or 'empty'}).")
+    return task_type, index, sum(len(v) for v in tasks.values())
 
 
 def check_split(split: str, what: str = "split") -> str:

@@ -50,11 +50,30 @@ class Gradients(NamedTuple):
 
 
 def grad(model: keras.Model, images: tf.Tensor, labels: tf.Tensor) -> Gradients:
-    """The loss and its gradient with respect to the trainable variables (one backward pass)."""
+    """The loss and its gradient with respect to the trainable variables (one backward pass).
+
+    Under tf.distribute the gradient is that of the mean over the global batch, which is
+    what the optimizer needs: it sums the replicas' gradients.
+    """
     with tf.GradientTape() as tape:
         logits = model(images, training=True)
         loss = loss_fn(model, images, labels, logits=logits)
-    return Gradients(loss, tape.gradient(loss, model.trainable_variables), logits)
+        global_batch_share = loss * share_of_global_batch(images)
+    return Gradients(loss, tape.gradient(global_batch_share, model.trainable_variables), logits)
+
+
+def share_of_global_batch(images: tf.Tensor) -> tf.Tensor | float:
+    """This replica's fraction of the global batch: 1 without distribution.
+
+    Each replica's mean loss, weighted so, sums over replicas to the global-batch mean,
+    even when the last batch splits unevenly. Counted with an all-reduce rather than
+    assumed to be 1/num_replicas.
+    """
+    if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+        return 1.0
+    local = tf.cast(tf.shape(images)[0], tf.float32)
+    total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
+    return local / tf.maximum(total, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="relunet")
@@ -107,6 +126,14 @@ class ReluNet(keras.Model):
         self.logits.build((None, units))
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3 reduces a sample batch across workers here to build what is unbuilt,
+        # which fails under MultiWorkerMirroredStrategy (a PerReplica it cannot convert).
+        # build_model builds the model and its optimizer up front, so skip it then.
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         x = self.flatten(images)
         for layer in self.hidden:
@@ -142,19 +169,32 @@ class ReluNet(keras.Model):
         batch = tf.cast(tf.shape(images)[0], tf.float32)
         self.loss_tracker.update_state(loss, sample_weight=batch)
         self.accuracy_tracker.update_state(accuracy, sample_weight=batch)
-        return {m.name: m.result() for m in (self.loss_tracker, self.accuracy_tracker)}
+        return _step_logs((self.loss_tracker, self.accuracy_tracker))
 
     def _track_grad_norms(self, gradients: list[tf.Tensor]) -> dict:
         """Norms of the kernel gradients `grad` already computed: no second backward pass."""
         for norm, tracker in zip(kernel_grad_norms(self, gradients).values(),
                                  self.grad_norm_trackers):
             tracker.update_state(norm)
-        return {tracker.name: tracker.result() for tracker in self.grad_norm_trackers}
+        return _step_logs(self.grad_norm_trackers)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "width": self.width, "depth": self.depth,
                 "activation": self.activation, "init": self.init,
                 "num_classes": self.num_classes, "grad_norms": self.grad_norms}
+
+
+def _step_logs(metrics) -> dict[str, tf.Tensor]:
+    """A step's logs: each metric's running value.
+
+    Across workers Keras 3 averages a step's logs with `reduce(MEAN, axis=0)`, which
+    fails on scalars; there each value gets an axis of length 1 to be averaged over.
+    """
+    logs = {metric.name: metric.result() for metric in metrics}
+    extended = tf.distribute.get_strategy().extended
+    if getattr(extended, "_in_multi_worker_mode", lambda: False)():
+        logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
 
 
 def kernel_grad_norms(model: ReluNet, gradients: list[tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -180,6 +220,7 @@ def build_model(width: int = 256, depth: int = 2, activation: str = "relu",
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=_jit(jit_compile),
                   steps_per_execution=steps_per_execution)
+    model.optimizer.build(model.trainable_variables)  # now, inside any strategy scope
     return model
 
 

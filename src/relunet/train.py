@@ -7,6 +7,7 @@ with the same run dir continues from the last backup, at the next unseen batch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from relunet import data
+from relunet import data, distribute
 from relunet.backup import AtomicBackupAndRestore, BackupState, RestoreEpochMetrics
 from relunet.callbacks import EpochTimer, Preempted, StopOnSignal  # noqa: F401  (Preempted is public here)
 from relunet.config import NO_SPLIT, TrainConfig
@@ -27,6 +28,10 @@ from relunet.rundir import RunDir, write_json_atomic
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite, so training stopped early."""
+
+
+class WorkerLost(RuntimeError):
+    """Another worker of a multi-worker job stopped; the job resumes from its backup."""
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -72,19 +77,29 @@ def make_callbacks(run: RunDir, config: TrainConfig, timer: EpochTimer,
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train (or resume) the run described by `config`; return the metrics it wrote.
 
-    Raises `Preempted` when SIGTERM or SIGINT stopped it after a final backup.
+    Raises `Preempted` when SIGTERM or SIGINT stopped it after a final backup. Under
+    `--strategy multiworker` every worker calls this; only the chief writes the run dir
+    and returns its metrics, the others return {}.
     """
     config = config.validate().with_run_dir()
     set_threads(config.threads)
-    run = RunDir(config.run_dir)
-    resumed = run.claim(config)
-    if config.restart:
-        run.discard_progress()
-    elif run.metrics.is_file():
+    strategy = distribute.make_strategy(config)  # before TensorFlow runs anything
+    chief = distribute.is_chief(strategy)
+    run = RunDir(config.run_dir)  # every worker decides from the chief's run dir
+    if chief:
+        resumed = run.claim(config)
+        if config.restart:
+            run.discard_progress()
+    if run.metrics.is_file() and not config.restart:
         print(f"run: {run.path} has already finished; its metrics are in {run.metrics}")
-        return _read_json(run.metrics)
-    print(f"run: {'continuing' if resumed and not config.restart else 'starting'} {run.path}",
-          flush=True)
+        return _read_json(run.metrics) if chief else {}
+    if chief:
+        print(f"run: {'continuing' if resumed and not config.restart else 'starting'} "
+              f"{run.path}", flush=True)
+    distributed = config.strategy != "default"
+    if distributed:
+        print(f"run: tf.distribute {distribute.describe(strategy)}; without XLA, one step "
+              "per execution", flush=True)
 
     validate = config.val_split != NO_SPLIT
     source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
@@ -95,49 +110,86 @@ def train(config: TrainConfig) -> dict[str, Any]:
     # Seeded after the data is found, so that preparing it first changes nothing.
     seed_everything(config.seed, config.deterministic)
     # Keras turns XLA off under op determinism (not every op is deterministic in XLA).
-    jit_compile = "off" if config.deterministic else config.jit_compile
-    model = build_model(config.width, config.depth, config.activation, config.init,
-                        config.learning_rate, jit_compile, config.grad_norms,
-                        config.lr_schedule, decay_steps=config.epochs * steps,
-                        steps_per_execution=config.steps_per_execution)
+    # Under tf.distribute XLA cannot compile a step whose variables live on several
+    # devices, and Keras 3 fails on steps_per_execution > 1 (keras-team/keras#19246).
+    jit_compile = "off" if config.deterministic or distributed else config.jit_compile
+    steps_per_execution = 1 if distributed else config.steps_per_execution
+    with strategy.scope():
+        model = build_model(config.width, config.depth, config.activation, config.init,
+                            config.learning_rate, jit_compile, config.grad_norms,
+                            config.lr_schedule, decay_steps=config.epochs * steps,
+                            steps_per_execution=steps_per_execution)
 
-    backup = AtomicBackupAndRestore(run.backup, save_freq=config.backup_every,
-                                    delete_checkpoint=False, fingerprint=config.fingerprint())
-    state = _resume_point(run, config, backup, model)
-    timer = EpochTimer(len(train_arrays), config.batch_size)
-    if state.epoch < config.epochs:
-        callbacks = make_callbacks(run, config, timer, backup,
-                                   RunDir.best_value(run.history_rows()))
-        val_ds = data.evaluation_pipeline(val_arrays[0], config.batch_size) if validate else None
+    with distribute.writing_dir(config.run_dir, strategy) as where:
+        out = run if chief else RunDir(where)  # where this process writes
+        if not chief:
+            out.claim(config)
+        backup = AtomicBackupAndRestore(out.backup, save_freq=config.backup_every,
+                                        delete_checkpoint=False,
+                                        fingerprint=config.fingerprint())
+        with strategy.scope():
+            state = _resume_point(run, config, backup, model, chief)
+        timer = EpochTimer(len(train_arrays), config.batch_size)
+        if state.epoch < config.epochs:
+            best_so_far = RunDir.best_value(
+                [row for row in run.history_rows() if int(row["epoch"]) < state.epoch])
+            callbacks = make_callbacks(out, config, timer, backup, best_so_far)
+            val_ds = None
+            if validate:
+                val_ds = distribute.shard_by_data(
+                    data.evaluation_pipeline(val_arrays[0], config.batch_size))
 
-        def fit(first_epoch: int, skip: int, epochs: int, extra: list) -> list[float]:
-            batches = data.training_pipeline(train_arrays, config.batch_size, config.seed,
-                                             first_epoch=first_epoch,
-                                             label_smoothing=config.label_smoothing)
-            backup.step_offset = skip
-            history = model.fit(batches.skip(skip), steps_per_epoch=steps - skip,
-                                initial_epoch=first_epoch, epochs=epochs,
-                                validation_data=val_ds, callbacks=callbacks + extra,
-                                verbose=progress_verbosity(config.verbose), shuffle=False)
-            return history.history.get("loss", [])
+            def fit(first_epoch: int, skip: int, epochs: int, extra: list) -> list[float]:
+                batches = data.training_pipeline(train_arrays, config.batch_size, config.seed,
+                                                 first_epoch=first_epoch,
+                                                 label_smoothing=config.label_smoothing)
+                backup.step_offset = skip
+                try:
+                    history = model.fit(distribute.shard_by_data(batches.skip(skip)),
+                                        steps_per_epoch=steps - skip,
+                                        initial_epoch=first_epoch, epochs=epochs,
+                                        validation_data=val_ds, callbacks=callbacks + extra,
+                                        verbose=progress_verbosity(config.verbose),
+                                        shuffle=False)
+                except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
+                    if config.strategy != "multiworker":
+                        raise
+                    epoch, step = backup.position
+                    raise WorkerLost(
+                        f"another worker stopped during epoch {epoch + 1}, step {step} "
+                        f"({type(error).__name__}); start every worker again with the same "
+                        "command to resume from the last backup"
+                    ) from None
+                return history.history.get("loss", [])
 
-        with StopOnSignal(backup) as stop:
-            losses = []
-            if state.step:  # first the rest of the interrupted epoch, then whole ones
-                losses += fit(state.epoch, state.step, state.epoch + 1,
-                              [RestoreEpochMetrics(state), stop])
-            if state.epoch + (1 if state.step else 0) < config.epochs and _finite(losses):
-                losses += fit(state.epoch + (1 if state.step else 0), 0, config.epochs, [stop])
-        if not _finite(losses):
-            raise TrainingDiverged(
-                f"training stopped: the loss became {losses[-1]} in epoch "
-                f"{state.epoch + len(losses)}; try a smaller --lr (best model so far: {run.best})"
-            )
-        backup.delete()  # the whole run is trained: the backup has served
+            # One worker alone cannot stop a multi-worker step: there a signal ends the
+            # process and the job resumes from the last periodic backup.
+            signals = (contextlib.nullcontext(None) if config.strategy == "multiworker"
+                       else StopOnSignal(backup))
+            with signals as stop:
+                stop_callbacks = [stop] if stop else []
+                losses = []
+                if state.step:  # first the rest of the interrupted epoch, then whole ones
+                    losses += fit(state.epoch, state.step, state.epoch + 1,
+                                  [RestoreEpochMetrics(state), *stop_callbacks])
+                if state.epoch + (1 if state.step else 0) < config.epochs and _finite(losses):
+                    losses += fit(state.epoch + (1 if state.step else 0), 0, config.epochs,
+                                  stop_callbacks)
+            if not _finite(losses):
+                raise TrainingDiverged(
+                    f"training stopped: the loss became {losses[-1]} in epoch "
+                    f"{state.epoch + len(losses)}; try a smaller --lr (best model so far: "
+                    f"{run.best})"
+                )
+            backup.delete()  # the whole run is trained: the backup has served
+    if not chief:
+        print(f"run: training done; the chief writes the results to {run.path}", flush=True)
+        return {}
 
-    # Without validation the model that just finished is the one saved; else reload the best.
+    # Without validation the model that just finished is the one saved; else reload the
+    # best. A distributed model is reloaded too, to evaluate on this process alone.
     trained_here = state.epoch < config.epochs
-    best = model if not validate and trained_here else load_model(run.best)
+    best = model if not validate and trained_here and not distributed else load_model(run.best)
     test = best.evaluate(data.evaluation_pipeline(test_arrays, config.batch_size),
                          verbose=0, return_dict=True)
     rows = run.history_rows()
@@ -152,6 +204,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "train_examples": len(train_arrays),
         "data_source": source.description,
         "best_model": str(run.best),
+        "replicas": strategy.num_replicas_in_sync,
     }
     write_json_atomic(run.metrics, metrics)
     print(f"test: accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
@@ -160,18 +213,22 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 
 def _resume_point(run: RunDir, config: TrainConfig, backup: AtomicBackupAndRestore,
-                  model: keras.Model) -> BackupState:
+                  model: keras.Model, chief: bool = True) -> BackupState:
     """Where training continues, with the model restored to it; history trimmed to match.
 
+    Every worker restores from the chief's backup, so all continue from the same step.
     The backup is removed only once every epoch is trained, so a run with a full
     history, a best model and no backup was only interrupted before its evaluation.
     """
-    state = backup.restore(model)
+    if config.restart and not chief:  # the chief is discarding that backup right now
+        return BackupState(0, 0)
+    state = backup.restore(model, source=run.backup)
     if state is None and len(run.history_rows()) >= config.epochs and run.best.is_file():
         print(f"run: all {config.epochs} epochs were trained; evaluating {run.best}")
         return BackupState(config.epochs, 0)
     state = state or BackupState(0, 0)
-    run.keep_history_before(state.epoch)
+    if chief:
+        run.keep_history_before(state.epoch)
     if state.epoch or state.step:
         print(f"run: resuming from the backup in {run.backup} at epoch {state.epoch + 1} "
               f"of {config.epochs}, step {state.step}", flush=True)
