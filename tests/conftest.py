@@ -9,6 +9,7 @@ inherit through $TFDS_DATA_DIR.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,7 @@ MNIST_DIR = Path(os.environ.get("RELUNET_DATA_DIR") or REPO.parent / "shared" / 
 os.environ["RELUNET_DATA_DIR"] = str(MNIST_DIR)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # RELUNET_TEST_TFDS_DIR keeps the prepared copy between sessions while developing.
+_KEEP_TFDS_DIR = bool(os.environ.get("RELUNET_TEST_TFDS_DIR"))
 _TFDS_DIR = os.environ.get("RELUNET_TEST_TFDS_DIR") or tempfile.mkdtemp(prefix="relunet-tfds-")
 os.environ["TFDS_DATA_DIR"] = _TFDS_DIR
 
@@ -38,6 +40,11 @@ def pytest_sessionstart(session):
             f"The tests need the four MNIST IDX files; none found in {MNIST_DIR}. "
             "Set RELUNET_DATA_DIR to a folder holding them."
         )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not _KEEP_TFDS_DIR:
+        shutil.rmtree(_TFDS_DIR, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ user cares about; the folder's content is compared before and after.
 
 import gzip
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,14 @@ CASES = {
     "train: run dir that is a file": (["train", "--run-dir", "notes.txt"], "notes.txt is a file, not a folder"),
     "train: run dir that is not a run": (["train", "--run-dir", "results"], "not a relunet run"),
     "train: run dir of another configuration": (["train", "--run-dir", "run", "--width", "64"], "width: 256 -> 64"),
+    "train: unknown strategy": (["train", "--strategy", "tpu"], "strategy must be one of default, mirrored, multiworker"),
+    "train: cpu replicas without mirrored": (["train", "--cpu-replicas", "2"], "cpu_replicas needs strategy 'mirrored'"),
+    "train: multiworker without a run dir": (["train", "--strategy", "multiworker"], "needs a run_dir that every worker names"),
+    "train: multiworker without TF_CONFIG": (["train", "--strategy", "multiworker", "--run-dir", "new_run"], "needs the TF_CONFIG environment variable"),
+    "train: TF_CONFIG that is not JSON": (["train", "--strategy", "multiworker", "--run-dir", "new_run"], "TF_CONFIG is not a cluster and task description",
+                                          {"TF_CONFIG": "{cluster: 1"}),
+    "train: TF_CONFIG task outside its cluster": (["train", "--strategy", "multiworker", "--run-dir", "new_run"], "task worker 2 is not in its cluster (2 worker)",
+                                                  {"TF_CONFIG": '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 2}}'}),
     # tune
     "tune: lr range upside down": (["tune", "--lr-min", "0.1", "--lr-max", "0.01"], "lr_min must not exceed lr_max"),
     "tune: no trials": (["tune", "--max-trials", "0"], "max_trials must be a positive number"),
@@ -94,9 +103,11 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_exits_2_with_one_line_and_changes_nothing(workspace, case):
-    args, message = CASES[case]
+    args, message, *env = CASES[case]
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     before = snapshot(workspace)
     result = subprocess.run([sys.executable, "-m", "relunet.cli", *args], cwd=workspace,
+                            env={**environ, **(env[0] if env else {})},
                             capture_output=True, text=True, timeout=300)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr[-2000:]
@@ -108,6 +119,6 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(workspace, case):
 
 
 def test_the_matrix_covers_every_command_with_at_least_25_cases():
-    commands = {args[0] for args, _ in CASES.values()}
+    commands = {case[0][0] for case in CASES.values()}
     assert commands == {"train", "tune", "compare", "export", "predict", "evaluate"}
     assert len(CASES) >= 25

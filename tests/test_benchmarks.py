@@ -54,3 +54,9 @@ def test_bench_serving_reports_latency_percentiles_and_throughput():
     result = _run_json("bench_serving.py", "--calls", "20", "--batches", "2")
     assert 0 < result["batch1_p50_ms"] <= result["batch1_p99_ms"]
     assert result["batch1024_images_per_second"] > 0
+
+
+def test_bench_distribute_reports_every_configuration(source):
+    result = _run_json("bench_distribute.py", "--train-split", "train[:1000]", "--epochs", "2")
+    assert len(result["images_per_second"]) == 4
+    assert all(v > 0 for v in result["images_per_second"].values())

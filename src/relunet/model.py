@@ -167,6 +167,8 @@ class ReluNet(keras.Model):
     def _track(self, images: tf.Tensor, loss: tf.Tensor, accuracy: tf.Tensor) -> dict:
         # Weight by batch size so an epoch's value is a mean over images, not over batches.
         batch = tf.cast(tf.shape(images)[0], tf.float32)
+        # A replica handed no images (a last batch smaller than the replicas) has NaN means.
+        loss, accuracy = (tf.where(batch > 0, value, 0.0) for value in (loss, accuracy))
         self.loss_tracker.update_state(loss, sample_weight=batch)
         self.accuracy_tracker.update_state(accuracy, sample_weight=batch)
         return _step_logs((self.loss_tracker, self.accuracy_tracker))
@@ -207,18 +209,21 @@ def build_model(width: int = 256, depth: int = 2, activation: str = "relu",
                 init: str = "random_normal", learning_rate: float = 1e-3,
                 jit_compile: str | bool = "auto", grad_norms: bool = False,
                 lr_schedule: str = "constant", decay_steps: int | None = None,
-                steps_per_execution: int = 1) -> ReluNet:
-    """A built ReluNet compiled with the lab's Adam optimizer.
+                steps_per_execution: int = 1,
+                optimizer: keras.optimizers.Optimizer | None = None) -> ReluNet:
+    """A built ReluNet compiled with the lab's Adam optimizer (or `optimizer`).
 
     `lr_schedule="cosine"` decays the learning rate to 0 over `decay_steps` steps.
     `steps_per_execution` runs that many train steps per call into the compiled function.
+    Under tf.distribute, call it inside `strategy.scope()`.
     """
     model = ReluNet(width=width, depth=depth, activation=activation, init=init,
                     grad_norms=grad_norms)
     model.build()
     if lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=_jit(jit_compile),
+    optimizer = optimizer or keras.optimizers.Adam(learning_rate)
+    model.compile(optimizer=optimizer, jit_compile=_jit(jit_compile),
                   steps_per_execution=steps_per_execution)
     model.optimizer.build(model.trainable_variables)  # now, inside any strategy scope
     return model
