@@ -75,8 +75,8 @@ def describe(strategy: tf.distribute.Strategy) -> str:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is not None and resolver.task_type:
         role = "chief" if is_chief(strategy) else "non-chief"
-        return (f"{name}, {replicas} replicas; this is {resolver.task_type} "
-                f"{resolver.task_id} ({role})")
+        return (f"MultiWorkerMirroredStrategy, {replicas} replicas; this is "
+                f"{resolver.task_type} {resolver.task_id} ({role})")
     devices = ", ".join(d.split("device:")[-1] for d in strategy.extended.worker_devices)
     return f"{name}, {replicas} replica{'s' if replicas > 1 else ''} ({devices})"
 
