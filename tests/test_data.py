@@ -1,5 +1,8 @@
 """Data: the tfds code path, the offline IDX path on the real files, the pipeline."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -87,6 +90,23 @@ def test_other_idx_files_replace_a_stale_prepared_copy(tmp_path):
     assert first.name == second.name == "mnist_idx/fashion_mnist"
     (train,) = data.load_tfds(second, ["train"])
     assert int(train.cardinality()) == 20
+
+
+PREPARE = ("import sys; from relunet import data; "
+           "print(data.find_source('kmnist', sys.argv[1], sys.argv[2], verbose=False).name)")
+
+
+def test_processes_that_prepare_the_same_tfds_dir_at_once_all_succeed(tmp_path):
+    # The workers of a multi-worker job on one host start together on a fresh tfds dir.
+    folder, tfds_dir = write_idx_folder(tmp_path / "idx", n_train=200), tmp_path / "tfds"
+    processes = [subprocess.Popen([sys.executable, "-c", PREPARE, str(folder), str(tfds_dir)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+    results = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], [err[-1500:] for _, err in results]
+    assert [out.strip().splitlines()[-1] for out, _ in results] == ["mnist_idx/kmnist"] * 3
+    (train,) = data.load_tfds(data.find_source("kmnist", str(folder), str(tfds_dir)), ["train"])
+    assert int(train.cardinality()) == 200
 
 
 def test_malformed_idx_folder_leaves_nothing_prepared(tmp_path):

@@ -12,11 +12,16 @@ and the source is said on the console.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import socket
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +63,24 @@ def find_source(dataset: str = "mnist", data_dir: str | None = None,
         raise RelunetError(f"dataset must be one of {', '.join(DATASETS)}. Received: {dataset!r}.")
     tfds_dir = tfds_dir or default_tfds_dir()
     data_dir = data_dir or os.environ.get("RELUNET_DATA_DIR") or None
-    source = _find_source(dataset, data_dir, tfds_dir)
+    with _one_at_a_time(tfds_dir):
+        source = _find_source(dataset, data_dir, tfds_dir)
     if verbose:
         print(f"data: {source.description}", flush=True)
     return source
+
+
+@contextlib.contextmanager
+def _one_at_a_time(tfds_dir: str) -> Iterator[None]:
+    """Let one process at a time find or prepare datasets in `tfds_dir` (the workers of a
+    multi-worker job on one host start together); the others wait, then find it ready."""
+    digest = hashlib.sha256(os.path.abspath(tfds_dir).encode()).hexdigest()[:12]
+    with open(Path(tempfile.gettempdir()) / f"relunet-prepare-{digest}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _find_source(dataset: str, data_dir: str | None, tfds_dir: str) -> Source:
