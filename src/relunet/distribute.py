@@ -56,29 +56,46 @@ def _logical_cpus(count: int) -> list[str]:
     return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
+def task(strategy: tf.distribute.Strategy) -> tuple[str, int] | None:
+    """(task type, index) of this process in a multi-worker cluster; None outside one."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return None
+    return resolver.task_type, resolver.task_id
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True for the one process that writes results: the only one, or the cluster's chief
     (task `chief`, or worker 0 when the cluster names no chief)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
+    this = task(strategy)
+    if this is None or this[0] == "chief":
         return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+    has_chief = "chief" in strategy.cluster_resolver.cluster_spec().as_dict()
+    return this == ("worker", 0) and not has_chief
 
 
 def describe(strategy: tf.distribute.Strategy) -> str:
     """One line for the console: the strategy, its replicas and this process's role."""
     name = type(strategy).__name__
     replicas = strategy.num_replicas_in_sync
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is not None and resolver.task_type:
+    this = task(strategy)
+    if this is not None:
         role = "chief" if is_chief(strategy) else "non-chief"
         return (f"MultiWorkerMirroredStrategy, {replicas} replicas; this is "
-                f"{resolver.task_type} {resolver.task_id} ({role})")
+                f"{this[0]} {this[1]} ({role})")
     devices = ", ".join(d.split("device:")[-1] for d in strategy.extended.worker_devices)
     return f"{name}, {replicas} replica{'s' if replicas > 1 else ''} ({devices})"
+
+
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Wait until every worker of a multi-worker job gets here (an all-reduce of a 1), so
+    that they leave together and none logs the others' exit as a crash."""
+    if task(strategy) is not None:
+        try:
+            tf.function(lambda: strategy.reduce(
+                tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None))()
+        except (tf.errors.UnavailableError, tf.errors.AbortedError):
+            pass  # another worker has already gone: there is no one left to wait for
 
 
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -95,11 +112,11 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def scratch_dir(run_dir: str, task: tuple[str, int]) -> Path:
+def scratch_dir(run_dir: str, this: tuple[str, int]) -> Path:
     """The folder a non-chief worker writes into: in the temp dir, named after the run dir
     and the task, so a worker restarted after a crash finds and clears its old one."""
     digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"relunet-{digest}-{task[0]}{task[1]}"
+    return Path(tempfile.gettempdir()) / f"relunet-{digest}-{this[0]}{this[1]}"
 
 
 @contextlib.contextmanager
@@ -109,8 +126,7 @@ def writing_dir(run_dir: str, strategy: tf.distribute.Strategy) -> Iterator[Path
     if is_chief(strategy):
         yield Path(run_dir)
         return
-    resolver = strategy.cluster_resolver
-    scratch = scratch_dir(run_dir, (resolver.task_type, resolver.task_id))
+    scratch = scratch_dir(run_dir, task(strategy))
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:

@@ -92,6 +92,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             run.discard_progress()
     if run.metrics.is_file() and not config.restart:
         print(f"run: {run.path} has already finished; its metrics are in {run.metrics}")
+        distribute.barrier(strategy)
         return _read_json(run.metrics) if chief else {}
     if chief:
         print(f"run: {'continuing' if resumed and not config.restart else 'starting'} "
@@ -184,6 +185,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             backup.delete()  # the whole run is trained: the backup has served
     if not chief:
         print(f"run: training done; the chief writes the results to {run.path}", flush=True)
+        distribute.barrier(strategy)  # until the chief has written them
         return {}
 
     # Without validation the model that just finished is the one saved; else reload the
@@ -209,6 +211,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     write_json_atomic(run.metrics, metrics)
     print(f"test: accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
           f"({config.test_split}); metrics written to {run.metrics}", flush=True)
+    distribute.barrier(strategy)
     return metrics
 
 
