@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,18 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `relunet ARGS...` as a real subprocess of this interpreter."""
     return subprocess.run([sys.executable, "-m", "relunet.cli", *args],
                           capture_output=True, text=True, timeout=timeout)
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """Ports free on localhost right now (all held open together, so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:

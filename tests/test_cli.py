@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import error_lines, run_cli, write_idx_folder
+from helpers import error_lines, run_cli
 
 from relunet.idx import read_folder
 

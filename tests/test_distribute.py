@@ -8,7 +8,6 @@ are set up before anything runs), so every case runs in its own processes.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import free_ports, run_cli
 
 from relunet.distribute import scratch_dir
 from relunet.model import load_model
@@ -79,30 +78,19 @@ SMALL = ["--train-split", "train[:3000]", "--val-split", "train[50000:50500]",
          "--test-split", "test[:500]", "--batch-size", "64", "--width", "64", "--verbose", "2"]
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _start_workers(run_dir: Path, flags: list[str], logs: Path) -> list[subprocess.Popen]:
     """Both workers of a two-worker cluster on localhost, each with its TF_CONFIG."""
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     logs.mkdir(exist_ok=True)
     workers = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        log = open(logs / f"worker{index}-{time.monotonic_ns()}.log", "w")
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "relunet.cli", "train", "--strategy", "multiworker",
-             "--run-dir", str(run_dir), *flags],
-            env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
+        with open(logs / f"worker{index}-{time.monotonic_ns()}.log", "w") as log:
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "relunet.cli", "train", "--strategy", "multiworker",
+                 "--run-dir", str(run_dir), *flags],
+                env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
     return workers
 
 

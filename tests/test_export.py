@@ -1,6 +1,5 @@
 """SavedModel export: what TF Serving and saved_model_cli load, and how versions land."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path

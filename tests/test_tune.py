@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import time
 import keras_tuner
 import numpy as np
 import pytest
-from helpers import error_lines, run_cli
+from helpers import error_lines, free_ports, run_cli
 
 from relunet.config import TuneConfig
 from relunet.errors import RelunetError
@@ -166,14 +165,8 @@ def test_summary_prints_an_existing_search_without_running_it(tmp_path):
     assert (tmp_path / "relunet" / "summary.csv").is_file()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_distributed_search_with_a_chief_and_two_workers_on_localhost(tmp_path):
-    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()))
+    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(free_ports()[0]))
     command = [sys.executable, "-m", "relunet.cli", "tune", *TINY, "--max-trials", "4", "--epochs",
                "1", "--directory", str(tmp_path / "tuning"), "--no-export"]
 

@@ -25,6 +25,14 @@ from relunet.config import TrainConfig
 from relunet.errors import RelunetError
 
 
+def read_json(path: Path) -> Any:
+    """The JSON in `path`; RelunetError naming the file if it cannot be read or parsed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise RelunetError(f"{path} cannot be read ({error}).") from None
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON atomically (see write_text_atomic)."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -75,11 +83,7 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise RelunetError(f"The run dir {self.path} is a file, not a folder.")
         if self.config.is_file():
-            try:
-                saved = json.loads(self.config.read_text())
-            except (OSError, ValueError) as error:
-                raise RelunetError(f"{self.config} cannot be read ({error}).") from None
-            diffs = config.differences(saved)
+            diffs = config.differences(read_json(self.config))
             if diffs:
                 raise RelunetError(
                     f"The run dir {self.path} was started with another configuration "

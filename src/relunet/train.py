@@ -8,10 +8,8 @@ with the same run dir continues from the last backup, at the next unseen batch.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -21,9 +19,8 @@ from relunet import data, distribute
 from relunet.backup import AtomicBackupAndRestore, BackupState, RestoreEpochMetrics
 from relunet.callbacks import EpochTimer, Preempted, StopOnSignal  # noqa: F401  (Preempted is public here)
 from relunet.config import NO_SPLIT, TrainConfig
-from relunet.errors import RelunetError
 from relunet.model import build_model, load_model
-from relunet.rundir import RunDir, write_json_atomic
+from relunet.rundir import RunDir, read_json, write_json_atomic
 
 
 class TrainingDiverged(RuntimeError):
@@ -93,7 +90,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if run.metrics.is_file() and not config.restart:
         print(f"run: {run.path} has already finished; its metrics are in {run.metrics}")
         distribute.barrier(strategy)
-        return _read_json(run.metrics) if chief else {}
+        return read_json(run.metrics) if chief else {}
     if chief:
         print(f"run: {'continuing' if resumed and not config.restart else 'starting'} "
               f"{run.path}", flush=True)
@@ -248,9 +245,3 @@ def progress_verbosity(verbose: int | None) -> int:
         return verbose
     return 1 if sys.stdout.isatty() else 2
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise RelunetError(f"{path} cannot be read ({error}).") from None

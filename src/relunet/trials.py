@@ -20,7 +20,7 @@ from typing import Any
 
 from relunet.config import TuneConfig
 from relunet.errors import RelunetError
-from relunet.rundir import write_json_atomic
+from relunet.rundir import read_json, write_json_atomic
 
 SEARCH_CONFIG = "relunet_search.json"
 TRIAL_TIMING = "relunet_trial.json"
@@ -37,11 +37,7 @@ def check_search_space(config: TuneConfig) -> None:
     saved_path = project_dir(config) / SEARCH_CONFIG
     if config.overwrite or not saved_path.is_file():
         return
-    try:
-        saved = json.loads(saved_path.read_text())
-    except (OSError, ValueError) as error:
-        raise RelunetError(f"{saved_path} cannot be read ({error}).") from None
-    diffs = config.space_differences(saved)
+    diffs = config.space_differences(read_json(saved_path))
     if diffs:
         raise RelunetError(
             f"The search in {project_dir(config)} was started with another search space "

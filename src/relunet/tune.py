@@ -23,7 +23,6 @@ from keras_tuner.src import utils as keras_tuner_utils  # every record goes thro
 
 from relunet import data, trials
 from relunet.config import BATCH_SIZE_CHOICES, DEPTH_RANGE, WIDTH_STEP, TuneConfig
-from relunet.errors import RelunetError
 from relunet.export import export_saved_model
 from relunet.model import build_model
 from relunet.rundir import write_json_atomic, write_text_atomic
