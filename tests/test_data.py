@@ -31,8 +31,9 @@ def test_pipeline_normalises_one_hots_and_batches():
     batches = data.training_pipeline(arrays, batch_size=16, seed=0)
     assert batches.element_spec == (
         tf.TensorSpec((None, 28, 28, 1), tf.float32), tf.TensorSpec((None, 10), tf.float32))
-    sizes = [int(images.shape[0]) for images, _ in batches.take(6)]
-    assert sizes == [16, 16, 8, 16, 16, 8]  # epochs follow each other; the last batch is short
+    assert int(batches.cardinality()) == 3  # one pass is one epoch: ceil(40 / 16) batches
+    sizes = [int(images.shape[0]) for images, _ in batches]
+    assert sizes == [16, 16, 8]  # the last batch is short
     images, labels = next(iter(batches))
     assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
     np.testing.assert_array_equal(tf.reduce_sum(labels, axis=1), np.ones(16))
@@ -43,19 +44,44 @@ def test_each_epoch_sees_every_example_once_in_a_new_order():
     images = tf.tensor_scatter_nd_update(tf.zeros((50, 28, 28, 1), tf.uint8),
                                          [[i, 0, 0, 0] for i in range(50)], tf.cast(tf.range(50), tf.uint8))
     arrays = data.Arrays(images, tf.range(50) % 10)
-    batches = data.training_pipeline(arrays, 8, seed=3).take(14)  # two epochs of 7 batches
-    seen = np.concatenate([np.rint(b[0][:, 0, 0, 0].numpy() * 255).astype(int) for b in batches])
-    first, second = seen[:50], seen[50:]
+    batches = data.training_pipeline(arrays, 8, seed=3)
+    first, second = _numbers(batches), _numbers(batches)  # each pass is the next epoch
     assert sorted(first) == sorted(second) == list(range(50))
     assert not np.array_equal(first, second)
 
 
+def _numbered(n):
+    """n examples, example i carrying i in its first pixel (n <= 256)."""
+    images = tf.tensor_scatter_nd_update(tf.zeros((n, 28, 28, 1), tf.uint8),
+                                         [[i, 0, 0, 0] for i in range(n)], tf.cast(tf.range(n), tf.uint8))
+    return data.Arrays(images, tf.range(n) % 10)
+
+
+def _numbers(batches):
+    return np.concatenate([np.rint(b[0][:, 0, 0, 0].numpy() * 255).astype(int) for b in batches])
+
+
 def test_starting_at_a_later_epoch_gives_that_epoch_s_order():
-    arrays = data.Arrays(tf.zeros((30, 28, 28, 1), tf.uint8), tf.range(30) % 10)
-    labels = lambda ds, n: [b[1].numpy().argmax(-1).tolist() for b in ds.take(n)]  # noqa: E731
-    straight = labels(data.training_pipeline(arrays, 10, seed=5), 9)
-    resumed = labels(data.training_pipeline(arrays, 10, seed=5, first_epoch=2), 3)
-    assert resumed == straight[6:9]
+    arrays = _numbered(30)
+    straight = data.training_pipeline(arrays, 7, seed=5)
+    epochs = [_numbers(straight) for _ in range(3)]
+    np.testing.assert_array_equal(_numbers(data.training_pipeline(arrays, 7, seed=5, first_epoch=2)),
+                                  epochs[2])
+
+
+def test_the_rest_of_an_epoch_is_that_epoch_after_its_first_batches():
+    arrays = _numbered(30)
+    whole = _numbers(data.training_pipeline(arrays, 7, seed=5, first_epoch=4))
+    rest = data.rest_of_epoch(arrays, 7, seed=5, epoch=4, skip=2)
+    assert int(rest.cardinality()) == 3  # ceil(30 / 7) = 5 batches, 2 of them done
+    np.testing.assert_array_equal(_numbers(rest), whole[14:])
+
+
+def test_the_pipeline_must_be_built_outside_a_strategy_scope():
+    arrays = _numbered(8)
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        with pytest.raises(RelunetError, match="outside strategy.scope"):
+            data.training_pipeline(arrays, 4, seed=0)
 
 
 def test_label_smoothing_applies_to_training_batches_only():
@@ -126,8 +152,10 @@ def test_malformed_split_strings_are_refused_before_loading(source, split):
 
 
 def test_empty_slice_is_refused(source):
-    with pytest.raises(RelunetError, match="holds no examples"):
+    with pytest.raises(RelunetError, match="selects no examples"):  # empty at any size
         data.load_tfds(source, ["train[100:100]"])
+    with pytest.raises(RelunetError, match="incompatible with 10000 examples"):  # past the end
+        data.load_tfds(source, ["test[20000:]"])
 
 
 def test_shuffle_order_is_a_function_of_the_seed(source):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from relunet import data, plots
+from relunet.checks import check_output_dir
 from relunet.config import CompareConfig
 from relunet.errors import RelunetError
 from relunet.model import build_model, grad, kernel_grad_norms
@@ -29,8 +30,9 @@ COLUMNS = ["activation", "depth", "val_accuracy", "test_accuracy", "epochs", "se
 def compare(config: CompareConfig) -> list[dict[str, Any]]:
     """Train every (depth, activation) pair; write results.csv/json and the plots to out."""
     config = config.validate().with_out()
+    check_output_dir(config.out, "output folder")
     out = Path(config.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and any(out.iterdir()):
         raise RelunetError(f"The output folder {out} already holds something; pick a new --out.")
     source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
     # Decoded once, shared by every run.
@@ -63,7 +65,7 @@ def run_one(config: CompareConfig, activation: str, depth: int, train: data.Arra
     batches = data.training_pipeline(train, config.batch_size, config.seed)
     at_init = first_layer_grad_norm(model, batches)
     start = time.perf_counter()
-    history = model.fit(batches, steps_per_epoch=data.steps_per_epoch(train, config.batch_size),
+    history = model.fit(batches,
                         validation_data=data.evaluation_pipeline(val, config.batch_size),
                         epochs=config.epochs, shuffle=False,
                         verbose=progress_verbosity(config.verbose)).history

@@ -23,13 +23,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from relunet import idx
-from relunet.config import check_split
+from relunet.checks import check_split
 from relunet.errors import RelunetError
 from relunet.sources import Source, default_tfds_dir, find_source  # noqa: F401  (public here)
 
 NUM_CLASSES = idx.NUM_CLASSES
 AUTOTUNE = tf.data.AUTOTUNE
-_EPOCHS_FOREVER = 2**40  # the training pipeline runs until fit() stops asking
 
 
 def load_tfds(source: Source, splits: list[str]) -> list[tf.data.Dataset]:
@@ -74,26 +73,72 @@ def steps_per_epoch(arrays: Arrays, batch_size: int) -> int:
 
 def training_pipeline(arrays: Arrays, batch_size: int, seed: int, first_epoch: int = 0,
                       label_smoothing: float = 0.0) -> tf.data.Dataset:
-    """Shuffled batches of normalised images and one-hot labels, epoch after epoch.
+    """Shuffled batches of normalised images and one-hot labels: one epoch per pass.
 
-    The dataset does not end: pass `steps_per_epoch(arrays, batch_size)` to `fit`. Each
-    epoch's order depends only on `seed` and the epoch number, so starting at
-    `first_epoch` reproduces what an uninterrupted run would see from there.
+    Each pass over the dataset is exactly `steps_per_epoch(arrays, batch_size)` batches
+    (the last one may be smaller), so `fit` needs no `steps_per_epoch` and trains exactly
+    that many steps an epoch whatever its `steps_per_execution`. Each epoch's order
+    depends only on `seed` and the epoch number, so a resumed run sees what an
+    uninterrupted one would.
+
+    Which epoch a pass is: `ReluNet.fit` says, from its own epoch count (so looking at
+    a batch first changes nothing); any other model's `fit` gets epoch `first_epoch`,
+    then `first_epoch + 1`, one per pass. Create it outside any `strategy.scope()`: the
+    next epoch's number lives in a variable, `dataset.next_epoch`.
     """
+    if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
+        raise RelunetError("Create the training pipeline outside strategy.scope(); "
+                           "pass it through relunet.distribute.shard_by_data instead.")
+    with tf.init_scope():
+        next_epoch = tf.Variable(first_epoch, dtype=tf.int64, trainable=False,
+                                 name="next_epoch")
+    dataset = _epochs(arrays, batch_size, seed, lambda: next_epoch.assign_add(1) - 1, 0,
+                      label_smoothing)
+    dataset.next_epoch = next_epoch  # read by callbacks.FollowEpochs
+    return dataset
+
+
+def rest_of_epoch(arrays: Arrays, batch_size: int, seed: int, epoch: int, skip: int,
+                  label_smoothing: float = 0.0) -> tf.data.Dataset:
+    """The batches of `epoch` that follow its first `skip`, for one pass: what is left of
+    an epoch interrupted after `skip` steps, in the order the full epoch has them."""
+    steps = steps_per_epoch(arrays, batch_size)
+    if not 0 <= skip < steps:
+        raise ValueError(f"skip must lie in [0, {steps}). Received: {skip}.")
+    return _epochs(arrays, batch_size, seed, lambda: tf.constant(epoch, tf.int64), skip,
+                   label_smoothing)
+
+
+def _epochs(arrays: Arrays, batch_size: int, seed: int, next_epoch, skip: int,
+            label_smoothing: float) -> tf.data.Dataset:
+    """Every pass: ask `next_epoch()` for the epoch number, then its batches from `skip`."""
     n, steps = len(arrays), steps_per_epoch(arrays, batch_size)
     seed = tf.constant(seed, tf.int64)
 
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
-        return tf.data.Dataset.range(steps).map(
+        return tf.data.Dataset.range(skip, steps).map(
             lambda step: order[step * batch_size:(step + 1) * batch_size])
 
     return (
-        tf.data.Dataset.range(first_epoch, _EPOCHS_FOREVER)
+        tf.data.Dataset.range(1)
+        .map(lambda _: next_epoch())
         .flat_map(epoch_batches)
-        .map(lambda indices: _batch(arrays, indices, label_smoothing), num_parallel_calls=AUTOTUNE)
+        .map(lambda indices: _batch(arrays, indices, label_smoothing),
+             num_parallel_calls=_parallel_calls())
+        # flat_map hides the length; Keras reads it to know where an epoch ends.
+        .apply(tf.data.experimental.assert_cardinality(steps - skip))
         .prefetch(AUTOTUNE)
     )
+
+
+def _parallel_calls() -> int | None:
+    """AUTOTUNE, but one at a time under op determinism: there tf.data would rewrite a
+    parallel map beside the pass counter to a sequential one anyway, and TensorFlow 2.21
+    logs an error line ("NodeDef mentions attribute use_unbounded_threadpool") doing so."""
+    from tensorflow.python.framework import config  # private: no public query exists
+
+    return None if config.is_op_determinism_enabled() else AUTOTUNE
 
 
 def evaluation_pipeline(arrays: Arrays, batch_size: int) -> tf.data.Dataset:

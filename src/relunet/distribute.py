@@ -109,7 +109,10 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)
+    sharded = dataset.with_options(options)
+    if hasattr(dataset, "next_epoch"):  # a training pipeline: fit still says which epoch
+        sharded.next_epoch = dataset.next_epoch
+    return sharded
 
 
 def scratch_dir(run_dir: str, this: tuple[str, int]) -> Path:

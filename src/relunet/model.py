@@ -14,6 +14,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from relunet.callbacks import FollowEpochs, ProgressBar
 from relunet.config import ACTIVATIONS, INITS
 from relunet.errors import RelunetError
 
@@ -139,6 +140,24 @@ class ReluNet(keras.Model):
         for layer in self.hidden:
             x = layer(x)
         return self.logits(x)
+
+    def fit(self, x=None, *args, callbacks=None, verbose="auto", **kwargs):
+        """`keras.Model.fit`, with a progress bar that counts the optimizer's steps.
+
+        Keras's own counts whole `steps_per_execution` chunks, so an epoch of 47 steps
+        run in chunks of 64 would briefly read 64/47. A `tf.data.Dataset` is taken as
+        already shuffled (relunet's pipelines are), without Keras's warning about it,
+        and a relunet training pipeline gives each epoch that epoch's order.
+        """
+        callbacks = list(callbacks or [])
+        if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger)
+                                    for c in callbacks):
+            callbacks.append(ProgressBar())
+        if hasattr(x, "next_epoch"):
+            callbacks.append(FollowEpochs(x.next_epoch))
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)
+        return super().fit(x, *args, callbacks=callbacks, verbose=verbose, **kwargs)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:

@@ -11,6 +11,7 @@ module has them written atomically instead, so a kill never leaves half a record
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -25,7 +26,8 @@ from relunet import data, trials
 from relunet.config import BATCH_SIZE_CHOICES, DEPTH_RANGE, WIDTH_STEP, TuneConfig
 from relunet.export import export_saved_model
 from relunet.model import build_model
-from relunet.rundir import write_json_atomic, write_text_atomic
+from relunet.checks import check_output_dir
+from relunet.rundir import hold_lock, read_json, write_json_atomic, write_text_atomic
 from relunet.train import progress_verbosity
 
 
@@ -79,7 +81,6 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         history = model.fit(
             data.training_pipeline(x, batch_size, self.config.seed,
                                    first_epoch=kwargs.get("initial_epoch", 0)),
-            steps_per_epoch=data.steps_per_epoch(x, batch_size),
             validation_data=data.evaluation_pipeline(validation_data, batch_size), shuffle=False,
             **kwargs)
         losses = history.history.get("loss", [])
@@ -152,7 +153,19 @@ def make_tuner(config: TuneConfig) -> keras_tuner.Tuner:
 def tune(config: TuneConfig) -> dict[str, Any]:
     """Run (or resume) the search, print its table and retrain, test and export the best."""
     config = config.validate()
+    check_output_dir(config.directory, "tuning directory")
     trials.check_search_space(config)
+    project = trials.project_dir(config)
+    project.mkdir(parents=True, exist_ok=True)
+    # Beside the project, which keras-tuner deletes on --overwrite. Workers of a
+    # distributed search share the project with their chief, which holds the lock.
+    lock = project.with_name(f".{project.name}.lock")
+    with contextlib.nullcontext() if keras_tuner_worker() else hold_lock(
+            lock, f"tuning project {project}"):
+        return _tune(config)
+
+
+def _tune(config: TuneConfig) -> dict[str, Any]:
     source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
     train, val = (data.load_arrays(d) for d in
                   data.load_tfds(source, [config.train_split, config.val_split]))
@@ -185,7 +198,7 @@ def finish(config: TuneConfig, tuner: keras_tuner.Tuner, best_row: trials.TrialR
     """Retrain the best hyperparameters on the full train split, test once, save, export."""
     final_path = trials.project_dir(config) / trials.FINAL
     if final_path.is_file():
-        final = json.loads(final_path.read_text())
+        final = read_json(final_path, expect=dict)
         if final.get("trial_id") == best_row.trial_id:
             print(f"tune: the best trial was already retrained: {_result_line(final)}")
             return final
@@ -199,8 +212,7 @@ def finish(config: TuneConfig, tuner: keras_tuner.Tuner, best_row: trials.TrialR
     model = hypermodel.build(hp)
     start = time.perf_counter()
     model.fit(data.training_pipeline(full, batch_size, config.seed), epochs=epochs,
-              steps_per_epoch=data.steps_per_epoch(full, batch_size), shuffle=False,
-              verbose=progress_verbosity(config.verbose))
+              shuffle=False, verbose=progress_verbosity(config.verbose))
     seconds = time.perf_counter() - start
     test = model.evaluate(data.evaluation_pipeline(test_split, batch_size), verbose=0,
                           return_dict=True)
