@@ -5,16 +5,21 @@ so a kill in between can leave a truncated file, or weights that disagree with t
 recorded epoch; and it restarts an interrupted epoch from its first batch.
 `AtomicBackupAndRestore` keeps the same constructor and folder, but:
 
-- each backup's weights (model and optimizer) go to a temporary file that is fsynced
-  and renamed into place under a new name; only then is `manifest.json` replaced
-  (same way) to name them, with their sha256, the epoch, the step within it and the
-  running values of the epoch's metrics. A reader sees the old backup or the new one,
-  never half of one; the previous backup is kept as a fallback;
-- restoring checks the sha256 and falls back to the previous backup, saying so; if
-  no backup can be used the run is refused rather than silently started afresh;
-- it records the step, so `relunet.train` continues from the next unseen batch.
+- each backup's variables (model and optimizer) go to a temporary `.npz` file that is
+  fsynced and renamed into place under a new name; only then is `manifest.json`
+  replaced (same way) to name it, with its sha256, the epoch, the step within it and
+  the running values of the epoch's metrics. A reader sees the old backup or the new
+  one, never half of one; the previous backup is kept as a fallback. A failed write
+  (a full disk) removes its temporary file and leaves the previous backup in charge;
+- the position is counted, not inferred: the optimizer's iteration count is the run's
+  step counter, so a backup records `divmod(optimizer.iterations, steps_per_epoch)`,
+  and the step is always inside its epoch (the epoch-end backup records the next
+  epoch, step 0);
+- restoring validates every manifest entry (types, ranges, fingerprint, sha256) and
+  falls back to the previous backup, saying so; if none can be used the run is
+  refused rather than silently started afresh.
 
-The folder holds `manifest.json` and at most two `weights-<n>.weights.h5`.
+The folder holds `manifest.json` and at most two `weights-<n>.npz`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -35,9 +41,9 @@ from relunet.errors import RelunetError
 from relunet.rundir import fsync_dir, write_json_atomic
 
 MANIFEST = "manifest.json"
-# Fault-injection hook for the test suite: stall this many seconds in the middle of
-# the Nth backup write (weights written, not yet published), so a test can kill it there.
-STALL_ENV = "RELUNET_FAULT_STALL_BACKUP"  # "N:SECONDS"
+FORMAT = 2  # 1: relunet 0.1's .weights.h5 backups, whose step could overrun its epoch
+_WEIGHTS_NAME = re.compile(r"^weights-(\d{1,12})\.(npz|weights\.h5)$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass
@@ -50,18 +56,29 @@ class BackupState:
     weights: str = ""
 
 
+def optimizer_steps(model: keras.Model) -> int:
+    """The optimizer's iteration count: the steps really trained (under tf.distribute too)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` with atomic writes and step-exact state."""
+    """`keras.callbacks.BackupAndRestore` with atomic writes and step-exact state.
+
+    `steps_per_epoch` (one pass of the training pipeline) and `epochs` let it record and
+    check positions; `relunet.train` always passes them. Without them (a notebook's plain
+    `fit`) it resumes at the backed-up epoch, as Keras's own callback does.
+    """
 
     def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=True,
-                 delete_checkpoint=True, fingerprint: str | None = None):
+                 delete_checkpoint=True, fingerprint: str | None = None,
+                 steps_per_epoch: int | None = None, epochs: int | None = None):
         super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=double_checkpoint,
                          delete_checkpoint=delete_checkpoint)
         self.path = Path(backup_dir)
         self.fingerprint = fingerprint  # of the training configuration that wrote it
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
         self.restored: BackupState | None = None
-        self.step_offset = 0  # batches of the current epoch done before this fit() began
-        self._epoch, self._steps_done, self._saved_at, self._writes = 0, 0, 0, 0
+        self._epoch, self._steps_at_epoch_begin, self._saved_at = 0, 0, 0
 
     # -- restoring ----------------------------------------------------------------
     def restore(self, model: keras.Model, source: str | os.PathLike | None = None
@@ -78,33 +95,64 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self._remove_temporaries()
         if not source.is_dir() or not any(source.iterdir()):
             return None
-        entries = self._read_manifest(source)
+        manifest = _read_manifest(source)
+        entries = manifest.get("backups") if isinstance(manifest, dict) else None
         reasons = []
-        for index, entry in enumerate(entries):
-            reason = self._unusable(entry, source)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            reason, state = self._check(entry, source, manifest.get("format", 1))
             if reason is None:
-                try:
-                    _build_optimizer(model)
-                    model.load_weights(source / entry["weights"])
-                except (OSError, ValueError, KeyError) as error:
-                    reason = f"it cannot be loaded ({type(error).__name__})"
+                reason = _load(model, source / entry["weights"])
             if reason is None:
                 if index:
                     print(f"backup: the newest backup is unusable ({reasons[0]}); resuming from "
-                          f"the previous one, epoch {entry['epoch'] + 1} step {entry['step']}",
+                          f"the previous one, epoch {state.epoch + 1} step {state.step}",
                           flush=True)
-                self.restored = BackupState(entry["epoch"], entry["step"],
-                                            entry.get("metrics", {}), entry["weights"])
-                self._epoch, self._steps_done = entry["epoch"], entry["step"]
-                return self.restored
-            reasons.append(f"{entry.get('weights', '?')}: {reason}")
-        detail = "; ".join(reasons) or "its manifest is missing or unreadable"
+                self.restored = state
+                return state
+            reasons.append(f"{entry.get('weights', '?') if isinstance(entry, dict) else entry!r}: "
+                           f"{reason}")
+        detail = "; ".join(reasons) or "its manifest is missing, unreadable or lists no backups"
         raise RelunetError(
             f"The backup in {source} cannot be used ({detail}); rerun with --restart to "
             "discard it and train from the beginning."
         )
 
+    def _check(self, entry: Any, folder: Path, version: Any) -> tuple[str | None, BackupState | None]:
+        """Why a manifest entry cannot be resumed from (None if it can), and its position."""
+        if not isinstance(entry, dict):
+            return "it is not a backup record", None
+        weights, epoch, step = entry.get("weights"), entry.get("epoch"), entry.get("step")
+        metrics = entry.get("metrics", {})
+        if not isinstance(weights, str) or not _WEIGHTS_NAME.match(weights):
+            return "its weights file name is not one relunet writes", None
+        if not _is_count(epoch) or not _is_count(step):
+            return "its epoch and step are not counts", None
+        if not isinstance(metrics, dict) or not all(
+                isinstance(k, str) and _is_numbers(v) for k, v in metrics.items()):
+            return "its metric totals are malformed", None
+        steps, epochs = self.steps_per_epoch, self.epochs
+        if steps is not None and step >= steps:
+            if version != 1:
+                return f"its step {step} lies outside an epoch of {steps} steps", None
+            # relunet 0.1 could record the steps of a last chunk that ran past the epoch's
+            # end; that state belongs to no exact step, so continue with the next epoch.
+            epoch, step, metrics = epoch + 1, 0, {}
+        if epochs is not None and (epoch > epochs or (epoch == epochs and step)):
+            return f"its epoch {epoch + 1} lies beyond the run's {epochs} epochs", None
+        if self.fingerprint and entry.get("fingerprint") != self.fingerprint:
+            return "it was written by another training configuration", None
+        if not isinstance(entry.get("sha256"), str) or not _SHA256.match(entry["sha256"]):
+            return "its sha256 is malformed", None
+        path = folder / weights
+        if not path.is_file():
+            return "its weights file is missing", None
+        if _sha256(path) != entry["sha256"]:
+            return "its weights file is truncated or changed (sha256 mismatch)", None
+        return None, BackupState(epoch, step, metrics, weights)
+
     def on_train_begin(self, logs=None):
+        if self.steps_per_epoch is None:
+            self.steps_per_epoch = self.params.get("steps")
         # Plain `fit` users get Keras's behaviour: resume at the backed-up epoch.
         # relunet.train restores before fit() instead, to resume at the exact step.
         if self.restored is None and self.path.is_dir():
@@ -114,18 +162,25 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     # -- saving -------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch != self._epoch:
-            self.step_offset = 0
-        self._epoch, self._saved_at = epoch, self.step_offset
+        self._epoch, self._steps_at_epoch_begin = epoch, optimizer_steps(self.model)
+        self._saved_at = self.position[1]
 
     def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the last step of the call (several with steps_per_execution).
-        self._steps_done = self.step_offset + batch + 1
-        if self.save_freq != "epoch" and self._steps_done - self._saved_at >= self.save_freq:
+        # `batch` is Keras's count of a whole steps_per_execution chunk; the optimizer
+        # says how many steps really ran.
+        epoch, step = self.position
+        if (self.save_freq != "epoch" and epoch == self._epoch
+                and step - self._saved_at >= self.save_freq):
             self._save_model()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._epoch, self._steps_done, self.step_offset = epoch + 1, 0, 0
+        steps = self.steps_per_epoch
+        if steps is not None and self.epochs is not None:
+            trained = optimizer_steps(self.model)
+            if trained != (epoch + 1) * steps:  # an epoch is exactly steps_per_epoch steps
+                raise RuntimeError(f"epoch {epoch + 1} ended after {trained} optimizer steps "
+                                   f"in all, not {(epoch + 1) * steps}; not backing it up")
+        self._epoch = epoch + 1
         self._save_model()
 
     def on_train_end(self, logs=None):
@@ -134,8 +189,14 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     @property
     def position(self) -> tuple[int, int]:
-        """(epoch, steps done in it) of the training state right now, 0-based epoch."""
-        return self._epoch, self._steps_done
+        """(epoch, steps done in it) of the training state right now, 0-based epoch.
+
+        An epoch's last step counts as the start of the next epoch: a backup never
+        records a step at or past the end of its epoch."""
+        trained = optimizer_steps(self.model)
+        if self.steps_per_epoch and self.epochs is not None:
+            return divmod(trained, self.steps_per_epoch)
+        return self._epoch, trained - self._steps_at_epoch_begin
 
     def save_now(self) -> None:
         """Write a backup of the current state at once (on SIGTERM, say)."""
@@ -145,50 +206,37 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         shutil.rmtree(self.path, ignore_errors=True)
 
     def _save_model(self):
+        epoch, step = self.position
         self.path.mkdir(parents=True, exist_ok=True)
-        previous = self._read_manifest()
-        number = 1 + max((_number_of(e["weights"]) for e in previous), default=0)
-        name = f"weights-{number}.weights.h5"
+        manifest = _read_manifest(self.path)
+        previous = [e for e in manifest.get("backups", []) if isinstance(e, dict)
+                    and isinstance(e.get("weights"), str) and _WEIGHTS_NAME.match(e["weights"])]
+        number = 1 + max((int(_WEIGHTS_NAME.match(e["weights"])[1]) for e in previous), default=0)
+        name = f"weights-{number}.npz"
         tmp = self.path / f"tmp-{name}"
-        self.model.save_weights(tmp, overwrite=True)
-        _fsync_file(tmp)
-        self._writes += 1
-        _maybe_stall(self._writes)
-        os.replace(tmp, self.path / name)
-        fsync_dir(self.path)
-        entry = {
-            "weights": name,
-            "sha256": _sha256(self.path / name),
-            "epoch": self._epoch,
-            "step": self._steps_done,
-            "metrics": _metric_state(self.model) if self._steps_done else {},
-            "fingerprint": self.fingerprint,
-            "time": time.time(),
-        }
-        self._saved_at = self._steps_done
-        kept = [entry] + (previous[:1] if self.double_checkpoint else [])
-        write_json_atomic(self.path / MANIFEST, {"format": 1, "backups": kept})
-        for old in self.path.glob("weights-*.weights.h5"):  # only after the manifest moved on
+        try:
+            _write_variables(self.model, tmp)
+            os.replace(tmp, self.path / name)
+            fsync_dir(self.path)
+            entry = {
+                "weights": name,
+                "sha256": _sha256(self.path / name),
+                "epoch": epoch,
+                "step": step,
+                "metrics": _metric_state(self.model) if step else {},
+                "fingerprint": self.fingerprint,
+                "time": time.time(),
+            }
+            kept = [entry] + (previous[:1] if self.double_checkpoint else [])
+            write_json_atomic(self.path / MANIFEST, {"format": FORMAT, "backups": kept})
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            error.filename = error.filename or str(self.path / name)
+            raise
+        self._saved_at = step
+        for old in self.path.glob("weights-*"):  # only after the manifest moved on
             if old.name not in {e["weights"] for e in kept}:
                 old.unlink(missing_ok=True)
-
-    # -- helpers ------------------------------------------------------------------
-    def _read_manifest(self, folder: Path | None = None) -> list[dict[str, Any]]:
-        """The manifest's backups, newest first; none if it is missing or unreadable."""
-        try:
-            return list(json.loads(((folder or self.path) / MANIFEST).read_text())["backups"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return []
-
-    def _unusable(self, entry: dict[str, Any], folder: Path) -> str | None:
-        if self.fingerprint and entry.get("fingerprint") != self.fingerprint:
-            return "it was written by another training configuration"
-        weights = folder / str(entry.get("weights"))
-        if not weights.is_file():
-            return "its weights file is missing"
-        if _sha256(weights) != entry.get("sha256"):
-            return "its weights file is truncated or changed (sha256 mismatch)"
-        return None
 
     def _remove_temporaries(self) -> None:
         for tmp in self.path.glob("tmp-*"):
@@ -214,20 +262,72 @@ class RestoreEpochMetrics(keras.callbacks.Callback):
                         variable.assign(np.asarray(values[variable.path], variable.dtype))
 
 
-def _metric_state(model: keras.Model) -> dict[str, list[float]]:
-    return {v.path: np.asarray(v).tolist() for m in model.metrics for v in m.variables}
-
-
-def _build_optimizer(model: keras.Model) -> None:
+def _state_variables(model: keras.Model) -> list:
+    """Everything a step changes: the model's weights and the optimizer's variables."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
+    optimizer = model.optimizer.variables if model.optimizer is not None else []
+    return [*model.weights, *optimizer]
 
 
-def _number_of(name: str) -> int:
+def _write_variables(model: keras.Model, path: Path) -> None:
+    variables = _state_variables(model)
+    arrays = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
+    arrays["paths"] = np.array([v.path for v in variables])
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _load(model: keras.Model, path: Path) -> str | None:
+    """Load a backup's variables into `model`; why it cannot be, or None when it was."""
+    if path.name.endswith(".weights.h5"):  # a relunet 0.1 backup
+        try:
+            _state_variables(model)
+            model.load_weights(path)
+            return None
+        except (OSError, ValueError, KeyError) as error:
+            return f"it cannot be loaded ({type(error).__name__})"
+    variables = _state_variables(model)
     try:
-        return int(name.split("-", 1)[1].split(".", 1)[0])
-    except (IndexError, ValueError):
-        return 0
+        with np.load(path, allow_pickle=False) as stored:
+            paths = stored["paths"].tolist()
+            if paths != [v.path for v in variables]:
+                return "it holds the variables of another model"
+            values = [stored[f"v{i}"] for i in range(len(variables))]
+    except (OSError, ValueError, KeyError) as error:
+        return f"it cannot be loaded ({type(error).__name__})"
+    if any(tuple(value.shape) != tuple(v.shape) for value, v in zip(values, variables)):
+        return "its variables have other shapes"
+    for value, variable in zip(values, variables):
+        variable.assign(value)
+    return None
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest as written; {} if it is missing or not JSON."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _metric_state(model: keras.Model) -> dict[str, list[float]]:
+    return {v.path: np.asarray(keras.ops.convert_to_numpy(v)).tolist()
+            for m in model.metrics for v in m.variables}
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_numbers(value: Any) -> bool:
+    """A number, or a (nested) list of numbers: a metric variable's value."""
+    if isinstance(value, list):
+        return all(_is_numbers(x) for x in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _sha256(path: Path) -> str:
@@ -236,16 +336,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _maybe_stall(write: int) -> None:
-    setting = os.environ.get(STALL_ENV)
-    if setting:
-        at, seconds = setting.split(":")
-        if write == int(at):
-            time.sleep(float(seconds))

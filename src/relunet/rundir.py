@@ -1,23 +1,30 @@
 """The run directory: what one training run owns on disk, and how a rerun picks it up.
 
     <run-dir>/config.json    the resolved TrainConfig; a resume must agree with it
-    <run-dir>/history.csv    one row per finished epoch (CSVLogger, append)
+    <run-dir>/history.csv    one row per finished epoch (HistoryLog, rewritten atomically)
     <run-dir>/best.keras     best model so far by val_accuracy (ModelCheckpoint)
     <run-dir>/backup/        AtomicBackupAndRestore state, removed once every epoch is trained
     <run-dir>/logs/          TensorBoard
     <run-dir>/metrics.json   written last: test metrics of best.keras
+    <run-dir>/.lock          held (flock) by the process training it, which it names
 
 No TensorFlow here: these are plain files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import io
 import json
 import math
 import os
 import shutil
+import socket
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +32,58 @@ from relunet.config import TrainConfig
 from relunet.errors import RelunetError
 
 
-def read_json(path: Path) -> Any:
-    """The JSON in `path`; RelunetError naming the file if it cannot be read or parsed."""
+def read_json(path: Path, expect: type | None = None) -> Any:
+    """The JSON in `path`; RelunetError naming the file if it cannot be read or parsed,
+    or (with `expect`) holds something other than that type."""
     try:
-        return json.loads(Path(path).read_text())
+        value = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise RelunetError(f"{path} cannot be read ({error}).") from None
+    if expect is not None and not isinstance(value, expect):
+        raise RelunetError(f"{path} holds a JSON {type(value).__name__}, not the "
+                           f"{expect.__name__} relunet writes there.")
+    return value
+
+
+def read_history(path: Path) -> list[dict[str, str]]:
+    """The rows of a history.csv, epoch 0 first; RelunetError if it is not one relunet wrote."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise RelunetError(f"{path} cannot be read ({error}).") from None
+    epochs = [row.get("epoch") for row in rows]
+    if "epoch" not in fields or epochs != [str(i) for i in range(len(rows))] or any(
+            None in row or None in row.values() for row in rows):
+        raise RelunetError(f"{path} is not a history relunet wrote (one row per epoch, "
+                           "numbered from 0); rerun with --restart to discard the run's progress.")
+    return rows
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold the lock file `path` for `what` while the block runs; refuse, naming the
+    holder, if another process holds it. The kernel drops the lock when its process
+    dies, however it dies, so a lock left by a killed process is simply taken over."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise RelunetError(f"The {what} is in use by {holder}; wait for it to finish or "
+                               "stop it first.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -44,15 +97,27 @@ def write_text_atomic(path: Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"tmp-{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would have made it, not mkstemp's 0600
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            error.filename = error.filename or str(path)
         raise
     fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 def fsync_dir(path: Path) -> None:
@@ -83,14 +148,14 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise RelunetError(f"The run dir {self.path} is a file, not a folder.")
         if self.config.is_file():
-            diffs = config.differences(read_json(self.config))
+            diffs = config.differences(read_json(self.config, expect=dict))
             if diffs:
                 raise RelunetError(
                     f"The run dir {self.path} was started with another configuration "
                     f"({'; '.join(diffs)}); rerun with the same flags or pick a new --run-dir."
                 )
             return True
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if self.path.is_dir() and any(p.name != ".lock" for p in self.path.iterdir()):
             raise RelunetError(
                 f"The run dir {self.path} already holds files and no config.json; "
                 "it is not a relunet run, so pick a new --run-dir."
@@ -98,6 +163,16 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.config, config.to_dict())
         return False
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the run dir's lock while training it (see hold_lock)."""
+        return hold_lock(self.path / ".lock", f"run dir {self.path}")
+
+    def remove_temporaries(self) -> None:
+        """Remove what a killed process was writing when it died (never read by anyone)."""
+        for tmp in self.path.glob("tmp-*"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
 
     def discard_progress(self) -> None:
         """Remove what training wrote (not config.json), to train again from the start."""
@@ -108,22 +183,21 @@ class RunDir:
         print(f"run: --restart: discarded the progress in {self.path}", flush=True)
 
     def history_rows(self) -> list[dict[str, str]]:
-        if not self.history.is_file():
-            return []
-        with open(self.history, newline="") as f:
-            return list(csv.DictReader(f))
+        return read_history(self.history)
 
     def keep_history_before(self, epoch: int) -> list[dict[str, str]]:
         """Drop history rows of epochs >= `epoch`: they are about to be trained again."""
         rows = self.history_rows()
         kept = [row for row in rows if int(row["epoch"]) < epoch]
         if len(kept) != len(rows):
-            fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".history.", suffix=".tmp")
-            with os.fdopen(fd, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-                writer.writeheader()
-                writer.writerows(kept)
-            os.replace(tmp, self.history)
+            if not kept:
+                self.history.unlink()
+                return kept
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(kept)
+            write_text_atomic(self.history, out.getvalue())
         return kept
 
     @staticmethod

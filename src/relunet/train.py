@@ -16,8 +16,10 @@ import keras
 import tensorflow as tf
 
 from relunet import data, distribute
-from relunet.backup import AtomicBackupAndRestore, BackupState, RestoreEpochMetrics
-from relunet.callbacks import EpochTimer, Preempted, StopOnSignal  # noqa: F401  (Preempted is public here)
+from relunet.backup import AtomicBackupAndRestore, BackupState, RestoreEpochMetrics, optimizer_steps
+from relunet.callbacks import (BestModelCheckpoint, EpochTimer, HistoryLog, Preempted,  # noqa: F401
+                               ProgressBar, StopOnSignal)  # (Preempted is public here)
+from relunet.checks import check_output_dir
 from relunet.config import NO_SPLIT, TrainConfig
 from relunet.model import build_model, load_model
 from relunet.rundir import RunDir, read_json, write_json_atomic
@@ -50,24 +52,25 @@ def set_threads(threads: int | None) -> None:
 
 
 def make_callbacks(run: RunDir, config: TrainConfig, timer: EpochTimer,
-                   backup: AtomicBackupAndRestore,
+                   backup: AtomicBackupAndRestore, steps: int,
                    best_so_far: float | None = None) -> list[keras.callbacks.Callback]:
     """The run's callbacks. Order matters at epoch end: the timer writes into the logs,
     the best model is saved (the latest, without validation), the history row is
     written, and only then the backup, so a backup never runs ahead of the history."""
     if config.val_split == NO_SPLIT:  # nothing to choose by: keep the latest model
-        checkpoint = keras.callbacks.ModelCheckpoint(run.best, save_best_only=False)
+        checkpoint = BestModelCheckpoint(run.best, save_best_only=False)
     else:
-        checkpoint = keras.callbacks.ModelCheckpoint(
+        checkpoint = BestModelCheckpoint(
             run.best, monitor="val_accuracy", mode="max", save_best_only=True,
-            initial_value_threshold=best_so_far, verbose=1)
+            initial_value_threshold=best_so_far)
     return [
         timer,
         checkpoint,
-        keras.callbacks.CSVLogger(run.history, append=True),
+        HistoryLog(run.history),
         backup,
         keras.callbacks.TensorBoard(log_dir=str(run.logs)),
         keras.callbacks.TerminateOnNaN(),
+        ProgressBar(steps, config.epochs),
     ]
 
 
@@ -79,21 +82,32 @@ def train(config: TrainConfig) -> dict[str, Any]:
     and returns its metrics, the others return {}.
     """
     config = config.validate().with_run_dir()
+    check_output_dir(config.run_dir, "run dir")
     set_threads(config.threads)
     strategy = distribute.make_strategy(config)  # before TensorFlow runs anything
     chief = distribute.is_chief(strategy)
     run = RunDir(config.run_dir)  # every worker decides from the chief's run dir
-    if chief:
-        resumed = run.claim(config)
-        if config.restart:
-            run.discard_progress()
-    if run.metrics.is_file() and not config.restart:
-        print(f"run: {run.path} has already finished; its metrics are in {run.metrics}")
-        distribute.barrier(strategy)
-        return read_json(run.metrics) if chief else {}
-    if chief:
-        print(f"run: {'continuing' if resumed and not config.restart else 'starting'} "
-              f"{run.path}", flush=True)
+    with contextlib.ExitStack() as held:
+        if chief:
+            resumed = run.claim(config)
+            if config.restart or not run.metrics.is_file():  # it will be written to
+                held.enter_context(run.locked())
+                run.remove_temporaries()
+            if config.restart:
+                run.discard_progress()
+            run.history_rows()  # a corrupt history is refused before any work
+        if run.metrics.is_file() and not config.restart:
+            print(f"run: {run.path} has already finished; its metrics are in {run.metrics}")
+            distribute.barrier(strategy)
+            return read_json(run.metrics) if chief else {}
+        if chief:
+            print(f"run: {'continuing' if resumed and not config.restart else 'starting'} "
+                  f"{run.path}", flush=True)
+        return _train(config, strategy, chief, run)
+
+
+def _train(config: TrainConfig, strategy: tf.distribute.Strategy, chief: bool,
+           run: RunDir) -> dict[str, Any]:
     distributed = config.strategy != "default"
     if distributed:
         print(f"run: tf.distribute {distribute.describe(strategy)}; without XLA, one step "
@@ -124,27 +138,30 @@ def train(config: TrainConfig) -> dict[str, Any]:
             out.claim(config)
         backup = AtomicBackupAndRestore(out.backup, save_freq=config.backup_every,
                                         delete_checkpoint=False,
-                                        fingerprint=config.fingerprint())
+                                        fingerprint=config.fingerprint(),
+                                        steps_per_epoch=steps, epochs=config.epochs)
         with strategy.scope():
             state = _resume_point(run, config, backup, model, chief)
-        timer = EpochTimer(len(train_arrays), config.batch_size)
+        timer = EpochTimer()
         if state.epoch < config.epochs:
             best_so_far = RunDir.best_value(
                 [row for row in run.history_rows() if int(row["epoch"]) < state.epoch])
-            callbacks = make_callbacks(out, config, timer, backup, best_so_far)
+            callbacks = make_callbacks(out, config, timer, backup, steps, best_so_far)
             val_ds = None
             if validate:
                 val_ds = distribute.shard_by_data(
                     data.evaluation_pipeline(val_arrays[0], config.batch_size))
 
             def fit(first_epoch: int, skip: int, epochs: int, extra: list) -> list[float]:
-                batches = data.training_pipeline(train_arrays, config.batch_size, config.seed,
-                                                 first_epoch=first_epoch,
-                                                 label_smoothing=config.label_smoothing)
-                backup.step_offset = skip
+                if skip:  # the rest of an interrupted epoch, on its own
+                    batches = data.rest_of_epoch(train_arrays, config.batch_size, config.seed,
+                                                 first_epoch, skip, config.label_smoothing)
+                else:
+                    batches = data.training_pipeline(train_arrays, config.batch_size,
+                                                     config.seed, first_epoch,
+                                                     config.label_smoothing)
                 try:
-                    history = model.fit(distribute.shard_by_data(batches.skip(skip)),
-                                        steps_per_epoch=steps - skip,
+                    history = model.fit(distribute.shard_by_data(batches),
                                         initial_epoch=first_epoch, epochs=epochs,
                                         validation_data=val_ds, callbacks=callbacks + extra,
                                         verbose=progress_verbosity(config.verbose),
@@ -198,8 +215,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "best_val_accuracy": RunDir.best_value(rows),
         "epochs_completed": len(rows),
         "train_seconds": round(sum(float(r["epoch_seconds"]) for r in rows), 3),
-        "train_samples_per_second": round(timer.total_samples / timer.total_seconds, 1)
+        "train_samples_per_second": round(timer.total_images / timer.total_seconds, 1)
         if timer.total_seconds else None,
+        "optimizer_steps": optimizer_steps(model) or None,  # None: trained by an earlier process
         "train_examples": len(train_arrays),
         "data_source": source.description,
         "best_model": str(run.best),
