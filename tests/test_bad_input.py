@@ -7,6 +7,7 @@ user cares about; the folder's content is compared before and after.
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import write_idx_folder
 
 
@@ -30,6 +32,8 @@ def workspace(tmp_path_factory, trained_run):
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n and then nothing")
     (root / "fake.keras").write_text("not a zip archive")
     (root / "empty").mkdir()
+    (root / "loop_a").symlink_to(root / "loop_b")
+    (root / "loop_b").symlink_to(root / "loop_a")
     (root / "results").mkdir()
     (root / "results" / "old.csv").write_text("a,b\n")
     bad_idx = write_idx_folder(root / "bad_idx")
@@ -39,13 +43,82 @@ def workspace(tmp_path_factory, trained_run):
     lambda_model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(lambda x: x * 2.0),
                                      keras.layers.Flatten(), keras.layers.Dense(10)])
     lambda_model.save(root / "lambda.keras")
+    _add_odd_models(root)
+    _add_odd_arrays(root)
+    _add_odd_data(root)
+    _add_broken_runs(root, trained_run)
+    _add_broken_searches(root)
     return root
 
 
-def snapshot(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+def _add_odd_models(root):
+    (root / "empty.keras").write_bytes(b"")
+    colour = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    colour.save(root / "colour.keras")
+    three = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    three.save(root / "three_classes.keras")
 
+    class Flat(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 784], tf.float32, name="x")])
+        def serve(self, x):
+            return {"probabilities": tf.nn.softmax(x[:, :10])}
+
+    flat = Flat()
+    tf.saved_model.save(flat, str(root / "flat_model" / "1"), signatures={"serving_default": flat.serve})
+
+
+def _add_odd_arrays(root):
+    (root / "empty.npy").write_bytes(b"")
+    np.savez(root / "archive.npz", a=np.zeros((28, 28), np.uint8))
+    (root / "archive.npz").rename(root / "archive.npy")
+    np.save(root / "complex.npy", np.zeros((28, 28), np.complex64))
+    np.save(root / "bools.npy", np.zeros((28, 28), bool))
+    np.save(root / "strings.npy", np.array([["a"] * 28] * 28))
+
+
+def _add_odd_data(root):
+    zero = write_idx_folder(root / "zero_idx", n_train=0)
+    assert zero.is_dir()
+    binary = write_idx_folder(root / "binary_sums")
+    (binary / "SHA256SUMS").write_bytes(bytes(range(256)))
+
+
+def _add_broken_runs(root, trained_run):
+    config = json.loads((trained_run / "config.json").read_text())
+    for name in ("list_config", "bad_history", "records_not_dicts", "epoch_99", "step_million"):
+        (root / name).mkdir()
+        (root / name / "config.json").write_text(json.dumps(config))
+    (root / "list_config" / "config.json").write_text("[]")
+    (root / "bad_history" / "history.csv").write_text("\x00\x01 this is not,a history\n3,4\n")
+    manifests = {
+        "records_not_dicts": {"format": 2, "backups": [1, 2]},
+        "epoch_99": {"format": 2, "backups": [{"weights": "weights-1.npz", "epoch": 99, "step": 0,
+                                               "sha256": "0" * 64, "metrics": {}}]},
+        "step_million": {"format": 2, "backups": [{"weights": "weights-1.npz", "epoch": 0,
+                                                   "step": 10**6, "sha256": "0" * 64, "metrics": {}}]},
+    }
+    for name, manifest in manifests.items():
+        (root / name / "backup").mkdir()
+        (root / name / "backup" / "manifest.json").write_text(json.dumps(manifest))
+        (root / name / "backup" / "weights-1.npz").write_bytes(b"stand-in")
+
+
+def _add_broken_searches(root):
+    (root / "searches" / "listed").mkdir(parents=True)
+    (root / "searches" / "listed" / "relunet_search.json").write_text("[]")
+    (root / "searches" / "truncated" / "trial_0").mkdir(parents=True)
+    (root / "searches" / "truncated" / "trial_0" / "trial.json").write_text('{"trial_id": "0", "hyperpa')
+
+
+def snapshot(root):
+    """Every file's content, but the run dirs' lock files (which name their last holder)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+# The trained run's flags, so that a broken copy of it is refused for its files alone.
+TRAINED = ("--train-split", "train[:10000]", "--val-split", "train[50000:51000]",
+           "--test-split", "test[:1000]", "--epochs", "1")
 
 CASES = {
     # train
@@ -66,6 +139,21 @@ CASES = {
     "train: run dir that is a file": (["train", "--run-dir", "notes.txt"], "notes.txt is a file, not a folder"),
     "train: run dir that is not a run": (["train", "--run-dir", "results"], "not a relunet run"),
     "train: run dir of another configuration": (["train", "--run-dir", "run", "--width", "64"], "width: 256 -> 64"),
+    "train: seed above 2**32 - 1": (["train", "--seed", "4294967296"], "seed must be an integer from 0 to 4294967295"),
+    "train: negative seed": (["train", "--seed=-1"], "seed must be an integer from 0 to 4294967295"),
+    "train: width that cannot fit in memory": (["train", "--width", "10000000"], "need about"),
+    "train: batch size that cannot fit in memory": (["train", "--batch-size", "100000000000"], "need about"),
+    "train: batch size written as a float": (["train", "--batch-size", "1e20"], "invalid int value: '1e20'"),
+    "train: reversed percent slice": (["train", "--train-split", "train[50%:10%]"], "selects no examples"),
+    "train: reversed slice": (["train", "--val-split", "train[500:100]"], "selects no examples"),
+    "train: percent beyond 100": (["train", "--train-split", "train[:150%]"], "percent bound outside"),
+    "train: run dir under a file": (["train", "--run-dir", "notes.txt/run"], "cannot be created: notes.txt is a file"),
+    "train: run dir behind a symlink loop": (["train", "--run-dir", "loop_a/run"], "Too many levels of symbolic links"),
+    "train: run dir whose config.json is a list": (["train", "--run-dir", "list_config"], "holds a JSON list"),
+    "train: garbage history.csv": (["train", "--run-dir", "bad_history", *list(TRAINED)], "is not a history relunet wrote"),
+    "train: backup records that are not records": (["train", "--run-dir", "records_not_dicts", *list(TRAINED)], "it is not a backup record"),
+    "train: backup at epoch 99 of 1": (["train", "--run-dir", "epoch_99", *list(TRAINED)], "its epoch 100 lies beyond the run's 1 epochs"),
+    "train: backup at step 10**6": (["train", "--run-dir", "step_million", *list(TRAINED)], "its step 1000000 lies outside an epoch of 79 steps"),
     "train: unknown strategy": (["train", "--strategy", "tpu"], "strategy must be one of default, mirrored, multiworker"),
     "train: cpu replicas without mirrored": (["train", "--cpu-replicas", "2"], "cpu_replicas needs strategy 'mirrored'"),
     "train: multiworker without a run dir": (["train", "--strategy", "multiworker"], "needs a run_dir that every worker names"),
@@ -79,25 +167,46 @@ CASES = {
     "tune: no trials": (["tune", "--max-trials", "0"], "max_trials must be a positive number"),
     "tune: unknown tuner": (["tune", "--tuner", "grid"], "tuner must be one of random, hyperband, bayesian"),
     "tune: directory that is a file": (["tune", "--directory", "notes.txt"], "tuning directory notes.txt is a file"),
+    "tune: seed above 2**32 - 1": (["tune", "--seed", "4294967296"], "seed must be an integer"),
+    "tune: width range that cannot fit in memory": (["tune", "--width-max", "10000000"], "need about"),
+    "tune: search config that is a list": (["tune", "--directory", "searches", "--project-name", "listed"], "holds a JSON list"),
+    "tune: truncated trial.json": (["tune", "--summary", "--directory", "searches", "--project-name", "truncated"], "trial.json cannot be read"),
     # compare
     "compare: depth that is not a number": (["compare", "--depths", "2,x"], "depths must be a comma-separated list of int"),
     "compare: unknown activation": (["compare", "--activations", "relu,tanh"], "activations must be one of"),
     "compare: output folder with files": (["compare", "--out", "results"], "results already holds something"),
+    "compare: output folder under a file": (["compare", "--out", "notes.txt/cmp"], "cannot be created: notes.txt is a file"),
+    "compare: depths that cannot fit in memory": (["compare", "--depths", "2,40000", "--width", "20000"], "need about"),
     # export
     "export: missing model": (["export", "--model", "nope.keras"], "nope.keras does not exist"),
     "export: model that is not a model": (["export", "--model", "fake.keras", "--out", "exports"], "fake.keras cannot be loaded as a Keras model"),
     "export: target that is a file": (["export", "--model", "run", "--out", "notes.txt"], "export target notes.txt is a file"),
     "export: version that exists": (["export", "--model", "run", "--out", "saved", "--version", "1"], "saved/1 already exists; refusing to overwrite it"),
+    "export: target under a file": (["export", "--model", "run", "--out", "notes.txt/models"], "cannot be created: notes.txt is a file"),
+    "export: empty .keras": (["export", "--model", "empty.keras", "--out", "exports"], "empty.keras is empty"),
+    "export: model for colour 32x32 images": (["export", "--model", "colour.keras", "--out", "exports"], "takes inputs of shape (32, 32, 3)"),
+    "export: model with 3 classes": (["export", "--model", "three_classes.keras", "--out", "exports"], "returns outputs of shape (3,)"),
     # predict
     "predict: image that cannot be decoded": (["predict", "--model", "run", "broken.png"], "broken.png cannot be decoded as an image"),
     "predict: array of the wrong shape": (["predict", "--model", "run", "wrong_shape.npy"], "wrong_shape.npy has shape (3, 32, 32)"),
     "predict: folder without a model": (["predict", "--model", "empty", "digits.npy"], "empty is not a model"),
     "predict: Lambda layer under safe_mode": (["predict", "--model", "lambda.keras", "digits.npy"], "Lambda layer, Python code that Keras's safe_mode refuses"),
     "predict: missing input": (["predict", "--model", "run", "nothing.png"], "nothing.png does not exist"),
+    "predict: empty .npy": (["predict", "--model", "run", "empty.npy"], "empty.npy is empty"),
+    "predict: .npz renamed .npy": (["predict", "--model", "run", "archive.npy"], "is an .npz archive, not a .npy array"),
+    "predict: complex array": (["predict", "--model", "run", "complex.npy"], "holds complex numbers"),
+    "predict: boolean array": (["predict", "--model", "run", "bools.npy"], "holds booleans"),
+    "predict: array of strings": (["predict", "--model", "run", "strings.npy"], "holds strings"),
+    "predict: empty .keras": (["predict", "--model", "empty.keras", "digits.npy"], "empty.keras is empty"),
+    "predict: model with 3 classes": (["predict", "--model", "three_classes.keras", "digits.npy"], "returns outputs of shape (3,)"),
+    "predict: SavedModel with another signature": (["predict", "--model", "flat_model", "digits.npy"], "has a serving_default signature taking (x: float32 (None, 784))"),
     # evaluate
     "evaluate: malformed split": (["evaluate", "--model", "run", "--split", "test["], "split must be a tfds split string"),
     "evaluate: zero batch size": (["evaluate", "--model", "run", "--batch-size", "0"], "batch_size must be a positive number"),
     "evaluate: missing model": (["evaluate", "--model", "gone"], "The model path gone does not exist"),
+    "evaluate: model for colour images": (["evaluate", "--model", "colour.keras"], "takes inputs of shape (32, 32, 3)"),
+    "evaluate: IDX folder with no images": (["evaluate", "--model", "run", "--data-dir", "zero_idx", "--tfds-dir", "tfds"], "holds no images"),
+    "evaluate: SHA256SUMS that is not text": (["evaluate", "--model", "run", "--data-dir", "binary_sums", "--tfds-dir", "tfds"], "is not a text list of sha256 sums"),
 }
 
 
@@ -116,6 +225,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(workspace, case):
     after = snapshot(workspace)
     assert {path: after.get(path) for path in before} == before  # nothing changed or lost
     assert not list(workspace.glob("tfds/mnist_idx/*/*/dataset_info.json"))  # nothing half-prepared
+    assert not (workspace / "exports").exists()  # a refused export leaves no folder
 
 
 def test_the_matrix_covers_every_command_with_at_least_25_cases():

@@ -12,9 +12,10 @@ import json
 import sys
 from pathlib import Path
 
+from relunet.checks import (check_choice, check_output_dir, check_positive, check_split,
+                            resolve_model_path)
 from relunet.config import (ACTIVATIONS, DATASETS, INITS, PRESETS, SEARCHABLE, STRATEGIES,
-                            TUNERS, CompareConfig, TrainConfig, TuneConfig, check_choice,
-                            check_positive, check_split)
+                            TUNERS, CompareConfig, TrainConfig, TuneConfig)
 from relunet.errors import RelunetError
 from relunet.quiet import import_tensorflow_quietly
 
@@ -152,6 +153,7 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="PATH", help="a .keras file, run dir, SavedModel or folder of versions")
     p.add_argument("inputs", nargs="+", metavar="FILE", help="PNG/JPEG/GIF/BMP images or .npy arrays")
     p.add_argument("--json", action="store_true", help="print JSON instead of one line per input")
+    _add_trust_flag(p)
     p.set_defaults(handler=_predict)
 
 
@@ -161,13 +163,21 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=_DEFAULTS.test_split, metavar="SPLIT", help="tfds split (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=1024, metavar="N", help="(default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_trust_flag(p)
     p.set_defaults(handler=_evaluate)
+
+
+def _add_trust_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-model", action="store_true",
+                   help="run a SavedModel even if its signature uses ops relunet's exports never "
+                        "do (file or network access, Python code): only for models you trust")
 
 
 def _train(args: argparse.Namespace) -> int:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}).validate()
     _check_folder(config.data_dir, "data dir")
+    check_output_dir(config.with_run_dir().run_dir, "run dir")
     import_tensorflow_quietly()
     from relunet.train import Preempted, TrainingDiverged, WorkerLost, train
 
@@ -196,11 +206,11 @@ def _tune(args: argparse.Namespace) -> int:
     if config.summary:
         trials.summarize(trials.project_dir(config))
         return 0
+    check_output_dir(config.directory, "tuning directory")
+    if config.export_dir:
+        check_output_dir(config.export_dir, "export target")
     trials.check_search_space(config)
     _check_folder(config.data_dir, "data dir")
-    _check_not_file(config.directory, "tuning directory")
-    if config.export_dir:
-        _check_not_file(config.export_dir, "export target")
     import_tensorflow_quietly()
     from relunet.tune import TuningFailed, tune
 
@@ -219,8 +229,9 @@ def _compare(args: argparse.Namespace) -> int:
     values["depths"] = _split_list(args.depths, int, "depths")
     config = CompareConfig(**values).validate().with_out()
     _check_folder(config.data_dir, "data dir")
+    check_output_dir(config.out, "output folder")
     out = Path(config.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and any(out.iterdir()):
         raise RelunetError(f"The output folder {out} already holds something; pick a new --out.")
     import_tensorflow_quietly()
     from relunet.compare import compare
@@ -238,15 +249,11 @@ def _split_list(text: str, kind: type, what: str) -> tuple:
 
 
 def _export(args: argparse.Namespace) -> int:
-    model_path = Path(args.model)
-    if model_path.is_dir() and (model_path / "best.keras").is_file():
-        model_path = model_path / "best.keras"
-    if not model_path.exists():
-        raise RelunetError(f"The model path {model_path} does not exist.")
-    if model_path.suffix != ".keras" or not model_path.is_file():
+    model_path = resolve_model_path(args.model)
+    if model_path.suffix != ".keras":
         raise RelunetError(f"{model_path} is not a .keras model file (or a run dir holding best.keras).")
     out = Path(args.out)
-    _check_not_file(args.out, "export target")
+    check_output_dir(out, "export target")
     import_tensorflow_quietly()
     from relunet.export import export_saved_model
     from relunet.inference import load_classifier
@@ -256,11 +263,15 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    resolve_model_path(args.model)
+    for name in args.inputs:
+        if not Path(name).is_file():
+            raise RelunetError(f"The input {name} does not exist or is not a file.")
     import_tensorflow_quietly()
     from relunet.inference import load_classifier, read_inputs
 
     inputs = read_inputs(args.inputs)
-    classifier = load_classifier(args.model)
+    classifier = load_classifier(args.model, trust_model=args.trust_model)
     import numpy as np
 
     probabilities = classifier.probabilities(np.stack([image for _, image in inputs]))
@@ -281,11 +292,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_split(args.split, "split")
     check_positive("batch_size", args.batch_size)
     _check_folder(args.data_dir, "data dir")
+    resolve_model_path(args.model)
     import_tensorflow_quietly()
     from relunet import data
     from relunet.inference import evaluate, load_classifier
 
-    classifier = load_classifier(args.model)
+    classifier = load_classifier(args.model, trust_model=args.trust_model)
     source = data.find_source(args.dataset, args.data_dir, args.tfds_dir, verbose=not args.json)
     (split,) = data.load_tfds(source, [args.split])
     result = evaluate(classifier, split, args.batch_size)
@@ -303,11 +315,6 @@ def _apply_preset(argv: list[str] | None, preset: str) -> argparse.Namespace:
     return build_parser(PRESETS[preset]).parse_args(argv)
 
 
-def _check_not_file(path: str, what: str) -> None:
-    if Path(path).is_file():
-        raise RelunetError(f"The {what} {path} is a file; it must be a folder.")
-
-
 def _check_folder(path: str | None, what: str) -> None:
     if path and not Path(path).is_dir():
         raise RelunetError(f"The {what} {path} does not exist or is not a folder.")
@@ -322,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     except RelunetError as error:
         message = " ".join(str(error).split())
         print(f"relunet {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a folder made read-only under a running job
+        where = f": {error.filename}" if error.filename else ""
+        print(f"relunet {args.command}: error: {error.strerror or error}{where}. Nothing "
+              "half-written was left; fix that and run the command again.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"relunet {args.command}: interrupted", file=sys.stderr)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from relunet.checks import (check_choice, check_fits_in_memory, check_positive, check_seed,
+                            check_split)
 from relunet.errors import RelunetError
 
 DATASETS = ("mnist", "fashion_mnist", "kmnist")
@@ -24,13 +24,6 @@ NO_SPLIT = "none"  # --val-split none: train without a validation split
 ACTIVATIONS = ("relu", "sigmoid", "leaky_relu")
 INITS = ("random_normal", "he_normal", "glorot_uniform")
 STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute; see relunet.distribute
-
-# One tfds split: a name with an optional [start:end] slice in examples or percent,
-# e.g. "train", "train[:2000]", "train[90%:]", "test[-1000:]". Splits join with "+".
-_SLICE_BOUND = r"-?\d+%?"
-_ONE_SPLIT = rf"[a-z]+(\[(?:{_SLICE_BOUND})?:(?:{_SLICE_BOUND})?\])?"
-_SPLIT_RE = re.compile(rf"^{_ONE_SPLIT}(\+{_ONE_SPLIT})*$")
-_SPLIT_NAMES = ("train", "test")  # MNIST-style datasets have no validation split.
 
 # Presets: hyperparameters chosen on the validation split (train[:90%] vs train[90%:]),
 # then trained on all of train with no validation pass, backed up at epoch ends only
@@ -119,6 +112,8 @@ class TrainConfig:
             check_split(self.val_split, "val_split")
         if self.verbose not in (None, 0, 1, 2):
             raise RelunetError(f"verbose must be 0, 1 or 2. Received: {self.verbose!r}.")
+        check_seed(self.seed)
+        check_fits_in_memory(self.width, self.depth, self.batch_size)
         return self
 
     def with_run_dir(self) -> "TrainConfig":
@@ -216,6 +211,10 @@ class TuneConfig:
             check_split(getattr(self, name), name)
         if not self.project_name or "/" in self.project_name or self.project_name in (".", ".."):
             raise RelunetError(f"project_name must be a plain folder name. Received: {self.project_name!r}.")
+        check_seed(self.seed)
+        depth = DEPTH_RANGE[1] if "depth" in self.search else self.depth
+        batch_size = max(BATCH_SIZE_CHOICES) if "batch_size" in self.search else self.batch_size
+        check_fits_in_memory(self.width_max, depth, batch_size)  # the largest trial
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -267,6 +266,8 @@ class CompareConfig:
             check_positive(name, getattr(self, name))
         for name in ("train_split", "val_split", "test_split"):
             check_split(getattr(self, name), name)
+        check_seed(self.seed)
+        check_fits_in_memory(self.width, max(self.depths), self.batch_size)
         return self
 
     def with_out(self) -> "CompareConfig":
@@ -306,32 +307,3 @@ def worker_task(environ: dict[str, str] | None = None) -> tuple[str, int, int]:
         raise RelunetError(f"TF_CONFIG's task {task_type} {index} is not in its cluster "
                            f"({', '.join(f'{len(v)} {k}' for k, v in tasks.items()) or 'empty'}).")
     return task_type, index, sum(len(v) for v in tasks.values())
-
-
-def check_split(split: str, what: str = "split") -> str:
-    """Check the syntax of a tfds split string such as 'train[:2000]' before loading anything."""
-    if not isinstance(split, str) or not _SPLIT_RE.match(split):
-        raise RelunetError(
-            f"{what} must be a tfds split string such as 'train', 'train[:2000]' or "
-            f"'train[90%:]'. Received: {split!r}."
-        )
-    for part in split.split("+"):
-        name = part.split("[", 1)[0]
-        if name not in _SPLIT_NAMES:
-            raise RelunetError(
-                f"{what} names the split {name!r}, but the datasets have only "
-                f"{' and '.join(_SPLIT_NAMES)}. Received: {split!r}."
-            )
-    return split
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise RelunetError(f"{name} must be one of {', '.join(choices)}. Received: {value!r}.")
-
-
-def check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise RelunetError(f"{name} must be a positive number. Received: {value!r}.")

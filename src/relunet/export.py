@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from relunet.checks import check_output_dir
 from relunet.errors import RelunetError
 from relunet.model import INPUT_SHAPE
 
@@ -27,15 +28,20 @@ def export_saved_model(model: keras.Model, out: str | os.PathLike,
                        version: int | None = None, verbose: bool = True) -> Path:
     """Write `model` as `<out>/<version>` (next free version by default); return that path."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RelunetError(f"The export target {out} is a file; it must be a folder.")
+    check_output_dir(out, "export target")
     version = next_version(out) if version is None else _check_version(out, version)
+    archive = _archive(model)  # traced here: a model that does not fit fails before any write
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     final, tmp = out / str(version), out / f"{_INCOMPLETE}{version}-{os.getpid()}"
     try:
-        _archive(model).write_out(str(tmp), verbose=False)
+        archive.write_out(str(tmp), verbose=False)
         os.rename(tmp, final)  # atomic on one file system; refuses an existing version
+    except BaseException:
+        if created:  # leave no empty folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if verbose:

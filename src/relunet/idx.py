@@ -76,6 +76,9 @@ def read_folder(folder: str | os.PathLike) -> IdxFolder:
         image_bytes, label_bytes = _read_bytes(image_path), _read_bytes(label_path)
         images = parse_images(image_bytes, image_path)
         labels = parse_labels(label_bytes, label_path)
+        if not len(images):
+            raise RelunetError(f"{image_path.name} in {folder} holds no images; the {split} "
+                               "split needs at least one.")
         if len(images) != len(labels):
             raise RelunetError(
                 f"{image_path.name} holds {len(images)} images but {label_path.name} "
@@ -171,7 +174,12 @@ def _check_sums_file(folder: Path, digests: dict[str, str]) -> None:
     sums = folder / "SHA256SUMS"
     if not sums.is_file():
         return
-    for line in sums.read_text().splitlines():
+    try:
+        text = sums.read_text(encoding="ascii")
+    except (UnicodeDecodeError, OSError) as error:
+        raise RelunetError(f"{sums} is not a text list of sha256 sums ({error}); fix or "
+                           "remove it.") from None
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) != 2:
             continue

@@ -17,9 +17,11 @@ import numpy as np
 import tensorflow as tf
 
 from relunet import data
+from relunet.checks import resolve_model_path
 from relunet.errors import RelunetError
 from relunet.export import SIGNATURE
-from relunet.model import load_model
+from relunet.model import INPUT_SHAPE, NUM_CLASSES, load_model
+from relunet.trust import check_trusted
 
 _SIDE = 28
 _DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
@@ -41,25 +43,71 @@ class Classifier:
         return self.signature(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
 
 
-def load_classifier(path: str | Path) -> Classifier:
-    """Load a `.keras` model or a SavedModel from any of the paths relunet writes."""
-    path = Path(path)
-    if not path.exists():
-        raise RelunetError(f"The model path {path} does not exist.")
-    resolved = _resolve(path)
+def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
+    """Load a `.keras` model or a SavedModel from any of the paths relunet writes, and
+    check that it maps 28x28x1 images to 10 classes.
+
+    A SavedModel runs only if its serving signature uses the ops relunet's exports use
+    (see `relunet.trust`), unless `trust_model`.
+    """
+    resolved = resolve_model_path(path)
     if resolved.suffix == ".keras":
         try:
-            return Classifier(resolved, keras_model=load_model(str(resolved)))
+            model = load_model(str(resolved))
         except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as error:
             raise RelunetError(f"{resolved} cannot be loaded as a Keras model "
                                f"({_load_error_reason(error)}).") from None
+        _check_keras_contract(model, resolved)
+        return Classifier(resolved, keras_model=model)
+    if not trust_model:
+        check_trusted(resolved, SIGNATURE)
     try:
         loaded = tf.saved_model.load(str(resolved))
     except (OSError, ValueError, tf.errors.OpError) as error:
         raise RelunetError(f"{resolved} cannot be loaded as a SavedModel ({type(error).__name__}).") from None
     if SIGNATURE not in loaded.signatures:
         raise RelunetError(f"The SavedModel {resolved} has no {SIGNATURE} signature.")
-    return Classifier(resolved, signature=loaded.signatures[SIGNATURE], saved_model=loaded)
+    signature = loaded.signatures[SIGNATURE]
+    _check_signature_contract(signature, resolved)
+    return Classifier(resolved, signature=signature, saved_model=loaded)
+
+
+def _check_keras_contract(model: keras.Model, path: Path) -> None:
+    """The model must take a batch of 28x28x1 images and return 10 logits for each."""
+    try:
+        declared = model.inputs  # a functional model's Input; a subclassed one has none
+    except (AttributeError, ValueError):
+        declared = None
+    if declared and tuple(declared[0].shape[1:]) != INPUT_SHAPE:
+        raise RelunetError(f"{path} takes inputs of shape {tuple(declared[0].shape[1:])}; "
+                           f"relunet feeds it 28x28x1 images.")
+    try:
+        outputs = model(np.zeros((1, *INPUT_SHAPE), np.float32), training=False)
+    except (ValueError, TypeError, tf.errors.OpError) as error:
+        reason = " ".join(str(error).split())[:160]
+        raise RelunetError(f"{path} does not take 28x28x1 images ({reason}).") from None
+    shape = tuple(getattr(outputs, "shape", ()))
+    if shape != (1, NUM_CLASSES):
+        raise RelunetError(f"{path} returns outputs of shape {shape[1:]} for an image; relunet "
+                           f"needs {NUM_CLASSES} class scores.")
+
+
+def _check_signature_contract(signature, path: Path) -> None:
+    """The signature must take uint8 'images' [n, 28, 28, 1] and return 'probabilities'
+    [n, 10], as `relunet export` writes it."""
+    inputs = signature.structured_input_signature[1]
+    outputs = signature.structured_outputs
+    spec = inputs.get("images")
+    expected = tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8)
+    probabilities = outputs.get("probabilities") if isinstance(outputs, dict) else None
+    if (len(inputs) != 1 or spec is None or not expected.is_compatible_with(spec)
+            or spec.dtype != tf.uint8 or probabilities is None
+            or probabilities.shape[-1:] != (NUM_CLASSES,)):
+        took = ", ".join(f"{k}: {v.dtype.name} {v.shape}" for k, v in inputs.items())
+        raise RelunetError(
+            f"The SavedModel {path} has a {SIGNATURE} signature taking ({took}); relunet needs "
+            f"one taking uint8 'images' [n, 28, 28, 1] and returning 'probabilities' [n, 10], "
+            "as relunet export writes it.")
 
 
 def _load_error_reason(error: Exception) -> str:
@@ -68,24 +116,6 @@ def _load_error_reason(error: Exception) -> str:
         return ("it holds a Lambda layer, Python code that Keras's safe_mode refuses to "
                 "load from a file; relunet always loads with safe_mode on")
     return text.split(". ")[0][:200] or type(error).__name__
-
-
-def _resolve(path: Path) -> Path:
-    if path.is_file():
-        if path.suffix != ".keras":
-            raise RelunetError(f"{path} is not a model: expected a .keras file or a SavedModel folder.")
-        return path
-    if (path / "saved_model.pb").is_file():
-        return path
-    if (path / "best.keras").is_file():
-        return path / "best.keras"
-    versions = sorted((p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()),
-                      key=lambda p: int(p.name))
-    if versions:
-        return versions[-1]
-    raise RelunetError(
-        f"{path} is not a model: no saved_model.pb, best.keras or numbered SavedModel versions in it."
-    )
 
 
 def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray]]:
@@ -154,10 +184,22 @@ def _grayscale(image: np.ndarray) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    if path.stat().st_size == 0:
+        raise RelunetError(f"{path} is empty (0 bytes): not a .npy array.")
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise RelunetError(f"{path} cannot be read as a .npy array ({error}).") from None
+    except (ValueError, OSError, EOFError) as error:
+        reason = " ".join(str(error).split())[:160]
+        raise RelunetError(f"{path} cannot be read as a .npy array ({reason}).") from None
+    if isinstance(array, np.lib.npyio.NpzFile):
+        array.close()
+        raise RelunetError(f"{path} is an .npz archive, not a .npy array; save one array of "
+                           "images with numpy.save.")
+    kind = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes",
+            "O": "Python objects", "V": "records", "M": "dates", "m": "time spans"}
+    if array.dtype.kind in kind:
+        raise RelunetError(f"{path} holds {kind[array.dtype.kind]} ({array.dtype}); expected "
+                           "pixel intensities (uint8 0..255, or floats in 0..1).")
     shape = array.shape
     if array.ndim in (2, 3) and array.shape[-2:] == (_SIDE, _SIDE):
         array = array[..., None]

@@ -37,7 +37,7 @@ def check_search_space(config: TuneConfig) -> None:
     saved_path = project_dir(config) / SEARCH_CONFIG
     if config.overwrite or not saved_path.is_file():
         return
-    diffs = config.space_differences(read_json(saved_path))
+    diffs = config.space_differences(read_json(saved_path, expect=dict))
     if diffs:
         raise RelunetError(
             f"The search in {project_dir(config)} was started with another search space "
@@ -117,7 +117,15 @@ def hyperparameter_names(rows: list[TrialRow]) -> list[str]:
 
 
 def _read_trial(trial_dir: Path) -> TrialRow:
-    record = json.loads((trial_dir / "trial.json").read_text())
+    record = read_json(trial_dir / "trial.json", expect=dict)
+    try:
+        return _trial_row(trial_dir, record)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        raise RelunetError(f"{trial_dir / 'trial.json'} is not a trial record keras-tuner "
+                           "wrote; remove that trial's folder or start over with --overwrite.") from None
+
+
+def _trial_row(trial_dir: Path, record: dict[str, Any]) -> TrialRow:
     values = record.get("hyperparameters", {}).get("values", {})
     observations = (record.get("metrics", {}).get("metrics", {}).get(OBJECTIVE, {})
                     .get("observations", []))
@@ -128,7 +136,7 @@ def _read_trial(trial_dir: Path) -> TrialRow:
             best = (value, observation.get("step", 0))
     timing = {}
     if (trial_dir / TRIAL_TIMING).is_file():
-        timing = json.loads((trial_dir / TRIAL_TIMING).read_text())
+        timing = read_json(trial_dir / TRIAL_TIMING, expect=dict)
     return TrialRow(
         trial_id=str(record.get("trial_id", trial_dir.name.removeprefix("trial_"))),
         status=str(record.get("status", "UNKNOWN")),

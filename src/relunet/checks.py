@@ -1,0 +1,174 @@
+"""Checks of user input that need no TensorFlow: values, split strings, output folders,
+and whether a network fits in memory. Each raises RelunetError with one full sentence
+that names the input, says what was expected and ends with what was received.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+from relunet.errors import RelunetError
+
+SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed takes seeds below 2**32
+IMAGE_PIXELS = 28 * 28
+NUM_CLASSES = 10
+
+# One tfds split: a name with an optional [start:end] slice in examples or percent,
+# e.g. "train", "train[:2000]", "train[90%:]", "test[-1000:]". Splits join with "+".
+_SLICE_BOUND = r"-?\d+%?"
+_ONE_SPLIT = rf"([a-z]+)(?:\[({_SLICE_BOUND})?:({_SLICE_BOUND})?\])?"
+_SPLIT_RE = re.compile(rf"^{_ONE_SPLIT}(\+{_ONE_SPLIT})*$")
+_PART_RE = re.compile(rf"^{_ONE_SPLIT}$")
+SPLIT_NAMES = ("train", "test")  # MNIST-style datasets have no validation split.
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RelunetError(f"{name} must be one of {', '.join(choices)}. Received: {value!r}.")
+
+
+def check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise RelunetError(f"{name} must be a positive number. Received: {value!r}.")
+
+
+def check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise RelunetError(f"seed must be an integer from 0 to {SEED_MAX}. Received: {seed!r}.")
+
+
+def check_split(split: str, what: str = "split") -> str:
+    """Check a tfds split string such as 'train[:2000]' before loading anything: its
+    syntax, its split names, and slices that select nothing whatever the split's size."""
+    if not isinstance(split, str) or not _SPLIT_RE.match(split):
+        raise RelunetError(
+            f"{what} must be a tfds split string such as 'train', 'train[:2000]' or "
+            f"'train[90%:]'. Received: {split!r}."
+        )
+    for part in split.split("+"):
+        name, start, end = _PART_RE.match(part).groups()
+        if name not in SPLIT_NAMES:
+            raise RelunetError(
+                f"{what} names the split {name!r}, but the datasets have only "
+                f"{' and '.join(SPLIT_NAMES)}. Received: {split!r}."
+            )
+        for bound in (start, end):
+            if bound and bound.endswith("%") and abs(int(bound[:-1])) > 100:
+                raise RelunetError(f"{what} has a percent bound outside -100%..100%. "
+                                   f"Received: {split!r}.")
+        if start and end and _empty_whatever_the_size(start, end):
+            raise RelunetError(f"{what} selects no examples: its slice ends before it starts. "
+                               f"Received: {split!r}.")
+    return split
+
+
+def _empty_whatever_the_size(start: str, end: str) -> bool:
+    """Whether [start:end] is empty for every split size (same unit, same side)."""
+    if start.endswith("%") != end.endswith("%") or start.startswith("-") != end.startswith("-"):
+        return False
+    return int(start.rstrip("%")) >= int(end.rstrip("%"))
+
+
+def check_output_dir(path: str | os.PathLike, what: str) -> None:
+    """Refuse, before any work, a folder that cannot be created or written: under a file,
+    on a read-only file system, behind a symlink loop or a dangling symlink."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        try:
+            mode = candidate.stat().st_mode
+        except NotADirectoryError:  # somewhere below a file: the walk up finds which
+            continue
+        except FileNotFoundError:
+            if candidate.is_symlink():
+                raise RelunetError(f"The {what} {path} cannot be created: {candidate} is a "
+                                   "symlink to nothing.") from None
+            continue
+        except OSError as error:  # ELOOP, ENOTDIR, EACCES ...
+            raise RelunetError(f"The {what} {path} cannot be used: {candidate}: "
+                               f"{error.strerror}.") from None
+        if not stat.S_ISDIR(mode):
+            if candidate == path:
+                raise RelunetError(f"The {what} {path} is a file, not a folder.")
+            raise RelunetError(f"The {what} {path} cannot be created: {candidate} is a file, "
+                               "not a folder.")
+        if not os.access(candidate, os.W_OK | os.X_OK):
+            raise RelunetError(f"The {what} {path} cannot be written: {candidate} is read-only "
+                               "(or not ours to write).")
+        return
+
+
+def training_bytes(width: int, depth: int, batch_size: int) -> int:
+    """About how much memory training the network takes: the weights with their gradients,
+    Adam's two moments and a working copy (5 floats a parameter), and a batch's
+    activations forward and backward (3 floats a unit)."""
+    parameters = (IMAGE_PIXELS + 1) * width + (depth - 1) * (width + 1) * width + (
+        (width + 1) * NUM_CLASSES)
+    units = IMAGE_PIXELS + 2 * depth * width + 2 * NUM_CLASSES
+    return 4 * (5 * parameters + 3 * batch_size * units)
+
+
+def check_fits_in_memory(width: int, depth: int, batch_size: int) -> None:
+    """Refuse a network that cannot be trained in this machine's memory, with the estimate."""
+    need = training_bytes(width, depth, batch_size) + _RUNTIME_BYTES
+    have = available_memory()
+    if have is not None and need > have:
+        raise RelunetError(
+            f"width {width}, depth {depth} and batch_size {batch_size} need about "
+            f"{_gib(need)} of memory to train (weights, Adam's state, a batch's activations "
+            f"and TensorFlow itself), more than the {_gib(have)} available.")
+
+
+_RUNTIME_BYTES = 1 << 30  # TensorFlow, the data in memory and Python: about 1 GiB
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux's MemAvailable), else the physical total."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:,.1f} GiB"
+
+
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """The model a path means: a `.keras` file, a run dir (its best.keras), a SavedModel
+    version folder, or a folder of versions (its newest, as TF Serving picks).
+    RelunetError if it names none; no TensorFlow needed, so a wrong path is answered at once."""
+    path = Path(path)
+    if not path.exists():
+        raise RelunetError(f"The model path {path} does not exist.")
+    if path.is_file():
+        if path.suffix != ".keras":
+            raise RelunetError(f"{path} is not a model: expected a .keras file or a SavedModel "
+                               "folder.")
+        if path.stat().st_size == 0:
+            raise RelunetError(f"{path} is empty (0 bytes): not a saved model.")
+        return path
+    if (path / "saved_model.pb").is_file():
+        return path
+    if (path / "best.keras").is_file():
+        return resolve_model_path(path / "best.keras")
+    versions = sorted((p for p in path.iterdir()
+                       if p.name.isdigit() and (p / "saved_model.pb").is_file()),
+                      key=lambda p: int(p.name))
+    if versions:
+        return versions[-1]
+    raise RelunetError(f"{path} is not a model: no saved_model.pb, best.keras or numbered "
+                       "SavedModel versions in it.")

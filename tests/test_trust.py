@@ -1,0 +1,53 @@
+"""Which SavedModels `predict` and `evaluate` run: relunet's own, or any with --trust-model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import error_lines, run_cli
+
+from relunet.export import SIGNATURE, export_saved_model
+from relunet.model import build_model
+from relunet.trust import ALLOWED_OPS, signature_ops
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "leaky_relu"])
+def test_relunet_s_own_exports_use_only_allowed_ops(tmp_path, activation):
+    version = export_saved_model(build_model(width=8, activation=activation), tmp_path / "m",
+                                 verbose=False)
+    ops = signature_ops(version, SIGNATURE)
+    assert {"MatMul", "Softmax"} <= ops  # the walk reaches into the called functions
+    assert ops <= ALLOWED_OPS, ops - ALLOWED_OPS
+
+
+class _WritesAFile(tf.Module):
+    """A model whose serving function also writes a file: what a hostile SavedModel can do."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = str(target)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.uint8, name="images")])
+    def serve(self, images):
+        tf.io.write_file(self.target, "written by the model")
+        probabilities = tf.ones([tf.shape(images)[0], 10]) / 10.0
+        return {"probabilities": probabilities, "class": tf.argmax(probabilities, -1)}
+
+
+def test_a_saved_model_that_writes_files_runs_only_when_trusted(tmp_path):
+    target = tmp_path / "written.txt"
+    module = _WritesAFile(target)
+    tf.saved_model.save(module, str(tmp_path / "hostile" / "1"),
+                        signatures={SIGNATURE: module.serve})
+    np.save(tmp_path / "digit.npy", np.zeros((28, 28), np.uint8))
+
+    refused = run_cli("predict", "--model", str(tmp_path / "hostile"), str(tmp_path / "digit.npy"))
+    assert refused.returncode == 2
+    (line,) = error_lines(refused)
+    assert "runs ops that relunet's exports never do (WriteFile)" in line
+    assert "--trust-model" in line
+    assert not target.exists()
+
+    trusted = run_cli("predict", "--trust-model", "--model", str(tmp_path / "hostile"),
+                      str(tmp_path / "digit.npy"))
+    assert trusted.returncode == 0, trusted.stderr[-2000:]
+    assert target.read_text() == "written by the model"
