@@ -1,30 +1,48 @@
 """relunet: the ReLU-vs-Sigmoid MNIST lab as a resumable, exportable Keras trainer."""
 
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# One version, in the package itself (relunet --version prints it).
+VERSION = re.search(r'__version__ = "(.+)"', Path("src/relunet/__init__.py").read_text())[1]
 
 setup(
     name="relunet",
-    version="0.1.0",
+    version=VERSION,
     description="ReLU vs Sigmoid on MNIST: a Keras 3 trainer with the lab's own train_step, "
     "offline tfds data, resumable fit, keras-tuner search and SavedModel export.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
     package_dir={"": "src"},
     packages=find_packages("src"),
+    package_data={"relunet": ["static/*.html"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10",
         "tensorflow-datasets>=4.9.9",
-        "keras-tuner[bayesian]>=1.4.7",  # the extra brings scipy and scikit-learn for --tuner bayesian
-        "tensorboard>=2.21,<2.22",  # the TensorBoard callback; tensorflow 2.21 no longer pulls it in
+        # the extra brings scipy and scikit-learn for --tuner bayesian
+        "keras-tuner[bayesian]>=1.4.7",
+        # the TensorBoard callback; tensorflow 2.21 no longer pulls it in
+        "tensorboard>=2.21,<2.22",
         "importlib_resources",  # needed by tensorflow-datasets to prepare datasets
-        "matplotlib>=3.8",  # relunet compare's plots
+        "matplotlib>=3.8",  # relunet compare's plots and evaluate's report
+        "starlette>=0.40",  # relunet serve
+        "uvicorn>=0.30",
     ],
     extras_require={
-        # the test suite, including executing the notebooks
-        "dev": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        # the test suite (with the notebooks and a real browser), and the linter CI runs
+        "dev": [
+            "pytest>=8",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6.29",
+            "ruff==0.17.6",
+            "selenium>=4.20",
+        ],
     },
     entry_points={"console_scripts": ["relunet=relunet.cli:main"]},
 )

@@ -40,18 +40,37 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    flags = ["--train-split", args.train_split, "--val-split", "none", "--test-split",
-             "test[:1000]", "--epochs", str(args.epochs), "--verbose", "0"]
+    flags = [
+        "--train-split",
+        args.train_split,
+        "--val-split",
+        "none",
+        "--test-split",
+        "test[:1000]",
+        "--epochs",
+        str(args.epochs),
+        "--verbose",
+        "0",
+    ]
     results = {}
     for name, extra in CONFIGS.items():
         results[name] = last_epoch_throughput(flags + extra)
         if not args.json:
             base = results[next(iter(CONFIGS))]
-            print(f"{name:>40}: {results[name]:8.0f} images/s ({results[name] / base:.2f}x)",
-                  flush=True)
+            print(
+                f"{name:>40}: {results[name]:8.0f} images/s ({results[name] / base:.2f}x)",
+                flush=True,
+            )
     if args.json:
-        print(json.dumps({"benchmark": "distribute", "images_per_second": results,
-                          "machine": f"{platform.machine()}, {os.cpu_count()} cores"}))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "distribute",
+                    "images_per_second": results,
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                }
+            )
+        )
 
 
 def last_epoch_throughput(flags: list[str]) -> float:
@@ -77,10 +96,18 @@ def run_two_workers(command: list[str]) -> list[int]:
             s.bind(("127.0.0.1", 0))
             ports.append(s.getsockname()[1])
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=dict(os.environ, TF_CONFIG=json.dumps(
-                                    {"cluster": cluster, "task": {"type": "worker", "index": i}})))
-               for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(
+                os.environ,
+                TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+            ),
+        )
+        for i in range(2)
+    ]
     return [w.wait() for w in workers]
 
 

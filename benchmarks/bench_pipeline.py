@@ -56,9 +56,15 @@ def main() -> None:
     decode_seconds = time.perf_counter() - start
     steps = data.steps_per_epoch(arrays, config.batch_size)
 
-    model = build_model(config.width, config.depth, config.activation, config.init,
-                        config.learning_rate, config.jit_compile,
-                        steps_per_execution=config.steps_per_execution)
+    model = build_model(
+        config.width,
+        config.depth,
+        config.activation,
+        config.init,
+        config.learning_rate,
+        config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
+    )
     batches = data.training_pipeline(arrays, config.batch_size, config.seed)
     model.fit(batches, epochs=1, verbose=0)  # warm-up
     consumed, delivered = [], []
@@ -67,12 +73,15 @@ def main() -> None:
         model.fit(batches, epochs=1, verbose=0)  # one pass: every image once
         consumed.append(len(arrays) / (time.perf_counter() - start))
         delivered.append(pipeline_rate(tfds, batches.repeat(), 2 * steps, config.batch_size))
-    headroom = statistics.median(d / c for d, c in zip(delivered, consumed))
+    headroom = statistics.median(d / c for d, c in zip(delivered, consumed, strict=True))
 
     def textbook():
         normalised = raw.map(data.normalize, num_parallel_calls=tf.data.AUTOTUNE).cache()
-        return normalised.shuffle(60_000, seed=config.seed).batch(config.batch_size).prefetch(
-            tf.data.AUTOTUNE)
+        return (
+            normalised.shuffle(60_000, seed=config.seed)
+            .batch(config.batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
 
     for _ in textbook():  # fill its cache first, as after a first epoch
         pass
@@ -100,16 +109,29 @@ def main() -> None:
 
 def pipeline_rate(tfds, dataset, num_batches: int, batch_size: int) -> float:
     """Samples per second over num_batches batches, the first (setup) batch excluded."""
-    result = tfds.core.utils.benchmark.raw_benchmark(dataset, num_iter=num_batches,
-                                                     batch_size=batch_size)
+    result = tfds.core.utils.benchmark.raw_benchmark(
+        dataset, num_iter=num_batches, batch_size=batch_size
+    )
     return result.examples_per_second(include_first=False)
 
 
 def peak_rss_of_train(split: str) -> float:
     """Peak resident memory (MB) of `relunet train --epochs 1` on the split."""
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "relunet.cli", "train", "--epochs", "1",
-                   "--train-split", split, "--run-dir", os.path.join(tmp, "run"), "--verbose", "0"]
+        command = [
+            sys.executable,
+            "-m",
+            "relunet.cli",
+            "train",
+            "--epochs",
+            "1",
+            "--train-split",
+            split,
+            "--run-dir",
+            os.path.join(tmp, "run"),
+            "--verbose",
+            "0",
+        ]
         subprocess.run(command, check=True, capture_output=True)
     return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
 

@@ -31,8 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(TARGETS), choices=sorted(TARGETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
-                        help="more flags for relunet train (e.g. a smaller split, for a smoke test)")
+    parser.add_argument(
+        "--extra",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="more flags for relunet train (e.g. a smaller split, for a smoke test)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -42,40 +46,67 @@ def main() -> None:
             runs.append(timed_run(preset, seed, args.extra))
             if not args.json:
                 r = runs[-1]
-                print(f"{preset:>7} seed {seed}: test accuracy {r['test_accuracy']:.4f} in "
-                      f"{r['seconds']:.1f} s ({'met' if r['met'] else 'MISSED'})", flush=True)
+                print(
+                    f"{preset:>7} seed {seed}: test accuracy {r['test_accuracy']:.4f} in "
+                    f"{r['seconds']:.1f} s ({'met' if r['met'] else 'MISSED'})",
+                    flush=True,
+                )
     result = {
         "benchmark": "time_to_accuracy",
         "targets": {p: {"test_accuracy": a, "seconds": s} for p, (a, s) in TARGETS.items()},
         "runs": runs,
         "all_met": all(r["met"] for r in runs),
-        "startup_seconds": {"help": startup(["--help"]), "bad_flag": startup(["train", "--lr", "0"])},
+        "startup_seconds": {
+            "help": startup(["--help"]),
+            "bad_flag": startup(["train", "--lr", "0"]),
+        },
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     if args.json:
         print(json.dumps(result))
     else:
         print(f"all targets met: {result['all_met']}")
-        print(f"start-up: relunet --help {result['startup_seconds']['help']:.2f} s, "
-              f"relunet train --lr 0 {result['startup_seconds']['bad_flag']:.2f} s (median of 5)")
+        print(
+            f"start-up: relunet --help {result['startup_seconds']['help']:.2f} s, "
+            f"relunet train --lr 0 {result['startup_seconds']['bad_flag']:.2f} s (median of 5)"
+        )
 
 
 def timed_run(preset: str, seed: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="relunet-tta-") as tmp:
         run_dir = os.path.join(tmp, "run")
         start = time.perf_counter()
-        done = subprocess.run([*_RELUNET, "train", "--preset", preset, "--seed", str(seed),
-                               "--run-dir", run_dir, "--verbose", "0", *extra],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                *_RELUNET,
+                "train",
+                "--preset",
+                preset,
+                "--seed",
+                str(seed),
+                "--run-dir",
+                run_dir,
+                "--verbose",
+                "0",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"relunet train --preset {preset} failed: {done.stderr[-2000:]}")
         with open(os.path.join(run_dir, "metrics.json")) as f:
             metrics = json.load(f)
     accuracy, limit = TARGETS[preset]
-    return {"preset": preset, "seed": seed, "seconds": round(seconds, 2),
-            "test_accuracy": metrics["test_accuracy"], "epochs": metrics["epochs_completed"],
-            "met": metrics["test_accuracy"] >= accuracy and seconds <= limit}
+    return {
+        "preset": preset,
+        "seed": seed,
+        "seconds": round(seconds, 2),
+        "test_accuracy": metrics["test_accuracy"],
+        "epochs": metrics["epochs_completed"],
+        "met": metrics["test_accuracy"] >= accuracy and seconds <= limit,
+    }
 
 
 def startup(argv: list[str], repeats: int = 5) -> float:

@@ -34,8 +34,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6, help="measured epochs per model")
     parser.add_argument("--train-split", default="train[:90%]")
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads")
-    parser.add_argument("--steps-per-execution", type=int, default=None,
-                        help="override relunet's default, to measure the lever")
+    parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=None,
+        help="override relunet's default, to measure the lever",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -58,26 +62,41 @@ def main() -> None:
     keras.utils.set_random_seed(config.seed)
 
     def reference() -> keras.Model:
-        model = keras.Sequential([
-            keras.Input((28, 28, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(config.width, activation="relu", kernel_initializer="random_normal"),
-            keras.layers.Dense(config.width, activation="relu", kernel_initializer="random_normal"),
-            keras.layers.Dense(10, kernel_initializer="random_normal"),
-        ])
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                      loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        model = keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                keras.layers.Flatten(),
+                keras.layers.Dense(
+                    config.width, activation="relu", kernel_initializer="random_normal"
+                ),
+                keras.layers.Dense(
+                    config.width, activation="relu", kernel_initializer="random_normal"
+                ),
+                keras.layers.Dense(10, kernel_initializer="random_normal"),
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
         return model
 
     models = {
         "stock_keras": reference(),
-        "relunet": build_model(config.width, config.depth, config.activation, config.init,
-                               config.learning_rate, config.jit_compile,
-                               steps_per_execution=config.steps_per_execution),
+        "relunet": build_model(
+            config.width,
+            config.depth,
+            config.activation,
+            config.init,
+            config.learning_rate,
+            config.jit_compile,
+            steps_per_execution=config.steps_per_execution,
+        ),
     }
-    batches = {name: data.training_pipeline(arrays, config.batch_size, config.seed)
-               for name in models}
+    batches = {
+        name: data.training_pipeline(arrays, config.batch_size, config.seed) for name in models
+    }
 
     def one_epoch(name: str) -> float:
         model = models[name]
@@ -96,7 +115,9 @@ def main() -> None:
         for name in models:
             rates[name].append(one_epoch(name))
     medians = {name: statistics.median(values) for name, values in rates.items()}
-    pair_ratio = statistics.median(r / s for r, s in zip(rates["relunet"], rates["stock_keras"]))
+    pair_ratio = statistics.median(
+        r / s for r, s in zip(rates["relunet"], rates["stock_keras"], strict=True)
+    )
 
     flops = flops_per_sample(config.width, config.depth)
     matmul_gflops = matmul_rate(tf, config.batch_size, config.width, config.depth)
@@ -105,9 +126,11 @@ def main() -> None:
         "benchmark": "train",
         "train_examples": len(arrays),
         "batch_size": config.batch_size,
-        "relunet_config": {"jit_compile": config.jit_compile,
-                           "steps_per_execution": config.steps_per_execution,
-                           "threads": args.threads},
+        "relunet_config": {
+            "jit_compile": config.jit_compile,
+            "steps_per_execution": config.steps_per_execution,
+            "threads": args.threads,
+        },
         "reference_jit_compile": bool(models["stock_keras"].jit_compile),
         "samples_per_second": {name: [round(v) for v in values] for name, values in rates.items()},
         "median_samples_per_second": {name: round(v) for name, v in medians.items()},
@@ -123,12 +146,20 @@ def main() -> None:
         print(json.dumps(result))
         return
     for name, values in rates.items():
-        print(f"{name:>12}: " + " ".join(f"{v:8,.0f}" for v in values)
-              + f"  median {medians[name]:8,.0f} samples/s ({result['fraction_of_limit'][name]:.0%} of the limit)")
-    print(f"ratio relunet / stock keras: {result['ratio']:.2f}x (median of neighbouring epochs; "
-          f"ratio of medians {result['ratio_of_medians']:.2f}x)")
-    print(f"training FLOPs per sample: {flops:,}; matmuls of one step: {matmul_gflops:.1f} GFLOP/s; "
-          f"compute limit {limit:,.0f} samples/s")
+        print(
+            f"{name:>12}: "
+            + " ".join(f"{v:8,.0f}" for v in values)
+            + f"  median {medians[name]:8,.0f} samples/s "
+            f"({result['fraction_of_limit'][name]:.0%} of the limit)"
+        )
+    print(
+        f"ratio relunet / stock keras: {result['ratio']:.2f}x (median of neighbouring epochs; "
+        f"ratio of medians {result['ratio_of_medians']:.2f}x)"
+    )
+    print(
+        f"training FLOPs per sample: {flops:,}; matmuls of one step: {matmul_gflops:.1f} GFLOP/s; "
+        f"compute limit {limit:,.0f} samples/s"
+    )
 
 
 def flops_per_sample(width: int, depth: int) -> int:
@@ -150,7 +181,7 @@ def matmul_rate(tf, batch: int, width: int, depth: int, repeats: int = 300) -> f
     @tf.function(jit_compile=True)
     def step(xs, ws, gs):
         total = 0.0
-        for k, (x, w, g) in enumerate(zip(xs, ws, gs)):
+        for k, (x, w, g) in enumerate(zip(xs, ws, gs, strict=True)):
             total += tf.reduce_sum(tf.matmul(x, w))  # forward
             total += tf.reduce_sum(tf.matmul(x, g, transpose_a=True))  # weight gradient
             if k:

@@ -38,10 +38,18 @@ def main() -> None:
     from relunet.tune import tune
 
     with tempfile.TemporaryDirectory(prefix="relunet-bench-tune-") as directory:
-        config = TuneConfig(tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
-                            train_split=args.train_split, val_split=args.val_split,
-                            full_train_split=args.full_train_split, test_split=args.test_split,
-                            directory=directory, export_dir=None, verbose=0)
+        config = TuneConfig(
+            tuner=args.tuner,
+            max_trials=args.max_trials,
+            epochs=args.epochs,
+            train_split=args.train_split,
+            val_split=args.val_split,
+            full_train_split=args.full_train_split,
+            test_split=args.test_split,
+            directory=directory,
+            export_dir=None,
+            verbose=0,
+        )
         start = time.perf_counter()
         final = tune(config)
         total = time.perf_counter() - start

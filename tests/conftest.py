@@ -28,14 +28,18 @@ os.environ["TFDS_DATA_DIR"] = _TFDS_DIR
 
 
 def pytest_addoption(parser):
-    parser.addoption("--slow", action="store_true",
-                     help="run the long form of the fault-injection suite (more kills per run)")
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="run the long form of the fault-injection suite (more kills per run)",
+    )
 
 
 def pytest_sessionstart(session):
-    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file() and not (
-        MNIST_DIR / "train-images-idx3-ubyte"
-    ).is_file():
+    if (
+        not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file()
+        and not (MNIST_DIR / "train-images-idx3-ubyte").is_file()
+    ):
         raise pytest.UsageError(
             f"The tests need the four MNIST IDX files; none found in {MNIST_DIR}. "
             "Set RELUNET_DATA_DIR to a folder holding them."
@@ -67,7 +71,6 @@ def source():
     return data.find_source("mnist", str(MNIST_DIR), _TFDS_DIR)
 
 
-
 @pytest.fixture(scope="session")
 def trained_run(source, tmp_path_factory) -> Path:
     """A run dir holding a model trained for one epoch on 10000 real images (~95%)."""
@@ -75,6 +78,14 @@ def trained_run(source, tmp_path_factory) -> Path:
     from relunet.train import train
 
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    train(TrainConfig(train_split="train[:10000]", val_split="train[50000:51000]",
-                      test_split="test[:1000]", epochs=1, run_dir=str(run_dir), verbose=0))
+    train(
+        TrainConfig(
+            train_split="train[:10000]",
+            val_split="train[50000:51000]",
+            test_split="test[:1000]",
+            epochs=1,
+            run_dir=str(run_dir),
+            verbose=0,
+        )
+    )
     return run_dir

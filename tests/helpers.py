@@ -14,8 +14,12 @@ from relunet import idx
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `relunet ARGS...` as a real subprocess of this interpreter."""
-    return subprocess.run([sys.executable, "-m", "relunet.cli", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "relunet.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_ports(count: int = 1) -> list[int]:

@@ -40,8 +40,14 @@ def workspace(tmp_path_factory, trained_run):
     path = bad_idx / "train-images-idx3-ubyte.gz"
     data = gzip.decompress(path.read_bytes())
     path.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + data[4:]))  # magic 2049: a label file's
-    lambda_model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(lambda x: x * 2.0),
-                                     keras.layers.Flatten(), keras.layers.Dense(10)])
+    lambda_model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Lambda(lambda x: x * 2.0),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
     lambda_model.save(root / "lambda.keras")
     _add_odd_models(root)
     _add_odd_arrays(root)
@@ -53,9 +59,13 @@ def workspace(tmp_path_factory, trained_run):
 
 def _add_odd_models(root):
     (root / "empty.keras").write_bytes(b"")
-    colour = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    colour = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
     colour.save(root / "colour.keras")
-    three = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    three = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
+    )
     three.save(root / "three_classes.keras")
 
     class Flat(tf.Module):
@@ -64,7 +74,9 @@ def _add_odd_models(root):
             return {"probabilities": tf.nn.softmax(x[:, :10])}
 
     flat = Flat()
-    tf.saved_model.save(flat, str(root / "flat_model" / "1"), signatures={"serving_default": flat.serve})
+    tf.saved_model.save(
+        flat, str(root / "flat_model" / "1"), signatures={"serving_default": flat.serve}
+    )
 
 
 def _add_odd_arrays(root):
@@ -92,10 +104,30 @@ def _add_broken_runs(root, trained_run):
     (root / "bad_history" / "history.csv").write_text("\x00\x01 this is not,a history\n3,4\n")
     manifests = {
         "records_not_dicts": {"format": 2, "backups": [1, 2]},
-        "epoch_99": {"format": 2, "backups": [{"weights": "weights-1.npz", "epoch": 99, "step": 0,
-                                               "sha256": "0" * 64, "metrics": {}}]},
-        "step_million": {"format": 2, "backups": [{"weights": "weights-1.npz", "epoch": 0,
-                                                   "step": 10**6, "sha256": "0" * 64, "metrics": {}}]},
+        "epoch_99": {
+            "format": 2,
+            "backups": [
+                {
+                    "weights": "weights-1.npz",
+                    "epoch": 99,
+                    "step": 0,
+                    "sha256": "0" * 64,
+                    "metrics": {},
+                }
+            ],
+        },
+        "step_million": {
+            "format": 2,
+            "backups": [
+                {
+                    "weights": "weights-1.npz",
+                    "epoch": 0,
+                    "step": 10**6,
+                    "sha256": "0" * 64,
+                    "metrics": {},
+                }
+            ],
+        },
     }
     for name, manifest in manifests.items():
         (root / name / "backup").mkdir()
@@ -107,106 +139,320 @@ def _add_broken_searches(root):
     (root / "searches" / "listed").mkdir(parents=True)
     (root / "searches" / "listed" / "relunet_search.json").write_text("[]")
     (root / "searches" / "truncated" / "trial_0").mkdir(parents=True)
-    (root / "searches" / "truncated" / "trial_0" / "trial.json").write_text('{"trial_id": "0", "hyperpa')
+    (root / "searches" / "truncated" / "trial_0" / "trial.json").write_text(
+        '{"trial_id": "0", "hyperpa'
+    )
 
 
 def snapshot(root):
     """Every file's content, but the run dirs' lock files (which name their last holder)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 # The trained run's flags, so that a broken copy of it is refused for its files alone.
-TRAINED = ("--train-split", "train[:10000]", "--val-split", "train[50000:51000]",
-           "--test-split", "test[:1000]", "--epochs", "1")
+TRAINED = (
+    "--train-split",
+    "train[:10000]",
+    "--val-split",
+    "train[50000:51000]",
+    "--test-split",
+    "test[:1000]",
+    "--epochs",
+    "1",
+)
 
 CASES = {
     # train
-    "train: zero learning rate": (["train", "--lr", "0"], "learning_rate must be a positive number"),
-    "train: NaN learning rate": (["train", "--lr", "nan"], "learning_rate must be a positive number"),
+    "train: zero learning rate": (
+        ["train", "--lr", "0"],
+        "learning_rate must be a positive number",
+    ),
+    "train: NaN learning rate": (
+        ["train", "--lr", "nan"],
+        "learning_rate must be a positive number",
+    ),
     "train: zero width": (["train", "--width", "0"], "width must be a positive number"),
-    "train: negative batch size": (["train", "--batch-size=-5"], "batch_size must be a positive number"),
+    "train: negative batch size": (
+        ["train", "--batch-size=-5"],
+        "batch_size must be a positive number",
+    ),
     "train: zero epochs": (["train", "--epochs", "0"], "epochs must be a positive number"),
-    "train: unknown activation": (["train", "--activation", "tanh"], "activation must be one of relu, sigmoid, leaky_relu"),
-    "train: unknown dataset": (["train", "--dataset", "cifar10"], "dataset must be one of mnist, fashion_mnist, kmnist"),
-    "train: malformed split": (["train", "--train-split", "train[:x]"], "train_split must be a tfds split string"),
-    "train: unknown split name": (["train", "--val-split", "validation"], "names the split 'validation'"),
-    "train: label smoothing of 1.5": (["train", "--label-smoothing", "1.5"], "label_smoothing must lie in [0, 1)"),
+    "train: unknown activation": (
+        ["train", "--activation", "tanh"],
+        "activation must be one of relu, sigmoid, leaky_relu",
+    ),
+    "train: unknown dataset": (
+        ["train", "--dataset", "cifar10"],
+        "dataset must be one of mnist, fashion_mnist, kmnist",
+    ),
+    "train: malformed split": (
+        ["train", "--train-split", "train[:x]"],
+        "train_split must be a tfds split string",
+    ),
+    "train: unknown split name": (
+        ["train", "--val-split", "validation"],
+        "names the split 'validation'",
+    ),
+    "train: label smoothing of 1.5": (
+        ["train", "--label-smoothing", "1.5"],
+        "label_smoothing must lie in [0, 1)",
+    ),
     "train: unknown preset": (["train", "--preset", "fastest"], "invalid choice: 'fastest'"),
-    "train: missing data dir": (["train", "--data-dir", "nowhere"], "data dir nowhere does not exist"),
-    "train: malformed IDX file": (["train", "--data-dir", "bad_idx", "--tfds-dir", "tfds", "--run-dir", "new_run"],
-                                  "train-images-idx3-ubyte.gz has the magic number 2049"),
-    "train: run dir that is a file": (["train", "--run-dir", "notes.txt"], "notes.txt is a file, not a folder"),
+    "train: missing data dir": (
+        ["train", "--data-dir", "nowhere"],
+        "data dir nowhere does not exist",
+    ),
+    "train: malformed IDX file": (
+        ["train", "--data-dir", "bad_idx", "--tfds-dir", "tfds", "--run-dir", "new_run"],
+        "train-images-idx3-ubyte.gz has the magic number 2049",
+    ),
+    "train: run dir that is a file": (
+        ["train", "--run-dir", "notes.txt"],
+        "notes.txt is a file, not a folder",
+    ),
     "train: run dir that is not a run": (["train", "--run-dir", "results"], "not a relunet run"),
-    "train: run dir of another configuration": (["train", "--run-dir", "run", "--width", "64"], "width: 256 -> 64"),
-    "train: seed above 2**32 - 1": (["train", "--seed", "4294967296"], "seed must be an integer from 0 to 4294967295"),
-    "train: negative seed": (["train", "--seed=-1"], "seed must be an integer from 0 to 4294967295"),
+    "train: run dir of another configuration": (
+        ["train", "--run-dir", "run", "--width", "64"],
+        "width: 256 -> 64",
+    ),
+    "train: seed above 2**32 - 1": (
+        ["train", "--seed", "4294967296"],
+        "seed must be an integer from 0 to 4294967295",
+    ),
+    "train: negative seed": (
+        ["train", "--seed=-1"],
+        "seed must be an integer from 0 to 4294967295",
+    ),
     "train: width that cannot fit in memory": (["train", "--width", "10000000"], "need about"),
-    "train: batch size that cannot fit in memory": (["train", "--batch-size", "100000000000"], "need about"),
-    "train: batch size written as a float": (["train", "--batch-size", "1e20"], "invalid int value: '1e20'"),
-    "train: reversed percent slice": (["train", "--train-split", "train[50%:10%]"], "selects no examples"),
+    "train: batch size that cannot fit in memory": (
+        ["train", "--batch-size", "100000000000"],
+        "need about",
+    ),
+    "train: batch size written as a float": (
+        ["train", "--batch-size", "1e20"],
+        "invalid int value: '1e20'",
+    ),
+    "train: reversed percent slice": (
+        ["train", "--train-split", "train[50%:10%]"],
+        "selects no examples",
+    ),
     "train: reversed slice": (["train", "--val-split", "train[500:100]"], "selects no examples"),
-    "train: percent beyond 100": (["train", "--train-split", "train[:150%]"], "percent bound outside"),
-    "train: run dir under a file": (["train", "--run-dir", "notes.txt/run"], "cannot be created: notes.txt is a file"),
-    "train: run dir behind a symlink loop": (["train", "--run-dir", "loop_a/run"], "Too many levels of symbolic links"),
-    "train: run dir whose config.json is a list": (["train", "--run-dir", "list_config"], "holds a JSON list"),
-    "train: garbage history.csv": (["train", "--run-dir", "bad_history", *list(TRAINED)], "is not a history relunet wrote"),
-    "train: backup records that are not records": (["train", "--run-dir", "records_not_dicts", *list(TRAINED)], "it is not a backup record"),
-    "train: backup at epoch 99 of 1": (["train", "--run-dir", "epoch_99", *list(TRAINED)], "its epoch 100 lies beyond the run's 1 epochs"),
-    "train: backup at step 10**6": (["train", "--run-dir", "step_million", *list(TRAINED)], "its step 1000000 lies outside an epoch of 79 steps"),
-    "train: unknown strategy": (["train", "--strategy", "tpu"], "strategy must be one of default, mirrored, multiworker"),
-    "train: cpu replicas without mirrored": (["train", "--cpu-replicas", "2"], "cpu_replicas needs strategy 'mirrored'"),
-    "train: multiworker without a run dir": (["train", "--strategy", "multiworker"], "needs a run_dir that every worker names"),
-    "train: multiworker without TF_CONFIG": (["train", "--strategy", "multiworker", "--run-dir", "new_run"], "needs the TF_CONFIG environment variable"),
-    "train: TF_CONFIG that is not JSON": (["train", "--strategy", "multiworker", "--run-dir", "new_run"], "TF_CONFIG is not a cluster and task description",
-                                          {"TF_CONFIG": "{cluster: 1"}),
-    "train: TF_CONFIG task outside its cluster": (["train", "--strategy", "multiworker", "--run-dir", "new_run"], "task worker 2 is not in its cluster (2 worker)",
-                                                  {"TF_CONFIG": '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 2}}'}),
+    "train: percent beyond 100": (
+        ["train", "--train-split", "train[:150%]"],
+        "percent bound outside",
+    ),
+    "train: run dir under a file": (
+        ["train", "--run-dir", "notes.txt/run"],
+        "cannot be created: notes.txt is a file",
+    ),
+    "train: run dir behind a symlink loop": (
+        ["train", "--run-dir", "loop_a/run"],
+        "Too many levels of symbolic links",
+    ),
+    "train: run dir whose config.json is a list": (
+        ["train", "--run-dir", "list_config"],
+        "holds a JSON list",
+    ),
+    "train: garbage history.csv": (
+        ["train", "--run-dir", "bad_history", *list(TRAINED)],
+        "is not a history relunet wrote",
+    ),
+    "train: backup records that are not records": (
+        ["train", "--run-dir", "records_not_dicts", *list(TRAINED)],
+        "it is not a backup record",
+    ),
+    "train: backup at epoch 99 of 1": (
+        ["train", "--run-dir", "epoch_99", *list(TRAINED)],
+        "its epoch 100 lies beyond the run's 1 epochs",
+    ),
+    "train: backup at step 10**6": (
+        ["train", "--run-dir", "step_million", *list(TRAINED)],
+        "its step 1000000 lies outside an epoch of 79 steps",
+    ),
+    "train: unknown strategy": (
+        ["train", "--strategy", "tpu"],
+        "strategy must be one of default, mirrored, multiworker",
+    ),
+    "train: cpu replicas without mirrored": (
+        ["train", "--cpu-replicas", "2"],
+        "cpu_replicas needs strategy 'mirrored'",
+    ),
+    "train: multiworker without a run dir": (
+        ["train", "--strategy", "multiworker"],
+        "needs a run_dir that every worker names",
+    ),
+    "train: multiworker without TF_CONFIG": (
+        ["train", "--strategy", "multiworker", "--run-dir", "new_run"],
+        "needs the TF_CONFIG environment variable",
+    ),
+    "train: TF_CONFIG that is not JSON": (
+        ["train", "--strategy", "multiworker", "--run-dir", "new_run"],
+        "TF_CONFIG is not a cluster and task description",
+        {"TF_CONFIG": "{cluster: 1"},
+    ),
+    "train: TF_CONFIG task outside its cluster": (
+        ["train", "--strategy", "multiworker", "--run-dir", "new_run"],
+        "task worker 2 is not in its cluster (2 worker)",
+        {
+            "TF_CONFIG": json.dumps(
+                {
+                    "cluster": {"worker": ["localhost:1", "localhost:2"]},
+                    "task": {"type": "worker", "index": 2},
+                }
+            )
+        },
+    ),
     # tune
-    "tune: lr range upside down": (["tune", "--lr-min", "0.1", "--lr-max", "0.01"], "lr_min must not exceed lr_max"),
+    "tune: lr range upside down": (
+        ["tune", "--lr-min", "0.1", "--lr-max", "0.01"],
+        "lr_min must not exceed lr_max",
+    ),
     "tune: no trials": (["tune", "--max-trials", "0"], "max_trials must be a positive number"),
-    "tune: unknown tuner": (["tune", "--tuner", "grid"], "tuner must be one of random, hyperband, bayesian"),
-    "tune: directory that is a file": (["tune", "--directory", "notes.txt"], "tuning directory notes.txt is a file"),
+    "tune: unknown tuner": (
+        ["tune", "--tuner", "grid"],
+        "tuner must be one of random, hyperband, bayesian",
+    ),
+    "tune: directory that is a file": (
+        ["tune", "--directory", "notes.txt"],
+        "tuning directory notes.txt is a file",
+    ),
     "tune: seed above 2**32 - 1": (["tune", "--seed", "4294967296"], "seed must be an integer"),
-    "tune: width range that cannot fit in memory": (["tune", "--width-max", "10000000"], "need about"),
-    "tune: search config that is a list": (["tune", "--directory", "searches", "--project-name", "listed"], "holds a JSON list"),
-    "tune: truncated trial.json": (["tune", "--summary", "--directory", "searches", "--project-name", "truncated"], "trial.json cannot be read"),
+    "tune: width range that cannot fit in memory": (
+        ["tune", "--width-max", "10000000"],
+        "need about",
+    ),
+    "tune: search config that is a list": (
+        ["tune", "--directory", "searches", "--project-name", "listed"],
+        "holds a JSON list",
+    ),
+    "tune: truncated trial.json": (
+        ["tune", "--summary", "--directory", "searches", "--project-name", "truncated"],
+        "trial.json cannot be read",
+    ),
     # compare
-    "compare: depth that is not a number": (["compare", "--depths", "2,x"], "depths must be a comma-separated list of int"),
-    "compare: unknown activation": (["compare", "--activations", "relu,tanh"], "activations must be one of"),
-    "compare: output folder with files": (["compare", "--out", "results"], "results already holds something"),
-    "compare: output folder under a file": (["compare", "--out", "notes.txt/cmp"], "cannot be created: notes.txt is a file"),
-    "compare: depths that cannot fit in memory": (["compare", "--depths", "2,40000", "--width", "20000"], "need about"),
+    "compare: depth that is not a number": (
+        ["compare", "--depths", "2,x"],
+        "depths must be a comma-separated list of int",
+    ),
+    "compare: unknown activation": (
+        ["compare", "--activations", "relu,tanh"],
+        "activations must be one of",
+    ),
+    "compare: output folder with files": (
+        ["compare", "--out", "results"],
+        "results already holds something",
+    ),
+    "compare: output folder under a file": (
+        ["compare", "--out", "notes.txt/cmp"],
+        "cannot be created: notes.txt is a file",
+    ),
+    "compare: depths that cannot fit in memory": (
+        ["compare", "--depths", "2,40000", "--width", "20000"],
+        "need about",
+    ),
     # export
     "export: missing model": (["export", "--model", "nope.keras"], "nope.keras does not exist"),
-    "export: model that is not a model": (["export", "--model", "fake.keras", "--out", "exports"], "fake.keras cannot be loaded as a Keras model"),
-    "export: target that is a file": (["export", "--model", "run", "--out", "notes.txt"], "export target notes.txt is a file"),
-    "export: version that exists": (["export", "--model", "run", "--out", "saved", "--version", "1"], "saved/1 already exists; refusing to overwrite it"),
-    "export: target under a file": (["export", "--model", "run", "--out", "notes.txt/models"], "cannot be created: notes.txt is a file"),
-    "export: empty .keras": (["export", "--model", "empty.keras", "--out", "exports"], "empty.keras is empty"),
-    "export: model for colour 32x32 images": (["export", "--model", "colour.keras", "--out", "exports"], "takes inputs of shape (32, 32, 3)"),
-    "export: model with 3 classes": (["export", "--model", "three_classes.keras", "--out", "exports"], "returns outputs of shape (3,)"),
+    "export: model that is not a model": (
+        ["export", "--model", "fake.keras", "--out", "exports"],
+        "fake.keras cannot be loaded as a Keras model",
+    ),
+    "export: target that is a file": (
+        ["export", "--model", "run", "--out", "notes.txt"],
+        "export target notes.txt is a file",
+    ),
+    "export: version that exists": (
+        ["export", "--model", "run", "--out", "saved", "--version", "1"],
+        "saved/1 already exists; refusing to overwrite it",
+    ),
+    "export: target under a file": (
+        ["export", "--model", "run", "--out", "notes.txt/models"],
+        "cannot be created: notes.txt is a file",
+    ),
+    "export: empty .keras": (
+        ["export", "--model", "empty.keras", "--out", "exports"],
+        "empty.keras is empty",
+    ),
+    "export: model for colour 32x32 images": (
+        ["export", "--model", "colour.keras", "--out", "exports"],
+        "takes inputs of shape (32, 32, 3)",
+    ),
+    "export: model with 3 classes": (
+        ["export", "--model", "three_classes.keras", "--out", "exports"],
+        "returns outputs of shape (3,)",
+    ),
     # predict
-    "predict: image that cannot be decoded": (["predict", "--model", "run", "broken.png"], "broken.png cannot be decoded as an image"),
-    "predict: array of the wrong shape": (["predict", "--model", "run", "wrong_shape.npy"], "wrong_shape.npy has shape (3, 32, 32)"),
-    "predict: folder without a model": (["predict", "--model", "empty", "digits.npy"], "empty is not a model"),
-    "predict: Lambda layer under safe_mode": (["predict", "--model", "lambda.keras", "digits.npy"], "Lambda layer, Python code that Keras's safe_mode refuses"),
-    "predict: missing input": (["predict", "--model", "run", "nothing.png"], "nothing.png does not exist"),
+    "predict: image that cannot be decoded": (
+        ["predict", "--model", "run", "broken.png"],
+        "broken.png cannot be decoded as an image",
+    ),
+    "predict: array of the wrong shape": (
+        ["predict", "--model", "run", "wrong_shape.npy"],
+        "wrong_shape.npy has shape (3, 32, 32)",
+    ),
+    "predict: folder without a model": (
+        ["predict", "--model", "empty", "digits.npy"],
+        "empty is not a model",
+    ),
+    "predict: Lambda layer under safe_mode": (
+        ["predict", "--model", "lambda.keras", "digits.npy"],
+        "Lambda layer, Python code that Keras's safe_mode refuses",
+    ),
+    "predict: missing input": (
+        ["predict", "--model", "run", "nothing.png"],
+        "nothing.png does not exist",
+    ),
     "predict: empty .npy": (["predict", "--model", "run", "empty.npy"], "empty.npy is empty"),
-    "predict: .npz renamed .npy": (["predict", "--model", "run", "archive.npy"], "is an .npz archive, not a .npy array"),
-    "predict: complex array": (["predict", "--model", "run", "complex.npy"], "holds complex numbers"),
+    "predict: .npz renamed .npy": (
+        ["predict", "--model", "run", "archive.npy"],
+        "is an .npz archive, not a .npy array",
+    ),
+    "predict: complex array": (
+        ["predict", "--model", "run", "complex.npy"],
+        "holds complex numbers",
+    ),
     "predict: boolean array": (["predict", "--model", "run", "bools.npy"], "holds booleans"),
     "predict: array of strings": (["predict", "--model", "run", "strings.npy"], "holds strings"),
-    "predict: empty .keras": (["predict", "--model", "empty.keras", "digits.npy"], "empty.keras is empty"),
-    "predict: model with 3 classes": (["predict", "--model", "three_classes.keras", "digits.npy"], "returns outputs of shape (3,)"),
-    "predict: SavedModel with another signature": (["predict", "--model", "flat_model", "digits.npy"], "has a serving_default signature taking (x: float32 (None, 784))"),
+    "predict: empty .keras": (
+        ["predict", "--model", "empty.keras", "digits.npy"],
+        "empty.keras is empty",
+    ),
+    "predict: model with 3 classes": (
+        ["predict", "--model", "three_classes.keras", "digits.npy"],
+        "returns outputs of shape (3,)",
+    ),
+    "predict: SavedModel with another signature": (
+        ["predict", "--model", "flat_model", "digits.npy"],
+        "has a serving_default signature taking (x: float32 (None, 784))",
+    ),
     # evaluate
-    "evaluate: malformed split": (["evaluate", "--model", "run", "--split", "test["], "split must be a tfds split string"),
-    "evaluate: zero batch size": (["evaluate", "--model", "run", "--batch-size", "0"], "batch_size must be a positive number"),
-    "evaluate: missing model": (["evaluate", "--model", "gone"], "The model path gone does not exist"),
-    "evaluate: model for colour images": (["evaluate", "--model", "colour.keras"], "takes inputs of shape (32, 32, 3)"),
-    "evaluate: IDX folder with no images": (["evaluate", "--model", "run", "--data-dir", "zero_idx", "--tfds-dir", "tfds"], "holds no images"),
-    "evaluate: SHA256SUMS that is not text": (["evaluate", "--model", "run", "--data-dir", "binary_sums", "--tfds-dir", "tfds"], "is not a text list of sha256 sums"),
+    "evaluate: malformed split": (
+        ["evaluate", "--model", "run", "--split", "test["],
+        "split must be a tfds split string",
+    ),
+    "evaluate: zero batch size": (
+        ["evaluate", "--model", "run", "--batch-size", "0"],
+        "batch_size must be a positive number",
+    ),
+    "evaluate: missing model": (
+        ["evaluate", "--model", "gone"],
+        "The model path gone does not exist",
+    ),
+    "evaluate: model for colour images": (
+        ["evaluate", "--model", "colour.keras"],
+        "takes inputs of shape (32, 32, 3)",
+    ),
+    "evaluate: IDX folder with no images": (
+        ["evaluate", "--model", "run", "--data-dir", "zero_idx", "--tfds-dir", "tfds"],
+        "holds no images",
+    ),
+    "evaluate: SHA256SUMS that is not text": (
+        ["evaluate", "--model", "run", "--data-dir", "binary_sums", "--tfds-dir", "tfds"],
+        "is not a text list of sha256 sums",
+    ),
 }
 
 
@@ -215,9 +461,14 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(workspace, case):
     args, message, *env = CASES[case]
     environ = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     before = snapshot(workspace)
-    result = subprocess.run([sys.executable, "-m", "relunet.cli", *args], cwd=workspace,
-                            env={**environ, **(env[0] if env else {})},
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "relunet.cli", *args],
+        cwd=workspace,
+        env={**environ, **(env[0] if env else {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]

@@ -12,22 +12,28 @@ from helpers import error_lines, run_cli
 
 from relunet.idx import read_folder
 
+
 def test_flag_errors_answer_before_importing_tensorflow():
     result = run_cli("train", "--lr", "0")
     assert result.returncode == 2 and error_lines(result) == [
-        "relunet train: error: learning_rate must be a positive number. Received: 0.0."]
+        "relunet train: error: learning_rate must be a positive number. Received: 0.0."
+    ]
 
 
 def test_help_and_flag_errors_do_not_import_tensorflow():
-    code = ("import sys, relunet.cli as c\n"
-            "try:\n    c.main(['train', '--lr', '0'])\nexcept SystemExit:\n    pass\n"
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    code = (
+        "import sys, relunet.cli as c\n"
+        "try:\n    c.main(['train', '--lr', '0'])\nexcept SystemExit:\n    pass\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["False", "False"]
 
 
 def test_console_script_is_installed():
-    relunet = shutil.which("relunet") or str(__import__("pathlib").Path(sys.executable).with_name("relunet"))
+    relunet = shutil.which("relunet") or str(
+        __import__("pathlib").Path(sys.executable).with_name("relunet")
+    )
     result = subprocess.run([relunet, "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     for command in ("train", "export", "predict", "evaluate"):
@@ -59,8 +65,15 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
     photo = tf.image.resize(255 - digits[1], (140, 140)).numpy().clip(0, 255).astype(np.uint8)
     (tmp_path / "photo.jpg").write_bytes(tf.io.encode_jpeg(np.repeat(photo, 3, -1)).numpy())
 
-    result = run_cli("predict", "--model", str(out), str(tmp_path / "digits.npy"),
-                     str(tmp_path / "mnist.png"), str(tmp_path / "photo.jpg"), "--json")
+    result = run_cli(
+        "predict",
+        "--model",
+        str(out),
+        str(tmp_path / "digits.npy"),
+        str(tmp_path / "mnist.png"),
+        str(tmp_path / "photo.jpg"),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     predictions = {p["input"]: p for p in json.loads(result.stdout)}
     npy_classes = [predictions[f"{tmp_path / 'digits.npy'}[{i}]"]["class"] for i in range(5)]
@@ -69,7 +82,9 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
     assert predictions[str(tmp_path / "photo.jpg")]["class"] == labels[1]
     assert all(abs(sum(p["probabilities"]) - 1) < 1e-4 for p in predictions.values())
 
-    plain = run_cli("predict", "--model", str(trained_run / "best.keras"), str(tmp_path / "mnist.png"))
+    plain = run_cli(
+        "predict", "--model", str(trained_run / "best.keras"), str(tmp_path / "mnist.png")
+    )
     assert plain.returncode == 0 and plain.stdout.split()[1] == str(labels[0])
 
     results = []
@@ -86,9 +101,21 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
 
 
 def test_diverging_training_stops_with_exit_1_and_one_line(tmp_path):
-    result = run_cli("train", "--lr", "1e9", "--train-split", "train[:3000]", "--val-split",
-                     "train[50000:50500]", "--epochs", "3", "--run-dir", str(tmp_path / "run"),
-                     "--verbose", "0")
+    result = run_cli(
+        "train",
+        "--lr",
+        "1e9",
+        "--train-split",
+        "train[:3000]",
+        "--val-split",
+        "train[50000:50500]",
+        "--epochs",
+        "3",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--verbose",
+        "0",
+    )
     assert result.returncode == 1
     lines = error_lines(result)
     assert len(lines) == 1 and "the loss became nan in epoch 1" in lines[0], result.stderr

@@ -17,7 +17,9 @@ def test_tfds_path_gives_supervised_uint8_images_and_labels():
     with tfds.testing.mock_data(num_examples=40):
         train, test = data.load_tfds(data.Source("mnist", "unused", "mock"), ["train", "test"])
         assert train.element_spec == (
-            tf.TensorSpec((28, 28, 1), tf.uint8), tf.TensorSpec((), tf.int64))
+            tf.TensorSpec((28, 28, 1), tf.uint8),
+            tf.TensorSpec((), tf.int64),
+        )
         assert int(train.cardinality()) == int(test.cardinality()) == 40
         labels = np.array([int(label) for _, label in train.take(16)])
         assert labels.min() >= 0 and labels.max() <= 9
@@ -30,19 +32,24 @@ def test_pipeline_normalises_one_hots_and_batches():
     assert arrays.images.dtype == tf.uint8 and arrays.images.shape == (40, 28, 28, 1)
     batches = data.training_pipeline(arrays, batch_size=16, seed=0)
     assert batches.element_spec == (
-        tf.TensorSpec((None, 28, 28, 1), tf.float32), tf.TensorSpec((None, 10), tf.float32))
+        tf.TensorSpec((None, 28, 28, 1), tf.float32),
+        tf.TensorSpec((None, 10), tf.float32),
+    )
     assert int(batches.cardinality()) == 3  # one pass is one epoch: ceil(40 / 16) batches
     sizes = [int(images.shape[0]) for images, _ in batches]
     assert sizes == [16, 16, 8]  # the last batch is short
     images, labels = next(iter(batches))
-    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 1.0
     np.testing.assert_array_equal(tf.reduce_sum(labels, axis=1), np.ones(16))
 
 
 def test_each_epoch_sees_every_example_once_in_a_new_order():
     # Example i carries its number in its first pixel.
-    images = tf.tensor_scatter_nd_update(tf.zeros((50, 28, 28, 1), tf.uint8),
-                                         [[i, 0, 0, 0] for i in range(50)], tf.cast(tf.range(50), tf.uint8))
+    images = tf.tensor_scatter_nd_update(
+        tf.zeros((50, 28, 28, 1), tf.uint8),
+        [[i, 0, 0, 0] for i in range(50)],
+        tf.cast(tf.range(50), tf.uint8),
+    )
     arrays = data.Arrays(images, tf.range(50) % 10)
     batches = data.training_pipeline(arrays, 8, seed=3)
     first, second = _numbers(batches), _numbers(batches)  # each pass is the next epoch
@@ -52,8 +59,11 @@ def test_each_epoch_sees_every_example_once_in_a_new_order():
 
 def _numbered(n):
     """n examples, example i carrying i in its first pixel (n <= 256)."""
-    images = tf.tensor_scatter_nd_update(tf.zeros((n, 28, 28, 1), tf.uint8),
-                                         [[i, 0, 0, 0] for i in range(n)], tf.cast(tf.range(n), tf.uint8))
+    images = tf.tensor_scatter_nd_update(
+        tf.zeros((n, 28, 28, 1), tf.uint8),
+        [[i, 0, 0, 0] for i in range(n)],
+        tf.cast(tf.range(n), tf.uint8),
+    )
     return data.Arrays(images, tf.range(n) % 10)
 
 
@@ -65,8 +75,9 @@ def test_starting_at_a_later_epoch_gives_that_epoch_s_order():
     arrays = _numbered(30)
     straight = data.training_pipeline(arrays, 7, seed=5)
     epochs = [_numbers(straight) for _ in range(3)]
-    np.testing.assert_array_equal(_numbers(data.training_pipeline(arrays, 7, seed=5, first_epoch=2)),
-                                  epochs[2])
+    np.testing.assert_array_equal(
+        _numbers(data.training_pipeline(arrays, 7, seed=5, first_epoch=2)), epochs[2]
+    )
 
 
 def test_the_rest_of_an_epoch_is_that_epoch_after_its_first_batches():
@@ -79,9 +90,11 @@ def test_the_rest_of_an_epoch_is_that_epoch_after_its_first_batches():
 
 def test_the_pipeline_must_be_built_outside_a_strategy_scope():
     arrays = _numbered(8)
-    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
-        with pytest.raises(RelunetError, match="outside strategy.scope"):
-            data.training_pipeline(arrays, 4, seed=0)
+    with (
+        tf.distribute.MirroredStrategy(["/cpu:0"]).scope(),
+        pytest.raises(RelunetError, match=r"outside strategy\.scope"),
+    ):
+        data.training_pipeline(arrays, 4, seed=0)
 
 
 def test_label_smoothing_applies_to_training_batches_only():
@@ -111,23 +124,35 @@ def test_prepared_copy_is_reused_and_said_so(source, mnist_dir, capsys):
 
 def test_other_idx_files_replace_a_stale_prepared_copy(tmp_path):
     tfds_dir = str(tmp_path / "tfds")
-    first = data.find_source("fashion_mnist", str(write_idx_folder(tmp_path / "a", seed=1)), tfds_dir)
-    second = data.find_source("fashion_mnist", str(write_idx_folder(tmp_path / "b", n_train=20, seed=2)), tfds_dir)
+    first = data.find_source(
+        "fashion_mnist", str(write_idx_folder(tmp_path / "a", seed=1)), tfds_dir
+    )
+    second = data.find_source(
+        "fashion_mnist", str(write_idx_folder(tmp_path / "b", n_train=20, seed=2)), tfds_dir
+    )
     assert first.name == second.name == "mnist_idx/fashion_mnist"
     (train,) = data.load_tfds(second, ["train"])
     assert int(train.cardinality()) == 20
 
 
-PREPARE = ("import sys; from relunet import data; "
-           "print(data.find_source('kmnist', sys.argv[1], sys.argv[2], verbose=False).name)")
+PREPARE = (
+    "import sys; from relunet import data; "
+    "print(data.find_source('kmnist', sys.argv[1], sys.argv[2], verbose=False).name)"
+)
 
 
 def test_processes_that_prepare_the_same_tfds_dir_at_once_all_succeed(tmp_path):
     # The workers of a multi-worker job on one host start together on a fresh tfds dir.
     folder, tfds_dir = write_idx_folder(tmp_path / "idx", n_train=200), tmp_path / "tfds"
-    processes = [subprocess.Popen([sys.executable, "-c", PREPARE, str(folder), str(tfds_dir)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", PREPARE, str(folder), str(tfds_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     results = [p.communicate(timeout=300) for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], [err[-1500:] for _, err in results]
     assert [out.strip().splitlines()[-1] for out, _ in results] == ["mnist_idx/kmnist"] * 3
@@ -139,7 +164,7 @@ def test_malformed_idx_folder_leaves_nothing_prepared(tmp_path):
     folder = write_idx_folder(tmp_path / "bad")
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b broken")
     tfds_dir = tmp_path / "tfds"
-    with pytest.raises(RelunetError, match="train-images-idx3-ubyte.gz is not a readable gzip"):
+    with pytest.raises(RelunetError, match=r"train-images-idx3-ubyte\.gz is not a readable gzip"):
         data.find_source("kmnist", str(folder), str(tfds_dir))
     assert not list(tfds_dir.glob("mnist_idx/kmnist/*/dataset_info.json"))
     assert not list(tfds_dir.glob("mnist_idx/kmnist/incomplete*"))
@@ -163,7 +188,7 @@ def test_shuffle_order_is_a_function_of_the_seed(source):
     arrays = data.load_arrays(train)
 
     def first_labels(seed):
-        images, labels = next(iter(data.training_pipeline(arrays, 64, seed)))
+        _, labels = next(iter(data.training_pipeline(arrays, 64, seed)))
         return labels.numpy().argmax(-1)
 
     np.testing.assert_array_equal(first_labels(7), first_labels(7))

@@ -58,14 +58,20 @@ print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "single": single, "
 
 @pytest.mark.parametrize("optimizer, atol", [("sgd", SGD_ATOL), ("adam", ADAM_ATOL)])
 def test_mirrored_over_two_cpus_matches_one_device(source, optimizer, atol):
-    result = subprocess.run([sys.executable, "-c", COMPARE_SCRIPT, optimizer],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", COMPARE_SCRIPT, optimizer],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2
     (single_weights, single_history), (mirrored_weights, mirrored_history) = (
-        out["single"], out["mirrored"])
-    for a, b in zip(single_weights, mirrored_weights):
+        out["single"],
+        out["mirrored"],
+    )
+    for a, b in zip(single_weights, mirrored_weights, strict=True):
         np.testing.assert_allclose(np.array(b), np.array(a), rtol=0, atol=atol)
     assert mirrored_history["accuracy"] == single_history["accuracy"]
     np.testing.assert_allclose(mirrored_history["loss"], single_history["loss"], rtol=1e-6)
@@ -74,8 +80,20 @@ def test_mirrored_over_two_cpus_matches_one_device(source, optimizer, atol):
 
 # -- multi-worker on localhost ------------------------------------------------------
 
-SMALL = ["--train-split", "train[:3000]", "--val-split", "train[50000:50500]",
-         "--test-split", "test[:500]", "--batch-size", "64", "--width", "64", "--verbose", "2"]
+SMALL = [
+    "--train-split",
+    "train[:3000]",
+    "--val-split",
+    "train[50000:50500]",
+    "--test-split",
+    "test[:500]",
+    "--batch-size",
+    "64",
+    "--width",
+    "64",
+    "--verbose",
+    "2",
+]
 
 
 def _start_workers(run_dir: Path, flags: list[str], logs: Path) -> list[subprocess.Popen]:
@@ -84,13 +102,30 @@ def _start_workers(run_dir: Path, flags: list[str], logs: Path) -> list[subproce
     logs.mkdir(exist_ok=True)
     workers = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
         with open(logs / f"worker{index}-{time.monotonic_ns()}.log", "w") as log:
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "relunet.cli", "train", "--strategy", "multiworker",
-                 "--run-dir", str(run_dir), *flags],
-                env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "relunet.cli",
+                        "train",
+                        "--strategy",
+                        "multiworker",
+                        "--run-dir",
+                        str(run_dir),
+                        *flags,
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
     return workers
 
 
@@ -110,8 +145,7 @@ def _log_text(logs: Path, index: int) -> str:
     return "\n".join(p.read_text() for p in sorted(logs.glob(f"worker{index}-*.log")))
 
 
-def test_two_workers_on_localhost_train_like_one_device_and_only_the_chief_writes(
-        source, tmp_path):
+def test_two_workers_on_localhost_train_like_one_device_and_only_the_chief_writes(source, tmp_path):
     run_dir, logs = tmp_path / "run", tmp_path / "logs"
     flags = [*SMALL, "--epochs", "1"]
     codes = _wait(_start_workers(run_dir, flags, logs))
@@ -120,19 +154,28 @@ def test_two_workers_on_localhost_train_like_one_device_and_only_the_chief_write
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["replicas"] == 2 and metrics["epochs_completed"] == 1
-    evaluated = run_cli("evaluate", "--model", str(run_dir / "best.keras"),
-                        "--split", "test[:500]", "--json")  # the chief's model evaluates
+    evaluated = run_cli(
+        "evaluate", "--model", str(run_dir / "best.keras"), "--split", "test[:500]", "--json"
+    )  # the chief's model evaluates
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert not scratch_dir(str(run_dir), ("worker", 1)).exists()  # the worker's scratch is gone
 
     # The same run on one device, with its step settings: the same weights.
-    single = run_cli("train", *flags, "--run-dir", str(tmp_path / "single"),
-                     "--jit-compile", "off", "--steps-per-execution", "1")
+    single = run_cli(
+        "train",
+        *flags,
+        "--run-dir",
+        str(tmp_path / "single"),
+        "--jit-compile",
+        "off",
+        "--steps-per-execution",
+        "1",
+    )
     assert single.returncode == 0, single.stderr
     a = load_model(str(run_dir / "best.keras")).get_weights()
     b = load_model(str(tmp_path / "single" / "best.keras")).get_weights()
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-5)
 
 

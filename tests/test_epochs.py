@@ -21,8 +21,10 @@ from relunet.train import train
 
 def _arrays(n, seed=0):
     rng = np.random.default_rng(seed)
-    return data.Arrays(tf.constant(rng.integers(0, 256, (n, 28, 28, 1), np.uint8)),
-                       tf.constant(rng.integers(0, 10, n, np.int32)))
+    return data.Arrays(
+        tf.constant(rng.integers(0, 256, (n, 28, 28, 1), np.uint8)),
+        tf.constant(rng.integers(0, 10, n, np.int32)),
+    )
 
 
 def _steps(model):
@@ -34,11 +36,11 @@ def _steps(model):
 GRID = [
     (1000, 128, 1, False),
     (1000, 128, 4, True),
-    (1000, 128, 64, False),   # 8 steps an epoch, a chunk of 64
-    (1237, 100, 64, True),    # 13 steps, last batch of 37
-    (6000, 128, 64, False),   # 47 steps: the issue's train[:6000]
-    (8321, 64, 64, True),     # 131 steps: two whole chunks and 3
-    (2049, 32, 4, False),     # 65 steps, last batch of 1
+    (1000, 128, 64, False),  # 8 steps an epoch, a chunk of 64
+    (1237, 100, 64, True),  # 13 steps, last batch of 37
+    (6000, 128, 64, False),  # 47 steps: the issue's train[:6000]
+    (8321, 64, 64, True),  # 131 steps: two whole chunks and 3
+    (2049, 32, 4, False),  # 65 steps, last batch of 1
 ]
 
 
@@ -46,8 +48,9 @@ GRID = [
 def test_fit_trains_exactly_one_pass_per_epoch(n, batch_size, chunk, validate):
     arrays, epochs = _arrays(n), 3
     steps = math.ceil(n / batch_size)
-    model = build_model(width=16, jit_compile="on" if chunk == 64 else "off",
-                        steps_per_execution=chunk)
+    model = build_model(
+        width=16, jit_compile="on" if chunk == 64 else "off", steps_per_execution=chunk
+    )
     seen = []
 
     class CountSteps(keras.callbacks.Callback):
@@ -55,8 +58,13 @@ def test_fit_trains_exactly_one_pass_per_epoch(n, batch_size, chunk, validate):
             seen.append(_steps(self.model))
 
     val = data.evaluation_pipeline(_arrays(300, seed=1), 64) if validate else None
-    model.fit(data.training_pipeline(arrays, batch_size, seed=3), epochs=epochs,
-              validation_data=val, callbacks=[CountSteps()], verbose=0)
+    model.fit(
+        data.training_pipeline(arrays, batch_size, seed=3),
+        epochs=epochs,
+        validation_data=val,
+        callbacks=[CountSteps()],
+        verbose=0,
+    )
     assert seen == [steps, 2 * steps, 3 * steps]
     assert _steps(model) == epochs * steps
 
@@ -64,10 +72,18 @@ def test_fit_trains_exactly_one_pass_per_epoch(n, batch_size, chunk, validate):
 def test_a_resumed_epoch_trains_only_its_remaining_steps():
     arrays = _arrays(1237)  # 13 steps at 100
     model = build_model(width=16, steps_per_execution=64, jit_compile="off")
-    model.fit(data.rest_of_epoch(arrays, 100, seed=3, epoch=1, skip=5), initial_epoch=1,
-              epochs=2, verbose=0)
-    model.fit(data.training_pipeline(arrays, 100, seed=3, first_epoch=2), initial_epoch=2,
-              epochs=4, verbose=0)
+    model.fit(
+        data.rest_of_epoch(arrays, 100, seed=3, epoch=1, skip=5),
+        initial_epoch=1,
+        epochs=2,
+        verbose=0,
+    )
+    model.fit(
+        data.training_pipeline(arrays, 100, seed=3, first_epoch=2),
+        initial_epoch=2,
+        epochs=4,
+        verbose=0,
+    )
     assert _steps(model) == 8 + 2 * 13
 
 
@@ -82,22 +98,39 @@ def test_relunet_train_with_the_default_chunk_trains_epochs_times_steps(tmp_path
     """The command line's path, under its defaults (XLA, 64-step chunks, validation on,
     a backup every 100 steps) on an odd split: 1237 images, 10 steps of 128."""
     run_dir = tmp_path / "run"
-    metrics = train(TrainConfig(train_split="train[:1237]", val_split="train[50000:50333]",
-                                test_split="test[:500]", epochs=3, run_dir=str(run_dir),
-                                verbose=0))
+    metrics = train(
+        TrainConfig(
+            train_split="train[:1237]",
+            val_split="train[50000:50333]",
+            test_split="test[:500]",
+            epochs=3,
+            run_dir=str(run_dir),
+            verbose=0,
+        )
+    )
     assert metrics["optimizer_steps"] == 3 * 10
     assert metrics["epochs_completed"] == 3
     # 1237 images an epoch, counted by the model's own tracker
     assert metrics["train_samples_per_second"] * metrics["train_seconds"] == pytest.approx(
-        3 * 1237, rel=1e-3)
+        3 * 1237, rel=1e-3
+    )
     rows = (run_dir / "history.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]
 
 
 def test_the_cosine_schedule_reaches_zero_exactly_at_the_last_step(tmp_path, source):
     run_dir = tmp_path / "run"
-    train(TrainConfig(train_split="train[:1000]", val_split="none", test_split="test[:100]",
-                      epochs=2, lr_schedule="cosine", run_dir=str(run_dir), verbose=0))
+    train(
+        TrainConfig(
+            train_split="train[:1000]",
+            val_split="none",
+            test_split="test[:100]",
+            epochs=2,
+            lr_schedule="cosine",
+            run_dir=str(run_dir),
+            verbose=0,
+        )
+    )
     model = keras.models.load_model(run_dir / "best.keras")
     schedule = keras.optimizers.schedules.deserialize(model.optimizer.get_config()["learning_rate"])
     assert _steps(model) == schedule.decay_steps == 2 * 8  # ceil(1000 / 128) steps an epoch
@@ -119,5 +152,5 @@ def test_looking_at_a_batch_before_fit_does_not_change_the_epochs_it_trains():
         model.fit(batches, epochs=2, verbose=0)
         return model.get_weights()
 
-    for a, b in zip(trained(peek=False), trained(peek=True)):
+    for a, b in zip(trained(peek=False), trained(peek=True), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -36,7 +36,8 @@ def test_serving_signature_equals_the_keras_model_softmax(model, test_images, tm
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-6)
     np.testing.assert_array_equal(outputs["class"].numpy(), expected.argmax(-1))
     assert serve.structured_input_signature[1]["images"] == tf.TensorSpec(
-        [None, 28, 28, 1], tf.uint8, name="images")
+        [None, 28, 28, 1], tf.uint8, name="images"
+    )
 
 
 def test_versions_count_up_and_an_existing_one_is_never_overwritten(model, tmp_path):
@@ -69,19 +70,43 @@ def test_leftovers_of_a_killed_export_are_cleaned_up(model, tmp_path):
 
 def test_saved_model_cli_shows_and_runs_the_signature(model, test_images, tmp_path):
     version_dir = export_saved_model(model, tmp_path / "relunet", verbose=False)
-    show = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", str(version_dir), "--all"],
-                          capture_output=True, text=True, timeout=120)
+    show = subprocess.run(
+        [SAVED_MODEL_CLI, "show", "--dir", str(version_dir), "--all"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert show.returncode == 0, show.stderr[-2000:]
-    for expected in ("signature_def['serving_default']", "inputs['images']", "dtype: DT_UINT8",
-                     "outputs['probabilities']", "outputs['class']", "shape: (-1, 28, 28, 1)"):
+    for expected in (
+        "signature_def['serving_default']",
+        "inputs['images']",
+        "dtype: DT_UINT8",
+        "outputs['probabilities']",
+        "outputs['class']",
+        "shape: (-1, 28, 28, 1)",
+    ):
         assert expected in show.stdout
 
     np.save(tmp_path / "digits.npy", test_images[:8])
     run = subprocess.run(
-        [SAVED_MODEL_CLI, "run", "--dir", str(version_dir), "--tag_set", "serve",
-         "--signature_def", "serving_default", "--inputs", f"images={tmp_path / 'digits.npy'}",
-         "--outdir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120)
+        [
+            SAVED_MODEL_CLI,
+            "run",
+            "--dir",
+            str(version_dir),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path / 'digits.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     probabilities = np.load(tmp_path / "out" / "probabilities.npy")
     classes = np.load(tmp_path / "out" / "class.npy")

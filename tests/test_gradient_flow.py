@@ -7,8 +7,8 @@ import tensorflow as tf
 from helpers import run_cli
 
 from relunet import data
-from relunet.config import CompareConfig
 from relunet.compare import run_one
+from relunet.config import CompareConfig
 from relunet.model import build_model, grad, load_model
 
 SLICE = dict(train_split="train[:5000]", val_split="train[50000:51000]", test_split="test[:1000]")
@@ -23,14 +23,20 @@ def batch(source):
 def test_reported_grad_norms_equal_norms_of_grad_on_the_same_batch(batch):
     images, labels = batch
     model = build_model(depth=3, activation="sigmoid", grad_norms=True)
-    _, gradients, _ = grad(model, images, labels)  # by hand, before the step changes weights
-    by_variable = {id(v): g for v, g in zip(model.trainable_variables, gradients)}
-    expected = {f"grad_norm/{layer.name}": float(tf.norm(by_variable[id(layer.kernel)]))
-                for layer in model.dense_layers}
+    gradients = grad(model, images, labels)  # by hand, before the step changes weights
+    by_variable = {id(v): g for v, g in zip(model.trainable_variables, gradients, strict=True)}
+    expected = {
+        f"grad_norm/{layer.name}": float(tf.norm(by_variable[id(layer.kernel)]))
+        for layer in model.dense_layers
+    }
 
     logs = model.train_on_batch(images, labels, return_dict=True)
-    assert set(expected) == {"grad_norm/dense_0", "grad_norm/dense_1", "grad_norm/dense_2",
-                             "grad_norm/logits"}
+    assert set(expected) == {
+        "grad_norm/dense_0",
+        "grad_norm/dense_1",
+        "grad_norm/dense_2",
+        "grad_norm/logits",
+    }
     for name, value in expected.items():
         assert logs[name] == pytest.approx(value, rel=1e-5)
 
@@ -46,15 +52,20 @@ def test_grad_norms_are_off_by_default_and_survive_saving(batch, tmp_path):
     diagnosed.save(tmp_path / "m.keras")
     assert load_model(str(tmp_path / "m.keras")).grad_norms is True
     # Validation reports only loss and accuracy, never a val_grad_norm.
-    assert set(diagnosed.evaluate(images, labels, verbose=0, return_dict=True)) == {"loss", "accuracy"}
+    assert set(diagnosed.evaluate(images, labels, verbose=0, return_dict=True)) == {
+        "loss",
+        "accuracy",
+    }
 
 
 def test_deep_sigmoid_gets_a_vanishing_first_layer_gradient_and_learns_less(source):
     """Same data, order and seed; only the activation differs. Observed here: the first
     layer's gradient norm in epoch 1 is about 10,000x smaller with sigmoid."""
     config = CompareConfig(**SLICE, epochs=2, verbose=0)
-    train, val, test = (data.load_arrays(d) for d in data.load_tfds(
-        source, [config.train_split, config.val_split, config.test_split]))
+    train, val, test = (
+        data.load_arrays(d)
+        for d in data.load_tfds(source, [config.train_split, config.val_split, config.test_split])
+    )
     relu = run_one(config, "relu", 6, train, val, test)
     sigmoid = run_one(config, "sigmoid", 6, train, val, test)
 
@@ -64,9 +75,22 @@ def test_deep_sigmoid_gets_a_vanishing_first_layer_gradient_and_learns_less(sour
 
 
 def test_train_grad_norms_flag_adds_columns_to_the_history(tmp_path, source):
-    result = run_cli("train", "--grad-norms", "--train-split", "train[:1000]", "--val-split",
-                     "train[50000:50200]", "--test-split", "test[:200]", "--epochs", "1",
-                     "--run-dir", str(tmp_path / "run"), "--verbose", "0")
+    result = run_cli(
+        "train",
+        "--grad-norms",
+        "--train-split",
+        "train[:1000]",
+        "--val-split",
+        "train[50000:50200]",
+        "--test-split",
+        "test[:200]",
+        "--epochs",
+        "1",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--verbose",
+        "0",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
     assert {"grad_norm/dense_0", "grad_norm/dense_1", "grad_norm/logits"} <= set(header)
@@ -74,15 +98,37 @@ def test_train_grad_norms_flag_adds_columns_to_the_history(tmp_path, source):
 
 def test_compare_on_a_tiny_slice_writes_results_and_real_pngs(tmp_path, source):
     out = tmp_path / "compare"
-    result = run_cli("compare", "--activations", "relu,sigmoid", "--depths", "1,3", "--epochs", "1",
-                     "--train-split", "train[:500]", "--val-split", "train[50000:50200]",
-                     "--test-split", "test[:200]", "--out", str(out), "--verbose", "0")
+    result = run_cli(
+        "compare",
+        "--activations",
+        "relu,sigmoid",
+        "--depths",
+        "1,3",
+        "--epochs",
+        "1",
+        "--train-split",
+        "train[:500]",
+        "--val-split",
+        "train[50000:50200]",
+        "--test-split",
+        "test[:200]",
+        "--out",
+        str(out),
+        "--verbose",
+        "0",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads((out / "results.json").read_text())
     assert [(r["activation"], r["depth"]) for r in rows] == [
-        ("relu", 1), ("sigmoid", 1), ("relu", 3), ("sigmoid", 3)]
+        ("relu", 1),
+        ("sigmoid", 1),
+        ("relu", 3),
+        ("sigmoid", 3),
+    ]
     assert all(len(r["history"]["grad_norm/dense_0"]) == 1 for r in rows)
-    assert (out / "results.csv").read_text().startswith("activation,depth,val_accuracy,test_accuracy")
+    assert (
+        (out / "results.csv").read_text().startswith("activation,depth,val_accuracy,test_accuracy")
+    )
     for name in ("val_accuracy.png", "grad_norms.png", "first_layer_grad_norm.png"):
         png = (out / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

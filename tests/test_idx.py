@@ -43,7 +43,7 @@ def _corrupt(folder, stem, mutate):
 
 
 def _set_int(data, offset, value):
-    return data[:offset] + int(value).to_bytes(4, "big") + data[offset + 4:]
+    return data[:offset] + int(value).to_bytes(4, "big") + data[offset + 4 :]
 
 
 MALFORMED = {
@@ -53,7 +53,11 @@ MALFORMED = {
     "truncated": ("train-images-idx3-ubyte", lambda d: d[:-100], "truncated or padded"),
     "padded": ("t10k-labels-idx1-ubyte", lambda d: d + b"\0", "truncated or padded"),
     "short header": ("t10k-images-idx3-ubyte", lambda d: d[:10], "too short"),
-    "count mismatch": ("train-labels-idx1-ubyte", lambda d: _set_int(d, 4, 29)[:-1], "counts must agree"),
+    "count mismatch": (
+        "train-labels-idx1-ubyte",
+        lambda d: _set_int(d, 4, 29)[:-1],
+        "counts must agree",
+    ),
     "label out of range": ("train-labels-idx1-ubyte", lambda d: d[:-1] + b"\x0c", "label 12"),
 }
 
@@ -71,14 +75,16 @@ def test_malformed_file_is_named_with_its_problem(tmp_path, case):
 def test_unreadable_gzip_is_named(tmp_path):
     folder = write_idx_folder(tmp_path)
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
-    with pytest.raises(RelunetError, match="t10k-images-idx3-ubyte.gz is not a readable gzip"):
+    with pytest.raises(RelunetError, match=r"t10k-images-idx3-ubyte\.gz is not a readable gzip"):
         idx.read_folder(folder)
 
 
 def test_missing_file_lists_what_is_needed(tmp_path):
     folder = write_idx_folder(tmp_path)
     (folder / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(RelunetError, match="no train-labels-idx1-ubyte or train-labels-idx1-ubyte.gz"):
+    with pytest.raises(
+        RelunetError, match=r"no train-labels-idx1-ubyte or train-labels-idx1-ubyte\.gz"
+    ):
         idx.read_folder(folder)
 
 

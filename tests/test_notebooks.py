@@ -11,8 +11,12 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 def test_there_are_four_notebooks():
-    assert [n.name for n in NOTEBOOKS] == ["01_quickstart_fit.ipynb", "02_relu_vs_sigmoid.ipynb",
-                                           "03_resume_training.ipynb", "04_tuning.ipynb"]
+    assert [n.name for n in NOTEBOOKS] == [
+        "01_quickstart_fit.ipynb",
+        "02_relu_vs_sigmoid.ipynb",
+        "03_resume_training.ipynb",
+        "04_tuning.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -20,8 +24,12 @@ def test_notebook_executes_without_error(path, tmp_path, source):
     notebook = nbformat.read(path, as_version=4)
     assert sum("parameters" in c.metadata.get("tags", []) for c in notebook.cells) == 1
     # Runs in a scratch folder, so its runs/, tuning/ and saved_models/ land there.
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute(env=dict(os.environ))
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors

@@ -74,10 +74,28 @@ def _backup_state(run_dir):
 
 def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tmp_path):
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "relunet.cli", "train", "--train-split", "train[:20000]",
-               "--val-split", "train[50000:51000]", "--test-split", "test[:1000]",
-               "--epochs", "3", "--backup-every", "10", "--steps-per-execution", "8",
-               "--run-dir", str(run_dir), "--verbose", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "relunet.cli",
+        "train",
+        "--train-split",
+        "train[:20000]",
+        "--val-split",
+        "train[50000:51000]",
+        "--test-split",
+        "test[:1000]",
+        "--epochs",
+        "3",
+        "--backup-every",
+        "10",
+        "--steps-per-execution",
+        "8",
+        "--run-dir",
+        str(run_dir),
+        "--verbose",
+        "0",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     # Kill as soon as a backup records progress inside the second epoch.

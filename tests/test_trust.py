@@ -12,10 +12,11 @@ from relunet.trust import ALLOWED_OPS, signature_ops
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "leaky_relu"])
 def test_relunet_s_own_exports_use_only_allowed_ops(tmp_path, activation):
-    version = export_saved_model(build_model(width=8, activation=activation), tmp_path / "m",
-                                 verbose=False)
-    ops = signature_ops(version, SIGNATURE)
-    assert {"MatMul", "Softmax"} <= ops  # the walk reaches into the called functions
+    version = export_saved_model(
+        build_model(width=8, activation=activation), tmp_path / "m", verbose=False
+    )
+    ops = signature_ops(version, SIGNATURE)  # both signatures: pixels and encoded images
+    assert {"MatMul", "Softmax", "DecodeImage"} <= ops  # the walk reaches into called functions
     assert ops <= ALLOWED_OPS, ops - ALLOWED_OPS
 
 
@@ -36,8 +37,9 @@ class _WritesAFile(tf.Module):
 def test_a_saved_model_that_writes_files_runs_only_when_trusted(tmp_path):
     target = tmp_path / "written.txt"
     module = _WritesAFile(target)
-    tf.saved_model.save(module, str(tmp_path / "hostile" / "1"),
-                        signatures={SIGNATURE: module.serve})
+    tf.saved_model.save(
+        module, str(tmp_path / "hostile" / "1"), signatures={SIGNATURE: module.serve}
+    )
     np.save(tmp_path / "digit.npy", np.zeros((28, 28), np.uint8))
 
     refused = run_cli("predict", "--model", str(tmp_path / "hostile"), str(tmp_path / "digit.npy"))
@@ -47,7 +49,12 @@ def test_a_saved_model_that_writes_files_runs_only_when_trusted(tmp_path):
     assert "--trust-model" in line
     assert not target.exists()
 
-    trusted = run_cli("predict", "--trust-model", "--model", str(tmp_path / "hostile"),
-                      str(tmp_path / "digit.npy"))
+    trusted = run_cli(
+        "predict",
+        "--trust-model",
+        "--model",
+        str(tmp_path / "hostile"),
+        str(tmp_path / "digit.npy"),
+    )
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert target.read_text() == "written by the model"

@@ -19,10 +19,25 @@ from relunet.inference import load_classifier
 from relunet.model import ReluNet
 from relunet.tune import ReluNetHyperModel, tune
 
-TINY = ["--train-split", "train[:600]", "--val-split", "train[50000:50300]",
-        "--full-train-split", "train[:1000]", "--test-split", "test[:500]", "--verbose", "0"]
-TINY_CONFIG = dict(train_split="train[:600]", val_split="train[50000:50300]",
-                   full_train_split="train[:1000]", test_split="test[:500]", verbose=0)
+TINY = [
+    "--train-split",
+    "train[:600]",
+    "--val-split",
+    "train[50000:50300]",
+    "--full-train-split",
+    "train[:1000]",
+    "--test-split",
+    "test[:500]",
+    "--verbose",
+    "0",
+]
+TINY_CONFIG = dict(
+    train_split="train[:600]",
+    val_split="train[50000:50300]",
+    full_train_split="train[:1000]",
+    test_split="test[:500]",
+    verbose=0,
+)
 
 
 def _oracle(project):
@@ -47,9 +62,16 @@ def test_searching_depth_and_batch_size_adds_them_to_the_space():
     assert 1 <= model.depth <= 4 and set(hp.values) >= {"depth", "batch_size"}
 
 
-def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(tmp_path, source, mnist_dir):
-    config = TuneConfig(**TINY_CONFIG, max_trials=3, epochs=1, directory=str(tmp_path / "tuning"),
-                        export_dir=str(tmp_path / "saved"))
+def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
+    tmp_path, source, mnist_dir
+):
+    config = TuneConfig(
+        **TINY_CONFIG,
+        max_trials=3,
+        epochs=1,
+        directory=str(tmp_path / "tuning"),
+        export_dir=str(tmp_path / "saved"),
+    )
     final = tune(config)
     project = tmp_path / "tuning" / "relunet"
     rows = json.loads((project / "summary.json").read_text())
@@ -77,14 +99,17 @@ def test_changed_search_space_is_refused_unless_overwrite(tmp_path):
     assert [p.name for p in project.iterdir()] == ["relunet_search.json"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--lr-min", "0.1", "--lr-max", "0.01"], "lr_min must not exceed lr_max"),
-    (["--width-min", "512", "--width-max", "64"], "width_min must not exceed width_max"),
-    (["--max-trials", "0"], "max_trials must be a positive number"),
-    (["--epochs", "-1"], "epochs must be a positive number"),
-    (["--tuner", "grid"], "tuner must be one of random, hyperband, bayesian"),
-    (["--search", "dropout"], "search must be one of depth, batch_size"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr-min", "0.1", "--lr-max", "0.01"], "lr_min must not exceed lr_max"),
+        (["--width-min", "512", "--width-max", "64"], "width_min must not exceed width_max"),
+        (["--max-trials", "0"], "max_trials must be a positive number"),
+        (["--epochs", "-1"], "epochs must be a positive number"),
+        (["--tuner", "grid"], "tuner must be one of random, hyperband, bayesian"),
+        (["--search", "dropout"], "search must be one of depth, batch_size"),
+    ],
+)
 def test_bad_tune_flags_exit_2_before_anything_is_created(tmp_path, args, message):
     result = run_cli("tune", "--directory", str(tmp_path / "tuning"), *args)
     assert result.returncode == 2
@@ -95,9 +120,21 @@ def test_bad_tune_flags_exit_2_before_anything_is_created(tmp_path, args, messag
 
 def test_sigkill_after_the_first_trial_then_rerun_does_not_repeat_it(tmp_path):
     project = tmp_path / "tuning" / "relunet"
-    command = [sys.executable, "-m", "relunet.cli", "tune", *TINY, "--train-split", "train[:3000]",
-               "--max-trials", "3", "--epochs", "2", "--directory", str(tmp_path / "tuning"),
-               "--no-export"]
+    command = [
+        sys.executable,
+        "-m",
+        "relunet.cli",
+        "tune",
+        *TINY,
+        "--train-split",
+        "train[:3000]",
+        "--max-trials",
+        "3",
+        "--epochs",
+        "2",
+        "--directory",
+        str(tmp_path / "tuning"),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -125,7 +162,7 @@ def test_sigkill_after_the_first_trial_then_rerun_does_not_repeat_it(tmp_path):
 def test_a_trial_that_ended_just_before_a_kill_is_not_queued_for_a_retry(tmp_path):
     # keras-tuner saves oracle.json in end_trial while the ended trial is still listed as
     # ongoing; a SIGKILL in that window leaves exactly this state behind.
-    common = [*TINY, "--epochs", "1", "--directory", str(tmp_path), "--no-export"]
+    common = [*TINY, "--epochs", "1", "--directory", str(tmp_path)]
     assert run_cli("tune", *common, "--max-trials", "1").returncode == 0
     project = tmp_path / "relunet"
     state = _oracle(project)
@@ -141,8 +178,20 @@ def test_a_trial_that_ended_just_before_a_kill_is_not_queued_for_a_retry(tmp_pat
 
 
 def test_trials_whose_loss_becomes_nan_are_failed_and_the_search_goes_on(tmp_path):
-    result = run_cli("tune", *TINY, "--lr-min", "1e8", "--lr-max", "1e9", "--max-trials", "2",
-                     "--epochs", "1", "--directory", str(tmp_path), "--no-export")
+    result = run_cli(
+        "tune",
+        *TINY,
+        "--lr-min",
+        "1e8",
+        "--lr-max",
+        "1e9",
+        "--max-trials",
+        "2",
+        "--epochs",
+        "1",
+        "--directory",
+        str(tmp_path),
+    )
     assert result.returncode == 1
     assert error_lines(result)[-1].endswith("completed; try a narrower --lr-min/--lr-max")
     rows = json.loads((tmp_path / "relunet" / "summary.json").read_text())
@@ -154,11 +203,18 @@ def test_trials_whose_loss_becomes_nan_are_failed_and_the_search_goes_on(tmp_pat
 def test_summary_prints_an_existing_search_without_running_it(tmp_path):
     project = tmp_path / "relunet" / "trial_0"
     project.mkdir(parents=True)
-    (project / "trial.json").write_text(json.dumps({
-        "trial_id": "0", "status": "COMPLETED",
-        "hyperparameters": {"values": {"learning_rate": 0.001, "width": 256}},
-        "metrics": {"metrics": {"val_accuracy": {"observations": [{"value": [0.9712], "step": 3}]}}},
-    }))
+    (project / "trial.json").write_text(
+        json.dumps(
+            {
+                "trial_id": "0",
+                "status": "COMPLETED",
+                "hyperparameters": {"values": {"learning_rate": 0.001, "width": 256}},
+                "metrics": {
+                    "metrics": {"val_accuracy": {"observations": [{"value": [0.9712], "step": 3}]}}
+                },
+            }
+        )
+    )
     result = run_cli("tune", "--summary", "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "0      COMPLETED  1.00e-03       256    0.9712" in result.stdout
@@ -166,13 +222,31 @@ def test_summary_prints_an_existing_search_without_running_it(tmp_path):
 
 
 def test_distributed_search_with_a_chief_and_two_workers_on_localhost(tmp_path):
-    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(free_ports()[0]))
-    command = [sys.executable, "-m", "relunet.cli", "tune", *TINY, "--max-trials", "4", "--epochs",
-               "1", "--directory", str(tmp_path / "tuning"), "--no-export"]
+    env = dict(
+        os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(free_ports()[0])
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "relunet.cli",
+        "tune",
+        *TINY,
+        "--max-trials",
+        "4",
+        "--epochs",
+        "1",
+        "--directory",
+        str(tmp_path / "tuning"),
+    ]
 
     def start(tuner_id):
-        return subprocess.Popen(command, env=dict(env, KERASTUNER_TUNER_ID=tuner_id),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            command,
+            env=dict(env, KERASTUNER_TUNER_ID=tuner_id),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     chief = start("chief")
     time.sleep(1)
@@ -184,24 +258,33 @@ def test_distributed_search_with_a_chief_and_two_workers_on_localhost(tmp_path):
     oracle = _oracle(project)
     assert sorted(oracle["end_order"]) == ["0", "1", "2", "3"]
     assert all(times == 1 for times in oracle["run_times"].values())  # each trial ran once
-    ran_by = {json.loads((project / f"trial_{t}" / "relunet_trial.json").read_text())["tuner_id"]
-              for t in oracle["end_order"]}
+    ran_by = {
+        json.loads((project / f"trial_{t}" / "relunet_trial.json").read_text())["tuner_id"]
+        for t in oracle["end_order"]
+    }
     assert ran_by <= {"tuner0", "tuner1"}
     assert "best trial" in outputs[0] and all("no trials left" in out for out in outputs[1:])
 
 
-def test_keras_tuner_records_are_written_atomically(tmp_path, monkeypatch):
+def test_keras_tuner_records_are_written_atomically_while_tuning_only(tmp_path, monkeypatch):
     from keras_tuner.src import utils as keras_tuner_utils
 
+    from relunet._compat import atomic_keras_tuner_records
+    from relunet.rundir import write_text_atomic
+
+    original = keras_tuner_utils.save_json
     record = tmp_path / "trial.json"
-    keras_tuner_utils.save_json(record, {"status": "COMPLETED"})
-    assert json.loads(record.read_text()) == {"status": "COMPLETED"}
+    with atomic_keras_tuner_records(write_text_atomic):
+        keras_tuner_utils.save_json(record, {"status": "COMPLETED"})
+        assert json.loads(record.read_text()) == {"status": "COMPLETED"}
 
-    def crash(*args):
-        raise OSError("killed mid-write")
+        def crash(*args):
+            raise OSError("killed mid-write")
 
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
-        keras_tuner_utils.save_json(record, {"status": "RUNNING"})
+        monkeypatch.setattr(os, "replace", crash)
+        with pytest.raises(OSError):
+            keras_tuner_utils.save_json(record, {"status": "RUNNING"})
+        monkeypatch.undo()
     assert json.loads(record.read_text()) == {"status": "COMPLETED"}  # the old record, whole
     assert [p.name for p in tmp_path.iterdir()] == ["trial.json"]
+    assert keras_tuner_utils.save_json is original  # no process-wide patch is left behind

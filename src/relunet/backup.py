@@ -37,6 +37,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from relunet._compat import resume_fit_at_epoch
 from relunet.errors import RelunetError
 from relunet.rundir import fsync_dir, write_json_atomic
 
@@ -69,11 +70,22 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     `fit`) it resumes at the backed-up epoch, as Keras's own callback does.
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=True,
-                 delete_checkpoint=True, fingerprint: str | None = None,
-                 steps_per_epoch: int | None = None, epochs: int | None = None):
-        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=double_checkpoint,
-                         delete_checkpoint=delete_checkpoint)
+    def __init__(
+        self,
+        backup_dir,
+        save_freq="epoch",
+        double_checkpoint=True,
+        delete_checkpoint=True,
+        fingerprint: str | None = None,
+        steps_per_epoch: int | None = None,
+        epochs: int | None = None,
+    ):
+        super().__init__(
+            backup_dir,
+            save_freq=save_freq,
+            double_checkpoint=double_checkpoint,
+            delete_checkpoint=delete_checkpoint,
+        )
         self.path = Path(backup_dir)
         self.fingerprint = fingerprint  # of the training configuration that wrote it
         self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
@@ -81,8 +93,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._epoch, self._steps_at_epoch_begin, self._saved_at = 0, 0, 0
 
     # -- restoring ----------------------------------------------------------------
-    def restore(self, model: keras.Model, source: str | os.PathLike | None = None
-                ) -> BackupState | None:
+    def restore(
+        self, model: keras.Model, source: str | os.PathLike | None = None
+    ) -> BackupState | None:
         """Load the newest usable backup into `model` (weights and optimizer).
 
         `source` is another backup folder to read (a worker reads the chief's); by
@@ -104,20 +117,25 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 reason = _load(model, source / entry["weights"])
             if reason is None:
                 if index:
-                    print(f"backup: the newest backup is unusable ({reasons[0]}); resuming from "
-                          f"the previous one, epoch {state.epoch + 1} step {state.step}",
-                          flush=True)
+                    print(
+                        f"backup: the newest backup is unusable ({reasons[0]}); resuming from "
+                        f"the previous one, epoch {state.epoch + 1} step {state.step}",
+                        flush=True,
+                    )
                 self.restored = state
                 return state
-            reasons.append(f"{entry.get('weights', '?') if isinstance(entry, dict) else entry!r}: "
-                           f"{reason}")
+            reasons.append(
+                f"{entry.get('weights', '?') if isinstance(entry, dict) else entry!r}: {reason}"
+            )
         detail = "; ".join(reasons) or "its manifest is missing, unreadable or lists no backups"
         raise RelunetError(
             f"The backup in {source} cannot be used ({detail}); rerun with --restart to "
             "discard it and train from the beginning."
         )
 
-    def _check(self, entry: Any, folder: Path, version: Any) -> tuple[str | None, BackupState | None]:
+    def _check(
+        self, entry: Any, folder: Path, version: Any
+    ) -> tuple[str | None, BackupState | None]:
         """Why a manifest entry cannot be resumed from (None if it can), and its position."""
         if not isinstance(entry, dict):
             return "it is not a backup record", None
@@ -128,7 +146,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if not _is_count(epoch) or not _is_count(step):
             return "its epoch and step are not counts", None
         if not isinstance(metrics, dict) or not all(
-                isinstance(k, str) and _is_numbers(v) for k, v in metrics.items()):
+            isinstance(k, str) and _is_numbers(v) for k, v in metrics.items()
+        ):
             return "its metric totals are malformed", None
         steps, epochs = self.steps_per_epoch, self.epochs
         if steps is not None and step >= steps:
@@ -158,7 +177,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.restored is None and self.path.is_dir():
             state = self.restore(self.model)
             if state is not None:
-                self.model._initial_epoch = state.epoch
+                resume_fit_at_epoch(self.model, state.epoch)
 
     # -- saving -------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):
@@ -169,8 +188,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         # `batch` is Keras's count of a whole steps_per_execution chunk; the optimizer
         # says how many steps really ran.
         epoch, step = self.position
-        if (self.save_freq != "epoch" and epoch == self._epoch
-                and step - self._saved_at >= self.save_freq):
+        if (
+            self.save_freq != "epoch"
+            and epoch == self._epoch
+            and step - self._saved_at >= self.save_freq
+        ):
             self._save_model()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -178,8 +200,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if steps is not None and self.epochs is not None:
             trained = optimizer_steps(self.model)
             if trained != (epoch + 1) * steps:  # an epoch is exactly steps_per_epoch steps
-                raise RuntimeError(f"epoch {epoch + 1} ended after {trained} optimizer steps "
-                                   f"in all, not {(epoch + 1) * steps}; not backing it up")
+                raise RuntimeError(
+                    f"epoch {epoch + 1} ended after {trained} optimizer steps "
+                    f"in all, not {(epoch + 1) * steps}; not backing it up"
+                )
         self._epoch = epoch + 1
         self._save_model()
 
@@ -209,8 +233,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         epoch, step = self.position
         self.path.mkdir(parents=True, exist_ok=True)
         manifest = _read_manifest(self.path)
-        previous = [e for e in manifest.get("backups", []) if isinstance(e, dict)
-                    and isinstance(e.get("weights"), str) and _WEIGHTS_NAME.match(e["weights"])]
+        previous = [
+            e
+            for e in manifest.get("backups", [])
+            if isinstance(e, dict)
+            and isinstance(e.get("weights"), str)
+            and _WEIGHTS_NAME.match(e["weights"])
+        ]
         number = 1 + max((int(_WEIGHTS_NAME.match(e["weights"])[1]) for e in previous), default=0)
         name = f"weights-{number}.npz"
         tmp = self.path / f"tmp-{name}"
@@ -298,9 +327,11 @@ def _load(model: keras.Model, path: Path) -> str | None:
             values = [stored[f"v{i}"] for i in range(len(variables))]
     except (OSError, ValueError, KeyError) as error:
         return f"it cannot be loaded ({type(error).__name__})"
-    if any(tuple(value.shape) != tuple(v.shape) for value, v in zip(values, variables)):
+    if any(
+        tuple(value.shape) != tuple(v.shape) for value, v in zip(values, variables, strict=True)
+    ):
         return "its variables have other shapes"
-    for value, variable in zip(values, variables):
+    for value, variable in zip(values, variables, strict=True):
         variable.assign(value)
     return None
 
@@ -315,8 +346,11 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _metric_state(model: keras.Model) -> dict[str, list[float]]:
-    return {v.path: np.asarray(keras.ops.convert_to_numpy(v)).tolist()
-            for m in model.metrics for v in m.variables}
+    return {
+        v.path: np.asarray(keras.ops.convert_to_numpy(v)).tolist()
+        for m in model.metrics
+        for v in m.variables
+    }
 
 
 def _is_count(value: Any) -> bool:

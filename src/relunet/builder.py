@@ -13,8 +13,18 @@ from relunet import idx
 
 _LABEL_NAMES = {
     "mnist": [str(digit) for digit in range(10)],
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
     # Romanised hiragana, in KMNIST's class order.
     "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
 }
@@ -24,8 +34,8 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
     """MNIST, Fashion-MNIST or KMNIST prepared from their four IDX files."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
-    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=name) for name in _LABEL_NAMES]
+    RELEASE_NOTES = {"1.0.0": "Initial release."}  # noqa: RUF012  (tfds's declarative style)
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=name) for name in _LABEL_NAMES]  # noqa: RUF012
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put the four IDX files of the dataset in one folder (each may be gzipped):
       train-images-idx3-ubyte  train-labels-idx1-ubyte
@@ -36,10 +46,12 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(idx.IMAGE_SIZE, idx.IMAGE_SIZE, 1)),
-                "label": tfds.features.ClassLabel(names=_LABEL_NAMES[self.builder_config.name]),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(idx.IMAGE_SIZE, idx.IMAGE_SIZE, 1)),
+                    "label": tfds.features.ClassLabel(names=_LABEL_NAMES[self.builder_config.name]),
+                }
+            ),
             supervised_keys=("image", "label"),
             # Filled in at preparation: which files this copy was made from.
             metadata=tfds.core.MetadataDict(),
@@ -54,5 +66,5 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: idx.IdxSplit):
         # The files' order is fixed, so the index is a valid, stable key.
-        for index, (image, label) in enumerate(zip(split.images, split.labels)):
+        for index, (image, label) in enumerate(zip(split.images, split.labels, strict=True)):
             yield index, {"image": image, "label": int(label)}

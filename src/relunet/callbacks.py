@@ -62,9 +62,11 @@ class EpochTimer(keras.callbacks.Callback):
 
     def _stop_clock(self) -> None:
         if self._end is None:
-            self._end = (time.perf_counter() - self._start,
-                         images_trained(self.model) - (self._images or 0),
-                         optimizer_steps(self.model) - self._steps)
+            self._end = (
+                time.perf_counter() - self._start,
+                images_trained(self.model) - (self._images or 0),
+                optimizer_steps(self.model) - self._steps,
+            )
 
 
 class ProgressBar(keras.callbacks.ProgbarLogger):
@@ -89,8 +91,9 @@ class ProgressBar(keras.callbacks.ProgbarLogger):
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)
         # Steps done before this epoch: the run's earlier epochs, or none for a plain fit.
-        self._before = epoch * self.steps_per_epoch if self.steps_per_epoch else (
-            optimizer_steps(self.model))
+        self._before = (
+            epoch * self.steps_per_epoch if self.steps_per_epoch else (optimizer_steps(self.model))
+        )
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(optimizer_steps(self.model) - self._before - 1, logs)
@@ -123,8 +126,9 @@ class HistoryLog(keras.callbacks.Callback):
         row = {"epoch": epoch, **{k: logs[k] for k in sorted(logs or {})}}
         fields = list(rows[0]) if rows else list(row)
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=fields, restval="NA", extrasaction="ignore",
-                                lineterminator="\n")
+        writer = csv.DictWriter(
+            out, fieldnames=fields, restval="NA", extrasaction="ignore", lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows([*rows, row])
         write_text_atomic(self.path, out.getvalue())
@@ -154,8 +158,11 @@ class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
             raise
         if self.save_best_only and self.best != before:
             was = "None" if before is None else f"{before:.5f}"
-            print(f"Epoch {epoch + 1}: {self.monitor} improved from {was} to {self.best:.5f}; "
-                  f"saved {self.final}", flush=True)
+            print(
+                f"Epoch {epoch + 1}: {self.monitor} improved from {was} to {self.best:.5f}; "
+                f"saved {self.final}",
+                flush=True,
+            )
 
 
 class Preempted(Exception):
@@ -179,7 +186,7 @@ class StopOnSignal(keras.callbacks.Callback):
         super().__init__()
         self.backup, self.received, self._previous = backup, None, {}
 
-    def __enter__(self) -> "StopOnSignal":
+    def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
@@ -198,10 +205,12 @@ class StopOnSignal(keras.callbacks.Callback):
         if self.received and self.backup.position[0] == self._epoch:  # inside the epoch
             self.backup.save_now()
             epoch, step = self.backup.position
-            raise Preempted(f"{self.received} received; backup written at epoch {epoch + 1}, "
-                            f"step {step}")
+            raise Preempted(
+                f"{self.received} received; backup written at epoch {epoch + 1}, step {step}"
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         if self.received:  # the backup callback, listed before, has saved the epoch's end
-            raise Preempted(f"{self.received} received; backup written at the end of "
-                            f"epoch {epoch + 1}")
+            raise Preempted(
+                f"{self.received} received; backup written at the end of epoch {epoch + 1}"
+            )

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from relunet.errors import RelunetError
+from relunet.mnist import IMAGE_PIXELS, NUM_CLASSES
 
 SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed takes seeds below 2**32
-IMAGE_PIXELS = 28 * 28
-NUM_CLASSES = 10
 
 # One tfds split: a name with an optional [start:end] slice in examples or percent,
 # e.g. "train", "train[:2000]", "train[90%:]", "test[-1000:]". Splits join with "+".
@@ -33,8 +32,10 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value > 0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value > 0)
     ):
         raise RelunetError(f"{name} must be a positive number. Received: {value!r}.")
 
@@ -61,11 +62,13 @@ def check_split(split: str, what: str = "split") -> str:
             )
         for bound in (start, end):
             if bound and bound.endswith("%") and abs(int(bound[:-1])) > 100:
-                raise RelunetError(f"{what} has a percent bound outside -100%..100%. "
-                                   f"Received: {split!r}.")
+                raise RelunetError(
+                    f"{what} has a percent bound outside -100%..100%. Received: {split!r}."
+                )
         if start and end and _empty_whatever_the_size(start, end):
-            raise RelunetError(f"{what} selects no examples: its slice ends before it starts. "
-                               f"Received: {split!r}.")
+            raise RelunetError(
+                f"{what} selects no examples: its slice ends before it starts. Received: {split!r}."
+            )
     return split
 
 
@@ -87,20 +90,25 @@ def check_output_dir(path: str | os.PathLike, what: str) -> None:
             continue
         except FileNotFoundError:
             if candidate.is_symlink():
-                raise RelunetError(f"The {what} {path} cannot be created: {candidate} is a "
-                                   "symlink to nothing.") from None
+                raise RelunetError(
+                    f"The {what} {path} cannot be created: {candidate} is a symlink to nothing."
+                ) from None
             continue
         except OSError as error:  # ELOOP, ENOTDIR, EACCES ...
-            raise RelunetError(f"The {what} {path} cannot be used: {candidate}: "
-                               f"{error.strerror}.") from None
+            raise RelunetError(
+                f"The {what} {path} cannot be used: {candidate}: {error.strerror}."
+            ) from None
         if not stat.S_ISDIR(mode):
             if candidate == path:
                 raise RelunetError(f"The {what} {path} is a file, not a folder.")
-            raise RelunetError(f"The {what} {path} cannot be created: {candidate} is a file, "
-                               "not a folder.")
+            raise RelunetError(
+                f"The {what} {path} cannot be created: {candidate} is a file, not a folder."
+            )
         if not os.access(candidate, os.W_OK | os.X_OK):
-            raise RelunetError(f"The {what} {path} cannot be written: {candidate} is read-only "
-                               "(or not ours to write).")
+            raise RelunetError(
+                f"The {what} {path} cannot be written: {candidate} is read-only "
+                "(or not ours to write)."
+            )
         return
 
 
@@ -108,8 +116,9 @@ def training_bytes(width: int, depth: int, batch_size: int) -> int:
     """About how much memory training the network takes: the weights with their gradients,
     Adam's two moments and a working copy (5 floats a parameter), and a batch's
     activations forward and backward (3 floats a unit)."""
-    parameters = (IMAGE_PIXELS + 1) * width + (depth - 1) * (width + 1) * width + (
-        (width + 1) * NUM_CLASSES)
+    parameters = (
+        (IMAGE_PIXELS + 1) * width + (depth - 1) * (width + 1) * width + ((width + 1) * NUM_CLASSES)
+    )
     units = IMAGE_PIXELS + 2 * depth * width + 2 * NUM_CLASSES
     return 4 * (5 * parameters + 3 * batch_size * units)
 
@@ -122,7 +131,8 @@ def check_fits_in_memory(width: int, depth: int, batch_size: int) -> None:
         raise RelunetError(
             f"width {width}, depth {depth} and batch_size {batch_size} need about "
             f"{_gib(need)} of memory to train (weights, Adam's state, a batch's activations "
-            f"and TensorFlow itself), more than the {_gib(have)} available.")
+            f"and TensorFlow itself), more than the {_gib(have)} available."
+        )
 
 
 _RUNTIME_BYTES = 1 << 30  # TensorFlow, the data in memory and Python: about 1 GiB
@@ -156,8 +166,9 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
         raise RelunetError(f"The model path {path} does not exist.")
     if path.is_file():
         if path.suffix != ".keras":
-            raise RelunetError(f"{path} is not a model: expected a .keras file or a SavedModel "
-                               "folder.")
+            raise RelunetError(
+                f"{path} is not a model: expected a .keras file or a SavedModel folder."
+            )
         if path.stat().st_size == 0:
             raise RelunetError(f"{path} is empty (0 bytes): not a saved model.")
         return path
@@ -165,10 +176,13 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
         return path
     if (path / "best.keras").is_file():
         return resolve_model_path(path / "best.keras")
-    versions = sorted((p for p in path.iterdir()
-                       if p.name.isdigit() and (p / "saved_model.pb").is_file()),
-                      key=lambda p: int(p.name))
+    versions = sorted(
+        (p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()),
+        key=lambda p: int(p.name),
+    )
     if versions:
         return versions[-1]
-    raise RelunetError(f"{path} is not a model: no saved_model.pb, best.keras or numbered "
-                       "SavedModel versions in it.")
+    raise RelunetError(
+        f"{path} is not a model: no saved_model.pb, best.keras or numbered "
+        "SavedModel versions in it."
+    )

@@ -22,9 +22,17 @@ from relunet.model import build_model, grad, kernel_grad_norms
 from relunet.train import progress_verbosity, seed_everything
 
 FIRST_LAYER = "grad_norm/dense_0"
-COLUMNS = ["activation", "depth", "val_accuracy", "test_accuracy", "epochs", "seconds",
-           "grad_norm_first_layer_at_init", "grad_norm_first_layer_first_epoch",
-           "grad_norm_first_layer_last_epoch"]
+COLUMNS = [
+    "activation",
+    "depth",
+    "val_accuracy",
+    "test_accuracy",
+    "epochs",
+    "seconds",
+    "grad_norm_first_layer_at_init",
+    "grad_norm_first_layer_first_epoch",
+    "grad_norm_first_layer_last_epoch",
+]
 
 
 def compare(config: CompareConfig) -> list[dict[str, Any]]:
@@ -34,10 +42,8 @@ def compare(config: CompareConfig) -> list[dict[str, Any]]:
     out = Path(config.out)
     if out.exists() and any(out.iterdir()):
         raise RelunetError(f"The output folder {out} already holds something; pick a new --out.")
-    source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
-    # Decoded once, shared by every run.
-    train, val, test = (data.load_arrays(d) for d in data.load_tfds(
-        source, [config.train_split, config.val_split, config.test_split]))
+    splits = data.load_splits(config)  # decoded once, shared by every run
+    train, val, test = splits.train, splits.val, splits.test
 
     results = []
     for depth in config.depths:
@@ -46,32 +52,51 @@ def compare(config: CompareConfig) -> list[dict[str, Any]]:
             results.append(run_one(config, activation, depth, train, val, test))
     out.mkdir(parents=True, exist_ok=True)
     write_results(out, results)
-    for name, plot in (("val_accuracy.png", plots.val_accuracy),
-                       ("grad_norms.png", plots.grad_norms_per_layer),
-                       ("first_layer_grad_norm.png", plots.first_layer_grad_norm)):
+    for name, plot in (
+        ("val_accuracy.png", plots.val_accuracy),
+        ("grad_norms.png", plots.grad_norms_per_layer),
+        ("first_layer_grad_norm.png", plots.first_layer_grad_norm),
+    ):
         plot(results, out / name)
     print(format_table(results))
     print(f"compare: results and plots written to {out}", flush=True)
     return results
 
 
-def run_one(config: CompareConfig, activation: str, depth: int, train: data.Arrays,
-            val: data.Arrays, test: data.Arrays) -> dict[str, Any]:
+def run_one(
+    config: CompareConfig,
+    activation: str,
+    depth: int,
+    train: data.Arrays,
+    val: data.Arrays,
+    test: data.Arrays,
+) -> dict[str, Any]:
     """One run with gradient norms logged; its summary row plus the per-epoch history."""
     seed_everything(config.seed)
-    model = build_model(config.width, depth, activation, config.init, config.learning_rate,
-                        config.jit_compile, grad_norms=True,
-                        steps_per_execution=config.steps_per_execution)
+    model = build_model(
+        config.width,
+        depth,
+        activation,
+        config.init,
+        config.learning_rate,
+        config.jit_compile,
+        grad_norms=True,
+        steps_per_execution=config.steps_per_execution,
+    )
     batches = data.training_pipeline(train, config.batch_size, config.seed)
     at_init = first_layer_grad_norm(model, batches)
     start = time.perf_counter()
-    history = model.fit(batches,
-                        validation_data=data.evaluation_pipeline(val, config.batch_size),
-                        epochs=config.epochs, shuffle=False,
-                        verbose=progress_verbosity(config.verbose)).history
+    history = model.fit(
+        batches,
+        validation_data=data.evaluation_pipeline(val, config.batch_size),
+        epochs=config.epochs,
+        shuffle=False,
+        verbose=progress_verbosity(config.verbose),
+    ).history
     seconds = time.perf_counter() - start
-    tested = model.evaluate(data.evaluation_pipeline(test, config.batch_size), verbose=0,
-                            return_dict=True)
+    tested = model.evaluate(
+        data.evaluation_pipeline(test, config.batch_size), verbose=0, return_dict=True
+    )
     return {
         "activation": activation,
         "depth": depth,
@@ -90,8 +115,7 @@ def first_layer_grad_norm(model, batches) -> float:
     """The first layer's gradient norm on the first batch, before any update: the
     initialisation's own gradient flow, which an epoch's mean blurs once Adam adapts."""
     images, labels = next(iter(batches))
-    _, gradients, _ = grad(model, images, labels)
-    return float(kernel_grad_norms(model, gradients)["dense_0"])
+    return float(kernel_grad_norms(model, grad(model, images, labels))["dense_0"])
 
 
 def write_results(out: Path, results: list[dict[str, Any]]) -> None:
@@ -103,14 +127,32 @@ def write_results(out: Path, results: list[dict[str, Any]]) -> None:
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
-    header = ["activation", "depth", "val_acc", "test_acc", "epochs", "seconds",
-              "grad0 init", "grad0 first", "grad0 last"]
+    header = [
+        "activation",
+        "depth",
+        "val_acc",
+        "test_acc",
+        "epochs",
+        "seconds",
+        "grad0 init",
+        "grad0 first",
+        "grad0 last",
+    ]
     lines = [header] + [
-        [r["activation"], str(r["depth"]), f"{r['val_accuracy']:.4f}", f"{r['test_accuracy']:.4f}",
-         str(r["epochs"]), f"{r['seconds']:.1f}", f"{r['grad_norm_first_layer_at_init']:.2e}",
-         f"{r['grad_norm_first_layer_first_epoch']:.2e}",
-         f"{r['grad_norm_first_layer_last_epoch']:.2e}"]
+        [
+            r["activation"],
+            str(r["depth"]),
+            f"{r['val_accuracy']:.4f}",
+            f"{r['test_accuracy']:.4f}",
+            str(r["epochs"]),
+            f"{r['seconds']:.1f}",
+            f"{r['grad_norm_first_layer_at_init']:.2e}",
+            f"{r['grad_norm_first_layer_first_epoch']:.2e}",
+            f"{r['grad_norm_first_layer_last_epoch']:.2e}",
+        ]
         for r in results
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )

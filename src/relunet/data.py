@@ -22,12 +22,14 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from relunet import idx
+from relunet._compat import op_determinism_enabled
 from relunet.checks import check_split
+from relunet.config import NO_SPLIT, DataConfig
 from relunet.errors import RelunetError
+from relunet.mnist import NUM_CLASSES
+from relunet.model import to_inputs
 from relunet.sources import Source, default_tfds_dir, find_source  # noqa: F401  (public here)
 
-NUM_CLASSES = idx.NUM_CLASSES
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -38,12 +40,20 @@ def load_tfds(source: Source, splits: list[str]) -> list[tf.data.Dataset]:
 
 def _load_split(source: Source, split: str) -> tf.data.Dataset:
     try:
-        dataset = tfds.load(source.name, split=split, data_dir=source.tfds_dir,
-                            as_supervised=True, download=False, shuffle_files=False)
+        dataset = tfds.load(
+            source.name,
+            split=split,
+            data_dir=source.tfds_dir,
+            as_supervised=True,
+            download=False,
+            shuffle_files=False,
+        )
     except (ValueError, AssertionError) as error:
         if "corresponds to no data" in str(error):
             raise RelunetError(f"The split {split!r} of {source.name} holds no examples.") from None
-        raise RelunetError(f"tfds cannot read the split {split!r} of {source.name}: {error}") from None
+        raise RelunetError(
+            f"tfds cannot read the split {split!r} of {source.name}: {error}"
+        ) from None
     if int(dataset.cardinality()) == 0:
         raise RelunetError(f"The split {split!r} of {source.name} holds no examples.")
     return dataset
@@ -66,13 +76,33 @@ def load_arrays(dataset: tf.data.Dataset) -> Arrays:
     return Arrays(images, tf.cast(labels, tf.int32))
 
 
+@dataclass
+class Splits:
+    """A run's splits, decoded into memory once; `val` is None without a validation split."""
+
+    train: Arrays
+    val: Arrays | None
+    test: Arrays
+    source: Source
+
+
+def load_splits(config: DataConfig) -> Splits:
+    """Find the dataset (offline first) and hold its train, validation and test splits."""
+    source = find_source(config.dataset, config.data_dir, config.tfds_dir)
+    validate = config.val_split != NO_SPLIT
+    names = [config.train_split, config.test_split] + ([config.val_split] if validate else [])
+    train, test, *val = (load_arrays(d) for d in load_tfds(source, names))
+    return Splits(train, val[0] if val else None, test, source)
+
+
 def steps_per_epoch(arrays: Arrays, batch_size: int) -> int:
     """Batches in one pass over the split; the last one may be smaller."""
     return math.ceil(len(arrays) / batch_size)
 
 
-def training_pipeline(arrays: Arrays, batch_size: int, seed: int, first_epoch: int = 0,
-                      label_smoothing: float = 0.0) -> tf.data.Dataset:
+def training_pipeline(
+    arrays: Arrays, batch_size: int, seed: int, first_epoch: int = 0, label_smoothing: float = 0.0
+) -> tf.data.Dataset:
     """Shuffled batches of normalised images and one-hot labels: one epoch per pass.
 
     Each pass over the dataset is exactly `steps_per_epoch(arrays, batch_size)` batches
@@ -87,30 +117,35 @@ def training_pipeline(arrays: Arrays, batch_size: int, seed: int, first_epoch: i
     next epoch's number lives in a variable, `dataset.next_epoch`.
     """
     if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
-        raise RelunetError("Create the training pipeline outside strategy.scope(); "
-                           "pass it through relunet.distribute.shard_by_data instead.")
+        raise RelunetError(
+            "Create the training pipeline outside strategy.scope(); "
+            "shard it with relunet.distribute.shard_by_data instead."
+        )
     with tf.init_scope():
-        next_epoch = tf.Variable(first_epoch, dtype=tf.int64, trainable=False,
-                                 name="next_epoch")
-    dataset = _epochs(arrays, batch_size, seed, lambda: next_epoch.assign_add(1) - 1, 0,
-                      label_smoothing)
+        next_epoch = tf.Variable(first_epoch, dtype=tf.int64, trainable=False, name="next_epoch")
+    dataset = _epochs(
+        arrays, batch_size, seed, lambda: next_epoch.assign_add(1) - 1, 0, label_smoothing
+    )
     dataset.next_epoch = next_epoch  # read by callbacks.FollowEpochs
     return dataset
 
 
-def rest_of_epoch(arrays: Arrays, batch_size: int, seed: int, epoch: int, skip: int,
-                  label_smoothing: float = 0.0) -> tf.data.Dataset:
+def rest_of_epoch(
+    arrays: Arrays, batch_size: int, seed: int, epoch: int, skip: int, label_smoothing: float = 0.0
+) -> tf.data.Dataset:
     """The batches of `epoch` that follow its first `skip`, for one pass: what is left of
     an epoch interrupted after `skip` steps, in the order the full epoch has them."""
     steps = steps_per_epoch(arrays, batch_size)
     if not 0 <= skip < steps:
         raise ValueError(f"skip must lie in [0, {steps}). Received: {skip}.")
-    return _epochs(arrays, batch_size, seed, lambda: tf.constant(epoch, tf.int64), skip,
-                   label_smoothing)
+    return _epochs(
+        arrays, batch_size, seed, lambda: tf.constant(epoch, tf.int64), skip, label_smoothing
+    )
 
 
-def _epochs(arrays: Arrays, batch_size: int, seed: int, next_epoch, skip: int,
-            label_smoothing: float) -> tf.data.Dataset:
+def _epochs(
+    arrays: Arrays, batch_size: int, seed: int, next_epoch, skip: int, label_smoothing: float
+) -> tf.data.Dataset:
     """Every pass: ask `next_epoch()` for the epoch number, then its batches from `skip`."""
     n, steps = len(arrays), steps_per_epoch(arrays, batch_size)
     seed = tf.constant(seed, tf.int64)
@@ -118,14 +153,17 @@ def _epochs(arrays: Arrays, batch_size: int, seed: int, next_epoch, skip: int,
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
         return tf.data.Dataset.range(skip, steps).map(
-            lambda step: order[step * batch_size:(step + 1) * batch_size])
+            lambda step: order[step * batch_size : (step + 1) * batch_size]
+        )
 
     return (
         tf.data.Dataset.range(1)
         .map(lambda _: next_epoch())
         .flat_map(epoch_batches)
-        .map(lambda indices: _batch(arrays, indices, label_smoothing),
-             num_parallel_calls=_parallel_calls())
+        .map(
+            lambda indices: _batch(arrays, indices, label_smoothing),
+            num_parallel_calls=_parallel_calls(),
+        )
         # flat_map hides the length; Keras reads it to know where an epoch ends.
         .apply(tf.data.experimental.assert_cardinality(steps - skip))
         .prefetch(AUTOTUNE)
@@ -136,9 +174,7 @@ def _parallel_calls() -> int | None:
     """AUTOTUNE, but one at a time under op determinism: there tf.data would rewrite a
     parallel map beside the pass counter to a sequential one anyway, and TensorFlow 2.21
     logs an error line ("NodeDef mentions attribute use_unbounded_threadpool") doing so."""
-    from tensorflow.python.framework import config  # private: no public query exists
-
-    return None if config.is_op_determinism_enabled() else AUTOTUNE
+    return None if op_determinism_enabled() else AUTOTUNE
 
 
 def evaluation_pipeline(arrays: Arrays, batch_size: int) -> tf.data.Dataset:
@@ -146,23 +182,29 @@ def evaluation_pipeline(arrays: Arrays, batch_size: int) -> tf.data.Dataset:
     n = len(arrays)
     return (
         tf.data.Dataset.range(steps_per_epoch(arrays, batch_size))
-        .map(lambda step: _batch(arrays, tf.range(step * batch_size,
-                                                  tf.minimum((step + 1) * batch_size, n))),
-             num_parallel_calls=AUTOTUNE)
+        .map(
+            lambda step: _batch(
+                arrays, tf.range(step * batch_size, tf.minimum((step + 1) * batch_size, n))
+            ),
+            num_parallel_calls=AUTOTUNE,
+        )
         .prefetch(AUTOTUNE)
     )
 
 
-def normalize(images: tf.Tensor, labels: tf.Tensor,
-              label_smoothing: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+def normalize(
+    images: tf.Tensor, labels: tf.Tensor, label_smoothing: float = 0.0
+) -> tuple[tf.Tensor, tf.Tensor]:
     """uint8 pixels to float32 in [0, 1] and labels to one-hot vectors, as the lab does."""
     one_hot = tf.one_hot(labels, NUM_CLASSES)
     if label_smoothing:
         one_hot = one_hot * (1.0 - label_smoothing) + label_smoothing / NUM_CLASSES
-    return tf.cast(images, tf.float32) / 255.0, one_hot
+    return to_inputs(images), one_hot
 
 
-def _batch(arrays: Arrays, indices: tf.Tensor,
-           label_smoothing: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
-    return normalize(tf.gather(arrays.images, indices), tf.gather(arrays.labels, indices),
-                     label_smoothing)
+def _batch(
+    arrays: Arrays, indices: tf.Tensor, label_smoothing: float = 0.0
+) -> tuple[tf.Tensor, tf.Tensor]:
+    return normalize(
+        tf.gather(arrays.images, indices), tf.gather(arrays.labels, indices), label_smoothing
+    )

@@ -1,10 +1,16 @@
 """Export a trained model as a SavedModel that TensorFlow Serving loads as-is.
 
 Layout: `<out>/<version>/saved_model.pb`, integer versions, as TF Serving expects.
-The `serving_default` signature takes raw uint8 images [batch, 28, 28, 1], normalises
-them inside, and returns `probabilities` [batch, 10] and `class` [batch], so a client
-sends pixels and never has to know the training pipeline. A version is written to a
-hidden temporary folder and renamed into place: a crash never leaves half a version.
+Two signatures, each returning `probabilities` [batch, 10] and `class` [batch]:
+
+  serving_default  `images`: raw uint8 pixels [batch, 28, 28, 1], normalised inside,
+                   so a client sends pixels and never needs the training pipeline;
+  serving_bytes    `image_bytes`: encoded PNG/JPEG/GIF/BMP files [batch], decoded and
+                   made into MNIST digits inside (`relunet.images`), so a TF Serving
+                   REST client can post `{"b64": ...}` images.
+
+A version is written to a hidden temporary folder and renamed into place: a crash
+never leaves half a version.
 """
 
 from __future__ import annotations
@@ -18,14 +24,18 @@ import tensorflow as tf
 
 from relunet.checks import check_output_dir
 from relunet.errors import RelunetError
-from relunet.model import INPUT_SHAPE
+from relunet.images import mnist_digits
+from relunet.mnist import INPUT_SHAPE
+from relunet.model import to_inputs
 
 SIGNATURE = "serving_default"
+BYTES_SIGNATURE = "serving_bytes"
 _INCOMPLETE = ".incomplete-"
 
 
-def export_saved_model(model: keras.Model, out: str | os.PathLike,
-                       version: int | None = None, verbose: bool = True) -> Path:
+def export_saved_model(
+    model: keras.Model, out: str | os.PathLike, version: int | None = None, verbose: bool = True
+) -> Path:
     """Write `model` as `<out>/<version>` (next free version by default); return that path."""
     out = Path(out)
     check_output_dir(out, "export target")
@@ -67,13 +77,20 @@ def _archive(model: keras.Model) -> keras.export.ExportArchive:
     archive = keras.export.ExportArchive()
     archive.track(model)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8, name="images")])
-    def serve(images):
-        pixels = tf.cast(images, tf.float32) / 255.0  # the training pipeline's normalisation
-        probabilities = tf.nn.softmax(model(pixels, training=False), axis=-1)
+    def classify(images):
+        probabilities = tf.nn.softmax(model(to_inputs(images), training=False), axis=-1)
         return {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1)}
 
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8, name="images")])
+    def serve(images):
+        return classify(images)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_bytes(image_bytes):
+        return classify(mnist_digits(image_bytes))
+
     archive.add_endpoint(SIGNATURE, serve)
+    archive.add_endpoint(BYTES_SIGNATURE, serve_bytes)
     return archive
 
 

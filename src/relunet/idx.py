@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from relunet.errors import RelunetError
+from relunet.mnist import IMAGE_SIZE, NUM_CLASSES
 
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
 
 # The four files, by split, without their optional .gz suffix.
 FILES = {
@@ -77,8 +76,10 @@ def read_folder(folder: str | os.PathLike) -> IdxFolder:
         images = parse_images(image_bytes, image_path)
         labels = parse_labels(label_bytes, label_path)
         if not len(images):
-            raise RelunetError(f"{image_path.name} in {folder} holds no images; the {split} "
-                               "split needs at least one.")
+            raise RelunetError(
+                f"{image_path.name} in {folder} holds no images; the {split} "
+                "split needs at least one."
+            )
         if len(images) != len(labels):
             raise RelunetError(
                 f"{image_path.name} holds {len(images)} images but {label_path.name} "
@@ -177,8 +178,9 @@ def _check_sums_file(folder: Path, digests: dict[str, str]) -> None:
     try:
         text = sums.read_text(encoding="ascii")
     except (UnicodeDecodeError, OSError) as error:
-        raise RelunetError(f"{sums} is not a text list of sha256 sums ({error}); fix or "
-                           "remove it.") from None
+        raise RelunetError(
+            f"{sums} is not a text list of sha256 sums ({error}); fix or remove it."
+        ) from None
     for line in text.splitlines():
         parts = line.split()
         if len(parts) != 2:

@@ -20,11 +20,10 @@ from relunet import data
 from relunet.checks import resolve_model_path
 from relunet.errors import RelunetError
 from relunet.export import SIGNATURE
-from relunet.model import INPUT_SHAPE, NUM_CLASSES, load_model
+from relunet.images import mnist_digit
+from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, NUM_CLASSES, PIXEL_MAX
+from relunet.model import load_model, to_inputs
 from relunet.trust import check_trusted
-
-_SIDE = 28
-_DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Classifier:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         if self.keras_model is not None:
-            logits = self.keras_model.predict(images.astype(np.float32) / 255.0, verbose=0)
+            logits = self.keras_model.predict(to_inputs(images), verbose=0)
             return tf.nn.softmax(logits).numpy()
         return self.signature(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
 
@@ -55,8 +54,9 @@ def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
         try:
             model = load_model(str(resolved))
         except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as error:
-            raise RelunetError(f"{resolved} cannot be loaded as a Keras model "
-                               f"({_load_error_reason(error)}).") from None
+            raise RelunetError(
+                f"{resolved} cannot be loaded as a Keras model ({_load_error_reason(error)})."
+            ) from None
         _check_keras_contract(model, resolved)
         return Classifier(resolved, keras_model=model)
     if not trust_model:
@@ -64,7 +64,9 @@ def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
     try:
         loaded = tf.saved_model.load(str(resolved))
     except (OSError, ValueError, tf.errors.OpError) as error:
-        raise RelunetError(f"{resolved} cannot be loaded as a SavedModel ({type(error).__name__}).") from None
+        raise RelunetError(
+            f"{resolved} cannot be loaded as a SavedModel ({type(error).__name__})."
+        ) from None
     if SIGNATURE not in loaded.signatures:
         raise RelunetError(f"The SavedModel {resolved} has no {SIGNATURE} signature.")
     signature = loaded.signatures[SIGNATURE]
@@ -79,8 +81,10 @@ def _check_keras_contract(model: keras.Model, path: Path) -> None:
     except (AttributeError, ValueError):
         declared = None
     if declared and tuple(declared[0].shape[1:]) != INPUT_SHAPE:
-        raise RelunetError(f"{path} takes inputs of shape {tuple(declared[0].shape[1:])}; "
-                           f"relunet feeds it 28x28x1 images.")
+        raise RelunetError(
+            f"{path} takes inputs of shape {tuple(declared[0].shape[1:])}; "
+            f"relunet feeds it 28x28x1 images."
+        )
     try:
         outputs = model(np.zeros((1, *INPUT_SHAPE), np.float32), training=False)
     except (ValueError, TypeError, tf.errors.OpError) as error:
@@ -88,8 +92,10 @@ def _check_keras_contract(model: keras.Model, path: Path) -> None:
         raise RelunetError(f"{path} does not take 28x28x1 images ({reason}).") from None
     shape = tuple(getattr(outputs, "shape", ()))
     if shape != (1, NUM_CLASSES):
-        raise RelunetError(f"{path} returns outputs of shape {shape[1:]} for an image; relunet "
-                           f"needs {NUM_CLASSES} class scores.")
+        raise RelunetError(
+            f"{path} returns outputs of shape {shape[1:]} for an image; relunet "
+            f"needs {NUM_CLASSES} class scores."
+        )
 
 
 def _check_signature_contract(signature, path: Path) -> None:
@@ -100,21 +106,29 @@ def _check_signature_contract(signature, path: Path) -> None:
     spec = inputs.get("images")
     expected = tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8)
     probabilities = outputs.get("probabilities") if isinstance(outputs, dict) else None
-    if (len(inputs) != 1 or spec is None or not expected.is_compatible_with(spec)
-            or spec.dtype != tf.uint8 or probabilities is None
-            or probabilities.shape[-1:] != (NUM_CLASSES,)):
+    if (
+        len(inputs) != 1
+        or spec is None
+        or not expected.is_compatible_with(spec)
+        or spec.dtype != tf.uint8
+        or probabilities is None
+        or probabilities.shape[-1:] != (NUM_CLASSES,)
+    ):
         took = ", ".join(f"{k}: {v.dtype.name} {v.shape}" for k, v in inputs.items())
         raise RelunetError(
             f"The SavedModel {path} has a {SIGNATURE} signature taking ({took}); relunet needs "
             f"one taking uint8 'images' [n, 28, 28, 1] and returning 'probabilities' [n, 10], "
-            "as relunet export writes it.")
+            "as relunet export writes it."
+        )
 
 
 def _load_error_reason(error: Exception) -> str:
     text = " ".join(str(error).split())
     if "safe_mode" in text:  # Keras refuses to deserialise code unless told it is trusted
-        return ("it holds a Lambda layer, Python code that Keras's safe_mode refuses to "
-                "load from a file; relunet always loads with safe_mode on")
+        return (
+            "it holds a Lambda layer, Python code that Keras's safe_mode refuses to "
+            "load from a file; relunet always loads with safe_mode on"
+        )
     return text.split(". ")[0][:200] or type(error).__name__
 
 
@@ -137,50 +151,14 @@ def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray]]:
 
 
 def to_mnist_image(encoded: bytes, name: str = "image") -> np.ndarray:
-    """Decode an image file and make it look like an MNIST digit: uint8 [28, 28, 1].
-
-    A 28x28 grayscale image is taken as it is. Anything else is made grayscale
-    (transparency over white), inverted if its background is light (MNIST is light
-    ink on black), cropped to the ink, scaled into 20x20 and placed with its centre of
-    mass at the centre of 28x28, which is how MNIST itself was made.
-    """
+    """Decode an image file and make it look like an MNIST digit: uint8 [28, 28, 1]
+    (see relunet.images; the exported serving_bytes signature does the same)."""
     try:
-        image = tf.io.decode_image(encoded, expand_animations=False).numpy()
+        return mnist_digit(tf.constant(encoded)).numpy()
     except (tf.errors.InvalidArgumentError, ValueError):
-        raise RelunetError(f"{name} cannot be decoded as an image (PNG, JPEG, GIF or BMP).") from None
-    if image.shape == (_SIDE, _SIDE, 1):
-        return image
-    gray = _grayscale(image.astype(np.float32))
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if border.mean() > 127.5:
-        gray = 255.0 - gray
-    ink = np.argwhere(gray > 0.25 * gray.max()) if gray.max() > 0 else np.empty((0, 2))
-    if len(ink):
-        (top, left), (bottom, right) = ink.min(0), ink.max(0) + 1
-        gray = gray[top:bottom, left:right]
-    side = max(gray.shape)
-    square = np.zeros((side, side), np.float32)
-    top, left = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
-    square[top:top + gray.shape[0], left:left + gray.shape[1]] = gray
-    digit = tf.image.resize(square[..., None], (_DIGIT_BOX, _DIGIT_BOX), antialias=True).numpy()
-    # Like MNIST itself: put the digit's centre of mass at the centre of the 28x28 field.
-    mass = digit[..., 0].clip(0)
-    rows_cols = np.indices(mass.shape)
-    com = (rows_cols * mass).sum((1, 2)) / mass.sum() if mass.sum() > 0 else np.full(2, _DIGIT_BOX / 2)
-    top, left = np.clip(np.rint(_SIDE / 2 - com), 0, _SIDE - _DIGIT_BOX).astype(int)
-    out = np.zeros((_SIDE, _SIDE, 1), np.float32)
-    out[top:top + _DIGIT_BOX, left:left + _DIGIT_BOX] = digit
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def _grayscale(image: np.ndarray) -> np.ndarray:
-    channels = image.shape[-1]
-    if channels in (2, 4):  # with alpha: composite over a white background
-        alpha = image[..., -1:] / 255.0
-        image = image[..., :-1] * alpha + 255.0 * (1.0 - alpha)
-    if image.shape[-1] == 3:
-        image = image @ np.array([0.2989, 0.5870, 0.1140], np.float32)[:, None]
-    return image[..., 0]
+        raise RelunetError(
+            f"{name} cannot be decoded as an image (PNG, JPEG, GIF or BMP)."
+        ) from None
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -193,39 +171,57 @@ def _read_npy(path: Path) -> np.ndarray:
         raise RelunetError(f"{path} cannot be read as a .npy array ({reason}).") from None
     if isinstance(array, np.lib.npyio.NpzFile):
         array.close()
-        raise RelunetError(f"{path} is an .npz archive, not a .npy array; save one array of "
-                           "images with numpy.save.")
-    kind = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes",
-            "O": "Python objects", "V": "records", "M": "dates", "m": "time spans"}
+        raise RelunetError(
+            f"{path} is an .npz archive, not a .npy array; save one array of "
+            "images with numpy.save."
+        )
+    kind = {
+        "b": "booleans",
+        "c": "complex numbers",
+        "U": "strings",
+        "S": "bytes",
+        "O": "Python objects",
+        "V": "records",
+        "M": "dates",
+        "m": "time spans",
+    }
     if array.dtype.kind in kind:
-        raise RelunetError(f"{path} holds {kind[array.dtype.kind]} ({array.dtype}); expected "
-                           "pixel intensities (uint8 0..255, or floats in 0..1).")
+        raise RelunetError(
+            f"{path} holds {kind[array.dtype.kind]} ({array.dtype}); expected "
+            "pixel intensities (uint8 0..255, or floats in 0..1)."
+        )
     shape = array.shape
-    if array.ndim in (2, 3) and array.shape[-2:] == (_SIDE, _SIDE):
+    if array.ndim in (2, 3) and array.shape[-2:] == (IMAGE_SIZE, IMAGE_SIZE):
         array = array[..., None]
     if array.ndim == 3:
         array = array[None]
-    if array.ndim != 4 or array.shape[1:] != (_SIDE, _SIDE, 1) or len(array) == 0:
-        raise RelunetError(f"{path} has shape {shape}; expected 28x28 images "
-                           "as [28, 28], [n, 28, 28] or [n, 28, 28, 1].")
-    if np.issubdtype(array.dtype, np.floating) and 0 <= array.min() and array.max() <= 1:
-        return np.rint(array * 255).astype(np.uint8)  # already normalised to [0, 1]
-    if np.issubdtype(array.dtype, np.number) and 0 <= array.min() and array.max() <= 255:
+    if array.ndim != 4 or array.shape[1:] != INPUT_SHAPE or len(array) == 0:
+        raise RelunetError(
+            f"{path} has shape {shape}; expected 28x28 images "
+            "as [28, 28], [n, 28, 28] or [n, 28, 28, 1]."
+        )
+    if np.issubdtype(array.dtype, np.floating) and array.min() >= 0 and array.max() <= 1:
+        return np.rint(array * PIXEL_MAX).astype(np.uint8)  # already normalised to [0, 1]
+    if np.issubdtype(array.dtype, np.number) and array.min() >= 0 and array.max() <= PIXEL_MAX:
         return array.astype(np.uint8)
-    raise RelunetError(f"{path} holds values outside 0..255 (or 0..1 for floats); "
-                       "expected pixel intensities.")
+    raise RelunetError(
+        f"{path} holds values outside 0..255 (or 0..1 for floats); expected pixel intensities."
+    )
 
 
-def evaluate(classifier: Classifier, dataset: tf.data.Dataset, batch_size: int = 1024) -> dict:
-    """Mean cross-entropy and accuracy of the classifier on (uint8 image, label) pairs."""
+def evaluate(classifier: Classifier, arrays: data.Arrays, batch_size: int = 1024) -> dict:
+    """Mean cross-entropy and accuracy of the classifier on a split held in memory."""
     if classifier.keras_model is not None:
         result = classifier.keras_model.evaluate(
-            data.evaluation_pipeline(data.load_arrays(dataset), batch_size), verbose=0,
-            return_dict=True)
-        return {"loss": float(result["loss"]), "accuracy": float(result["accuracy"]),
-                "examples": int(dataset.cardinality())}
+            data.evaluation_pipeline(arrays, batch_size), verbose=0, return_dict=True
+        )
+        return {
+            "loss": float(result["loss"]),
+            "accuracy": float(result["accuracy"]),
+            "examples": len(arrays),
+        }
     total_loss, correct, count = 0.0, 0, 0
-    for images, labels in dataset.batch(batch_size).as_numpy_iterator():
+    for images, labels in _batches(arrays, batch_size):
         probabilities = classifier.probabilities(images)
         chosen = probabilities[np.arange(len(labels)), labels]
         # Clipped as Keras clips probabilities in categorical_crossentropy.
@@ -233,3 +229,16 @@ def evaluate(classifier: Classifier, dataset: tf.data.Dataset, batch_size: int =
         correct += int((probabilities.argmax(-1) == labels).sum())
         count += len(labels)
     return {"loss": total_loss / count, "accuracy": correct / count, "examples": count}
+
+
+def predict_all(classifier: Classifier, arrays: data.Arrays, batch_size: int = 1024) -> np.ndarray:
+    """Class probabilities [n, 10] for every image of a split held in memory."""
+    return np.concatenate(
+        [classifier.probabilities(images) for images, _ in _batches(arrays, batch_size)]
+    )
+
+
+def _batches(arrays: data.Arrays, batch_size: int):
+    images, labels = arrays.images.numpy(), arrays.labels.numpy()
+    for start in range(0, len(labels), batch_size):
+        yield images[start : start + batch_size], labels[start : start + batch_size]

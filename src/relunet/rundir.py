@@ -40,8 +40,10 @@ def read_json(path: Path, expect: type | None = None) -> Any:
     except (OSError, ValueError) as error:
         raise RelunetError(f"{path} cannot be read ({error}).") from None
     if expect is not None and not isinstance(value, expect):
-        raise RelunetError(f"{path} holds a JSON {type(value).__name__}, not the "
-                           f"{expect.__name__} relunet writes there.")
+        raise RelunetError(
+            f"{path} holds a JSON {type(value).__name__}, not the "
+            f"{expect.__name__} relunet writes there."
+        )
     return value
 
 
@@ -58,10 +60,15 @@ def read_history(path: Path) -> list[dict[str, str]]:
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise RelunetError(f"{path} cannot be read ({error}).") from None
     epochs = [row.get("epoch") for row in rows]
-    if "epoch" not in fields or epochs != [str(i) for i in range(len(rows))] or any(
-            None in row or None in row.values() for row in rows):
-        raise RelunetError(f"{path} is not a history relunet wrote (one row per epoch, "
-                           "numbered from 0); rerun with --restart to discard the run's progress.")
+    if (
+        "epoch" not in fields
+        or epochs != [str(i) for i in range(len(rows))]
+        or any(None in row or None in row.values() for row in rows)
+    ):
+        raise RelunetError(
+            f"{path} is not a history relunet wrote (one row per epoch, "
+            "numbered from 0); rerun with --restart to discard the run's progress."
+        )
     return rows
 
 
@@ -76,11 +83,16 @@ def hold_lock(path: Path, what: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise RelunetError(f"The {what} is in use by {holder}; wait for it to finish or "
-                               "stop it first.") from None
+            raise RelunetError(
+                f"The {what} is in use by {holder}; wait for it to finish or stop it first."
+            ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()} since "
-                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        os.pwrite(
+            fd,
+            f"process {os.getpid()} on {socket.gethostname()} since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(),
+            0,
+        )
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -163,6 +175,45 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.config, config.to_dict())
         return False
+
+    @contextlib.contextmanager
+    def opened(self, config: TrainConfig, writer: bool = True) -> Iterator[None]:
+        """Claim the run dir for `config` and, unless it has finished, hold its lock while
+        the block runs; with `restart`, discard its progress first. Only the writer (the
+        chief of a multi-worker job) claims, locks and says what it found."""
+        if not writer:
+            yield
+            return
+        resumed = self.claim(config)
+        with contextlib.ExitStack() as held:
+            if config.restart or not self.finished():  # it will be written to
+                held.enter_context(self.locked())
+                self.remove_temporaries()
+            if config.restart:
+                self.discard_progress()
+            self.history_rows()  # a corrupt history is refused before any work
+            if self.finished():
+                print(f"run: {self.path} has already finished; its metrics are in {self.metrics}")
+            else:
+                print(
+                    f"run: {'continuing' if resumed and not config.restart else 'starting'} "
+                    f"{self.path}",
+                    flush=True,
+                )
+            yield
+
+    def finished(self) -> bool:
+        """Whether the run wrote its metrics: it is trained and tested."""
+        return self.metrics.is_file()
+
+    def read_metrics(self) -> dict[str, Any]:
+        return read_json(self.metrics, expect=dict)
+
+    def best_value_before(self, epoch: int, key: str = "val_accuracy") -> float | None:
+        """The best `key` of the epochs before `epoch` (ModelCheckpoint's starting point)."""
+        return self.best_value(
+            [row for row in self.history_rows() if int(row["epoch"]) < epoch], key
+        )
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold the run dir's lock while training it (see hold_lock)."""

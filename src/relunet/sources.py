@@ -56,8 +56,12 @@ def default_tfds_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
-def find_source(dataset: str = "mnist", data_dir: str | None = None,
-                tfds_dir: str | None = None, verbose: bool = True) -> Source:
+def find_source(
+    dataset: str = "mnist",
+    data_dir: str | None = None,
+    tfds_dir: str | None = None,
+    verbose: bool = True,
+) -> Source:
     """Find or prepare `dataset` offline if at all possible; see the module docstring."""
     if dataset not in DATASETS:
         raise RelunetError(f"dataset must be one of {', '.join(DATASETS)}. Received: {dataset!r}.")

@@ -12,7 +12,6 @@ Plain JSON and CSV, no TensorFlow: `relunet tune --summary` answers at once.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,11 +81,21 @@ def write_summary(project_dir: str | Path, rows: list[TrialRow]) -> tuple[Path, 
     tmp = csv_path.with_name(".summary.csv.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["trial", "status", *names, "val_accuracy", "best_epoch", "epochs", "seconds"])
+        writer.writerow(
+            ["trial", "status", *names, "val_accuracy", "best_epoch", "epochs", "seconds"]
+        )
         for r in rows:
-            writer.writerow([r.trial_id, r.status, *(r.hyperparameters.get(n, "") for n in names),
-                             _blank(r.val_accuracy), _blank(r.best_epoch), _blank(r.epochs),
-                             _blank(r.seconds)])
+            writer.writerow(
+                [
+                    r.trial_id,
+                    r.status,
+                    *(r.hyperparameters.get(n, "") for n in names),
+                    _blank(r.val_accuracy),
+                    _blank(r.best_epoch),
+                    _blank(r.epochs),
+                    _blank(r.seconds),
+                ]
+            )
     tmp.replace(csv_path)
     write_json_atomic(json_path, [asdict(r) for r in rows])
     return csv_path, json_path
@@ -97,14 +106,21 @@ def format_table(rows: list[TrialRow]) -> str:
     names = hyperparameter_names(rows)
     header = ["trial", "status", *names, "val_accuracy", "epochs", "seconds"]
     lines = [header] + [
-        [r.trial_id, r.status, *(_format_value(r.hyperparameters.get(n)) for n in names),
-         "" if r.val_accuracy is None else f"{r.val_accuracy:.4f}",
-         "" if r.epochs is None else str(r.epochs),
-         "" if r.seconds is None else f"{r.seconds:.1f}"]
+        [
+            r.trial_id,
+            r.status,
+            *(_format_value(r.hyperparameters.get(n)) for n in names),
+            "" if r.val_accuracy is None else f"{r.val_accuracy:.4f}",
+            "" if r.epochs is None else str(r.epochs),
+            "" if r.seconds is None else f"{r.seconds:.1f}",
+        ]
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    table = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    table = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]
     failures = [f"trial {r.trial_id} failed: {r.message}" for r in rows if r.status == "FAILED"]
     return "\n".join(table + failures)
 
@@ -121,14 +137,17 @@ def _read_trial(trial_dir: Path) -> TrialRow:
     try:
         return _trial_row(trial_dir, record)
     except (AttributeError, TypeError, ValueError, IndexError):
-        raise RelunetError(f"{trial_dir / 'trial.json'} is not a trial record keras-tuner "
-                           "wrote; remove that trial's folder or start over with --overwrite.") from None
+        raise RelunetError(
+            f"{trial_dir / 'trial.json'} is not a trial record keras-tuner "
+            "wrote; remove that trial's folder or start over with --overwrite."
+        ) from None
 
 
 def _trial_row(trial_dir: Path, record: dict[str, Any]) -> TrialRow:
     values = record.get("hyperparameters", {}).get("values", {})
-    observations = (record.get("metrics", {}).get("metrics", {}).get(OBJECTIVE, {})
-                    .get("observations", []))
+    observations = (
+        record.get("metrics", {}).get("metrics", {}).get(OBJECTIVE, {}).get("observations", [])
+    )
     best = None
     for observation in observations:
         value = observation.get("value", [None])[0]

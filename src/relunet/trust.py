@@ -19,49 +19,52 @@ from relunet.errors import RelunetError
 
 # Ops a relunet export runs in its signatures (collected from exports of every
 # activation, both signatures), plus their close pure relatives.
-ALLOWED_OPS = frozenset({
-    # plumbing
-    "Placeholder", "Const", "Identity", "IdentityN", "NoOp", "StatefulPartitionedCall",
-    "PartitionedCall", "ReadVariableOp", "VarHandleOp", "StopGradient", "Shape", "Size",
-    "Rank", "Pack", "Unpack", "Reshape", "ExpandDims", "Squeeze", "StridedSlice", "Slice",
-    "ConcatV2", "Fill", "ZerosLike", "OnesLike", "Range", "GatherV2", "Tile", "Transpose",
-    "BroadcastTo", "BroadcastArgs", "Where", "Select", "SelectV2", "Cast", "Bitcast",
-    "If", "StatelessIf", "While", "StatelessWhile", "Assert", "Equal", "NotEqual",
-    "Less", "LessEqual", "Greater", "GreaterEqual", "LogicalAnd", "LogicalOr", "LogicalNot",
-    "All", "Any", "EnsureShape", "Merge", "Switch",
-    # math
-    "MatMul", "BatchMatMulV2", "BiasAdd", "Add", "AddV2", "AddN", "Sub", "Mul", "RealDiv",
-    "Div", "DivNoNan", "FloorDiv", "Neg", "Maximum", "Minimum", "Square", "Sqrt", "Rsqrt",
-    "Exp", "Log", "Log1p", "Abs", "Sign", "Round", "Floor", "Ceil", "Pow", "Sum", "Mean",
-    "Max", "Min", "Prod", "ArgMax", "ArgMin", "ClipByValue",
-    # activations and outputs
-    "Relu", "Relu6", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "Softsign",
-    "Softmax", "LogSoftmax",
-    # decoding and resizing images (the b64 signature)
-    "DecodeImage", "DecodePng", "DecodeJpeg", "DecodeGif", "DecodeBmp", "ResizeBilinear",
-    "ResizeArea", "ResizeBicubic", "ResizeNearestNeighbor", "ScaleAndTranslate",
-})
+ALLOWED_OPS = frozenset(
+    """
+    Placeholder Const Identity IdentityN NoOp StatefulPartitionedCall PartitionedCall
+    ReadVariableOp VarHandleOp StopGradient Shape Size Rank Pack Unpack Reshape ExpandDims
+    Squeeze StridedSlice Slice ConcatV2 Fill ZerosLike OnesLike Range GatherV2 Tile
+    Transpose BroadcastTo BroadcastArgs Where Select SelectV2 Cast Bitcast Pad PadV2
+    If StatelessIf While StatelessWhile Assert Equal NotEqual Less LessEqual Greater
+    GreaterEqual LogicalAnd LogicalOr LogicalNot All Any EnsureShape Merge Switch
+    TensorListFromTensor TensorListGetItem TensorListReserve TensorListSetItem TensorListStack
+    MatMul BatchMatMulV2 BiasAdd Add AddV2 AddN Sub Mul RealDiv Div DivNoNan FloorDiv FloorMod
+    Neg Maximum Minimum Square Sqrt Rsqrt Exp Log Log1p Abs Sign Round Floor Ceil Pow Sum
+    Mean Max Min Prod ArgMax ArgMin ClipByValue
+    Relu Relu6 LeakyRelu Elu Selu Sigmoid Tanh Softplus Softsign Softmax LogSoftmax
+    DecodeImage DecodePng DecodeJpeg DecodeGif DecodeBmp ResizeBilinear ResizeArea
+    ResizeBicubic ResizeNearestNeighbor ScaleAndTranslate
+""".split()
+)
 
 
 def signature_ops(saved_model_dir: str | Path, signature: str) -> set[str]:
-    """Every op the signature can run, from saved_model.pb, without loading the model."""
+    """Every op the model's serving signatures can run (it must have `signature`; a
+    client of relunet serve may call any of them), read from saved_model.pb without
+    loading the model."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
     try:
         proto.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
     except Exception as error:  # the protobuf DecodeError has no stable import path
-        raise RelunetError(f"{saved_model_dir}/saved_model.pb cannot be parsed "
-                           f"({type(error).__name__}).") from None
+        raise RelunetError(
+            f"{saved_model_dir}/saved_model.pb cannot be parsed ({type(error).__name__})."
+        ) from None
     graphs = [g for g in proto.meta_graphs if "serve" in g.meta_info_def.tags]
     if not graphs or signature not in graphs[0].signature_def:
-        raise RelunetError(f"The SavedModel {saved_model_dir} has no {signature} signature "
-                           "for serving.")
+        raise RelunetError(
+            f"The SavedModel {saved_model_dir} has no {signature} signature for serving."
+        )
     graph = graphs[0]
     functions = {f.signature.name: f for f in graph.graph_def.library.function}
     nodes = {node.name: node for node in graph.graph_def.node}
-    outputs = graph.signature_def[signature].outputs.values()
-    pending = [info.name.split(":")[0] for info in outputs]
+    pending = [
+        info.name.split(":")[0]
+        for key, sig in graph.signature_def.items()
+        if not key.startswith("__")
+        for info in sig.outputs.values()
+    ]
     ops: set[str] = set()
     seen_nodes: set[str] = set()
     seen_functions: set[str] = set()
@@ -89,14 +92,17 @@ def signature_ops(saved_model_dir: str | Path, signature: str) -> set[str]:
 
 
 def check_trusted(saved_model_dir: str | Path, signature: str) -> None:
-    """Refuse a SavedModel whose signature runs ops outside ALLOWED_OPS."""
+    """Refuse a SavedModel whose signatures run ops outside ALLOWED_OPS."""
     unknown = sorted(signature_ops(saved_model_dir, signature) - ALLOWED_OPS)
     if unknown:
-        shown = ", ".join(unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+        shown = ", ".join(unknown[:8]) + (
+            f" and {len(unknown) - 8} more" if len(unknown) > 8 else ""
+        )
         raise RelunetError(
             f"The SavedModel {saved_model_dir} runs ops that relunet's exports never do "
             f"({shown}); a SavedModel is a program, so run it only if you trust where it "
-            "came from, with --trust-model.")
+            "came from, with --trust-model."
+        )
 
 
 def _called_functions(node) -> list[str]:

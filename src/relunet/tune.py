@@ -5,14 +5,13 @@ lab's `train_step`. keras-tuner keeps every trial on disk: rerunning the same co
 reloads them and carries on to `max_trials`. The best hyperparameters are then
 retrained on the full train split, evaluated once on test and exported.
 
-keras-tuner writes its records (oracle.json, tuner0.json, trial.json) in place; this
-module has them written atomically instead, so a kill never leaves half a record.
+keras-tuner writes its records (oracle.json, tuner0.json, trial.json) in place; while
+`tune` runs, they are written atomically instead, so a kill never leaves half a record.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from pathlib import Path
@@ -20,28 +19,14 @@ from typing import Any
 
 import keras
 import keras_tuner
-from keras_tuner.src import utils as keras_tuner_utils  # every record goes through its save_json
 
-from relunet import data, trials
+from relunet import _compat, data, trials
+from relunet.checks import check_output_dir
 from relunet.config import BATCH_SIZE_CHOICES, DEPTH_RANGE, WIDTH_STEP, TuneConfig
 from relunet.export import export_saved_model
 from relunet.model import build_model
-from relunet.checks import check_output_dir
 from relunet.rundir import hold_lock, read_json, write_json_atomic, write_text_atomic
 from relunet.train import progress_verbosity
-
-
-def _save_json_atomically(path, obj):
-    """keras-tuner's utils.save_json, but atomic for local paths (the tuner's records)."""
-    if "://" in str(path):  # a remote file system: keep keras-tuner's own writer
-        return _keras_tuner_save_json(path, obj)
-    text = json.dumps(obj)
-    write_text_atomic(Path(path), text)
-    return text
-
-
-_keras_tuner_save_json = keras_tuner_utils.save_json
-keras_tuner_utils.save_json = _save_json_atomically
 
 
 class TuningFailed(RuntimeError):
@@ -62,8 +47,15 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         depth = hp.Int("depth", *DEPTH_RANGE) if "depth" in c.search else c.depth
         # Every trial starts from the same seed, so trials differ only in hyperparameters.
         keras.utils.set_random_seed(c.seed)
-        return build_model(width, depth, c.activation, c.init, learning_rate, c.jit_compile,
-                           steps_per_execution=c.steps_per_execution)
+        return build_model(
+            width,
+            depth,
+            c.activation,
+            c.init,
+            learning_rate,
+            c.jit_compile,
+            steps_per_execution=c.steps_per_execution,
+        )
 
     def batch_size(self, hp: keras_tuner.HyperParameters) -> int:
         if "batch_size" in self.config.search:
@@ -79,10 +71,13 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         """
         batch_size = self.batch_size(hp)
         history = model.fit(
-            data.training_pipeline(x, batch_size, self.config.seed,
-                                   first_epoch=kwargs.get("initial_epoch", 0)),
-            validation_data=data.evaluation_pipeline(validation_data, batch_size), shuffle=False,
-            **kwargs)
+            data.training_pipeline(
+                x, batch_size, self.config.seed, first_epoch=kwargs.get("initial_epoch", 0)
+            ),
+            validation_data=data.evaluation_pipeline(validation_data, batch_size),
+            shuffle=False,
+            **kwargs,
+        )
         losses = history.history.get("loss", [])
         if any(not math.isfinite(loss) for loss in losses):
             return {trials.OBJECTIVE: math.nan}
@@ -95,12 +90,7 @@ class _RecordsTrials:
 
     def reload(self):
         super().reload()
-        # keras-tuner saves oracle.json in end_trial while the ended trial is still listed
-        # as ongoing; a kill in that window would make reload() queue it for a retry.
-        oracle = self.oracle
-        if hasattr(oracle, "_retry_queue"):  # the chief's oracle, not a worker's client
-            ended = set(oracle.end_order)
-            oracle._retry_queue = [t for t in oracle._retry_queue if t not in ended]
+        _compat.drop_ended_trials_from_retry_queue(self.oracle)
 
     def run_trial(self, trial, *args, **kwargs):
         start, results = time.perf_counter(), []
@@ -110,12 +100,15 @@ class _RecordsTrials:
         finally:
             epochs = [len(r.history.get("loss", [])) for r in results if hasattr(r, "history")]
             diverged = any(isinstance(r, dict) and math.isnan(r[trials.OBJECTIVE]) for r in results)
-            write_json_atomic(Path(self.get_trial_dir(trial.trial_id)) / trials.TRIAL_TIMING, {
-                "seconds": round(time.perf_counter() - start, 2),
-                "epochs": max(epochs) if epochs else None,
-                "failure": "the loss became NaN" if diverged else None,
-                "tuner_id": self.tuner_id,  # which process ran it, in a distributed search
-            })
+            write_json_atomic(
+                Path(self.get_trial_dir(trial.trial_id)) / trials.TRIAL_TIMING,
+                {
+                    "seconds": round(time.perf_counter() - start, 2),
+                    "epochs": max(epochs) if epochs else None,
+                    "failure": "the loss became NaN" if diverged else None,
+                    "tuner_id": self.tuner_id,  # which process ran it, in a distributed search
+                },
+            )
 
 
 class RandomSearch(_RecordsTrials, keras_tuner.RandomSearch):
@@ -135,8 +128,10 @@ def make_tuner(config: TuneConfig) -> keras_tuner.Tuner:
     common = dict(
         hypermodel=ReluNetHyperModel(config),
         objective=keras_tuner.Objective(trials.OBJECTIVE, direction="max"),
-        executions_per_trial=config.executions_per_trial, seed=config.seed,
-        directory=config.directory, project_name=config.project_name,
+        executions_per_trial=config.executions_per_trial,
+        seed=config.seed,
+        directory=config.directory,
+        project_name=config.project_name,
         overwrite=config.overwrite,
         # A failed (NaN) trial is recorded and the search goes on to max_trials.
         max_consecutive_failed_trials=config.max_trials + 1,
@@ -160,41 +155,56 @@ def tune(config: TuneConfig) -> dict[str, Any]:
     # Beside the project, which keras-tuner deletes on --overwrite. Workers of a
     # distributed search share the project with their chief, which holds the lock.
     lock = project.with_name(f".{project.name}.lock")
-    with contextlib.nullcontext() if keras_tuner_worker() else hold_lock(
-            lock, f"tuning project {project}"):
+    worker = _compat.is_keras_tuner_worker()
+    with (
+        contextlib.nullcontext() if worker else hold_lock(lock, f"tuning project {project}"),
+        _compat.atomic_keras_tuner_records(write_text_atomic),
+    ):
         return _tune(config)
 
 
 def _tune(config: TuneConfig) -> dict[str, Any]:
     source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
-    train, val = (data.load_arrays(d) for d in
-                  data.load_tfds(source, [config.train_split, config.val_split]))
+    train, val = (
+        data.load_arrays(d) for d in data.load_tfds(source, [config.train_split, config.val_split])
+    )
     tuner = make_tuner(config)
     trials.project_dir(config).mkdir(parents=True, exist_ok=True)
     write_json_atomic(trials.project_dir(config) / trials.SEARCH_CONFIG, config.to_dict())
 
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor=trials.OBJECTIVE, mode="max",
-                                      patience=config.patience),
+        keras.callbacks.EarlyStopping(
+            monitor=trials.OBJECTIVE, mode="max", patience=config.patience
+        ),
         keras.callbacks.TerminateOnNaN(),
     ]
     # The splits are decoded once, here; every trial batches the same arrays.
-    tuner.search(train, validation_data=val, epochs=config.epochs, callbacks=callbacks,
-                 verbose=progress_verbosity(config.verbose))
-    if keras_tuner_worker():
+    tuner.search(
+        train,
+        validation_data=val,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=progress_verbosity(config.verbose),
+    )
+    if _compat.is_keras_tuner_worker():
         print("tune: this worker has no trials left; the chief reports the results")
         return {}
 
     rows = trials.summarize(trials.project_dir(config))
-    best_row = next((r for r in rows if r.status == "COMPLETED" and r.val_accuracy is not None), None)
+    best_row = next(
+        (r for r in rows if r.status == "COMPLETED" and r.val_accuracy is not None), None
+    )
     if best_row is None:
-        raise TuningFailed(f"tune: no trial in {trials.project_dir(config)} completed; "
-                           "try a narrower --lr-min/--lr-max")
+        raise TuningFailed(
+            f"tune: no trial in {trials.project_dir(config)} completed; "
+            "try a narrower --lr-min/--lr-max"
+        )
     return finish(config, tuner, best_row, source)
 
 
-def finish(config: TuneConfig, tuner: keras_tuner.Tuner, best_row: trials.TrialRow,
-           source: data.Source) -> dict[str, Any]:
+def finish(
+    config: TuneConfig, tuner: keras_tuner.Tuner, best_row: trials.TrialRow, source: data.Source
+) -> dict[str, Any]:
     """Retrain the best hyperparameters on the full train split, test once, save, export."""
     final_path = trials.project_dir(config) / trials.FINAL
     if final_path.is_file():
@@ -206,16 +216,23 @@ def finish(config: TuneConfig, tuner: keras_tuner.Tuner, best_row: trials.TrialR
     hypermodel: ReluNetHyperModel = tuner.hypermodel
     epochs = best_row.best_epoch or config.epochs
     batch_size = hypermodel.batch_size(hp)
-    full, test_split = (data.load_arrays(d) for d in
-                        data.load_tfds(source, [config.full_train_split, config.test_split]))
+    full, test_split = (
+        data.load_arrays(d)
+        for d in data.load_tfds(source, [config.full_train_split, config.test_split])
+    )
 
     model = hypermodel.build(hp)
     start = time.perf_counter()
-    model.fit(data.training_pipeline(full, batch_size, config.seed), epochs=epochs,
-              shuffle=False, verbose=progress_verbosity(config.verbose))
+    model.fit(
+        data.training_pipeline(full, batch_size, config.seed),
+        epochs=epochs,
+        shuffle=False,
+        verbose=progress_verbosity(config.verbose),
+    )
     seconds = time.perf_counter() - start
-    test = model.evaluate(data.evaluation_pipeline(test_split, batch_size), verbose=0,
-                          return_dict=True)
+    test = model.evaluate(
+        data.evaluation_pipeline(test_split, batch_size), verbose=0, return_dict=True
+    )
     model_path = trials.project_dir(config) / "best_model.keras"
     model.save(model_path)
     final = {
@@ -238,17 +255,14 @@ def finish(config: TuneConfig, tuner: keras_tuner.Tuner, best_row: trials.TrialR
     return final
 
 
-def keras_tuner_worker() -> bool:
-    """Whether this process is a worker of a distributed search (not its chief)."""
-    from keras_tuner.src.distribute import utils
-
-    return utils.has_chief_oracle() and not utils.is_chief_oracle()
-
-
 def _result_line(final: dict[str, Any]) -> str:
-    hps = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in final["hyperparameters"].items())
+    hps = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in final["hyperparameters"].items()
+    )
     where = f"; exported to {final['export']}" if final.get("export") else ""
-    return (f"best trial {final['trial_id']} ({hps}): val_accuracy {final['val_accuracy']:.4f}; "
-            f"retrained on {final['retrained_on']} for {final['epochs']} epoch(s): test accuracy "
-            f"{final['test_accuracy']:.4f}; saved {final['model']}{where}")
+    return (
+        f"best trial {final['trial_id']} ({hps}): val_accuracy {final['val_accuracy']:.4f}; "
+        f"retrained on {final['retrained_on']} for {final['epochs']} epoch(s): test accuracy "
+        f"{final['test_accuracy']:.4f}; saved {final['model']}{where}"
+    )

@@ -38,8 +38,11 @@ class SignalInLastChunk(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         epoch, step = divmod(optimizer_steps(self.model), self.steps)
         if epoch + 1 == self.epoch and self.steps - step <= self.chunk:
-            print(f"fault: {signal.Signals(self.signum).name} in the last chunk of epoch "
-                  f"{self.epoch}, from step {step}", flush=True)
+            print(
+                f"fault: {signal.Signals(self.signum).name} in the last chunk of epoch "
+                f"{self.epoch}, from step {step}",
+                flush=True,
+            )
             # From another thread, a moment later: the chunk is running by then.
             threading.Timer(0.02, os.kill, (os.getpid(), self.signum)).start()
             self.epoch = None
@@ -65,8 +68,10 @@ def _with_fault_callback(make_callbacks):
         if kind == "hold-after-epoch":
             return [*callbacks, HoldAfterEpoch(int(epoch), argument)]
         signum = getattr(signal, f"SIG{argument}")
-        return [SignalInLastChunk(int(epoch), signum, steps, config.steps_per_execution),
-                *callbacks]
+        return [
+            SignalInLastChunk(int(epoch), signum, steps, config.steps_per_execution),
+            *callbacks,
+        ]
 
     return wrapped
 

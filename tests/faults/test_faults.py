@@ -27,9 +27,21 @@ import pytest
 from relunet.model import load_model
 
 EPOCHS, STEPS = 3, 157  # ceil(20000 / 128) steps an epoch; backups at step 128 and ends
-ARGS = ["--train-split", "train[:20000]", "--val-split", "train[55000:56000]",
-        "--test-split", "test[:500]", "--epochs", str(EPOCHS), "--seed", "7",
-        "--deterministic", "--verbose", "0"]
+ARGS = [
+    "--train-split",
+    "train[:20000]",
+    "--val-split",
+    "train[55000:56000]",
+    "--test-split",
+    "test[:500]",
+    "--epochs",
+    str(EPOCHS),
+    "--seed",
+    "7",
+    "--deterministic",
+    "--verbose",
+    "0",
+]
 FAULTY = Path(__file__).with_name("faulty_relunet.py")
 RERUN_TIMEOUT = 240
 
@@ -40,13 +52,15 @@ def command(run_dir, *extra):
 
 def start(run_dir, *extra, fault=""):
     env = dict(os.environ, RELUNET_TEST_FAULT=fault)
-    return subprocess.Popen(command(run_dir, *extra), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        command(run_dir, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def finish(run_dir, *extra, fallback=False):
-    done = subprocess.run(command(run_dir, *extra), capture_output=True, text=True,
-                          timeout=RERUN_TIMEOUT)
+    done = subprocess.run(
+        command(run_dir, *extra), capture_output=True, text=True, timeout=RERUN_TIMEOUT
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert ("backup is unusable" in done.stdout) == fallback, done.stdout
     return done
@@ -82,8 +96,11 @@ def kill_when(run_dir, reached, signum=signal.SIGKILL):
 
 def files(run_dir):
     """Every file's bytes, but the lock's (which names whoever held it last)."""
-    return {p.relative_to(run_dir): p.read_bytes() for p in Path(run_dir).rglob("*")
-            if p.is_file() and p.name != ".lock"}
+    return {
+        p.relative_to(run_dir): p.read_bytes()
+        for p in Path(run_dir).rglob("*")
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def history(run_dir):
@@ -102,7 +119,7 @@ def assert_same_result(run_dir, reference):
     assert history(run_dir) == reference["history"]  # one row per epoch, same values
     weights, steps = trained(run_dir)
     assert steps == reference["steps"]
-    for a, b in zip(weights, reference["weights"]):
+    for a, b in zip(weights, reference["weights"], strict=True):
         assert np.array_equal(a, b)  # bitwise
     assert metrics["test_accuracy"] == reference["test_accuracy"]
     assert not (Path(run_dir) / "backup").exists()
@@ -114,8 +131,13 @@ def reference(tmp_path_factory, source):
     finish(run_dir)
     weights, steps = trained(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"history": history(run_dir), "weights": weights, "steps": steps,
-            "test_accuracy": metrics["test_accuracy"], "metrics": metrics}
+    return {
+        "history": history(run_dir),
+        "weights": weights,
+        "steps": steps,
+        "test_accuracy": metrics["test_accuracy"],
+        "metrics": metrics,
+    }
 
 
 def test_an_uninterrupted_run_trains_exactly_its_steps_and_is_reproducible(tmp_path, reference):
@@ -127,8 +149,9 @@ def test_an_uninterrupted_run_trains_exactly_its_steps_and_is_reproducible(tmp_p
     assert_same_result(tmp_path / "run", reference)
 
 
-def test_sigkill_at_random_steps_then_rerun_gives_the_uninterrupted_result(tmp_path, reference,
-                                                                        request):
+def test_sigkill_at_random_steps_then_rerun_gives_the_uninterrupted_result(
+    tmp_path, reference, request
+):
     kills = 4 if request.config.getoption("--slow") else 2
     rng = random.Random(kills)
     targets = sorted(rng.sample(range(1, EPOCHS * STEPS - 1), kills))
@@ -164,8 +187,10 @@ def test_a_signal_inside_an_epoch_s_last_chunk(tmp_path, reference, name):
         # and its end-of-epoch backup, and only then the process.
         assert process.returncode == 75, stderr[-3000:]
         lines = [line for line in stderr.splitlines() if line.strip()]
-        assert lines == [f"relunet train: interrupted: SIG{name} received; backup written at "
-                         "the end of epoch 2; rerun the same command to resume"]
+        assert lines == [
+            f"relunet train: interrupted: SIG{name} received; backup written at "
+            "the end of epoch 2; rerun the same command to resume"
+        ]
         assert position(run_dir) == 2 * STEPS
         assert len(history(run_dir)) == 2
     assert not (run_dir / "metrics.json").exists()
@@ -175,8 +200,9 @@ def test_a_signal_inside_an_epoch_s_last_chunk(tmp_path, reference, name):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_or_sigint_mid_epoch_writes_a_final_backup_and_exits_75(tmp_path, reference,
-                                                                      signum):
+def test_sigterm_or_sigint_mid_epoch_writes_a_final_backup_and_exits_75(
+    tmp_path, reference, signum
+):
     run_dir = tmp_path / "run"
     process = start(run_dir)
     wait_until(lambda: position(run_dir) >= STEPS, process)  # epoch 2's first chunk runs
@@ -197,8 +223,10 @@ def test_sigkill_in_the_middle_of_a_backup_write(tmp_path, reference):
     run_dir = tmp_path / "run"
     # The 3rd backup (mid-epoch 2) stalls after writing its weights, before publishing them.
     process = start(run_dir, fault="stall-backup:3:120")
-    wait_until(lambda: any((run_dir / "backup").glob("tmp-weights-*"))
-               and position(run_dir) == STEPS, process)
+    wait_until(
+        lambda: any((run_dir / "backup").glob("tmp-weights-*")) and position(run_dir) == STEPS,
+        process,
+    )
     time.sleep(0.5)
     assert position(run_dir) == STEPS and any((run_dir / "backup").glob("tmp-weights-*"))
     process.send_signal(signal.SIGKILL)
@@ -225,7 +253,7 @@ def test_backup_from_another_configuration_is_refused_unless_restart(tmp_path, r
     other, run_dir = tmp_path / "other", tmp_path / "run"
     for folder, extra in ((other, ["--lr", "0.002"]), (run_dir, [])):
         process = start(folder, *extra)
-        wait_until(lambda: position(folder) >= 128, process)
+        wait_until(lambda folder=folder: position(folder) >= 128, process)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
     shutil.rmtree(run_dir / "backup")

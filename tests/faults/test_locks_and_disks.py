@@ -11,8 +11,18 @@ from pathlib import Path
 
 import pytest
 
-SMALL = ["--train-split", "train[:20000]", "--val-split", "train[55000:56000]",
-         "--test-split", "test[:500]", "--epochs", "3", "--verbose", "2"]
+SMALL = [
+    "--train-split",
+    "train[:20000]",
+    "--val-split",
+    "train[55000:56000]",
+    "--test-split",
+    "test[:500]",
+    "--epochs",
+    "3",
+    "--verbose",
+    "2",
+]
 
 
 FAULTY = Path(__file__).with_name("faulty_relunet.py")
@@ -25,9 +35,13 @@ def relunet(*args):
 def holding(run_dir, release, *args):
     """`relunet train` that waits after its first epoch until `release` exists."""
     env = dict(os.environ, RELUNET_TEST_FAULT=f"hold-after-epoch:1:{release}")
-    return subprocess.Popen([sys.executable, str(FAULTY), "train", *SMALL, "--run-dir",
-                             str(run_dir), *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(FAULTY), "train", *SMALL, "--run-dir", str(run_dir), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run(*args, timeout=300):
@@ -60,8 +74,11 @@ def tmpfs(tmp_path):
     def mount(size, options=""):
         where = tmp_path / f"disk{len(mounted)}"
         where.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}{options}", "tmpfs",
-                               str(where)], capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}{options}", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
         mounted.append(where)
@@ -81,7 +98,8 @@ def test_a_second_train_on_a_run_dir_in_use_is_refused_naming_the_first(tmp_path
     assert second.returncode == 2
     assert error_lines(second) == [
         f"relunet train: error: The run dir {run_dir} is in use by process {first.pid} on "
-        + error_lines(second)[0].split(f"process {first.pid} on ", 1)[1]]
+        + error_lines(second)[0].split(f"process {first.pid} on ", 1)[1]
+    ]
     assert "; wait for it to finish or stop it first." in error_lines(second)[0]
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr[-3000:]
@@ -101,11 +119,24 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, source):
 
 
 def test_a_second_search_on_a_tuning_project_in_use_is_refused(tmp_path, source):
-    args = ["tune", "--max-trials", "3", "--epochs", "2", "--train-split", "train[:5000]",
-            "--val-split", "train[55000:56000]", "--directory", str(tmp_path / "tuning"),
-            "--no-export", "--verbose", "0"]
-    first = subprocess.Popen(relunet(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    args = [
+        "tune",
+        "--max-trials",
+        "3",
+        "--epochs",
+        "2",
+        "--train-split",
+        "train[:5000]",
+        "--val-split",
+        "train[55000:56000]",
+        "--directory",
+        str(tmp_path / "tuning"),
+        "--verbose",
+        "0",
+    ]
+    first = subprocess.Popen(
+        relunet(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     lock = tmp_path / "tuning" / ".relunet.lock"
     wait_for(lambda: lock.is_file() and "process" in lock.read_text(), first)
     second = run(*args)
@@ -116,8 +147,7 @@ def test_a_second_search_on_a_tuning_project_in_use_is_refused(tmp_path, source)
     assert first.returncode == 0, stderr[-3000:]
 
 
-def test_a_full_disk_stops_training_with_one_line_and_the_rerun_continues(tmp_path, tmpfs,
-                                                                          source):
+def test_a_full_disk_stops_training_with_one_line_and_the_rerun_continues(tmp_path, tmpfs, source):
     disk = tmpfs("9m")
     run_dir = disk / "run"
     # best.keras and each backup take about 3.2 MB: the disk fills during epoch 1 or 2.
@@ -143,7 +173,9 @@ def test_a_run_dir_on_a_read_only_mount_is_refused_before_any_work(tmpfs):
     start = time.monotonic()
     result = run("train", "--run-dir", str(disk / "run"))
     assert result.returncode == 2
-    assert error_lines(result) == [f"relunet train: error: The run dir {disk / 'run'} cannot be "
-                                   f"written: {disk} is read-only (or not ours to write)."]
+    assert error_lines(result) == [
+        f"relunet train: error: The run dir {disk / 'run'} cannot be "
+        f"written: {disk} is read-only (or not ours to write)."
+    ]
     assert time.monotonic() - start < 5  # answered before TensorFlow is imported
     assert not any(Path(disk).iterdir())

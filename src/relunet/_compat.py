@@ -1,0 +1,103 @@
+"""Every use of a private Keras, keras-tuner or TensorFlow API, in one place.
+
+Each one says the library version it was written against (the ones requirements.txt
+pins), why no public API serves, and the upstream issue where there is one.
+`tests/test_compat.py` checks each against the installed libraries, so an upgrade
+that moves one fails there, by name, instead of somewhere deep in a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+
+
+class BuiltModelSkipsSymbolicBuild:
+    """Mixin for a `keras.Model` that is built, with its optimizer, before `fit`.
+
+    Keras 3.15.1 (keras/src/backend/tensorflow/trainer.py): `fit` calls the private
+    `Model._maybe_symbolic_build`, which under MultiWorkerMirroredStrategy reduces a
+    sample batch across workers to build what is unbuilt, and fails on the PerReplica
+    value it cannot convert. `build_model` builds the model and its optimizer up front,
+    so there is nothing to build: skip it then.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
+def in_multi_worker_mode() -> bool:
+    """Whether the current strategy spans workers. TensorFlow 2.21 exposes this only as
+    the private `StrategyExtended._in_multi_worker_mode()`. Keras 3.15.1 averages a
+    step's logs across workers with `reduce(MEAN, axis=0)`, which fails on scalars, so
+    ReluNet gives them an axis there."""
+    import tensorflow as tf
+
+    extended = tf.distribute.get_strategy().extended
+    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+
+
+def resume_fit_at_epoch(model: keras.Model, epoch: int) -> None:
+    """Make the next `fit` start at `epoch`, as Keras's own BackupAndRestore does in
+    3.15.1 (it sets the private `Model._initial_epoch` in `on_train_begin`)."""
+    model._initial_epoch = epoch
+
+
+def op_determinism_enabled() -> bool:
+    """Whether `tf.config.experimental.enable_op_determinism()` is in force. TensorFlow
+    2.21 has no public query; `tensorflow.python.framework.config` keeps it."""
+    from tensorflow.python.framework import config
+
+    return config.is_op_determinism_enabled()
+
+
+# -- keras-tuner 1.4.8 ----------------------------------------------------------------
+
+
+def drop_ended_trials_from_retry_queue(oracle: Any) -> None:
+    """keras-tuner 1.4.8 saves oracle.json in `end_trial` while the ended trial is still
+    listed as ongoing, so a kill in that window makes `reload()` queue the finished trial
+    for a retry (its private `Oracle._retry_queue`). Drop those after a reload."""
+    if hasattr(oracle, "_retry_queue"):  # the chief's oracle, not a worker's client
+        ended = set(oracle.end_order)
+        oracle._retry_queue = [t for t in oracle._retry_queue if t not in ended]
+
+
+@contextlib.contextmanager
+def atomic_keras_tuner_records(write_text_atomic) -> Iterator[None]:
+    """While the block runs, keras-tuner writes its records (oracle.json, tuner0.json,
+    trial.json) atomically. keras-tuner 1.4.8 writes them in place through its private
+    `keras_tuner.src.utils.save_json`, so a kill can leave half a record; this swaps
+    that function for the block's duration and puts it back after."""
+    from keras_tuner.src import utils
+
+    original = utils.save_json
+
+    def save_json(path, obj):
+        if "://" in str(path):  # a remote file system: keep keras-tuner's own writer
+            return original(path, obj)
+        text = json.dumps(obj)
+        write_text_atomic(Path(path), text)
+        return text
+
+    utils.save_json = save_json
+    try:
+        yield
+    finally:
+        utils.save_json = original
+
+
+def is_keras_tuner_worker() -> bool:
+    """Whether this process is a worker of a distributed search (not its chief), from
+    keras-tuner 1.4.8's private `keras_tuner.src.distribute.utils` (which reads the
+    KERASTUNER_* variables)."""
+    from keras_tuner.src.distribute import utils
+
+    return utils.has_chief_oracle() and not utils.is_chief_oracle()

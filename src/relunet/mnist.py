@@ -1,0 +1,8 @@
+"""The shape of the data, stated once: MNIST, Fashion-MNIST and KMNIST are all 28x28
+grayscale images with pixels 0..255, in 10 classes (LeCun et al., the MNIST page)."""
+
+IMAGE_SIZE = 28
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)  # what the Keras model takes, per image
+IMAGE_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+NUM_CLASSES = 10
+PIXEL_MAX = 255  # uint8 pixels; the model sees them divided by this, in [0, 1]

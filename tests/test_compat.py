@@ -1,0 +1,75 @@
+"""Each private library API that relunet._compat uses still exists and still behaves as
+relunet relies on. A library upgrade that moves one fails here, by name."""
+
+import inspect
+import subprocess
+import sys
+
+import keras
+import keras_tuner
+import numpy as np
+import tensorflow as tf
+
+from relunet import _compat
+from relunet.model import build_model
+
+
+def test_keras_fit_still_calls_maybe_symbolic_build_with_these_arguments():
+    signature = inspect.signature(keras.Model._maybe_symbolic_build)
+    assert list(signature.parameters) == ["self", "iterator", "data_batch"]
+    fit_source = inspect.getsource(keras.Model.fit)
+    assert "_maybe_symbolic_build(" in fit_source
+
+
+def test_strategies_still_say_whether_they_span_workers():
+    assert _compat.in_multi_worker_mode() is False
+    extended = tf.distribute.MirroredStrategy(["/cpu:0"]).extended
+    assert extended._in_multi_worker_mode() is False
+
+
+def test_fit_still_starts_at_the_private_initial_epoch():
+    model = build_model(width=8, jit_compile="off", steps_per_execution=1)
+    x = np.zeros((4, 28, 28, 1), np.float32)
+    y = np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
+    _compat.resume_fit_at_epoch(model, 2)
+    history = model.fit(x, y, epochs=3, verbose=0)
+    assert history.epoch == [2]
+
+
+def test_op_determinism_can_still_be_queried():
+    code = (
+        "import tensorflow as tf\nfrom relunet._compat import op_determinism_enabled as on\n"
+        "before = on()\ntf.config.experimental.enable_op_determinism()\nprint(before, on())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.split() == ["False", "True"], result.stderr[-2000:]
+
+
+def test_keras_tuner_oracles_still_keep_a_retry_queue_and_an_end_order():
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=2)
+    assert oracle._retry_queue == [] and oracle.end_order == []
+    oracle._retry_queue, oracle.end_order = ["0", "1"], ["0"]
+    _compat.drop_ended_trials_from_retry_queue(oracle)
+    assert oracle._retry_queue == ["1"]
+
+
+def test_keras_tuner_still_writes_its_records_through_utils_save_json(tmp_path):
+    written = []
+    trial = keras_tuner.engine.trial.Trial(
+        hyperparameters=keras_tuner.HyperParameters(), trial_id="0"
+    )
+    with _compat.atomic_keras_tuner_records(lambda path, text: written.append(path)):
+        trial.save(str(tmp_path / "trial.json"))
+    assert written == [tmp_path / "trial.json"]
+
+
+def test_keras_tuner_still_reads_its_role_from_the_environment(monkeypatch):
+    assert _compat.is_keras_tuner_worker() is False
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    assert _compat.is_keras_tuner_worker() is True
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    assert _compat.is_keras_tuner_worker() is False
