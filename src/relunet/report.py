@@ -1,0 +1,170 @@
+"""`relunet evaluate --report DIR`: where a model goes wrong, not only how often.
+
+confusion_matrix.csv, .png   counts of (true class, predicted class)
+per_class.csv, .json         precision, recall, F1 and support of each class
+mistakes.png                 the most confident mistakes, with true and predicted labels
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+import numpy as np
+
+from relunet import data
+from relunet.inference import Classifier, predict_all
+from relunet.mnist import NUM_CLASSES
+
+MISTAKES_SHOWN = 32
+
+
+def write_report(
+    classifier: Classifier, arrays: data.Arrays, out: str | Path, title: str
+) -> dict[str, str]:
+    """Write the report's files into `out`; return them by kind."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    probabilities = predict_all(classifier, arrays)
+    truth, predicted = arrays.labels.numpy(), probabilities.argmax(-1)
+    matrix = confusion_matrix(truth, predicted)
+    scores = per_class_scores(matrix)
+    files = {
+        "confusion_csv": _write_matrix_csv(matrix, out / "confusion_matrix.csv"),
+        "confusion_png": _plot_matrix(matrix, out / "confusion_matrix.png", title),
+        "per_class_csv": _write_scores_csv(scores, out / "per_class.csv"),
+        "per_class_json": _write_json(scores, out / "per_class.json"),
+        "mistakes_png": _plot_mistakes(
+            arrays.images.numpy(), truth, probabilities, out / "mistakes.png", title
+        ),
+    }
+    print(format_scores(scores))
+    return {kind: str(path) for kind, path in files.items()}
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """counts[i, j]: images of class i predicted as j."""
+    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    return matrix
+
+
+def per_class_scores(matrix: np.ndarray) -> dict:
+    """Precision, recall, F1 and support per class, their macro average, and accuracy."""
+    correct = np.diag(matrix).astype(float)
+    predicted, support = matrix.sum(0), matrix.sum(1)
+    precision = np.divide(correct, predicted, out=np.zeros_like(correct), where=predicted > 0)
+    recall = np.divide(correct, support, out=np.zeros_like(correct), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(correct), where=total > 0)
+    classes = {
+        str(c): {
+            "precision": round(float(precision[c]), 4),
+            "recall": round(float(recall[c]), 4),
+            "f1": round(float(f1[c]), 4),
+            "support": int(support[c]),
+        }
+        for c in range(NUM_CLASSES)
+    }
+    return {
+        "classes": classes,
+        "macro_avg": {
+            k: round(float(np.mean([v[k] for v in classes.values()])), 4)
+            for k in ("precision", "recall", "f1")
+        },
+        "accuracy": round(float(correct.sum() / max(1, matrix.sum())), 4),
+        "images": int(matrix.sum()),
+    }
+
+
+def format_scores(scores: dict) -> str:
+    lines = ["class  precision  recall  f1      support"]
+    for name, s in scores["classes"].items():
+        lines.append(
+            f"{name:<5}  {s['precision']:<9.4f}  {s['recall']:<6.4f}  {s['f1']:<6.4f}  "
+            f"{s['support']}"
+        )
+    macro = scores["macro_avg"]
+    lines.append(
+        f"macro  {macro['precision']:<9.4f}  {macro['recall']:<6.4f}  {macro['f1']:<6.4f}  "
+        f"{scores['images']}"
+    )
+    return "\n".join(lines)
+
+
+def _write_matrix_csv(matrix: np.ndarray, path: Path) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *range(NUM_CLASSES)])
+        writer.writerows([c, *row] for c, row in enumerate(matrix.tolist()))
+    return path
+
+
+def _write_scores_csv(scores: dict, path: Path) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class", "precision", "recall", "f1", "support"])
+        for name, s in scores["classes"].items():
+            writer.writerow([name, s["precision"], s["recall"], s["f1"], s["support"]])
+    return path
+
+
+def _write_json(value: dict, path: Path) -> Path:
+    path.write_text(json.dumps(value, indent=2) + "\n")
+    return path
+
+
+def _plot_matrix(matrix: np.ndarray, path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    shown = np.log1p(matrix)  # the diagonal dwarfs the mistakes otherwise
+    ax.imshow(shown, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if shown[i, j] > shown.max() / 2 else "black",
+            )
+    ax.set(
+        xticks=range(NUM_CLASSES),
+        yticks=range(NUM_CLASSES),
+        xlabel="predicted class",
+        ylabel="true class",
+        title=f"Confusion matrix\n{title}",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _plot_mistakes(
+    images: np.ndarray, truth: np.ndarray, probabilities: np.ndarray, path: Path, title: str
+) -> Path:
+    """The wrongly classified images, most confident first, 8 to a row."""
+    wrong = np.flatnonzero(probabilities.argmax(-1) != truth)
+    wrong = wrong[np.argsort(-probabilities[wrong].max(-1))][:MISTAKES_SHOWN]
+    rows = max(1, int(np.ceil(len(wrong) / 8)))
+    fig, axes = plt.subplots(rows, 8, figsize=(12, 1.75 * rows + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, wrong, strict=False):
+        ax.imshow(images[index, ..., 0], cmap="gray")
+        guess = probabilities[index].argmax()
+        ax.set_title(
+            f"true {truth[index]}, said {guess}\np={probabilities[index, guess]:.2f}", fontsize=8
+        )
+    fig.suptitle(f"The {len(wrong)} most confident mistakes ({title})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
