@@ -44,5 +44,5 @@ setup(
             "selenium>=4.20",
         ],
     },
-    entry_points={"console_scripts": ["relunet=relunet.cli:main"]},
+    entry_points={"console_scripts": ["relunet=relunet.cli:entry"]},
 )

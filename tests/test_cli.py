@@ -50,6 +50,7 @@ def _write_png(path, image):
     path.write_bytes(tf.io.encode_png(image).numpy())
 
 
+@pytest.mark.slow
 def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir, tmp_path):
     """The whole user path on one model: export, predict three input kinds, evaluate both forms."""
     out = tmp_path / "saved_models" / "relunet"
@@ -100,6 +101,7 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
     assert keras_file["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_diverging_training_stops_with_exit_1_and_one_line(tmp_path):
     result = run_cli(
         "train",

@@ -141,6 +141,7 @@ PREPARE = (
 )
 
 
+@pytest.mark.slow
 def test_processes_that_prepare_the_same_tfds_dir_at_once_all_succeed(tmp_path):
     # The workers of a multi-worker job on one host start together on a fresh tfds dir.
     folder, tfds_dir = write_idx_folder(tmp_path / "idx", n_train=200), tmp_path / "tfds"
@@ -170,9 +171,18 @@ def test_malformed_idx_folder_leaves_nothing_prepared(tmp_path):
     assert not list(tfds_dir.glob("mnist_idx/kmnist/incomplete*"))
 
 
-@pytest.mark.parametrize("split", ["train[:x]", "train[", "validation", "train[:10]+valid", ""])
-def test_malformed_split_strings_are_refused_before_loading(source, split):
-    with pytest.raises(RelunetError, match="split"):
+@pytest.mark.parametrize(
+    "split, says",
+    [
+        ("train[:x]", r"must be a tfds split string such as 'train'.*Received: 'train\[:x\]'"),
+        ("train[", r"must be a tfds split string .*Received: 'train\['"),
+        ("", r"must be a tfds split string .*Received: ''"),
+        ("validation", r"names the split 'validation', but the datasets have only train and test"),
+        ("train[:10]+valid", r"names the split 'valid', but the datasets have only train and test"),
+    ],
+)
+def test_malformed_split_strings_are_refused_before_loading(source, split, says):
+    with pytest.raises(RelunetError, match=says):
         data.load_tfds(source, [split])
 
 

@@ -20,6 +20,8 @@ from helpers import free_ports, run_cli
 from relunet.distribute import scratch_dir
 from relunet.model import load_model
 
+pytestmark = pytest.mark.slow  # real processes, minutes: the full suite's
+
 # Tolerances on the final weights of 1 vs 2 replicas (observed: SGD 3e-8, Adam 8e-8,
 # both after 22 steps; the replicas sum their partial gradients in another order).
 SGD_ATOL, ADAM_ATOL = 1e-6, 1e-5

@@ -68,6 +68,7 @@ def test_leftovers_of_a_killed_export_are_cleaned_up(model, tmp_path):
     assert not stale.exists() and (out / "1" / "saved_model.pb").is_file()
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_and_runs_the_signature(model, test_images, tmp_path):
     version_dir = export_saved_model(model, tmp_path / "relunet", verbose=False)
     show = subprocess.run(

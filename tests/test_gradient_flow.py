@@ -74,6 +74,7 @@ def test_deep_sigmoid_gets_a_vanishing_first_layer_gradient_and_learns_less(sour
     assert relu["val_accuracy"] > sigmoid["val_accuracy"]
 
 
+@pytest.mark.slow
 def test_train_grad_norms_flag_adds_columns_to_the_history(tmp_path, source):
     result = run_cli(
         "train",
@@ -96,6 +97,7 @@ def test_train_grad_norms_flag_adds_columns_to_the_history(tmp_path, source):
     assert {"grad_norm/dense_0", "grad_norm/dense_1", "grad_norm/logits"} <= set(header)
 
 
+@pytest.mark.slow
 def test_compare_on_a_tiny_slice_writes_results_and_real_pngs(tmp_path, source):
     out = tmp_path / "compare"
     result = run_cli(
@@ -129,7 +131,17 @@ def test_compare_on_a_tiny_slice_writes_results_and_real_pngs(tmp_path, source):
     assert (
         (out / "results.csv").read_text().startswith("activation,depth,val_accuracy,test_accuracy")
     )
-    for name in ("val_accuracy.png", "grad_norms.png", "first_layer_grad_norm.png"):
+    assert [len(r["grad_norms_at_init"]) for r in rows] == [2, 2, 4, 4]  # hidden + logits
+    # At depth 3 the first step's gradient shrinks from the logits toward the input
+    # far more with sigmoid than with ReLU: the lesson, in the numbers the plot draws.
+    relu3, sigmoid3 = rows[2]["grad_norms_at_init"], rows[3]["grad_norms_at_init"]
+    assert sigmoid3[0] / sigmoid3[-1] < relu3[0] / relu3[-1]
+    for name in (
+        "first_step_grad_norms.png",
+        "activation_derivatives.png",
+        "val_accuracy.png",
+        "grad_norms.png",
+    ):
         png = (out / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
         assert tf.io.decode_png(png).shape[0] > 300  # a real picture, not a stub

@@ -46,8 +46,12 @@ def post_oversized(base, size):
     host, port = base.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
     try:
-        connection.request("POST", "/v1/models/relunet:predict", body=b" " * size,
-                           headers={"Content-Type": "application/json"})
+        connection.request(
+            "POST",
+            "/v1/models/relunet:predict",
+            body=b" " * size,
+            headers={"Content-Type": "application/json"},
+        )
     except (BrokenPipeError, ConnectionResetError):
         pass  # it stopped reading: its answer is waiting
     response = connection.getresponse()
@@ -253,7 +257,8 @@ def test_a_digit_drawn_in_a_real_browser_is_classified(server):
         drawn, track = browser.execute_script(
             "const bar = document.getElementById('bar1');"
             "return [bar.getBoundingClientRect().width,"
-            "        bar.parentElement.getBoundingClientRect().width];")
+            "        bar.parentElement.getBoundingClientRect().width];"
+        )
         assert drawn > track / 2 > 0
     finally:
         browser.quit()

@@ -72,6 +72,7 @@ def _backup_state(run_dir):
         return None
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tmp_path):
     run_dir = tmp_path / "run"
     command = [

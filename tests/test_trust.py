@@ -34,6 +34,7 @@ class _WritesAFile(tf.Module):
         return {"probabilities": probabilities, "class": tf.argmax(probabilities, -1)}
 
 
+@pytest.mark.slow
 def test_a_saved_model_that_writes_files_runs_only_when_trusted(tmp_path):
     target = tmp_path / "written.txt"
     module = _WritesAFile(target)

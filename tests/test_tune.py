@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras_tuner
 import numpy as np
@@ -46,7 +47,7 @@ def _oracle(project):
 
 def test_hypermodel_builds_the_train_model_from_fresh_hyperparameters():
     hp = keras_tuner.HyperParameters()
-    model = ReluNetHyperModel(TuneConfig()).build(hp)
+    model = ReluNetHyperModel(TuneConfig(), train_examples=600).build(hp)
     assert type(model) is ReluNet  # the class relunet train uses, with its train_step
     assert set(hp.values) == {"learning_rate", "width"}
     assert 1e-4 <= hp.values["learning_rate"] <= 1e-2
@@ -54,12 +55,37 @@ def test_hypermodel_builds_the_train_model_from_fresh_hyperparameters():
     assert model.depth == 2 and model.activation == "relu"
 
 
-def test_searching_depth_and_batch_size_adds_them_to_the_space():
-    hypermodel = ReluNetHyperModel(TuneConfig(search=("depth", "batch_size")))
+def test_the_space_can_hold_every_lever_of_the_presets():
+    searched = (
+        "learning_rate",
+        "width",
+        "depth",
+        "batch_size",
+        "init",
+        "lr_schedule",
+        "label_smoothing",
+        "epochs",
+    )
+    hypermodel = ReluNetHyperModel(TuneConfig(search=searched, epochs=12), train_examples=600)
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
-    assert hypermodel.batch_size(hp) in (64, 128, 256, 512)
-    assert 1 <= model.depth <= 4 and set(hp.values) >= {"depth", "batch_size"}
+    values = hypermodel.values(hp)
+    assert set(hp.values) == set(searched)
+    assert values["batch_size"] in (64, 128, 256, 512) and 1 <= values["epochs"] <= 12
+    assert values["init"] in ("random_normal", "he_normal", "glorot_uniform")
+    assert values["label_smoothing"] in (0.0, 0.05, 0.1, 0.2)
+    assert 1 <= model.depth <= 4 and model.init == values["init"]
+
+
+def test_a_value_that_is_not_searched_is_the_flag_s():
+    hypermodel = ReluNetHyperModel(
+        TuneConfig(search=("width",), learning_rate=0.005, depth=3), train_examples=600
+    )
+    hp = keras_tuner.HyperParameters()
+    hypermodel.build(hp)
+    values = hypermodel.values(hp)
+    assert set(hp.values) == {"width"}
+    assert values["learning_rate"] == 0.005 and values["depth"] == 3
 
 
 def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
@@ -81,6 +107,16 @@ def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
     assert 1e-4 <= best["hyperparameters"]["learning_rate"] <= 1e-2
     assert 32 <= best["hyperparameters"]["width"] <= 1024
     assert final["trial_id"] == best["trial_id"] and 0 < final["test_accuracy"] <= 1
+    assert final["trial"] == best["trial"] == int(best["trial_id"]) + 1  # keras-tuner's number
+    # The retrain is a relunet train run, and the command printed reproduces it.
+    command = final["command"]
+    assert command.startswith("relunet train --train-split 'train[:1000]' --val-split none")
+    assert f"--width {best['hyperparameters']['width']}" in command
+    assert (
+        json.loads((Path(final["model"]).parent / "metrics.json").read_text())["test_accuracy"]
+        == final["test_accuracy"]
+    )
+    assert list((project / "logs").glob(f"{best['trial_id']}/execution0/*/*tfevents*"))  # HParams
 
     classifier = load_classifier(final["export"])
     test = read_folder(mnist_dir).splits["test"]
@@ -107,7 +143,8 @@ def test_changed_search_space_is_refused_unless_overwrite(tmp_path):
         (["--max-trials", "0"], "max_trials must be a positive number"),
         (["--epochs", "-1"], "epochs must be a positive number"),
         (["--tuner", "grid"], "tuner must be one of random, hyperband, bayesian"),
-        (["--search", "dropout"], "search must be one of depth, batch_size"),
+        (["--search", "dropout"], "search must be one of learning_rate, width, depth"),
+        (["--tuner", "hyperband", "--search", "width,epochs"], "hyperband decides each trial's"),
     ],
 )
 def test_bad_tune_flags_exit_2_before_anything_is_created(tmp_path, args, message):
@@ -118,6 +155,7 @@ def test_bad_tune_flags_exit_2_before_anything_is_created(tmp_path, args, messag
     assert not (tmp_path / "tuning").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_after_the_first_trial_then_rerun_does_not_repeat_it(tmp_path):
     project = tmp_path / "tuning" / "relunet"
     command = [
@@ -159,6 +197,7 @@ def test_sigkill_after_the_first_trial_then_rerun_does_not_repeat_it(tmp_path):
     assert len(json.loads((project / "summary.json").read_text())) == 3
 
 
+@pytest.mark.slow
 def test_a_trial_that_ended_just_before_a_kill_is_not_queued_for_a_retry(tmp_path):
     # keras-tuner saves oracle.json in end_trial while the ended trial is still listed as
     # ongoing; a SIGKILL in that window leaves exactly this state behind.
@@ -177,6 +216,7 @@ def test_a_trial_that_ended_just_before_a_kill_is_not_queued_for_a_retry(tmp_pat
     assert (project / "trial_0" / "relunet_trial.json").read_bytes() == record
 
 
+@pytest.mark.slow
 def test_trials_whose_loss_becomes_nan_are_failed_and_the_search_goes_on(tmp_path):
     result = run_cli(
         "tune",
@@ -217,10 +257,11 @@ def test_summary_prints_an_existing_search_without_running_it(tmp_path):
     )
     result = run_cli("tune", "--summary", "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "0      COMPLETED  1.00e-03       256    0.9712" in result.stdout
+    assert "1      COMPLETED  1.00e-03       256    0.9712" in result.stdout  # trial 1, id 0
     assert (tmp_path / "relunet" / "summary.csv").is_file()
 
 
+@pytest.mark.slow
 def test_distributed_search_with_a_chief_and_two_workers_on_localhost(tmp_path):
     env = dict(
         os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(free_ports()[0])
@@ -288,3 +329,13 @@ def test_keras_tuner_records_are_written_atomically_while_tuning_only(tmp_path, 
     assert json.loads(record.read_text()) == {"status": "COMPLETED"}  # the old record, whole
     assert [p.name for p in tmp_path.iterdir()] == ["trial.json"]
     assert keras_tuner_utils.save_json is original  # no process-wide patch is left behind
+
+
+def test_a_bayesian_search_too_short_to_leave_its_random_start_is_warned_about(capsys):
+    from relunet.tune import warn_if_bayesian_is_random
+
+    warn_if_bayesian_is_random(TuneConfig(tuner="bayesian", max_trials=5))  # 2 searched: 6 random
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("relunet tune: warning: bayesian search starts with 6 random trials")
+    warn_if_bayesian_is_random(TuneConfig(tuner="bayesian", max_trials=20))
+    assert capsys.readouterr().err == ""

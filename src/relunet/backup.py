@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             if reason is None:
                 reason = _load(model, source / entry["weights"])
             if reason is None:
+                reason = self._agrees(model, state, manifest.get("format", 1))
+            if reason is None:
                 if index:
                     print(
                         f"backup: the newest backup is unusable ({reasons[0]}); resuming from "
@@ -168,6 +171,23 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if _sha256(path) != entry["sha256"]:
             return "its weights file is truncated or changed (sha256 mismatch)", None
         return None, BackupState(epoch, step, metrics, weights)
+
+    def _agrees(self, model: keras.Model, state: BackupState, version: Any) -> str | None:
+        """Whether the loaded weights are where the entry says: the optimizer's step count
+        is the run's (train mode), and the epoch's metric totals fit the model's metrics."""
+        if self.steps_per_epoch and self.epochs is not None and version != 1:
+            trained = optimizer_steps(model)
+            if trained != state.epoch * self.steps_per_epoch + state.step:
+                return (
+                    f"its weights have taken {trained} optimizer steps, not the "
+                    f"{state.epoch * self.steps_per_epoch + state.step} its epoch and step say"
+                )
+        shapes = {v.path: tuple(v.shape) for m in model.metrics for v in m.variables}
+        for path, value in state.metrics.items():
+            array = np.asarray(value, dtype=float)
+            if path not in shapes or array.shape != shapes[path] or not np.all(np.isfinite(array)):
+                return f"its metric totals do not fit the model ({path})"
+        return None
 
     def on_train_begin(self, logs=None):
         if self.steps_per_epoch is None:
@@ -316,7 +336,7 @@ def _load(model: keras.Model, path: Path) -> str | None:
             _state_variables(model)
             model.load_weights(path)
             return None
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             return f"it cannot be loaded ({type(error).__name__})"
     variables = _state_variables(model)
     try:
@@ -325,7 +345,7 @@ def _load(model: keras.Model, path: Path) -> str | None:
             if paths != [v.path for v in variables]:
                 return "it holds the variables of another model"
             values = [stored[f"v{i}"] for i in range(len(variables))]
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         return f"it cannot be loaded ({type(error).__name__})"
     if any(
         tuple(value.shape) != tuple(v.shape) for value, v in zip(values, variables, strict=True)

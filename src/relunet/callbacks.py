@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 
 from relunet.backup import AtomicBackupAndRestore, optimizer_steps
+from relunet.errors import Preempted
 from relunet.rundir import fsync_dir, read_history, write_text_atomic
 
 
@@ -39,10 +40,15 @@ class EpochTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.total_seconds, self.total_images, self.total_steps = 0.0, 0, 0
+        self.first_chunk_end: float | None = None  # time.time() when the first chunk ended
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start, self._end = time.perf_counter(), None
         self._steps, self._images = optimizer_steps(self.model), None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_chunk_end is None:  # compilation, then the first steps_per_execution
+            self.first_chunk_end = time.time()
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._images is None:  # after every on_epoch_begin, a resumed epoch's totals too
@@ -165,10 +171,6 @@ class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
             )
 
 
-class Preempted(Exception):
-    """SIGTERM or SIGINT stopped training after a final backup was written."""
-
-
 class StopOnSignal(keras.callbacks.Callback):
     """On SIGTERM or SIGINT, finish the current chunk of steps, write a backup and stop.
 
@@ -191,9 +193,13 @@ class StopOnSignal(keras.callbacks.Callback):
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+        if self.received and exc_type is None:  # after the last epoch's end and its backup
+            raise Preempted(
+                f"{self.received} received; backup written at the end of the last epoch"
+            )
 
     def _handle(self, signum, frame) -> None:
         self.received = signal.Signals(signum).name

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import stat
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,11 @@ def check_positive(name: str, value: Any) -> None:
         or not (math.isfinite(value) and value > 0)
     ):
         raise RelunetError(f"{name} must be a positive number. Received: {value!r}.")
+
+
+def check_at_most(name: str, value: int, most: int) -> None:
+    if value > most:
+        raise RelunetError(f"{name} must be at most {most}. Received: {value!r}.")
 
 
 def check_seed(seed: Any) -> None:
@@ -171,6 +177,10 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
             )
         if path.stat().st_size == 0:
             raise RelunetError(f"{path} is empty (0 bytes): not a saved model.")
+        if not zipfile.is_zipfile(path):  # a .keras file is a zip archive
+            raise RelunetError(
+                f"{path} cannot be loaded as a Keras model (it is not a .keras archive)."
+            )
         return path
     if (path / "saved_model.pb").is_file():
         return path

@@ -9,13 +9,18 @@ is answered at once. Bad input ends with one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
+import signal
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from relunet import __version__
+from relunet import __version__, sources
 from relunet.checks import (
     check_choice,
     check_output_dir,
@@ -24,8 +29,13 @@ from relunet.checks import (
     resolve_model_path,
 )
 from relunet.config import DATASETS, PRESETS, CompareConfig, DataConfig, TrainConfig, TuneConfig
-from relunet.errors import RelunetError
+from relunet.distribute.cluster import worker_task
+from relunet.errors import Preempted, RelunetError, TrainingDiverged, TuningFailed, WorkerLost
+from relunet.inputs import read_npy_images
 from relunet.quiet import import_tensorflow_quietly
+from relunet.rundir import RunDir
+
+_CLI_START = time.time()  # once the command's own (light) modules are in: a timeline's origin
 
 # EX_TEMPFAIL: stopped by a signal after a final backup, or a worker was lost; rerun to resume
 PREEMPTED = 75
@@ -253,13 +263,19 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     config = config_from_args(TrainConfig, args).validate()
-    _check_folder(config.data_dir, "data dir")
+    _check_data(config)
     check_output_dir(config.with_run_dir().run_dir, "run dir")
-    import_tensorflow_quietly()
-    from relunet.train import Preempted, TrainingDiverged, WorkerLost, train
-
+    if config.run_dir:
+        RunDir(config.run_dir).check(config)
+    if config.strategy == "multiworker":
+        worker_task()
     try:
-        train(config)
+        with _signals_end_the_run():
+            import_tensorflow_quietly()
+            from relunet.train import train
+
+            train(config, timeline={"cli": _CLI_START, "imports": time.time()})
+            _ignore_signals()  # the results are written: nothing is left to interrupt
     except TrainingDiverged as error:
         print(f"relunet: {error}", file=sys.stderr)
         return 1
@@ -286,9 +302,9 @@ def _tune(args: argparse.Namespace) -> int:
     if config.export_dir:
         check_output_dir(config.export_dir, "export target")
     trials.check_search_space(config)
-    _check_folder(config.data_dir, "data dir")
+    _check_data(config)
     import_tensorflow_quietly()
-    from relunet.tune import TuningFailed, tune
+    from relunet.tune import tune
 
     try:
         tune(config)
@@ -300,7 +316,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     config = config_from_args(CompareConfig, args).validate().with_out()
-    _check_folder(config.data_dir, "data dir")
+    _check_data(config)
     check_output_dir(config.out, "output folder")
     out = Path(config.out)
     if out.exists() and any(out.iterdir()):
@@ -333,6 +349,8 @@ def _predict(args: argparse.Namespace) -> int:
     for name in args.inputs:
         if not Path(name).is_file():
             raise RelunetError(f"The input {name} does not exist or is not a file.")
+        if name.lower().endswith(".npy"):
+            read_npy_images(Path(name))  # a wrong array is answered before TensorFlow
     import_tensorflow_quietly()
     import numpy as np
 
@@ -363,7 +381,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_choice("dataset", args.dataset, DATASETS)
     check_split(args.split, "split")
     check_positive("batch_size", args.batch_size)
-    _check_folder(args.data_dir, "data dir")
+    _check_data(DataConfig(dataset=args.dataset, data_dir=args.data_dir, tfds_dir=args.tfds_dir))
     resolve_model_path(args.model)
     if args.report:
         check_output_dir(args.report, "report folder")
@@ -378,8 +396,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     classifier = load_classifier(args.model, trust_model=args.trust_model)
     source = data.find_source(args.dataset, args.data_dir, args.tfds_dir, verbose=not args.json)
-    (split,) = data.load_tfds(source, [args.split])
-    arrays = data.load_arrays(split)
+    arrays = data.split_arrays(source, args.split)
     result = evaluate(classifier, arrays, args.batch_size)
     result.update(model=str(classifier.path), dataset=args.dataset, split=args.split)
     if args.report:
@@ -427,6 +444,38 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _signals_end_the_run() -> Iterator[None]:
+    """Outside `fit` (start-up, reading the data, the test evaluation), SIGTERM and SIGINT
+    end the run at once with Preempted: every file is written atomically, and the next
+    run continues from the last backup. Inside `fit`, the StopOnSignal callback takes over
+    (finish the chunk, back up, stop) and puts these handlers back after."""
+
+    def stop(signum, frame):
+        raise Preempted(
+            f"{signal.Signals(signum).name} received outside training; every file written is whole"
+        )
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _check_data(config: DataConfig) -> None:
+    """The data dir: a folder whose IDX files are whole, unless a prepared copy of them
+    is at hand (checked without reading them again)."""
+    _check_folder(config.data_dir, "data dir")
+    sources.check_idx_folder(config.dataset, config.data_dir, config.tfds_dir)
+
+
+def _ignore_signals() -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _check_folder(path: str | None, what: str) -> None:
     if path and not Path(path).is_dir():
         raise RelunetError(f"The {what} {path} does not exist or is not a folder.")
@@ -455,5 +504,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The `relunet` command: main(), then out at once. The results are written and
+    fsynced by then; the interpreter's teardown of TensorFlow would only cost seconds."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

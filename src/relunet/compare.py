@@ -52,12 +52,7 @@ def compare(config: CompareConfig) -> list[dict[str, Any]]:
             results.append(run_one(config, activation, depth, train, val, test))
     out.mkdir(parents=True, exist_ok=True)
     write_results(out, results)
-    for name, plot in (
-        ("val_accuracy.png", plots.val_accuracy),
-        ("grad_norms.png", plots.grad_norms_per_layer),
-        ("first_layer_grad_norm.png", plots.first_layer_grad_norm),
-    ):
-        plot(results, out / name)
+    draw_plots(out, results, config)
     print(format_table(results))
     print(f"compare: results and plots written to {out}", flush=True)
     return results
@@ -84,7 +79,7 @@ def run_one(
         steps_per_execution=config.steps_per_execution,
     )
     batches = data.training_pipeline(train, config.batch_size, config.seed)
-    at_init = first_layer_grad_norm(model, batches)
+    at_init = grad_norms_at_first_step(model, batches)
     start = time.perf_counter()
     history = model.fit(
         batches,
@@ -104,18 +99,32 @@ def run_one(
         "test_accuracy": tested["accuracy"],
         "epochs": len(history["loss"]),
         "seconds": round(seconds, 2),
-        "grad_norm_first_layer_at_init": at_init,
+        "grad_norm_first_layer_at_init": at_init[0],
+        "grad_norms_at_init": at_init,  # each Dense kernel's, input side first
         "grad_norm_first_layer_first_epoch": history[FIRST_LAYER][0],
         "grad_norm_first_layer_last_epoch": history[FIRST_LAYER][-1],
         "history": {key: [float(v) for v in values] for key, values in history.items()},
     }
 
 
-def first_layer_grad_norm(model, batches) -> float:
-    """The first layer's gradient norm on the first batch, before any update: the
-    initialisation's own gradient flow, which an epoch's mean blurs once Adam adapts."""
+def grad_norms_at_first_step(model, batches) -> list[float]:
+    """Each Dense kernel's gradient norm on the first batch, before any update (input
+    side first): the initialisation's own gradient flow, which an epoch's mean blurs
+    once Adam adapts. ReluNet.fit gives the pipeline's first pass to epoch 0 anyway."""
     images, labels = next(iter(batches))
-    return float(kernel_grad_norms(model, grad(model, images, labels))["dense_0"])
+    return [float(n) for n in kernel_grad_norms(model, grad(model, images, labels)).values()]
+
+
+def draw_plots(out: Path, results: list[dict[str, Any]], config: CompareConfig) -> None:
+    """The lesson's figures, each titled with what was trained."""
+    what = (
+        f"{config.dataset} {config.train_split}, {config.epochs} epochs, width "
+        f"{config.width}, {config.init} init, Adam {config.learning_rate:g}, seed {config.seed}"
+    )
+    plots.first_step_grad_norms(results, out / "first_step_grad_norms.png", what)
+    plots.activation_derivatives(out / "activation_derivatives.png")
+    plots.val_accuracy(results, out / "val_accuracy.png", what)
+    plots.grad_norms_per_layer(results, out / "grad_norms.png", what)
 
 
 def write_results(out: Path, results: list[dict[str, Any]]) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relunet.checks import (
+    check_at_most,
     check_choice,
     check_fits_in_memory,
     check_positive,
@@ -140,8 +141,15 @@ class OptimConfig:
             raise RelunetError(
                 f"label_smoothing must lie in [0, 1). Received: {self.label_smoothing!r}."
             )
+        # TensorFlow counts steps per call in int32; more threads than this is a typo.
+        check_at_most("steps_per_execution", self.steps_per_execution, 2**31 - 1)
         if self.threads is not None:
             check_positive("threads", self.threads)
+            check_at_most("threads", self.threads, MAX_THREADS)
+
+
+MAX_THREADS = 1024
+MAX_CPU_REPLICAS = 64  # each logical CPU device costs memory; more is a typo
 
 
 def _check_verbose(verbose: Any) -> None:
@@ -194,6 +202,7 @@ class TrainConfig(OptimConfig, ModelConfig, DataConfig):  # flags: data, model, 
         check_choice("strategy", self.strategy, STRATEGIES)
         if self.cpu_replicas is not None:
             check_positive("cpu_replicas", self.cpu_replicas)
+            check_at_most("cpu_replicas", self.cpu_replicas, MAX_CPU_REPLICAS)
             if self.strategy != "mirrored":
                 raise RelunetError(
                     f"cpu_replicas needs strategy 'mirrored'. Received strategy: {self.strategy!r}."
@@ -250,9 +259,20 @@ PRESETS = {
 }
 
 TUNERS = ("random", "hyperband", "bayesian")
-SEARCHABLE = ("depth", "batch_size")  # added to learning rate and width by --search
+# What --search may name, and each one's range (learning rate and width: their flags).
+SEARCHABLE = (
+    "learning_rate",
+    "width",
+    "depth",
+    "batch_size",
+    "init",
+    "lr_schedule",
+    "label_smoothing",
+    "epochs",
+)
 DEPTH_RANGE = (1, 4)
 BATCH_SIZE_CHOICES = (64, 128, 256, 512)
+LABEL_SMOOTHING_CHOICES = (0.0, 0.05, 0.1, 0.2)
 WIDTH_STEP = 32  # the width's grid in a search
 
 
@@ -262,6 +282,11 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
     every trial uses unless they are searched."""
 
     tuner: str = option("random", "the keras-tuner search", choices=TUNERS)
+    epochs: int = option(
+        5,
+        "epochs of a trial: hyperband's max_epochs, and with --search "
+        "epochs the most a trial draws",
+    )
     max_trials: int = option(10, "trials in all; for hyperband a cap on its brackets")
     executions_per_trial: int = option(1, "fits per trial, averaged")
     patience: int = option(2, "EarlyStopping patience on val_accuracy, in epochs")
@@ -270,7 +295,12 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
     width_min: int = option(32, "smallest width searched")
     width_max: int = option(1024, f"largest width searched (step {WIDTH_STEP})")
     search: tuple[str, ...] = option(
-        (), f"also search {' or '.join(SEARCHABLE)} (repeat or comma-separate)", metavar="NAME"
+        ("learning_rate", "width"),
+        f"the hyperparameters searched, from {', '.join(SEARCHABLE)} (comma-separated); "
+        "the others keep their flag's value. epochs: 1 to --epochs; depth: "
+        f"{DEPTH_RANGE[0]} to {DEPTH_RANGE[1]}; batch_size: {BATCH_SIZE_CHOICES}; "
+        f"label_smoothing: {LABEL_SMOOTHING_CHOICES}",
+        metavar="LIST",
     )
     directory: str = option("tuning", "where searches live", metavar="DIR")
     project_name: str = option("relunet", "the search's folder in --directory", metavar="NAME")
@@ -315,8 +345,15 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
                     f"{low} must not exceed {high}. Received: {low}="
                     f"{getattr(self, low)}, {high}={getattr(self, high)}."
                 )
+        if not self.search:
+            raise RelunetError("search must name at least one hyperparameter. Received: ''.")
         for name in self.search:
             check_choice("search", name, SEARCHABLE)
+        if self.tuner == "hyperband" and "epochs" in self.search:
+            raise RelunetError(
+                "hyperband decides each trial's epochs itself, so search cannot "
+                "name epochs with it; --epochs is its maximum."
+            )
         if not self.project_name or "/" in self.project_name or self.project_name in (".", ".."):
             raise RelunetError(
                 f"project_name must be a plain folder name. Received: {self.project_name!r}."

@@ -16,11 +16,15 @@ training many times faster than it consumes.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from relunet._compat import op_determinism_enabled
 from relunet.checks import check_split
@@ -28,6 +32,7 @@ from relunet.config import NO_SPLIT, DataConfig
 from relunet.errors import RelunetError
 from relunet.mnist import NUM_CLASSES
 from relunet.model import to_inputs
+from relunet.rundir import read_json, write_json_atomic
 from relunet.sources import Source, default_tfds_dir, find_source  # noqa: F401  (public here)
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -39,6 +44,8 @@ def load_tfds(source: Source, splits: list[str]) -> list[tf.data.Dataset]:
 
 
 def _load_split(source: Source, split: str) -> tf.data.Dataset:
+    import tensorflow_datasets as tfds  # only here: decoding a split the first time
+
     try:
         dataset = tfds.load(
             source.name,
@@ -76,6 +83,63 @@ def load_arrays(dataset: tf.data.Dataset) -> Arrays:
     return Arrays(images, tf.cast(labels, tf.int32))
 
 
+def split_arrays(source: Source, split: str) -> Arrays:
+    """A split of a prepared dataset in memory, from the on-disk cache of its decoded
+    arrays when it has one: decoding tfds's PNG records again costs seconds.
+
+    The cache lives beside the prepared copy, `<version>/relunet_cache/<split>.npz`, keyed
+    by dataset, version and split; a sidecar records the sha256 of the file and of the
+    copy's dataset_info.json, so a damaged cache or a copy prepared again is rebuilt.
+    """
+    check_split(split)
+    prepared = source.prepared_dir
+    if prepared is None:  # tfds's mock data in tests, or a copy being made
+        return load_arrays(_load_split(source, split))
+    path = prepared / "relunet_cache" / f"{urllib.parse.quote(split, safe='')}.npz"
+    key = {"dataset_info_sha256": _sha256(prepared / "dataset_info.json")}
+    cached = _read_cache(path, key)
+    if cached is not None:
+        return cached
+    arrays = load_arrays(_load_split(source, split))
+    _write_cache(path, key, arrays)
+    return arrays
+
+
+def _read_cache(path: Path, key: dict[str, str]) -> Arrays | None:
+    try:
+        record = read_json(path.with_suffix(".json"), expect=dict)
+    except RelunetError:
+        return None
+    if any(record.get(k) != v for k, v in key.items()) or record.get("sha256") != _sha256(path):
+        return None
+    with np.load(path, allow_pickle=False) as stored:
+        return Arrays(tf.constant(stored["images"]), tf.constant(stored["labels"]))
+
+
+def _write_cache(path: Path, key: dict[str, str], arrays: Arrays) -> None:
+    """Write the cache atomically; a cache that cannot be written is only a missed speed-up."""
+    tmp = path.with_name(f"tmp-{os.getpid()}-{path.name}")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, images=arrays.images.numpy(), labels=arrays.labels.numpy())
+        os.replace(tmp, path)
+        write_json_atomic(path.with_suffix(".json"), {**key, "sha256": _sha256(path)})
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    except OSError:
+        return None
+
+
 @dataclass
 class Splits:
     """A run's splits, decoded into memory once; `val` is None without a validation split."""
@@ -91,7 +155,7 @@ def load_splits(config: DataConfig) -> Splits:
     source = find_source(config.dataset, config.data_dir, config.tfds_dir)
     validate = config.val_split != NO_SPLIT
     names = [config.train_split, config.test_split] + ([config.val_split] if validate else [])
-    train, test, *val = (load_arrays(d) for d in load_tfds(source, names))
+    train, test, *val = (split_arrays(source, name) for name in names)
     return Splits(train, val[0] if val else None, test, source)
 
 

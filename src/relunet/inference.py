@@ -21,7 +21,8 @@ from relunet.checks import resolve_model_path
 from relunet.errors import RelunetError
 from relunet.export import SIGNATURE
 from relunet.images import mnist_digit
-from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, NUM_CLASSES, PIXEL_MAX
+from relunet.inputs import read_npy_images
+from relunet.mnist import INPUT_SHAPE, NUM_CLASSES
 from relunet.model import load_model, to_inputs
 from relunet.trust import check_trusted
 
@@ -36,10 +37,18 @@ class Classifier:
     saved_model: object | None = None  # keeps the loaded SavedModel (and its variables) alive
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        if self.keras_model is not None:
-            logits = self.keras_model.predict(to_inputs(images), verbose=0)
-            return tf.nn.softmax(logits).numpy()
-        return self.signature(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
+        if self.keras_model is None:
+            return self.signature(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
+        # Called directly, batch by batch: predict() would first build (and with XLA,
+        # compile) a function, which costs a short command more than the math does.
+        return np.concatenate(
+            [
+                tf.nn.softmax(
+                    self.keras_model(to_inputs(images[start : start + 1024]), training=False)
+                ).numpy()
+                for start in range(0, len(images), 1024)
+            ]
+        )
 
 
 def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
@@ -140,7 +149,7 @@ def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray]]:
         if not path.is_file():
             raise RelunetError(f"The input {name} does not exist or is not a file.")
         if path.suffix.lower() == ".npy":
-            images = _read_npy(path)
+            images = read_npy_images(path)
             if len(images) == 1:
                 inputs.append((name, images[0]))
             else:
@@ -153,60 +162,12 @@ def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray]]:
 def to_mnist_image(encoded: bytes, name: str = "image") -> np.ndarray:
     """Decode an image file and make it look like an MNIST digit: uint8 [28, 28, 1]
     (see relunet.images; the exported serving_bytes signature does the same)."""
-    try:
-        return mnist_digit(tf.constant(encoded)).numpy()
+    try:  # eagerly: a few dozen ops, where tracing the tf.function would take longer
+        return mnist_digit.python_function(tf.constant(encoded)).numpy()
     except (tf.errors.InvalidArgumentError, ValueError):
         raise RelunetError(
             f"{name} cannot be decoded as an image (PNG, JPEG, GIF or BMP)."
         ) from None
-
-
-def _read_npy(path: Path) -> np.ndarray:
-    if path.stat().st_size == 0:
-        raise RelunetError(f"{path} is empty (0 bytes): not a .npy array.")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        reason = " ".join(str(error).split())[:160]
-        raise RelunetError(f"{path} cannot be read as a .npy array ({reason}).") from None
-    if isinstance(array, np.lib.npyio.NpzFile):
-        array.close()
-        raise RelunetError(
-            f"{path} is an .npz archive, not a .npy array; save one array of "
-            "images with numpy.save."
-        )
-    kind = {
-        "b": "booleans",
-        "c": "complex numbers",
-        "U": "strings",
-        "S": "bytes",
-        "O": "Python objects",
-        "V": "records",
-        "M": "dates",
-        "m": "time spans",
-    }
-    if array.dtype.kind in kind:
-        raise RelunetError(
-            f"{path} holds {kind[array.dtype.kind]} ({array.dtype}); expected "
-            "pixel intensities (uint8 0..255, or floats in 0..1)."
-        )
-    shape = array.shape
-    if array.ndim in (2, 3) and array.shape[-2:] == (IMAGE_SIZE, IMAGE_SIZE):
-        array = array[..., None]
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[1:] != INPUT_SHAPE or len(array) == 0:
-        raise RelunetError(
-            f"{path} has shape {shape}; expected 28x28 images "
-            "as [28, 28], [n, 28, 28] or [n, 28, 28, 1]."
-        )
-    if np.issubdtype(array.dtype, np.floating) and array.min() >= 0 and array.max() <= 1:
-        return np.rint(array * PIXEL_MAX).astype(np.uint8)  # already normalised to [0, 1]
-    if np.issubdtype(array.dtype, np.number) and array.min() >= 0 and array.max() <= PIXEL_MAX:
-        return array.astype(np.uint8)
-    raise RelunetError(
-        f"{path} holds values outside 0..255 (or 0..1 for floats); expected pixel intensities."
-    )
 
 
 def evaluate(classifier: Classifier, arrays: data.Arrays, batch_size: int = 1024) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from relunet import quiet
 from relunet._compat import BuiltModelSkipsSymbolicBuild, in_multi_worker_mode
 from relunet.callbacks import FollowEpochs, ProgressBar
 from relunet.config import ACTIVATIONS, INITS, ModelConfig, OptimConfig
@@ -25,6 +26,7 @@ from relunet.errors import RelunetError
 from relunet.mnist import INPUT_SHAPE, NUM_CLASSES, PIXEL_MAX
 
 _MODEL, _OPTIM = ModelConfig(), OptimConfig()  # build_model's defaults come from here
+quiet.after_import(tf)  # if TensorFlow came in before relunet (a notebook's `import keras`)
 
 
 def to_inputs(images: tf.Tensor) -> tf.Tensor:
@@ -275,8 +277,13 @@ def build_model(
     XLA and 64 train steps per call. `lr_schedule="cosine"` decays the learning rate to
     0 over `decay_steps` steps. `run_eagerly` runs train_step op by op (Keras's
     run_eagerly; no XLA then), so print() and a debugger see the lab's functions at
-    work. Under tf.distribute, call it inside `strategy.scope()`.
+    work. Under tf.distribute, call it inside `strategy.scope()`: with several replicas
+    it compiles without XLA and one step per call, the settings that work there (XLA
+    cannot compile a step whose variables live on several devices, and Keras 3 fails on
+    steps_per_execution > 1, keras-team/keras#19246).
     """
+    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        jit_compile, steps_per_execution = False, 1
     model = ReluNet(
         width=width, depth=depth, activation=activation, init=init, grad_norms=grad_norms
     )

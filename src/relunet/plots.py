@@ -1,8 +1,11 @@
-"""The comparison's pictures, drawn with matplotlib off-screen (no display needed)."""
+"""The lesson's pictures, drawn with matplotlib off-screen (no display needed).
+
+One colour per activation and one line style per depth, in every figure, so the eye
+can follow a run from one picture to the next; each title says what was trained.
+"""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -10,70 +13,119 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-
-def _label(result: dict[str, Any]) -> str:
-    return f"{result['activation']}, depth {result['depth']}"
-
-
-def _epochs(values: list[float]) -> list[int]:
-    return list(range(1, len(values) + 1))
+COLOURS = {"relu": "#1f77b4", "sigmoid": "#d62728", "leaky_relu": "#2ca02c"}
+STYLES = ["-", "--", ":", "-."]  # by depth, in the order the depths were given
+LEAKY_SLOPE = 0.2  # Keras's LeakyReLU default negative slope
 
 
-def val_accuracy(results: list[dict[str, Any]], path: Path) -> None:
-    """Validation accuracy per epoch, one line per run."""
-    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+def _style(result: dict[str, Any], depths: list[int]) -> dict[str, Any]:
+    return {
+        "color": COLOURS.get(result["activation"], "black"),
+        "linestyle": STYLES[depths.index(result["depth"]) % len(STYLES)],
+        "label": f"{result['activation']}, depth {result['depth']}",
+    }
+
+
+def _depths(results: list[dict[str, Any]]) -> list[int]:
+    return list(dict.fromkeys(r["depth"] for r in results))
+
+
+def first_step_grad_norms(results: list[dict[str, Any]], path: Path, what: str) -> None:
+    """Each Dense kernel's gradient norm at the first step, input side to output side."""
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    depths = _depths(results)
     for r in results:
-        values = r["history"]["val_accuracy"]
-        ax.plot(_epochs(values), values, marker="o", label=_label(r))
-    ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
+        norms = r["grad_norms_at_init"]
+        ax.plot(range(1, len(norms) + 1), norms, marker="o", **_style(r, depths))
+    ax.set_yscale("log")
+    ax.set(
+        xlabel="layer, from the input (1) to the logits (last)",
+        ylabel="gradient norm at the first step (log)",
+        title=f"Gradient reaching each layer before any update\n{what}",
+    )
     _finish(ax)
     _save(fig, path)
 
 
-def grad_norms_per_layer(results: list[dict[str, Any]], path: Path) -> None:
-    """Per run, each Dense kernel's mean gradient norm per epoch, log scale.
-
-    Layers are coloured from the input side (dark) to the logits (light)."""
-    columns = min(3, len(results))
-    rows = math.ceil(len(results) / columns)
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(4.5 * columns, 3.6 * rows), squeeze=False, sharey=True
+def activation_derivatives(path: Path) -> None:
+    """sigma'(x) against relu'(x) and leaky_relu'(x): what backpropagation multiplies by."""
+    x = np.linspace(-6, 6, 1201)
+    sigmoid = 1 / (1 + np.exp(-x))
+    curves = {
+        "sigmoid": sigmoid * (1 - sigmoid),
+        "relu": (x > 0).astype(float),
+        "leaky_relu": np.where(x > 0, 1.0, LEAKY_SLOPE),
+    }
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    for name, derivative in curves.items():
+        ax.plot(x, derivative, color=COLOURS[name], label=f"{name}'(x)", linewidth=2)
+    ax.axhline(0.25, color=COLOURS["sigmoid"], linewidth=0.8, linestyle=":")
+    ax.annotate("sigmoid' never exceeds 0.25", (1.2, 0.27), color=COLOURS["sigmoid"], fontsize=9)
+    ax.set(
+        xlabel="x (a unit's input)",
+        ylabel="derivative",
+        ylim=(-0.05, 1.1),
+        title="Each layer multiplies the gradient by its activation's derivative",
     )
-    for ax, r in zip(axes.flat, results, strict=False):  # the grid may have spare axes
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9)
+    _save(fig, path)
+
+
+def val_accuracy(results: list[dict[str, Any]], path: Path, what: str) -> None:
+    """Validation accuracy per epoch, one line per run."""
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    depths = _depths(results)
+    for r in results:
+        values = r["history"]["val_accuracy"]
+        ax.plot(_epochs(values), values, marker="o", **_style(r, depths))
+    ax.set(xlabel="epoch", ylabel="validation accuracy", title=f"Validation accuracy\n{what}")
+    _finish(ax)
+    _save(fig, path)
+
+
+def grad_norms_per_layer(results: list[dict[str, Any]], path: Path, what: str) -> None:
+    """Per depth and activation, each Dense kernel's mean gradient norm per epoch, log
+    scale; layers shaded from the input side (dark) to the logits (light)."""
+    depths = _depths(results)
+    activations = list(dict.fromkeys(r["activation"] for r in results))
+    fig, axes = plt.subplots(
+        len(depths),
+        len(activations),
+        squeeze=False,
+        sharey=True,
+        figsize=(4.3 * len(activations), 3.4 * len(depths) + 0.6),
+    )
+    for r in results:
+        ax = axes[depths.index(r["depth"]), activations.index(r["activation"])]
         layers = [key for key in r["history"] if key.startswith("grad_norm/")]
-        colours = plt.cm.viridis([i / max(1, len(layers) - 1) * 0.9 for i in range(len(layers))])
-        for key, colour in zip(layers, colours, strict=True):
+        shades = np.linspace(1.0, 0.35, len(layers))
+        base = matplotlib.colors.to_rgb(COLOURS.get(r["activation"], "black"))
+        for key, shade in zip(layers, shades, strict=True):
             values = r["history"][key]
-            ax.plot(_epochs(values), values, marker=".", color=colour, label=key.split("/", 1)[1])
+            ax.plot(
+                _epochs(values),
+                values,
+                marker=".",
+                label=key.split("/", 1)[1],
+                color=tuple(shade * c + (1 - shade) for c in base),
+            )
         ax.set_yscale("log")
-        ax.set(title=_label(r), xlabel="epoch")
+        ax.set(title=f"{r['activation']}, depth {r['depth']}", xlabel="epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=6, ncol=2)
     for ax in axes[:, 0]:
-        ax.set_ylabel("gradient norm (log)")
-    for ax in axes.flat[len(results) :]:
-        ax.axis("off")
-    fig.suptitle("Gradient norm of each Dense kernel, mean over the epoch's batches")
+        ax.set_ylabel("mean gradient norm (log)")
+    fig.suptitle(f"Gradient norm of each Dense kernel per epoch (mean over its batches)\n{what}")
     _save(fig, path)
 
 
-def first_layer_grad_norm(results: list[dict[str, Any]], path: Path) -> None:
-    """The first layer's gradient norm per epoch for every run on one log axis."""
-    fig, ax = plt.subplots(figsize=(8.5, 4.5))
-    for r in results:
-        values = r["history"]["grad_norm/dense_0"]
-        ax.plot(_epochs(values), values, marker="o", label=_label(r))
-    ax.set_yscale("log")
-    ax.set(
-        xlabel="epoch",
-        ylabel="gradient norm of dense_0 (log)",
-        title="How much gradient reaches the first layer",
-    )
-    _finish(ax)
-    _save(fig, path)
+def _epochs(values: list[float]) -> list[int]:
+    return list(range(1, len(values) + 1))
 
 
 def _finish(ax) -> None:

@@ -46,12 +46,21 @@ def quietly() -> Iterator[None]:
 
 def after_import(tf) -> None:
     """What TensorFlow prints lazily: probe its devices (the CUDA probe) while quiet, and
-    keep absl's Python-side warnings to errors."""
+    keep the Python-side chatter of TensorFlow, tfds and absl (INFO lines about assets
+    written, tf.function retracing warnings, a tfds folder note) to errors."""
+    global _settled
+    if _settled:
+        return
+    _settled = True
     with quietly():
         tf.config.list_physical_devices()
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+
+
+_settled = False
 
 
 def import_tensorflow_quietly() -> None:

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from relunet.checks import check_output_dir
 from relunet.config import TrainConfig
 from relunet.errors import RelunetError
 
@@ -61,15 +62,19 @@ def read_history(path: Path) -> list[dict[str, str]]:
         raise RelunetError(f"{path} cannot be read ({error}).") from None
     epochs = [row.get("epoch") for row in rows]
     if (
-        "epoch" not in fields
+        not set(fields) >= HISTORY_COLUMNS
         or epochs != [str(i) for i in range(len(rows))]
         or any(None in row or None in row.values() for row in rows)
+        or any(_number(v) is None and v != "NA" for row in rows for v in row.values())
     ):
         raise RelunetError(
-            f"{path} is not a history relunet wrote (one row per epoch, "
-            "numbered from 0); rerun with --restart to discard the run's progress."
+            f"{path} is not a history relunet wrote (one row of numbers per epoch, numbered "
+            "from 0); rerun with --restart to discard the run's progress."
         )
     return rows
+
+
+HISTORY_COLUMNS = {"epoch", "loss", "accuracy", "epoch_seconds"}  # what every epoch logs
 
 
 @contextlib.contextmanager
@@ -151,6 +156,37 @@ class RunDir:
         self.logs = self.path / "logs"
         self.metrics = self.path / "metrics.json"
 
+    def check(self, config: TrainConfig) -> None:
+        """What claim() and opened() would refuse, read-only: the command line asks this
+        before it imports TensorFlow, so a wrong run dir is answered at once."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RelunetError(f"The run dir {self.path} is a file, not a folder.")
+        if not self.path.is_dir():
+            return
+        if self.config.is_file():
+            self._check_config(config)
+        elif any(p.name != ".lock" for p in self.path.iterdir()):
+            raise self._not_a_run()
+        for folder, what in ((self.backup, "backup folder"), (self.logs, "logs folder")):
+            if folder.exists() or folder.is_symlink():
+                check_output_dir(folder, what)
+        if not config.restart:
+            self.history_rows()
+
+    def _check_config(self, config: TrainConfig) -> None:
+        diffs = config.differences(read_json(self.config, expect=dict))
+        if diffs:
+            raise RelunetError(
+                f"The run dir {self.path} was started with another configuration "
+                f"({'; '.join(diffs)}); rerun with the same flags or pick a new --run-dir."
+            )
+
+    def _not_a_run(self) -> RelunetError:
+        return RelunetError(
+            f"The run dir {self.path} already holds files and no config.json; "
+            "it is not a relunet run, so pick a new --run-dir."
+        )
+
     def claim(self, config: TrainConfig) -> bool:
         """Create the run dir for `config`, or check that an existing one belongs to it.
 
@@ -160,18 +196,10 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise RelunetError(f"The run dir {self.path} is a file, not a folder.")
         if self.config.is_file():
-            diffs = config.differences(read_json(self.config, expect=dict))
-            if diffs:
-                raise RelunetError(
-                    f"The run dir {self.path} was started with another configuration "
-                    f"({'; '.join(diffs)}); rerun with the same flags or pick a new --run-dir."
-                )
+            self._check_config(config)
             return True
         if self.path.is_dir() and any(p.name != ".lock" for p in self.path.iterdir()):
-            raise RelunetError(
-                f"The run dir {self.path} already holds files and no config.json; "
-                "it is not a relunet run, so pick a new --run-dir."
-            )
+            raise self._not_a_run()
         self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.config, config.to_dict())
         return False
@@ -184,23 +212,44 @@ class RunDir:
         if not writer:
             yield
             return
+        first_new = next(
+            (p for p in (*reversed(self.path.parents), self.path) if not p.exists()), None
+        )  # what claim() creates, if anything
         resumed = self.claim(config)
-        with contextlib.ExitStack() as held:
-            if config.restart or not self.finished():  # it will be written to
-                held.enter_context(self.locked())
-                self.remove_temporaries()
-            if config.restart:
-                self.discard_progress()
-            self.history_rows()  # a corrupt history is refused before any work
-            if self.finished():
-                print(f"run: {self.path} has already finished; its metrics are in {self.metrics}")
-            else:
-                print(
-                    f"run: {'continuing' if resumed and not config.restart else 'starting'} "
-                    f"{self.path}",
-                    flush=True,
-                )
-            yield
+        try:
+            with contextlib.ExitStack() as held:
+                if config.restart or not self.finished():  # it will be written to
+                    held.enter_context(self.locked())
+                    self.remove_temporaries()
+                for folder, what in ((self.backup, "backup folder"), (self.logs, "logs folder")):
+                    if folder.exists() or folder.is_symlink():
+                        check_output_dir(folder, what)
+                if config.restart:
+                    self.discard_progress()
+                self.history_rows()  # a corrupt history is refused before any work
+                self._say_what_it_is(resumed and not config.restart)
+                yield
+        except RelunetError:  # bad input leaves nothing behind
+            if not resumed and self._holds_only_bookkeeping():
+                if first_new is not None:
+                    shutil.rmtree(first_new, ignore_errors=True)
+                else:  # a folder that was there, empty, before
+                    for made in self.path.iterdir():
+                        shutil.rmtree(made) if made.is_dir() else made.unlink()
+            raise
+
+    def _say_what_it_is(self, resumed: bool) -> None:
+        if self.finished():
+            print(f"run: {self.path} has already finished; its metrics are in {self.metrics}")
+        else:
+            print(f"run: {'continuing' if resumed else 'starting'} {self.path}", flush=True)
+
+    def _holds_only_bookkeeping(self) -> bool:
+        """Whether the run dir holds nothing but its config, its lock and empty folders."""
+        return all(
+            p.name in ("config.json", ".lock") or (p.is_dir() and not any(p.rglob("*.*")))
+            for p in self.path.iterdir()
+        )
 
     def finished(self) -> bool:
         """Whether the run wrote its metrics: it is trained and tested."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import sys
+import time
+import zipfile
 from typing import Any
 
 import keras
@@ -18,31 +20,23 @@ import tensorflow as tf
 
 from relunet import data, distribute
 from relunet.backup import AtomicBackupAndRestore, BackupState, RestoreEpochMetrics, optimizer_steps
-from relunet.callbacks import (
-    BestModelCheckpoint,
-    EpochTimer,
-    HistoryLog,
-    Preempted,  # noqa: F401
-    ProgressBar,
-)  # (Preempted is public here)
+from relunet.callbacks import BestModelCheckpoint, EpochTimer, HistoryLog, ProgressBar
 from relunet.checks import check_output_dir
 from relunet.config import NO_SPLIT, TrainConfig
-from relunet.distribute import WorkerLost  # noqa: F401  (public here)
+from relunet.errors import Preempted, RelunetError, TrainingDiverged, WorkerLost  # noqa: F401
 from relunet.model import build_model, load_model
 from relunet.rundir import RunDir, write_json_atomic
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite, so training stopped early."""
-
-
-def train(config: TrainConfig) -> dict[str, Any]:
+def train(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict[str, Any]:
     """Train (or resume) the run described by `config`; return the metrics it wrote.
 
     Raises `Preempted` when SIGTERM or SIGINT stopped it after a final backup. Under
     `--strategy multiworker` every worker calls this; only the chief writes the run dir
-    and returns its metrics, the others return {}.
+    and returns its metrics, the others return {}. `timeline` (phase -> time.time())
+    gets the phases of this run added, and goes into metrics.json.
     """
+    timeline = {} if timeline is None else timeline
     config = config.validate().with_run_dir()
     check_output_dir(config.run_dir, "run dir")
     set_threads(config.threads)
@@ -53,10 +47,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
             devices.barrier()
             return run.read_metrics() if devices.chief else {}
         splits = data.load_splits(config)
+        timeline["data"] = time.time()
         steps = data.steps_per_epoch(splits.train, config.batch_size)
-        seed_everything(
-            config.seed, config.deterministic
-        )  # after the data: preparing it changes nothing
+        # Seeded after the data: preparing it first changes nothing.
+        seed_everything(config.seed, config.deterministic)
         with devices.strategy.scope():
             model = build_for(config, devices, steps)
         with devices.writing_dir(run.path) as where:
@@ -77,22 +71,22 @@ def train(config: TrainConfig) -> dict[str, Any]:
                     out, config, timer, backup, steps, run.best_value_before(state.epoch)
                 )
                 fit_epochs(model, config, splits, state, callbacks, devices, backup)
-            backup.delete()  # the whole run is trained: the backup has served
+            timeline.update(first_chunk=timer.first_chunk_end, trained=time.time())
         if not devices.chief:
             devices.barrier()  # until the chief has written the results
             return {}
         # Without validation the model that just finished is the one kept; else best.keras
         # is (and a model on several replicas is reloaded to be tested on this process).
         keep = state.epoch < config.epochs and devices.replicas == 1 and not splits.val
+        facts = {
+            "optimizer_steps": optimizer_steps(model) or None,
+            "replicas": devices.replicas,
+            "timeline": timeline,
+        }
         metrics = write_metrics(
-            run,
-            config,
-            model if keep else load_model(run.best),
-            splits,
-            timer,
-            optimizer_steps(model) or None,
-            devices.replicas,
+            run, config, model if keep else load_best(run), splits, timer, facts
         )
+        backup.delete()  # the run is trained and tested: the backup has served
         devices.barrier()  # so that the workers leave together
         return metrics
 
@@ -222,7 +216,7 @@ def resume_point(
     """Where training continues, with the model restored to it; history trimmed to match.
 
     Every worker restores from the chief's backup, so all continue from the same step.
-    The backup is removed only once every epoch is trained, so a run with a full
+    The backup is removed only once the run is tested; a run of relunet 0.1 with a full
     history, a best model and no backup was only interrupted before its evaluation.
     """
     if config.restart and not chief:  # the chief is discarding that backup right now
@@ -234,7 +228,9 @@ def resume_point(
     state = state or BackupState(0, 0)
     if chief:
         run.keep_history_before(state.epoch)
-    if state.epoch or state.step:
+    if state.epoch == config.epochs:
+        print(f"run: all {config.epochs} epochs were trained; evaluating", flush=True)
+    elif state.epoch or state.step:
         print(
             f"run: resuming from the backup in {run.backup} at epoch {state.epoch + 1} "
             f"of {config.epochs}, step {state.step}",
@@ -243,27 +239,38 @@ def resume_point(
     return state
 
 
+def load_best(run: RunDir) -> keras.Model:
+    """The run's best.keras; RelunetError if it is missing or damaged."""
+    try:
+        return load_model(str(run.best))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        reason = " ".join(str(error).split())[:160]
+        raise RelunetError(
+            f"{run.best} cannot be loaded ({reason}); rerun with --restart to train the run again."
+        ) from None
+
+
 def write_metrics(
     run: RunDir,
     config: TrainConfig,
     model: keras.Model,
     splits: data.Splits,
     timer: EpochTimer,
-    steps: int | None,
-    replicas: int,
+    facts: dict[str, Any],
 ) -> dict[str, Any]:
-    """Test the run's model once and write metrics.json; `steps` is the optimizer steps
-    the run trained (None when an earlier process trained them all)."""
+    """Test the run's model once and write metrics.json, with `facts` (the optimizer steps
+    the run trained, None when an earlier process trained them all; the replicas; the
+    timeline of this process's phases, as time.time() values)."""
     test = model.evaluate(
         data.evaluation_pipeline(splits.test, config.batch_size), verbose=0, return_dict=True
     )
+    facts["timeline"]["evaluated"] = time.time()
     rows = run.history_rows()
     metrics = {
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
         "best_val_accuracy": RunDir.best_value(rows),
         "epochs_completed": len(rows),
-        "optimizer_steps": steps,
         "train_seconds": round(sum(float(r["epoch_seconds"]) for r in rows), 3),
         "train_samples_per_second": round(timer.total_images / timer.total_seconds, 1)
         if timer.total_seconds
@@ -271,7 +278,7 @@ def write_metrics(
         "train_examples": len(splits.train),
         "data_source": splits.source.description,
         "best_model": str(run.best),
-        "replicas": replicas,
+        **facts,
     }
     write_json_atomic(run.metrics, metrics)
     print(

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from relunet.config import TuneConfig
+from relunet.config import SEARCHABLE, TuneConfig
 from relunet.errors import RelunetError
 from relunet.rundir import read_json, write_json_atomic
 
@@ -55,6 +55,11 @@ class TrialRow:
     seconds: float | None
     message: str | None = None  # why a trial failed
 
+    @property
+    def number(self) -> int:
+        """The trial's number as keras-tuner prints it ("Trial 3 Complete"): id + 1."""
+        return int(self.trial_id) + 1 if self.trial_id.isdigit() else 0
+
 
 def read_trials(project_dir: str | Path) -> list[TrialRow]:
     """All trials of a search, best val_accuracy first, unscored trials last."""
@@ -82,11 +87,21 @@ def write_summary(project_dir: str | Path, rows: list[TrialRow]) -> tuple[Path, 
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
-            ["trial", "status", *names, "val_accuracy", "best_epoch", "epochs", "seconds"]
+            [
+                "trial",
+                "trial_id",
+                "status",
+                *names,
+                "val_accuracy",
+                "best_epoch",
+                "epochs",
+                "seconds",
+            ]
         )
         for r in rows:
             writer.writerow(
                 [
+                    r.number,
                     r.trial_id,
                     r.status,
                     *(r.hyperparameters.get(n, "") for n in names),
@@ -97,7 +112,7 @@ def write_summary(project_dir: str | Path, rows: list[TrialRow]) -> tuple[Path, 
                 ]
             )
     tmp.replace(csv_path)
-    write_json_atomic(json_path, [asdict(r) for r in rows])
+    write_json_atomic(json_path, [{"trial": r.number, **asdict(r)} for r in rows])
     return csv_path, json_path
 
 
@@ -107,7 +122,7 @@ def format_table(rows: list[TrialRow]) -> str:
     header = ["trial", "status", *names, "val_accuracy", "epochs", "seconds"]
     lines = [header] + [
         [
-            r.trial_id,
+            str(r.number),
             r.status,
             *(_format_value(r.hyperparameters.get(n)) for n in names),
             "" if r.val_accuracy is None else f"{r.val_accuracy:.4f}",
@@ -121,14 +136,14 @@ def format_table(rows: list[TrialRow]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
         for line in lines
     ]
-    failures = [f"trial {r.trial_id} failed: {r.message}" for r in rows if r.status == "FAILED"]
+    failures = [f"trial {r.number} failed: {r.message}" for r in rows if r.status == "FAILED"]
     return "\n".join(table + failures)
 
 
 def hyperparameter_names(rows: list[TrialRow]) -> list[str]:
     """The searched hyperparameters, in a stable order; keras-tuner's own (tuner/...) left out."""
     names = {n for r in rows for n in r.hyperparameters if not n.startswith("tuner/")}
-    order = ["learning_rate", "width", "depth", "batch_size"]
+    order = list(SEARCHABLE)
     return [n for n in order if n in names] + sorted(names - set(order))
 
 

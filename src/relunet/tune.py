@@ -1,9 +1,15 @@
-"""Search learning rate and width (and optionally depth and batch size) with keras-tuner.
+"""Search relunet's hyperparameters with keras-tuner, then retrain the winner for real.
 
-`ReluNetHyperModel` builds the very model `relunet train` trains, so a trial runs the
-lab's `train_step`. keras-tuner keeps every trial on disk: rerunning the same command
-reloads them and carries on to `max_trials`. The best hyperparameters are then
-retrained on the full train split, evaluated once on test and exported.
+`ReluNetHyperModel` draws a trial's values (learning rate and width by default; depth,
+batch size, init, schedule, label smoothing and epochs on request) and builds the very
+model `relunet train` trains, so a trial runs the lab's `train_step`. keras-tuner keeps
+every trial on disk: rerunning the same command reloads them and carries on to
+`max_trials`. Each trial's TensorBoard logs carry its hyperparameters for the HParams
+dashboard (`tensorboard --logdir tuning/relunet/logs`).
+
+The winner is then retrained as a plain `relunet train` run on the full train split,
+and the command that does it is printed, so anyone can reproduce the result.
+The test split is seen once, by that run. Nothing is exported unless `--export DIR`.
 
 keras-tuner writes its records (oracle.json, tuner0.json, trial.json) in place; while
 `tune` runs, they are written atomically instead, so a kill never leaves half a record.
@@ -12,7 +18,9 @@ keras-tuner writes its records (oracle.json, tuner0.json, trial.json) in place; 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,64 +30,90 @@ import keras_tuner
 
 from relunet import _compat, data, trials
 from relunet.checks import check_output_dir
-from relunet.config import BATCH_SIZE_CHOICES, DEPTH_RANGE, WIDTH_STEP, TuneConfig
+from relunet.config import (
+    BATCH_SIZE_CHOICES,
+    DEPTH_RANGE,
+    INITS,
+    LABEL_SMOOTHING_CHOICES,
+    LR_SCHEDULES,
+    NO_SPLIT,
+    WIDTH_STEP,
+    TrainConfig,
+    TuneConfig,
+)
+from relunet.errors import TuningFailed
 from relunet.export import export_saved_model
-from relunet.model import build_model
+from relunet.model import build_model, load_model
 from relunet.rundir import hold_lock, read_json, write_json_atomic, write_text_atomic
-from relunet.train import progress_verbosity
-
-
-class TuningFailed(RuntimeError):
-    """Every trial of the search failed, so there is no best model to retrain."""
+from relunet.train import progress_verbosity, train
 
 
 class ReluNetHyperModel(keras_tuner.HyperModel):
     """The project's ReluNet, with hyperparameters drawn from a TuneConfig's space."""
 
-    def __init__(self, config: TuneConfig):
+    def __init__(self, config: TuneConfig, train_examples: int):
         super().__init__(name="relunet")
-        self.config = config
+        self.config, self.train_examples = config, train_examples
+
+    def values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """This trial's training values: searched ones from `hp`, the others fixed."""
+        c, searched = self.config, set(self.config.search)
+        space = {
+            "learning_rate": lambda: hp.Float("learning_rate", c.lr_min, c.lr_max, sampling="log"),
+            "width": lambda: hp.Int("width", c.width_min, c.width_max, step=WIDTH_STEP),
+            "depth": lambda: hp.Int("depth", *DEPTH_RANGE),
+            "batch_size": lambda: hp.Choice("batch_size", list(BATCH_SIZE_CHOICES)),
+            "init": lambda: hp.Choice("init", list(INITS)),
+            "lr_schedule": lambda: hp.Choice("lr_schedule", list(LR_SCHEDULES)),
+            "label_smoothing": lambda: hp.Choice("label_smoothing", list(LABEL_SMOOTHING_CHOICES)),
+            "epochs": lambda: hp.Int("epochs", 1, c.epochs),
+        }
+        values = {
+            name: draw() if name in searched else getattr(c, name) for name, draw in space.items()
+        }
+        values["epochs"] = hp.values.get("tuner/epochs", values["epochs"])  # Hyperband's say
+        return values
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        c = self.config
-        learning_rate = hp.Float("learning_rate", c.lr_min, c.lr_max, sampling="log")
-        width = hp.Int("width", c.width_min, c.width_max, step=WIDTH_STEP)
-        depth = hp.Int("depth", *DEPTH_RANGE) if "depth" in c.search else c.depth
+        v, c = self.values(hp), self.config
         # Every trial starts from the same seed, so trials differ only in hyperparameters.
         keras.utils.set_random_seed(c.seed)
+        steps = math.ceil(self.train_examples / v["batch_size"])
         return build_model(
-            width,
-            depth,
+            v["width"],
+            v["depth"],
             c.activation,
-            c.init,
-            learning_rate,
+            v["init"],
+            v["learning_rate"],
             c.jit_compile,
+            lr_schedule=v["lr_schedule"],
+            decay_steps=v["epochs"] * steps,
             steps_per_execution=c.steps_per_execution,
         )
 
-    def batch_size(self, hp: keras_tuner.HyperParameters) -> int:
-        if "batch_size" in self.config.search:
-            return hp.Choice("batch_size", list(BATCH_SIZE_CHOICES))
-        return self.config.batch_size
-
     def fit(self, hp, model, x: data.Arrays, validation_data: data.Arrays, **kwargs):
-        """Batch the in-memory splits at this trial's batch size and fit.
+        """Batch the in-memory splits as this trial says and fit.
 
         `kwargs` carries the tuner's own callbacks and epochs, so it is passed on whole.
         A loss that became NaN is reported as a NaN objective, which keras-tuner
         records as a failed trial before it goes on with the search.
         """
-        batch_size = self.batch_size(hp)
+        v = self.values(hp)
+        if "epochs" in self.config.search:
+            kwargs["epochs"] = v["epochs"]
+        batches = data.training_pipeline(
+            x,
+            v["batch_size"],
+            self.config.seed,
+            kwargs.get("initial_epoch", 0),
+            v["label_smoothing"],
+        )
         history = model.fit(
-            data.training_pipeline(
-                x, batch_size, self.config.seed, first_epoch=kwargs.get("initial_epoch", 0)
-            ),
-            validation_data=data.evaluation_pipeline(validation_data, batch_size),
-            shuffle=False,
+            batches,
+            validation_data=data.evaluation_pipeline(validation_data, v["batch_size"]),
             **kwargs,
         )
-        losses = history.history.get("loss", [])
-        if any(not math.isfinite(loss) for loss in losses):
+        if any(not math.isfinite(loss) for loss in history.history.get("loss", [])):
             return {trials.OBJECTIVE: math.nan}
         return history
 
@@ -123,10 +157,10 @@ class BayesianOptimization(_RecordsTrials, keras_tuner.BayesianOptimization):
     pass
 
 
-def make_tuner(config: TuneConfig) -> keras_tuner.Tuner:
+def make_tuner(config: TuneConfig, train_examples: int) -> keras_tuner.Tuner:
     """The configured keras-tuner tuner; it reloads an existing project unless overwrite."""
     common = dict(
-        hypermodel=ReluNetHyperModel(config),
+        hypermodel=ReluNetHyperModel(config, train_examples),
         objective=keras_tuner.Objective(trials.OBJECTIVE, direction="max"),
         executions_per_trial=config.executions_per_trial,
         seed=config.seed,
@@ -141,12 +175,28 @@ def make_tuner(config: TuneConfig) -> keras_tuner.Tuner:
         if isinstance(tuner.oracle, keras_tuner.Oracle):  # on the chief, or when alone
             tuner.oracle.max_trials = config.max_trials
         return tuner
-    tuner_class = RandomSearch if config.tuner == "random" else BayesianOptimization
-    return tuner_class(max_trials=config.max_trials, **common)
+    if config.tuner == "bayesian":
+        warn_if_bayesian_is_random(config)
+        return BayesianOptimization(max_trials=config.max_trials, **common)
+    return RandomSearch(max_trials=config.max_trials, **common)
+
+
+def warn_if_bayesian_is_random(config: TuneConfig) -> None:
+    """keras-tuner's Bayesian search draws max(3, 3 x hyperparameters) random trials
+    before its model guides it: fewer trials than that are a random search."""
+    initial = max(3, 3 * len(config.search))
+    if config.max_trials <= initial:
+        print(
+            f"relunet tune: warning: bayesian search starts with {initial} random trials "
+            f"for {len(config.search)} searched hyperparameters, so --max-trials "
+            f"{config.max_trials} makes it a random search; give it more than {initial}.",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def tune(config: TuneConfig) -> dict[str, Any]:
-    """Run (or resume) the search, print its table and retrain, test and export the best."""
+    """Run (or resume) the search, print its table and retrain and test the best."""
     config = config.validate()
     check_output_dir(config.directory, "tuning directory")
     trials.check_search_space(config)
@@ -160,27 +210,29 @@ def tune(config: TuneConfig) -> dict[str, Any]:
         contextlib.nullcontext() if worker else hold_lock(lock, f"tuning project {project}"),
         _compat.atomic_keras_tuner_records(write_text_atomic),
     ):
-        return _tune(config)
+        return _search(config)
 
 
-def _tune(config: TuneConfig) -> dict[str, Any]:
+def _search(config: TuneConfig) -> dict[str, Any]:
+    project = trials.project_dir(config)
     source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
-    train, val = (
-        data.load_arrays(d) for d in data.load_tfds(source, [config.train_split, config.val_split])
+    train_split, val = (
+        data.split_arrays(source, s) for s in (config.train_split, config.val_split)
     )
-    tuner = make_tuner(config)
-    trials.project_dir(config).mkdir(parents=True, exist_ok=True)
-    write_json_atomic(trials.project_dir(config) / trials.SEARCH_CONFIG, config.to_dict())
-
+    tuner = make_tuner(config, len(train_split))
+    project.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(project / trials.SEARCH_CONFIG, config.to_dict())
     callbacks = [
         keras.callbacks.EarlyStopping(
             monitor=trials.OBJECTIVE, mode="max", patience=config.patience
         ),
         keras.callbacks.TerminateOnNaN(),
+        # keras-tuner gives each trial its own log dir and adds its HParams there.
+        keras.callbacks.TensorBoard(log_dir=str(project / "logs")),
     ]
     # The splits are decoded once, here; every trial batches the same arrays.
     tuner.search(
-        train,
+        train_split,
         validation_data=val,
         epochs=config.epochs,
         callbacks=callbacks,
@@ -189,70 +241,108 @@ def _tune(config: TuneConfig) -> dict[str, Any]:
     if _compat.is_keras_tuner_worker():
         print("tune: this worker has no trials left; the chief reports the results")
         return {}
-
-    rows = trials.summarize(trials.project_dir(config))
-    best_row = next(
-        (r for r in rows if r.status == "COMPLETED" and r.val_accuracy is not None), None
-    )
-    if best_row is None:
+    rows = trials.summarize(project)
+    best = next((r for r in rows if r.status == "COMPLETED" and r.val_accuracy is not None), None)
+    if best is None:
         raise TuningFailed(
-            f"tune: no trial in {trials.project_dir(config)} completed; "
-            "try a narrower --lr-min/--lr-max"
+            f"tune: no trial in {project} completed; try a narrower --lr-min/--lr-max"
         )
-    return finish(config, tuner, best_row, source)
+    return finish(config, tuner.hypermodel, tuner.get_best_hyperparameters(1)[0], best)
+
+
+def retrain_config(
+    config: TuneConfig, values: dict[str, Any], best: trials.TrialRow, run_dir: str | None
+) -> TrainConfig:
+    """The `relunet train` run that retrains a trial's values on the full train split:
+    for the epoch that scored best, or all its epochs under a cosine schedule (which
+    anneals over all of them)."""
+    epochs = (
+        values["epochs"]
+        if values["lr_schedule"] == "cosine"
+        else (best.best_epoch or values["epochs"])
+    )
+    shared = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if hasattr(config, f.name) and f.name not in ("jit_compile", "verbose")
+    }
+    return TrainConfig(
+        **{
+            **shared,
+            **values,
+            "epochs": epochs,
+            "train_split": config.full_train_split,
+            "val_split": NO_SPLIT,
+            "run_dir": run_dir,
+            "verbose": config.verbose,
+        }
+    )
+
+
+def train_command(train_config: TrainConfig) -> str:
+    """The `relunet train` command line of a config: the flags that differ from the
+    defaults (the data's location aside)."""
+    defaults, flags = TrainConfig(), []
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(train_config, field.name)
+        if value == getattr(defaults, field.name) or field.name in (
+            "data_dir",
+            "tfds_dir",
+            "verbose",
+        ):
+            continue
+        flag = field.metadata.get("flags", (f"--{field.name.replace('_', '-')}",))[0]
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        flags.append(flag if value is True else f"{flag} {_quoted(shown)}")
+    return " ".join(["relunet train", *flags])
 
 
 def finish(
-    config: TuneConfig, tuner: keras_tuner.Tuner, best_row: trials.TrialRow, source: data.Source
+    config: TuneConfig,
+    hypermodel: ReluNetHyperModel,
+    hp: keras_tuner.HyperParameters,
+    best: trials.TrialRow,
 ) -> dict[str, Any]:
-    """Retrain the best hyperparameters on the full train split, test once, save, export."""
-    final_path = trials.project_dir(config) / trials.FINAL
+    """Retrain the best trial's values as a `relunet train` run, test it once, export it
+    where asked, and say how to reproduce it."""
+    project = trials.project_dir(config)
+    final_path = project / trials.FINAL
     if final_path.is_file():
         final = read_json(final_path, expect=dict)
-        if final.get("trial_id") == best_row.trial_id:
+        if final.get("trial_id") == best.trial_id:
             print(f"tune: the best trial was already retrained: {_result_line(final)}")
             return final
-    hp = tuner.get_best_hyperparameters(1)[0]
-    hypermodel: ReluNetHyperModel = tuner.hypermodel
-    epochs = best_row.best_epoch or config.epochs
-    batch_size = hypermodel.batch_size(hp)
-    full, test_split = (
-        data.load_arrays(d)
-        for d in data.load_tfds(source, [config.full_train_split, config.test_split])
+    values = hypermodel.values(hp)
+    run_dir = project / f"best_trial_{best.trial_id}"
+    retrain = retrain_config(config, values, best, str(run_dir))
+    command = train_command(dataclasses.replace(retrain, run_dir=None))
+    print(
+        f"tune: retraining trial {best.number} on {config.full_train_split}: {command}", flush=True
     )
-
-    model = hypermodel.build(hp)
-    start = time.perf_counter()
-    model.fit(
-        data.training_pipeline(full, batch_size, config.seed),
-        epochs=epochs,
-        shuffle=False,
-        verbose=progress_verbosity(config.verbose),
-    )
-    seconds = time.perf_counter() - start
-    test = model.evaluate(
-        data.evaluation_pipeline(test_split, batch_size), verbose=0, return_dict=True
-    )
-    model_path = trials.project_dir(config) / "best_model.keras"
-    model.save(model_path)
+    metrics = train(retrain)
     final = {
-        "trial_id": best_row.trial_id,
+        "trial_id": best.trial_id,
+        "trial": best.number,
         "hyperparameters": {k: v for k, v in hp.values.items() if not k.startswith("tuner/")},
-        "val_accuracy": best_row.val_accuracy,
+        "val_accuracy": best.val_accuracy,
         "retrained_on": config.full_train_split,
-        "epochs": epochs,
-        "retrain_seconds": round(seconds, 2),
+        "epochs": retrain.epochs,
         "test_split": config.test_split,
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "model": str(model_path),
+        "test_accuracy": metrics["test_accuracy"],
+        "test_loss": metrics["test_loss"],
+        "model": metrics["best_model"],
+        "command": command,
         "export": None,
     }
     if config.export_dir:
-        final["export"] = str(export_saved_model(model, config.export_dir))
+        final["export"] = str(export_saved_model(load_model(final["model"]), config.export_dir))
     write_json_atomic(final_path, final)
     print(f"tune: {_result_line(final)}")
     return final
+
+
+def _quoted(text: str) -> str:
+    return f"'{text}'" if any(c in text for c in "[]%*? ") else text
 
 
 def _result_line(final: dict[str, Any]) -> str:
@@ -262,7 +352,8 @@ def _result_line(final: dict[str, Any]) -> str:
     )
     where = f"; exported to {final['export']}" if final.get("export") else ""
     return (
-        f"best trial {final['trial_id']} ({hps}): val_accuracy {final['val_accuracy']:.4f}; "
-        f"retrained on {final['retrained_on']} for {final['epochs']} epoch(s): test accuracy "
-        f"{final['test_accuracy']:.4f}; saved {final['model']}{where}"
+        f"best trial {final.get('trial', final['trial_id'])} ({hps}): val_accuracy "
+        f"{final['val_accuracy']:.4f}; retrained on {final['retrained_on']} for "
+        f"{final['epochs']} epoch(s): test accuracy {final['test_accuracy']:.4f}; model "
+        f"{final['model']}{where}. Reproduce it with: {final.get('command', '?')}"
     )

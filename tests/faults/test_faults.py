@@ -26,6 +26,8 @@ import pytest
 
 from relunet.model import load_model
 
+pytestmark = pytest.mark.slow  # real processes, minutes: the full suite's
+
 EPOCHS, STEPS = 3, 157  # ceil(20000 / 128) steps an epoch; backups at step 128 and ends
 ARGS = [
     "--train-split",

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real processes, minutes: the full suite's
+
 SMALL = [
     "--train-split",
     "train[:20000]",

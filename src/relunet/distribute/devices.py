@@ -27,11 +27,7 @@ from relunet.backup import AtomicBackupAndRestore
 from relunet.callbacks import StopOnSignal
 from relunet.config import OptimConfig, TrainConfig
 from relunet.distribute.cluster import worker_task
-from relunet.errors import RelunetError
-
-
-class WorkerLost(RuntimeError):
-    """Another worker of a multi-worker job stopped; the job resumes from its backup."""
+from relunet.errors import RelunetError, WorkerLost
 
 
 class OneDevice:
@@ -91,8 +87,7 @@ class Replicas(OneDevice):
         return f"tf.distribute {describe(self.strategy)}; without XLA, one step per execution"
 
     def fit_settings(self, config: OptimConfig) -> tuple[str, int]:
-        # XLA cannot compile a step whose variables live on several devices, and Keras 3
-        # fails on distributed steps_per_execution > 1 (keras-team/keras#19246).
+        # As build_model sets them under replicas: see its docstring.
         return "off", 1
 
     def shard(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
