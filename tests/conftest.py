@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _KEEP_TFDS_DIR = bool(os.environ.get("RELUNET_TEST_TFDS_DIR"))
 _TFDS_DIR = os.environ.get("RELUNET_TEST_TFDS_DIR") or tempfile.mkdtemp(prefix="relunet-tfds-")
 os.environ["TFDS_DATA_DIR"] = _TFDS_DIR
+os.environ["RELUNET_XLA_CACHE"] = os.path.join(_TFDS_DIR, "xla-cache")  # not the user's
 
 
 def pytest_addoption(parser):
