@@ -28,6 +28,7 @@ def test_bench_tune_compares_the_tuned_winner_with_preset_best_by_seed(source):
     assert result["retrain_command"].startswith("relunet train ")
     assert set(result["tuned_test_accuracy_by_seed"]) == {"1"}
     assert 0 < result["preset_best_test_accuracy_by_seed"]["1"] <= 1
+    assert 0 < result["former_best_test_accuracy_by_seed"]["1"] <= 1
     assert result["search_seconds_start_to_exit"] > 0
 
 

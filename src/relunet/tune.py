@@ -292,7 +292,7 @@ def train_command(train_config: TrainConfig) -> str:
         ):
             continue
         flag = field.metadata.get("flags", (f"--{field.name.replace('_', '-')}",))[0]
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        shown = repr(value) if isinstance(value, float) else str(value)  # exact: it reproduces
         flags.append(flag if value is True else f"{flag} {_quoted(shown)}")
     return " ".join(["relunet train", *flags])
 
