@@ -124,3 +124,22 @@ def test_architecture_is_the_lab_s_dense_stack_with_logits_out():
 def test_unknown_activation_is_refused_by_name():
     with pytest.raises(RelunetError, match="activation must be one of relu, sigmoid, leaky_relu"):
         ReluNet(activation="tanh")
+
+
+def test_run_eagerly_runs_the_lab_s_functions_op_by_op(monkeypatch):
+    """--run-eagerly: train_step's Python runs at every step, so print() and a debugger
+    see the lab's functions at work (no tf.function, no XLA)."""
+    import relunet.model
+
+    calls = []
+    lab_loss = relunet.model.loss_fn
+
+    def watched(model, images, labels, logits=None):
+        calls.append(tf.executing_eagerly())
+        return lab_loss(model, images, labels, logits)
+
+    monkeypatch.setattr(relunet.model, "loss_fn", watched)
+    _, _, dataset = _batches(n=192, batch=64)  # 3 steps
+    model = build_model(width=8, run_eagerly=True)
+    model.fit(dataset, epochs=1, verbose=0)
+    assert calls == [True, True, True] and model.run_eagerly and not model.jit_compile

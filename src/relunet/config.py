@@ -296,10 +296,11 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
     lr_max: float = option(1e-2, "largest learning rate searched", metavar="LR")
     width_min: int = option(32, "smallest width searched")
     width_max: int = option(1024, f"largest width searched (step {WIDTH_STEP})")
+    epochs_min: int = option(1, "fewest epochs a trial draws, with --search epochs")
     search: tuple[str, ...] = option(
         ("learning_rate", "width"),
         f"the hyperparameters searched, from {', '.join(SEARCHABLE)} (comma-separated); "
-        "the others keep their flag's value. epochs: 1 to --epochs; depth: "
+        "the others keep their flag's value. epochs: --epochs-min to --epochs; depth: "
         f"{DEPTH_RANGE[0]} to {DEPTH_RANGE[1]}; batch_size: {BATCH_SIZE_CHOICES}; "
         f"label_smoothing: {LABEL_SMOOTHING_CHOICES}",
         metavar="LIST",
@@ -341,7 +342,12 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
             "width_max",
         ):
             check_positive(name, getattr(self, name))
-        for low, high in (("lr_min", "lr_max"), ("width_min", "width_max")):
+        check_positive("epochs_min", self.epochs_min)
+        for low, high in (
+            ("lr_min", "lr_max"),
+            ("width_min", "width_max"),
+            ("epochs_min", "epochs"),
+        ):
             if getattr(self, low) > getattr(self, high):
                 raise RelunetError(
                     f"{low} must not exceed {high}. Received: {low}="

@@ -66,7 +66,7 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
             "init": lambda: hp.Choice("init", list(INITS)),
             "lr_schedule": lambda: hp.Choice("lr_schedule", list(LR_SCHEDULES)),
             "label_smoothing": lambda: hp.Choice("label_smoothing", list(LABEL_SMOOTHING_CHOICES)),
-            "epochs": lambda: hp.Int("epochs", 1, c.epochs),
+            "epochs": lambda: hp.Int("epochs", c.epochs_min, c.epochs),
         }
         values = {
             name: draw() if name in searched else getattr(c, name) for name, draw in space.items()
