@@ -30,7 +30,7 @@ from relunet.config import DATASETS, CompareConfig, DataConfig, TrainConfig, Tun
 from relunet.distribute.cluster import worker_task
 from relunet.errors import Preempted, RelunetError, TrainingDiverged, TuningFailed, WorkerLost
 from relunet.inputs import read_npy_images
-from relunet.quiet import import_tensorflow_quietly
+from relunet.quiet import import_tensorflow_quietly, say_now
 from relunet.rundir import RunDir
 
 START = time.time()  # once the command's own (light) modules are in: a timeline's origin
@@ -258,14 +258,21 @@ def _check_data(config: DataConfig) -> None:
 @contextlib.contextmanager
 def _signals_end_the_run() -> Iterator[None]:
     """Outside `fit` (start-up, reading the data, the test evaluation), SIGTERM and SIGINT
-    end the run at once with Preempted: every file is written atomically, and the next
-    run continues from the last backup. Inside `fit`, the StopOnSignal callback takes over
-    (finish the chunk, back up, stop) and puts these handlers back after."""
+    end the process at once with status 75: every file is written atomically and the
+    run dir's lock dies with the process, so the next run continues from the last backup.
+    The handler exits rather than raising, because an exception raised inside an import
+    or a library call can be caught and turned into another error there. Inside `fit`,
+    the StopOnSignal callback takes over (finish the chunk, back up, stop) and puts these
+    handlers back after."""
 
     def stop(signum, frame):
-        raise Preempted(
-            f"{signal.Signals(signum).name} received outside training; every file written is whole"
+        with contextlib.suppress(Exception):  # keep what was printed; a write may be under way
+            sys.stdout.flush()
+        say_now(
+            f"relunet train: interrupted: {signal.Signals(signum).name} received outside "
+            "training; every file written is whole; rerun the same command to resume"
         )
+        os._exit(PREEMPTED)
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

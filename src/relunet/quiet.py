@@ -30,18 +30,32 @@ def quietly() -> Iterator[None]:
     """Run the block with file descriptor 2 captured, then pass on all but the noise."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
+    global _terminal_fd
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
+        outer = _terminal_fd
+        if outer == 2:  # the outermost capture holds the terminal's stderr
+            _terminal_fd = saved
         try:
             yield
         finally:
+            _terminal_fd = outer
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
             for line in captured.read().decode(errors="replace").splitlines(keepends=True):
                 if not _TF_NOISE.search(line):
                     sys.stderr.write(line)
+
+
+def say_now(line: str) -> None:
+    """Write one line to the real stderr at once, even while `quietly` holds it: for a
+    signal handler about to end the process."""
+    os.write(_terminal_fd, f"{line}\n".encode())
+
+
+_terminal_fd = 2
 
 
 def after_import(tf) -> None:

@@ -202,8 +202,9 @@ def test_a_split_that_turns_out_empty_leaves_no_run_dir_behind(tmp_path, source)
     assert again.returncode == 0, again.stderr[-2000:]  # the same folder, now for a good split
 
 
+@pytest.mark.parametrize("delay", [1.0, 3.0])  # inside TensorFlow's import; reading the data
 @pytest.mark.parametrize("name", ["TERM", "INT"])
-def test_a_signal_before_training_starts_ends_the_run_with_75_and_one_line(tmp_path, name):
+def test_a_signal_before_training_starts_ends_the_run_with_75_and_one_line(tmp_path, name, delay):
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "relunet.cli", "train", *ARGS, "--run-dir", str(run_dir)],
@@ -211,7 +212,7 @@ def test_a_signal_before_training_starts_ends_the_run_with_75_and_one_line(tmp_p
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.0)  # importing TensorFlow
+    time.sleep(delay)
     process.send_signal(getattr(signal, f"SIG{name}"))
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 75, stderr[-3000:]
