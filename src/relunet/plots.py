@@ -60,8 +60,17 @@ def activation_derivatives(path: Path) -> None:
         "leaky_relu": np.where(x > 0, 1.0, LEAKY_SLOPE),
     }
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    # Where ReLU and leaky ReLU agree (x > 0) the dashed leaky line lies on the wide ReLU one.
+    widths, dashes = {"relu": 4}, {"leaky_relu": "--"}
     for name, derivative in curves.items():
-        ax.plot(x, derivative, color=COLOURS[name], label=f"{name}'(x)", linewidth=2)
+        ax.plot(
+            x,
+            derivative,
+            color=COLOURS[name],
+            label=f"{name}'(x)",
+            linewidth=widths.get(name, 2),
+            linestyle=dashes.get(name, "-"),
+        )
     ax.axhline(0.25, color=COLOURS["sigmoid"], linewidth=0.8, linestyle=":")
     ax.annotate("sigmoid' never exceeds 0.25", (1.2, 0.27), color=COLOURS["sigmoid"], fontsize=9)
     ax.set(
