@@ -122,3 +122,24 @@ def test_diverging_training_stops_with_exit_1_and_one_line(tmp_path):
     lines = error_lines(result)
     assert len(lines) == 1 and "the loss became nan in epoch 1" in lines[0], result.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_train_prints_nothing_on_stderr_even_from_a_warm_compilation_cache(tmp_path, source):
+    """TensorFlow's start-up lines, and the lines XLA's persistent cache logs each time
+    it loads an entry, stay off the terminal; the second run loads the first's entries."""
+    args = ["--train-split", "train[:1000]", "--val-split", "train[55000:55500]"]
+    args += ["--test-split", "test[:500]", "--epochs", "1", "--verbose", "0"]
+    for name in ("cold", "warm"):
+        result = run_cli("train", *args, "--run-dir", str(tmp_path / name))
+        assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+    python = "import sys; print('oops', file=sys.stderr)"  # anything else still passes
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from relunet.quiet import filtered_stderr\nwith filtered_stderr(): {python}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.stderr == "oops\n"

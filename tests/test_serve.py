@@ -154,7 +154,12 @@ def test_b64_pngs_get_the_right_classes_through_the_bytes_signature(server, digi
 @pytest.mark.parametrize(
     "body, status, says",
     [
-        ({"instances": [[1, 2, 3]]}, 400, "must be uint8 values of shape [None, 28, 28, 1]"),
+        (
+            {"instances": [[1, 2, 3]]},
+            400,
+            "must have shape [None, 28, 28, 1] (None: any number of images); received shape [1, 3]",
+        ),
+        ({"instances": [[["a"]]]}, 400, "must hold numbers; received strings"),
         ({"instances": [], "inputs": []}, 400, "not both"),
         ({"instances": []}, 400, "non-empty list"),
         ({"signature_name": "nope", "instances": [[0]]}, 400, '"nope" not found'),

@@ -112,10 +112,9 @@ def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
     command = final["command"]
     assert command.startswith("relunet train --train-split 'train[:1000]' --val-split none")
     assert f"--width {best['hyperparameters']['width']}" in command
-    assert (
-        json.loads((Path(final["model"]).parent / "metrics.json").read_text())["test_accuracy"]
-        == final["test_accuracy"]
-    )
+    metrics = json.loads((Path(final["model"]).parent / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == final["test_accuracy"]
+    assert metrics["optimizer_steps"] == 8  # one epoch of 1,000 images in batches of 128
     assert list((project / "logs").glob(f"{best['trial_id']}/execution0/*/*tfevents*"))  # HParams
 
     classifier = load_classifier(final["export"])

@@ -17,6 +17,7 @@ from typing import Any
 from relunet import __version__, commands
 from relunet.config import PRESETS, CompareConfig, DataConfig, TrainConfig, TuneConfig
 from relunet.errors import RelunetError
+from relunet.quiet import filtered_stderr
 
 
 class _Parser(argparse.ArgumentParser):
@@ -218,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "preset", None):  # again, with the preset's values as the defaults
         args = build_parser(PRESETS[args.preset]).parse_args(argv)
     try:
-        return args.handler(args)
+        with filtered_stderr():
+            return args.handler(args)
     except RelunetError as error:
         message = " ".join(str(error).split())
         print(f"relunet {args.command}: error: {message}", file=sys.stderr)

@@ -31,7 +31,7 @@ from relunet.distribute.cluster import worker_task
 from relunet.errors import Preempted, RelunetError, TrainingDiverged, TuningFailed, WorkerLost
 from relunet.inputs import read_npy_images
 from relunet.quiet import import_tensorflow_quietly, say_now
-from relunet.rundir import RunDir
+from relunet.rundir import RunDir, with_run_dir
 
 START = time.time()  # once the command's own (light) modules are in: a timeline's origin
 
@@ -66,11 +66,10 @@ def _parse_list(texts: list[str], kind: type, what: str) -> tuple:
 
 
 def train(args: argparse.Namespace) -> int:
-    config = config_from_args(TrainConfig, args).validate()
+    config = with_run_dir(config_from_args(TrainConfig, args).validate())
     _check_data(config)
-    check_output_dir(config.with_run_dir().run_dir, "run dir")
-    if config.run_dir:
-        RunDir(config.run_dir).check(config)
+    check_output_dir(config.run_dir, "run dir")
+    RunDir(config.run_dir).check(config)
     if config.strategy == "multiworker":
         worker_task()
     try:

@@ -163,7 +163,8 @@ class TrainConfig(OptimConfig, ModelConfig, DataConfig):  # flags: data, model, 
 
     run_dir: str | None = option(
         None,
-        "where the run lives; rerun with the same one to resume (default: runs/<timestamp>)",
+        "where the run lives; rerun with the same one to resume (default: the newest "
+        "unfinished run of this configuration in runs/, else a new runs/<timestamp>)",
         metavar="DIR",
         fingerprint=False,
     )
@@ -215,12 +216,6 @@ class TrainConfig(OptimConfig, ModelConfig, DataConfig):  # flags: data, model, 
         _check_verbose(self.verbose)
         check_fits_in_memory(self.width, self.depth, self.batch_size)
         return self
-
-    def with_run_dir(self) -> TrainConfig:
-        """Return a copy whose run_dir is set, defaulting to runs/<timestamp>."""
-        if self.run_dir:
-            return self
-        return dataclasses.replace(self, run_dir=f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

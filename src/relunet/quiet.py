@@ -15,13 +15,18 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 
 _TF_NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
     r"cudart_stub\.cc|Could not find cuda drivers|failed call to cuInit|"
     r"This TensorFlow binary is optimized to use available CPU instructions|"
-    r"To enable the following instructions: .*rebuild TensorFlow"
+    r"To enable the following instructions: .*rebuild TensorFlow|"
+    # XLA's persistent compilation cache, each time it loads an entry: it first tries
+    # the text format, and it takes its own tuning flags for machine features.
+    r"Error parsing text-format tensorflow\.XlaSerializedCacheEntry|"
+    r"Loading XLA:CPU AOT result\. Target machine feature \+prefer-no-(scatter|gather) is not"
 )
 
 
@@ -47,6 +52,41 @@ def quietly() -> Iterator[None]:
             for line in captured.read().decode(errors="replace").splitlines(keepends=True):
                 if not _TF_NOISE.search(line):
                     sys.stderr.write(line)
+
+
+@contextlib.contextmanager
+def filtered_stderr() -> Iterator[None]:
+    """Run the block with file descriptor 2 passed, line by line and as it comes, through
+    a thread that drops the noise above: TensorFlow logs some of it long after import."""
+    global _terminal_fd
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    saved = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    outer = _terminal_fd
+    if outer == 2:
+        _terminal_fd = saved
+    pump = threading.Thread(target=_pass_all_but_noise, args=(read_end, saved), daemon=True)
+    pump.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last write end closes: the pump reads to its end
+        pump.join(timeout=10)
+        _terminal_fd = outer
+        os.close(saved)
+
+
+def _pass_all_but_noise(read_end: int, terminal: int) -> None:
+    with open(read_end, "rb") as pipe:
+        for line in pipe:
+            if not _TF_NOISE.search(line.decode(errors="replace")):
+                try:
+                    os.write(terminal, line)
+                except OSError:
+                    pass  # the terminal is gone; keep draining so writers never block
 
 
 def say_now(line: str) -> None:

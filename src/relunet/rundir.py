@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import io
 import json
@@ -101,6 +102,26 @@ def hold_lock(path: Path, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def with_run_dir(config: TrainConfig, runs: Path = Path("runs")) -> TrainConfig:
+    """`config` with its run dir set. Without --run-dir that is the newest unfinished run
+    under runs/ that this configuration started and no process holds, so that rerunning
+    the same command resumes it; else (and always with --restart) a new runs/<timestamp>."""
+    if config.run_dir:
+        return config
+    unfinished = [] if config.restart else [r for r in _runs_in(runs) if r.resumable_by(config)]
+    if unfinished:
+        newest = max(unfinished, key=lambda r: r.config.stat().st_mtime)
+        return dataclasses.replace(config, run_dir=str(newest.path))
+    return dataclasses.replace(config, run_dir=str(runs / time.strftime("%Y%m%d-%H%M%S")))
+
+
+def _runs_in(runs: Path) -> list[RunDir]:
+    try:
+        return [RunDir(p.parent) for p in runs.glob("*/config.json") if p.is_file()]
+    except OSError:
+        return []
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -250,6 +271,30 @@ class RunDir:
             p.name in ("config.json", ".lock") or (p.is_dir() and not any(p.rglob("*.*")))
             for p in self.path.iterdir()
         )
+
+    def resumable_by(self, config: TrainConfig) -> bool:
+        """Whether `config` would continue this run: unfinished, not held by a process,
+        and started with the same configuration."""
+        if self.finished() or self.is_held():
+            return False
+        try:
+            return not config.differences(read_json(self.config, expect=dict))
+        except RelunetError:
+            return False
+
+    def is_held(self) -> bool:
+        """Whether a process holds the run dir's lock (asked without taking it for long)."""
+        try:
+            fd = os.open(self.path / ".lock", os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
 
     def finished(self) -> bool:
         """Whether the run wrote its metrics: it is trained and tested."""

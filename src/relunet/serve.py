@@ -187,13 +187,13 @@ def _to_tensor(values: Any, spec: tf.TensorSpec, name: str) -> tf.Tensor:
         array = np.asarray(values)
     except ValueError as error:
         raise BadRequest(f"'{name}' is not a regular array: {error}.") from None
-    if array.dtype.kind not in "iuf" or not spec.is_compatible_with(
-        tf.TensorSpec(array.shape, spec.dtype)
-    ):
+    if array.dtype.kind not in "iuf":
+        what = {"U": "strings", "b": "true/false values"}.get(array.dtype.kind, "mixed values")
+        raise BadRequest(f"'{name}' must hold numbers; received {what}.")
+    if not spec.is_compatible_with(tf.TensorSpec(array.shape, spec.dtype)):
         raise BadRequest(
-            f"'{name}' must be {spec.dtype.name} values of shape "
-            f"{list(spec.shape)} (-1 or None: any); received {array.dtype} of "
-            f"shape {list(array.shape)}."
+            f"'{name}' must have shape {list(spec.shape)} (None: any number of images); "
+            f"received shape {list(array.shape)}."
         )
     if spec.dtype == tf.uint8 and (array.min() < 0 or array.max() > 255 or np.any(array % 1)):
         raise BadRequest(f"'{name}' holds values outside the whole numbers 0..255.")

@@ -25,7 +25,7 @@ from relunet.checks import check_output_dir
 from relunet.config import NO_SPLIT, TrainConfig
 from relunet.errors import Preempted, RelunetError, TrainingDiverged, WorkerLost  # noqa: F401
 from relunet.model import build_model, load_model
-from relunet.rundir import RunDir, write_json_atomic
+from relunet.rundir import RunDir, with_run_dir, write_json_atomic
 
 
 def train(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def train(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict
     gets the phases of this run added, and goes into metrics.json.
     """
     timeline = {} if timeline is None else timeline
-    config = config.validate().with_run_dir()
+    config = with_run_dir(config.validate())
     check_output_dir(config.run_dir, "run dir")
     set_threads(config.threads)
     devices = distribute.devices_for(config)  # before TensorFlow runs anything

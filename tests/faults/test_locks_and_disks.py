@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from relunet.cli import build_parser
+from relunet.commands import config_from_args
+from relunet.config import TrainConfig
+from relunet.rundir import with_run_dir
+
 pytestmark = pytest.mark.slow  # real processes, minutes: the full suite's
 
 SMALL = [
@@ -181,3 +186,40 @@ def test_a_run_dir_on_a_read_only_mount_is_refused_before_any_work(tmpfs):
     ]
     assert time.monotonic() - start < 5  # answered before TensorFlow is imported
     assert not any(Path(disk).iterdir())
+
+
+def test_without_a_run_dir_the_same_command_resumes_its_unfinished_run(tmp_path, source):
+    """The README's promise for a plain `relunet train`: kill it, run the same command
+    again, and it continues. A run another process holds, a finished run and a run of
+    another configuration are left alone: those get a new runs/<timestamp>."""
+    runs = tmp_path / "runs"
+    env = dict(os.environ, RELUNET_TEST_FAULT=f"hold-after-epoch:1:{tmp_path / 'never'}")
+    first = subprocess.Popen(
+        [sys.executable, str(FAULTY), "train", *SMALL],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: list(runs.glob("*/history.csv")), first)
+    (run_dir,) = [p.parent for p in runs.glob("*/history.csv")]
+    same = config_from_args(TrainConfig, build_parser().parse_args(["train", *SMALL]))
+    other = config_from_args(
+        TrainConfig, build_parser().parse_args(["train", *SMALL, "--lr", "2e-3"])
+    )
+    assert with_run_dir(same, runs).run_dir != str(run_dir)  # held by the first process
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
+    assert with_run_dir(same, runs).run_dir == str(run_dir)
+    assert with_run_dir(other, runs).run_dir != str(run_dir)
+
+    again = subprocess.run(
+        relunet("train", *SMALL), cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"run: continuing runs/{run_dir.name}" in again.stdout
+    assert [p.name for p in runs.iterdir()] == [run_dir.name]
+    assert rows(run_dir) == ["0", "1", "2"]
+    assert json.loads((run_dir / "metrics.json").read_text())["optimizer_steps"] == 3 * 157
+    assert with_run_dir(same, runs).run_dir != str(run_dir)  # finished: the next run is new
