@@ -124,6 +124,7 @@ def test_diverging_training_stops_with_exit_1_and_one_line(tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.slow  # two real trainings
 def test_train_prints_nothing_on_stderr_even_from_a_warm_compilation_cache(tmp_path, source):
     """TensorFlow's start-up lines, and the lines XLA's persistent cache logs each time
     it loads an entry, stay off the terminal; the second run loads the first's entries."""
