@@ -73,3 +73,15 @@ def test_keras_tuner_still_reads_its_role_from_the_environment(monkeypatch):
     assert _compat.is_keras_tuner_worker() is True
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
     assert _compat.is_keras_tuner_worker() is False
+
+
+def test_keras_tuner_still_decides_notebook_or_not_in_utils_and_is_told_outside_one(capsys):
+    from keras_tuner.src import utils
+
+    from relunet._compat import keras_tuner_knows_it_is_not_in_a_notebook
+
+    assert isinstance(utils.IS_NOTEBOOK, bool) and callable(utils.try_clear)
+    with keras_tuner_knows_it_is_not_in_a_notebook():
+        assert utils.IS_NOTEBOOK is False  # pytest runs outside IPython
+        utils.try_clear()
+    assert "\x1b" not in capsys.readouterr().out

@@ -94,6 +94,27 @@ def atomic_keras_tuner_records(write_text_atomic) -> Iterator[None]:
         utils.save_json = original
 
 
+@contextlib.contextmanager
+def keras_tuner_knows_it_is_not_in_a_notebook() -> Iterator[None]:
+    """keras-tuner 1.4.8 decides at import, in its private `keras_tuner.src.utils`,
+    that it runs in a notebook whenever IPython is installed (`get_ipython()` is None
+    outside one, and "Terminal" is not in "NoneType"), then clears the "notebook" after
+    every trial by printing the escape codes ESC[2K into the terminal or log. Outside
+    IPython, set the flag right for the block's duration."""
+    from keras_tuner.src import utils
+
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        get_ipython = lambda: None  # noqa: E731
+    original = utils.IS_NOTEBOOK
+    utils.IS_NOTEBOOK = original and get_ipython() is not None
+    try:
+        yield
+    finally:
+        utils.IS_NOTEBOOK = original
+
+
 def is_keras_tuner_worker() -> bool:
     """Whether this process is a worker of a distributed search (not its chief), from
     keras-tuner 1.4.8's private `keras_tuner.src.distribute.utils` (which reads the

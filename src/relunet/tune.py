@@ -209,6 +209,7 @@ def tune(config: TuneConfig) -> dict[str, Any]:
     with (
         contextlib.nullcontext() if worker else hold_lock(lock, f"tuning project {project}"),
         _compat.atomic_keras_tuner_records(write_text_atomic),
+        _compat.keras_tuner_knows_it_is_not_in_a_notebook(),
     ):
         return _search(config)
 
