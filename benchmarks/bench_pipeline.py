@@ -45,7 +45,7 @@ def main() -> None:
     import tensorflow_datasets as tfds
 
     from relunet import data
-    from relunet.config import TrainConfig
+    from relunet.config import ModelConfig, OptimConfig, TrainConfig, take
     from relunet.model import build_model
 
     tfds.disable_progress_bar()
@@ -56,21 +56,13 @@ def main() -> None:
     decode_seconds = time.perf_counter() - start
     steps = data.steps_per_epoch(arrays, config.batch_size)
 
-    model = build_model(
-        config.width,
-        config.depth,
-        config.activation,
-        config.init,
-        config.learning_rate,
-        config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
-    )
+    model = build_model(take(ModelConfig, config), take(OptimConfig, config))
     batches = data.training_pipeline(arrays, config.batch_size, config.seed)
-    model.fit(batches, epochs=1, verbose=0)  # warm-up
+    model.fit(batches, epochs=1, verbose=0, shuffle=False)  # warm-up
     consumed, delivered = [], []
     for _ in range(args.rounds):
         start = time.perf_counter()
-        model.fit(batches, epochs=1, verbose=0)  # one pass: every image once
+        model.fit(batches, epochs=1, verbose=0, shuffle=False)  # one pass: every image once
         consumed.append(len(arrays) / (time.perf_counter() - start))
         delivered.append(pipeline_rate(tfds, batches.repeat(), 2 * steps, config.batch_size))
     headroom = statistics.median(d / c for d, c in zip(delivered, consumed, strict=True))

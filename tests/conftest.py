@@ -3,7 +3,9 @@
 The tests never touch the network. They read the genuine MNIST IDX files from
 $RELUNET_DATA_DIR (CI points it at ../shared/data/mnist, the default here too) and
 prepare them once per session into a private tfds data dir, which subprocesses
-inherit through $TFDS_DATA_DIR.
+inherit through $TFDS_DATA_DIR. Without those files, the tests that need them skip
+(through the `mnist_dir` fixture, which `source` and `trained_run` use) and the
+others run.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ _KEEP_TFDS_DIR = bool(os.environ.get("RELUNET_TEST_TFDS_DIR"))
 _TFDS_DIR = os.environ.get("RELUNET_TEST_TFDS_DIR") or tempfile.mkdtemp(prefix="relunet-tfds-")
 os.environ["TFDS_DATA_DIR"] = _TFDS_DIR
 os.environ["RELUNET_XLA_CACHE"] = os.path.join(_TFDS_DIR, "xla-cache")  # not the user's
+# The same cache for the commands the tests run in this process (TensorFlow reads it
+# once, when it starts; relunet's command line sets it for its own processes).
+os.environ.setdefault(
+    "TF_XLA_FLAGS", f"--tf_xla_persistent_cache_directory={os.environ['RELUNET_XLA_CACHE']}"
+)
 
 
 def pytest_addoption(parser):
@@ -34,17 +41,6 @@ def pytest_addoption(parser):
         action="store_true",
         help="run the long form of the fault-injection suite (more kills per run)",
     )
-
-
-def pytest_sessionstart(session):
-    if (
-        not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file()
-        and not (MNIST_DIR / "train-images-idx3-ubyte").is_file()
-    ):
-        raise pytest.UsageError(
-            f"The tests need the four MNIST IDX files; none found in {MNIST_DIR}. "
-            "Set RELUNET_DATA_DIR to a folder holding them."
-        )
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -59,17 +55,26 @@ def _seed():
     keras.utils.set_random_seed(1234)
 
 
+HAVE_MNIST = any(
+    (MNIST_DIR / name).is_file()
+    for name in ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte")
+)
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
+    """The folder of the four MNIST IDX files; the tests that need it skip without it."""
+    if not HAVE_MNIST:
+        pytest.skip(f"no MNIST IDX files in {MNIST_DIR}; set RELUNET_DATA_DIR to a folder of them")
     return MNIST_DIR
 
 
 @pytest.fixture(scope="session")
-def source():
+def source(mnist_dir):
     """MNIST prepared into this session's tfds data dir from the real IDX files."""
     from relunet import data
 
-    return data.find_source("mnist", str(MNIST_DIR), _TFDS_DIR)
+    return data.find_source("mnist", str(mnist_dir), _TFDS_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -97,13 +97,18 @@ def _add_odd_data(root):
 
 def _add_broken_runs(root, trained_run):
     config = json.loads((trained_run / "config.json").read_text())
-    for name in ("list_config", "bad_history", "records_not_dicts", "epoch_99", "step_million"):
+    names = ("list_config", "bad_history", "records_not_dicts", "epoch_99", "step_million")
+    for name in (*names, "format_1"):
         (root / name).mkdir()
         (root / name / "config.json").write_text(json.dumps(config))
     (root / "list_config" / "config.json").write_text("[]")
     (root / "bad_history" / "history.csv").write_text("\x00\x01 this is not,a history\n3,4\n")
     manifests = {
         "records_not_dicts": {"format": 2, "backups": [1, 2]},
+        "format_1": {  # relunet 0.1's, which no user has: refused, not read
+            "format": 1,
+            "backups": [{"weights": "weights-1.weights.h5", "epoch": 0, "step": 3}],
+        },
         "epoch_99": {
             "format": 2,
             "backups": [
@@ -229,8 +234,12 @@ CASES = {
     ),
     "train: width that cannot fit in memory": (["train", "--width", "10000000"], "need about"),
     "train: batch size that cannot fit in memory": (
-        ["train", "--batch-size", "100000000000"],
+        ["train", "--batch-size", "2000000000"],
         "need about",
+    ),
+    "train: batch size beyond what TensorFlow counts": (
+        ["train", "--batch-size", "100000000000"],
+        "batch_size must be at most 2147483647",
     ),
     "train: batch size written as a float": (
         ["train", "--batch-size", "1e20"],
@@ -269,6 +278,11 @@ CASES = {
         ["train", "--run-dir", "epoch_99", *list(TRAINED)],
         "its epoch 100 lies beyond the run's 1 epochs",
     ),
+    "train: backup in a format relunet does not write": (
+        ["train", "--run-dir", "format_1", *list(TRAINED)],
+        "is not in the format this relunet writes (format 2; its manifest says 1); rerun "
+        "with --restart",
+    ),
     "train: backup at step 10**6": (
         ["train", "--run-dir", "step_million", *list(TRAINED)],
         "its step 1000000 lies outside an epoch of 79 steps",
@@ -306,7 +320,35 @@ CASES = {
             )
         },
     ),
+    "train: TF_CONFIG port outside 1..65535": (
+        ["train", "--strategy", "multiworker", "--run-dir", "new_run"],
+        "a port from 1 to 65535. Received: 'localhost:99999'",
+        {
+            "TF_CONFIG": json.dumps(
+                {
+                    "cluster": {"worker": ["localhost:12345", "localhost:99999"]},
+                    "task": {"type": "worker", "index": 0},
+                }
+            )
+        },
+    ),
     # tune
+    "tune: a fixed width while the width is searched": (
+        ["tune", "--width", "512"],
+        "width is searched, so a fixed width would be ignored",
+    ),
+    "tune: an epochs range while epochs are not searched": (
+        ["tune", "--epochs-min", "3"],
+        "epochs_min bounds the search of epochs, which search does not name",
+    ),
+    "tune: a training flag with --summary": (
+        ["tune", "--summary", "--epochs", "3"],
+        "only directory and project_name go with it. Received: epochs=3",
+    ),
+    "tune: no validation split": (
+        ["tune", "--val-split", "none"],
+        "val_split must name a split",
+    ),
     "tune: lr range upside down": (
         ["tune", "--lr-min", "0.1", "--lr-max", "0.01"],
         "lr_min must not exceed lr_max",
@@ -433,9 +475,9 @@ CASES = {
         ["evaluate", "--model", "run", "--split", "test["],
         "split must be a tfds split string",
     ),
-    "evaluate: zero batch size": (
-        ["evaluate", "--model", "run", "--batch-size", "0"],
-        "batch_size must be a positive number",
+    "evaluate: a batch size it does not take": (
+        ["evaluate", "--model", "run", "--batch-size", "1e20"],
+        "unrecognized arguments: --batch-size 1e20",
     ),
     "evaluate: missing model": (
         ["evaluate", "--model", "gone"],
@@ -453,6 +495,20 @@ CASES = {
         ["evaluate", "--model", "run", "--data-dir", "binary_sums", "--tfds-dir", "tfds"],
         "is not a text list of sha256 sums",
     ),
+    # serve
+    "serve: port outside 1..65535": (
+        ["serve", "saved", "--port", "99999"],
+        "port must be a port number from 1 to 65535. Received: 99999",
+    ),
+    "serve: one version instead of the folder of versions": (
+        ["serve", "flat_model/1"],
+        "is one SavedModel version; serve the folder of versions",
+    ),
+    "serve: folder without versions": (["serve", "empty"], "empty holds no SavedModel versions"),
+    "serve: name that cannot be in a URL": (
+        ["serve", "flat_model", "--name", "a/b"],
+        "name must be letters, digits",
+    ),
 }
 
 
@@ -468,6 +524,7 @@ SLOW = {
     "predict: model with 3 classes",
     "train: backup at epoch 99 of 1",
     "train: backup at step 10**6",
+    "train: backup in a format relunet does not write",
     "train: backup records that are not records",
 }
 

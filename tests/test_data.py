@@ -76,13 +76,13 @@ def test_starting_at_a_later_epoch_gives_that_epoch_s_order():
     straight = data.training_pipeline(arrays, 7, seed=5)
     epochs = [_numbers(straight) for _ in range(3)]
     np.testing.assert_array_equal(
-        _numbers(data.training_pipeline(arrays, 7, seed=5, first_epoch=2)), epochs[2]
+        _numbers(data.training_pipeline(arrays, 7, 5, data.EpochCounter(2))), epochs[2]
     )
 
 
 def test_the_rest_of_an_epoch_is_that_epoch_after_its_first_batches():
     arrays = _numbered(30)
-    whole = _numbers(data.training_pipeline(arrays, 7, seed=5, first_epoch=4))
+    whole = _numbers(data.training_pipeline(arrays, 7, 5, data.EpochCounter(4)))
     rest = data.rest_of_epoch(arrays, 7, seed=5, epoch=4, skip=2)
     assert int(rest.cardinality()) == 3  # ceil(30 / 7) = 5 batches, 2 of them done
     np.testing.assert_array_equal(_numbers(rest), whole[14:])

@@ -32,7 +32,7 @@ SGD_ATOL, ADAM_ATOL = 1e-6, 1e-5
 COMPARE_SCRIPT = r"""
 import json, sys
 import numpy as np
-from relunet.config import TrainConfig
+from relunet.config import ModelConfig, OptimConfig, TrainConfig
 from relunet import data, distribute
 mirrored = distribute.make_strategy(TrainConfig(strategy="mirrored", cpu_replicas=2))
 import keras
@@ -47,7 +47,9 @@ def run(strategy):
         keras.utils.set_random_seed(7)
         optimizer = (keras.optimizers.SGD(0.1) if sys.argv[1] == "sgd"
                      else keras.optimizers.Adam(1e-3))
-        model = build_model(64, 2, jit_compile="off", optimizer=optimizer)
+        model = build_model(
+            ModelConfig(width=64), OptimConfig(jit_compile="off"), optimizer=optimizer
+        )
     batches = distribute.shard_by_data(data.training_pipeline(arrays, 63, seed=7))
     history = model.fit(batches, epochs=2, verbose=0, shuffle=False)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * 11
@@ -155,7 +157,8 @@ def test_two_workers_on_localhost_train_like_one_device_and_only_the_chief_write
     assert "(chief)" in _log_text(logs, 0) and "(non-chief)" in _log_text(logs, 1)
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["replicas"] == 2 and metrics["epochs_completed"] == 1
+    assert metrics["step"]["replicas"] == 2 and metrics["epochs_completed"] == 1
+    assert metrics["step"]["xla"] is False and metrics["step"]["steps_per_execution"] == 1
     evaluated = run_cli(
         "evaluate", "--model", str(run_dir / "best.keras"), "--split", "test[:500]", "--json"
     )  # the chief's model evaluates

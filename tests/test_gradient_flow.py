@@ -8,7 +8,7 @@ from helpers import run_cli
 
 from relunet import data
 from relunet.compare import run_one
-from relunet.config import CompareConfig
+from relunet.config import CompareConfig, ModelConfig
 from relunet.model import build_model, grad, load_model
 
 SLICE = dict(train_split="train[:5000]", val_split="train[50000:51000]", test_split="test[:1000]")
@@ -22,7 +22,7 @@ def batch(source):
 
 def test_reported_grad_norms_equal_norms_of_grad_on_the_same_batch(batch):
     images, labels = batch
-    model = build_model(depth=3, activation="sigmoid", grad_norms=True)
+    model = build_model(ModelConfig(depth=3, activation="sigmoid"), grad_norms=True)
     gradients = grad(model, images, labels)  # by hand, before the step changes weights
     by_variable = {id(v): g for v, g in zip(model.trainable_variables, gradients, strict=True)}
     expected = {

@@ -10,15 +10,6 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_four_notebooks():
-    assert [n.name for n in NOTEBOOKS] == [
-        "01_quickstart_fit.ipynb",
-        "02_relu_vs_sigmoid.ipynb",
-        "03_resume_training.ipynb",
-        "04_tuning.ipynb",
-    ]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_without_error_or_noise(path, tmp_path, source):

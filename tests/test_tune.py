@@ -52,7 +52,7 @@ def test_hypermodel_builds_the_train_model_from_fresh_hyperparameters():
     assert set(hp.values) == {"learning_rate", "width"}
     assert 1e-4 <= hp.values["learning_rate"] <= 1e-2
     assert 32 <= hp.values["width"] <= 1024 and hp.values["width"] % 32 == 0
-    assert model.depth == 2 and model.activation == "relu"
+    assert model.config.depth == 2 and model.config.activation == "relu"
 
 
 def test_the_space_can_hold_every_lever_of_the_presets():
@@ -74,7 +74,7 @@ def test_the_space_can_hold_every_lever_of_the_presets():
     assert values["batch_size"] in (64, 128, 256, 512) and 1 <= values["epochs"] <= 12
     assert values["init"] in ("random_normal", "he_normal", "glorot_uniform")
     assert values["label_smoothing"] in (0.0, 0.05, 0.1, 0.2)
-    assert 1 <= model.depth <= 4 and model.init == values["init"]
+    assert 1 <= model.config.depth <= 4 and model.config.init == values["init"]
 
 
 def test_a_value_that_is_not_searched_is_the_flag_s():
@@ -310,7 +310,7 @@ def test_keras_tuner_records_are_written_atomically_while_tuning_only(tmp_path, 
     from keras_tuner.src import utils as keras_tuner_utils
 
     from relunet._compat import atomic_keras_tuner_records
-    from relunet.rundir import write_text_atomic
+    from relunet.files import write_text_atomic
 
     original = keras_tuner_utils.save_json
     record = tmp_path / "trial.json"

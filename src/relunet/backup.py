@@ -3,7 +3,8 @@
 Keras's `BackupAndRestore` writes `latest.weights.h5` and then its metadata in place,
 so a kill in between can leave a truncated file, or weights that disagree with the
 recorded epoch; and it restarts an interrupted epoch from its first batch.
-`AtomicBackupAndRestore` keeps the same constructor and folder, but:
+`AtomicBackupAndRestore` is a callback of its own with the same constructor and folder
+(a drop-in for Keras's in `fit`'s callbacks), but:
 
 - each backup's variables (model and optimizer) go to a temporary `.npz` file that is
   fsynced and renamed into place under a new name; only then is `manifest.json`
@@ -24,7 +25,6 @@ The folder holds `manifest.json` and at most two `weights-<n>.npz`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -40,11 +40,12 @@ import numpy as np
 
 from relunet._compat import resume_fit_at_epoch
 from relunet.errors import RelunetError
-from relunet.rundir import fsync_dir, write_json_atomic
+from relunet.files import move_into_place, remove_temporaries, sha256_file, write_json_atomic
+from relunet.values import check_count
 
 MANIFEST = "manifest.json"
-FORMAT = 2  # 1: relunet 0.1's .weights.h5 backups, whose step could overrun its epoch
-_WEIGHTS_NAME = re.compile(r"^weights-(\d{1,12})\.(npz|weights\.h5)$")
+FORMAT = 2  # the only one: .npz variables, the position counted by the optimizer
+_WEIGHTS_NAME = re.compile(r"^weights-(\d{1,12})\.npz$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -63,7 +64,7 @@ def optimizer_steps(model: keras.Model) -> int:
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+class AtomicBackupAndRestore(keras.callbacks.Callback):
     """`keras.callbacks.BackupAndRestore` with atomic writes and step-exact state.
 
     `steps_per_epoch` (one pass of the training pipeline) and `epochs` let it record and
@@ -81,16 +82,16 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         steps_per_epoch: int | None = None,
         epochs: int | None = None,
     ):
-        super().__init__(
-            backup_dir,
-            save_freq=save_freq,
-            double_checkpoint=double_checkpoint,
-            delete_checkpoint=delete_checkpoint,
-        )
+        super().__init__()
+        if save_freq != "epoch":
+            check_count("save_freq", save_freq)
+        self.save_freq, self.double_checkpoint = save_freq, double_checkpoint
+        self.delete_checkpoint = delete_checkpoint
         self.path = Path(backup_dir)
         self.fingerprint = fingerprint  # of the training configuration that wrote it
         self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
         self.restored: BackupState | None = None
+        self.written = 0  # backups this callback has written
         self._epoch, self._steps_at_epoch_begin, self._saved_at = 0, 0, 0
 
     # -- restoring ----------------------------------------------------------------
@@ -105,19 +106,25 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         trained over it by accident.
         """
         source = Path(source) if source is not None else self.path
-        if source == self.path:
-            self._remove_temporaries()
+        if source == self.path and source.is_dir():
+            remove_temporaries(source)
         if not source.is_dir() or not any(source.iterdir()):
             return None
         manifest = _read_manifest(source)
-        entries = manifest.get("backups") if isinstance(manifest, dict) else None
+        if manifest.get("format") != FORMAT:
+            raise RelunetError(
+                f"The backup in {source} is not in the format this relunet writes (format "
+                f"{FORMAT}; its manifest says {manifest.get('format')!r}); rerun with "
+                "--restart to discard it and train from the beginning."
+            )
+        entries = manifest.get("backups")
         reasons = []
         for index, entry in enumerate(entries if isinstance(entries, list) else []):
-            reason, state = self._check(entry, source, manifest.get("format", 1))
+            reason, state = self._check(entry, source)
             if reason is None:
                 reason = _load(model, source / entry["weights"])
             if reason is None:
-                reason = self._agrees(model, state, manifest.get("format", 1))
+                reason = self._agrees(model, state)
             if reason is None:
                 if index:
                     print(
@@ -136,9 +143,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             "discard it and train from the beginning."
         )
 
-    def _check(
-        self, entry: Any, folder: Path, version: Any
-    ) -> tuple[str | None, BackupState | None]:
+    def _check(self, entry: Any, folder: Path) -> tuple[str | None, BackupState | None]:
         """Why a manifest entry cannot be resumed from (None if it can), and its position."""
         if not isinstance(entry, dict):
             return "it is not a backup record", None
@@ -154,11 +159,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             return "its metric totals are malformed", None
         steps, epochs = self.steps_per_epoch, self.epochs
         if steps is not None and step >= steps:
-            if version != 1:
-                return f"its step {step} lies outside an epoch of {steps} steps", None
-            # relunet 0.1 could record the steps of a last chunk that ran past the epoch's
-            # end; that state belongs to no exact step, so continue with the next epoch.
-            epoch, step, metrics = epoch + 1, 0, {}
+            return f"its step {step} lies outside an epoch of {steps} steps", None
         if epochs is not None and (epoch > epochs or (epoch == epochs and step)):
             return f"its epoch {epoch + 1} lies beyond the run's {epochs} epochs", None
         if self.fingerprint and entry.get("fingerprint") != self.fingerprint:
@@ -168,14 +169,14 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         path = folder / weights
         if not path.is_file():
             return "its weights file is missing", None
-        if _sha256(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             return "its weights file is truncated or changed (sha256 mismatch)", None
         return None, BackupState(epoch, step, metrics, weights)
 
-    def _agrees(self, model: keras.Model, state: BackupState, version: Any) -> str | None:
+    def _agrees(self, model: keras.Model, state: BackupState) -> str | None:
         """Whether the loaded weights are where the entry says: the optimizer's step count
         is the run's (train mode), and the epoch's metric totals fit the model's metrics."""
-        if self.steps_per_epoch and self.epochs is not None and version != 1:
+        if self.steps_per_epoch and self.epochs is not None:
             trained = optimizer_steps(model)
             if trained != state.epoch * self.steps_per_epoch + state.step:
                 return (
@@ -213,7 +214,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             and epoch == self._epoch
             and step - self._saved_at >= self.save_freq
         ):
-            self._save_model()
+            self._write_backup()
 
     def on_epoch_end(self, epoch, logs=None):
         steps = self.steps_per_epoch
@@ -225,7 +226,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                     f"in all, not {(epoch + 1) * steps}; not backing it up"
                 )
         self._epoch = epoch + 1
-        self._save_model()
+        self._write_backup()
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint:
@@ -244,12 +245,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def save_now(self) -> None:
         """Write a backup of the current state at once (on SIGTERM, say)."""
-        self._save_model()
+        self._write_backup()
 
     def delete(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def _save_model(self):
+    def _write_backup(self) -> None:
         epoch, step = self.position
         self.path.mkdir(parents=True, exist_ok=True)
         manifest = _read_manifest(self.path)
@@ -265,11 +266,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         tmp = self.path / f"tmp-{name}"
         try:
             _write_variables(self.model, tmp)
-            os.replace(tmp, self.path / name)
-            fsync_dir(self.path)
+            move_into_place(tmp, self.path / name)
             entry = {
                 "weights": name,
-                "sha256": _sha256(self.path / name),
+                "sha256": sha256_file(self.path / name),
                 "epoch": epoch,
                 "step": step,
                 "metrics": _metric_state(self.model) if step else {},
@@ -283,13 +283,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             error.filename = error.filename or str(self.path / name)
             raise
         self._saved_at = step
+        self.written += 1
         for old in self.path.glob("weights-*"):  # only after the manifest moved on
             if old.name not in {e["weights"] for e in kept}:
                 old.unlink(missing_ok=True)
-
-    def _remove_temporaries(self) -> None:
-        for tmp in self.path.glob("tmp-*"):
-            tmp.unlink(missing_ok=True)
 
 
 class RestoreEpochMetrics(keras.callbacks.Callback):
@@ -325,19 +322,10 @@ def _write_variables(model: keras.Model, path: Path) -> None:
     arrays["paths"] = np.array([v.path for v in variables])
     with open(path, "wb") as f:
         np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _load(model: keras.Model, path: Path) -> str | None:
     """Load a backup's variables into `model`; why it cannot be, or None when it was."""
-    if path.name.endswith(".weights.h5"):  # a relunet 0.1 backup
-        try:
-            _state_variables(model)
-            model.load_weights(path)
-            return None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            return f"it cannot be loaded ({type(error).__name__})"
     variables = _state_variables(model)
     try:
         with np.load(path, allow_pickle=False) as stored:
@@ -382,11 +370,3 @@ def _is_numbers(value: Any) -> bool:
     if isinstance(value, list):
         return all(_is_numbers(x) for x in value)
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,4 +1,4 @@
-"""The callbacks `relunet train` adds to, or puts in place of, Keras's own.
+"""The callbacks `relunet train` adds to Keras's own, and those it uses in their place.
 
 Keras reports a whole `steps_per_execution` chunk to callbacks as one "batch" whose
 index is the chunk's last step, even when the epoch ends inside it (an epoch of 47
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import signal
 import threading
@@ -20,7 +21,8 @@ import keras
 
 from relunet.backup import AtomicBackupAndRestore, optimizer_steps
 from relunet.errors import Preempted
-from relunet.rundir import fsync_dir, read_history, write_text_atomic
+from relunet.files import TMP_PREFIX, move_into_place, write_text_atomic
+from relunet.rundir import read_history
 
 
 def images_trained(model: keras.Model) -> int:
@@ -75,48 +77,42 @@ class EpochTimer(keras.callbacks.Callback):
             )
 
 
-class ProgressBar(keras.callbacks.ProgbarLogger):
-    """Keras's progress bar, counting the optimizer's steps instead of Keras's chunks.
+class StepProgress(keras.callbacks.Callback):
+    """A progress bar (Keras's `Progbar`) that counts the optimizer's steps.
 
-    With `steps_per_epoch` and `epochs` (what relunet.train knows) it also numbers a
-    resumed epoch's steps and the epochs as the whole run does ("Epoch 2/3", "65/157"),
-    though each fit() call covers only part of the run.
+    Keras's own `ProgbarLogger` counts whole `steps_per_execution` chunks, so an epoch of
+    47 steps run in chunks of 64 would briefly read 64/47. This one reads the optimizer.
+    With `steps_per_epoch` and `epochs` (what relunet.train knows) it numbers a resumed
+    epoch's steps and the epochs as the whole run does ("Epoch 2/3", "65/157"), though
+    each fit() call covers only part of the run. Pass `verbose=0` to `fit` and this
+    callback in its place: 1 draws a bar, 2 prints one line per epoch.
     """
 
-    def __init__(self, steps_per_epoch: int | None = None, epochs: int | None = None):
+    def __init__(self, verbose: int = 1, steps_per_epoch: int | None = None, epochs=None):
         super().__init__()
-        self.steps_per_epoch, self.run_epochs = steps_per_epoch, epochs
-
-    def set_params(self, params):
-        super().set_params(params)
-        if self.run_epochs:
-            self.epochs = self.run_epochs
-        if self.steps_per_epoch:
-            self.target = self.steps_per_epoch
+        self.verbose, self.steps_per_epoch, self.run_epochs = verbose, steps_per_epoch, epochs
 
     def on_epoch_begin(self, epoch, logs=None):
-        super().on_epoch_begin(epoch, logs)
-        # Steps done before this epoch: the run's earlier epochs, or none for a plain fit.
-        self._before = (
-            epoch * self.steps_per_epoch if self.steps_per_epoch else (optimizer_steps(self.model))
+        target = self.steps_per_epoch or self.params.get("steps")
+        epochs = self.run_epochs or self.params.get("epochs", 1)
+        # Steps done before this epoch: the run's earlier epochs, or those before this fit.
+        self._before = epoch * target if self.steps_per_epoch else optimizer_steps(self.model)
+        self._bar = keras.utils.Progbar(
+            target, verbose=self.verbose, unit_name="step", stateless_metrics=set()
         )
+        if self.verbose and epochs > 1:
+            print(f"Epoch {epoch + 1}/{epochs}", flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
-        super().on_train_batch_end(optimizer_steps(self.model) - self._before - 1, logs)
+        if self.verbose == 1:
+            self._bar.update(self._steps(), list((logs or {}).items()), finalize=False)
 
+    def on_epoch_end(self, epoch, logs=None):
+        if self.verbose:
+            self._bar.update(self._steps(), list((logs or {}).items()), finalize=True)
 
-class FollowEpochs(keras.callbacks.Callback):
-    """Make each pass of a relunet training pipeline the epoch `fit` is starting.
-
-    Keras makes the epoch's iterator after `on_epoch_begin`, so the pass reads the
-    number set here; a batch looked at before `fit` (a pass begun) changes nothing."""
-
-    def __init__(self, next_epoch):
-        super().__init__()
-        self.next_epoch = next_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.next_epoch.assign(epoch)
+    def _steps(self) -> int:
+        return optimizer_steps(self.model) - self._before
 
 
 class HistoryLog(keras.callbacks.Callback):
@@ -140,35 +136,50 @@ class HistoryLog(keras.callbacks.Callback):
         write_text_atomic(self.path, out.getvalue())
 
 
-class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint` that saves to a temporary file and renames it into place, so a
-    kill or a full disk never leaves half a best.keras; says so in one line."""
+class BestModel(keras.callbacks.Callback):
+    """`ModelCheckpoint`'s job (keep the best model by a logged value, or the latest), but
+    the file is written to a temporary and renamed into place, so a kill or a full disk
+    never leaves half a best.keras; says so in one line when it improves.
 
-    def __init__(self, filepath: str | os.PathLike, **kwargs):
-        self.final = Path(filepath)
-        self.tmp = self.final.with_name(f"tmp-{self.final.name}")
-        super().__init__(str(self.tmp), verbose=0, **kwargs)
+    `monitor=None` keeps the latest model. `initial_value_threshold` is the best value of
+    earlier epochs (a resumed run's), as in ModelCheckpoint.
+    """
+
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        monitor: str | None = "val_accuracy",
+        initial_value_threshold: float | None = None,
+    ):
+        super().__init__()
+        self.path, self.monitor, self.best = Path(filepath), monitor, initial_value_threshold
 
     def on_epoch_end(self, epoch, logs=None):
-        before = self.best
-        try:
-            super().on_epoch_end(epoch, logs)
-            if self.tmp.is_file():
-                with open(self.tmp, "rb") as f:
-                    os.fsync(f.fileno())
-                os.replace(self.tmp, self.final)
-                fsync_dir(self.final.parent)
-        except OSError as error:
-            self.tmp.unlink(missing_ok=True)
-            error.filename = error.filename or str(self.final)
-            raise
-        if self.save_best_only and self.best != before:
-            was = "None" if before is None else f"{before:.5f}"
+        if self.monitor is None:
+            self._save()
+            return
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return
+        if self.best is None or value > self.best:
+            was = "None" if self.best is None else f"{self.best:.5f}"
+            self._save()
+            self.best = float(value)
             print(
                 f"Epoch {epoch + 1}: {self.monitor} improved from {was} to {self.best:.5f}; "
-                f"saved {self.final}",
+                f"saved {self.path}",
                 flush=True,
             )
+
+    def _save(self) -> None:
+        tmp = self.path.with_name(f"{TMP_PREFIX}{self.path.name}")
+        try:
+            self.model.save(tmp)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            error.filename = error.filename or str(self.path)
+            raise
+        move_into_place(tmp, self.path)
 
 
 class StopOnSignal(keras.callbacks.Callback):

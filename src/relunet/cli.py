@@ -1,9 +1,9 @@
 """The `relunet` command line: its flags, and the way out (exit status, one line).
 
-The flags of train, tune and compare are made from their config dataclasses' fields
-(`relunet.config`): one declaration, one default, one help text each. What each
-command does is in `relunet.commands`. Bad input ends with one line on stderr and
-exit status 2.
+Every command's flags are made from its config dataclass's fields (`relunet.config`):
+one declaration, one default, one help text each, and no flag the command would
+ignore. What each command does is in `relunet.commands`. Bad input ends with one line
+on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -15,9 +15,41 @@ import sys
 from typing import Any
 
 from relunet import __version__, commands
-from relunet.config import PRESETS, CompareConfig, DataConfig, TrainConfig, TuneConfig
-from relunet.errors import RelunetError
+from relunet.config import (
+    PRESETS,
+    CompareConfig,
+    EvaluateConfig,
+    ExportConfig,
+    PredictConfig,
+    ServeConfig,
+    TrainConfig,
+    TuneConfig,
+)
+from relunet.errors import Preempted, RelunetError, TrainingDiverged, TuningFailed, WorkerLost
 from relunet.quiet import filtered_stderr
+
+# name: (config, what the command does, its one-line help)
+COMMANDS = {
+    "train": (TrainConfig, commands.train, "train (or resume) a model on MNIST"),
+    "tune": (TuneConfig, commands.tune, "search learning rate and width with keras-tuner"),
+    "compare": (
+        CompareConfig,
+        commands.compare,
+        "ReLU vs sigmoid: train each activation and depth, plot gradient flow",
+    ),
+    "export": (ExportConfig, commands.export, "export a .keras model as a TF Serving SavedModel"),
+    "predict": (PredictConfig, commands.predict, "classify image files or .npy arrays"),
+    "evaluate": (
+        EvaluateConfig,
+        commands.evaluate,
+        "report a model's loss and accuracy on a split",
+    ),
+    "serve": (
+        ServeConfig,
+        commands.serve,
+        "serve SavedModel versions over TF Serving's REST API, with a page to draw digits on",
+    ),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,42 +66,21 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"relunet {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    train = subparsers.add_parser("train", help="train (or resume) a model on MNIST")
-    add_config_flags(train, TrainConfig, train_defaults or {})
-    train.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help="start from a preset: "
-        + "; ".join(
-            f"{name}: {', '.join(f'{k}={v}' for k, v in values.items()) or 'the defaults'}"
-            for name, values in PRESETS.items()
-        )
-        + "; explicit flags override it",
-    )
-    train.set_defaults(handler=commands.train)
-    tune = subparsers.add_parser("tune", help="search learning rate and width with keras-tuner")
-    add_config_flags(tune, TuneConfig)
-    tune.set_defaults(handler=commands.tune)
-    compare = subparsers.add_parser(
-        "compare", help="ReLU vs sigmoid: train each activation and depth, plot gradient flow"
-    )
-    add_config_flags(compare, CompareConfig)
-    compare.set_defaults(handler=commands.compare)
-    _add_export(
-        subparsers.add_parser("export", help="export a .keras model as a TF Serving SavedModel")
-    )
-    _add_predict(subparsers.add_parser("predict", help="classify image files or .npy arrays"))
-    _add_evaluate(
-        subparsers.add_parser("evaluate", help="report a model's loss and accuracy on a split")
-    )
-    _add_serve(
-        subparsers.add_parser(
-            "serve",
-            help="serve SavedModel versions over TF Serving's REST API, with a "
-            "page to draw digits on",
-        )
-    )
+    for name, (config, handler, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text)
+        add_config_flags(sub, config, train_defaults if name == "train" else None)
+        sub.set_defaults(config=config, handler=handler)
+        if name == "train":
+            sub.add_argument("--preset", choices=sorted(PRESETS), help=_presets_help())
     return parser
+
+
+def _presets_help() -> str:
+    described = (
+        f"{name}: {', '.join(f'{k}={v}' for k, v in values.items()) or 'the defaults'}"
+        for name, values in PRESETS.items()
+    )
+    return "start from a preset: " + "; ".join(described) + "; explicit flags override it"
 
 
 _TYPES = {"str": str, "int": int, "float": float}
@@ -77,23 +88,22 @@ _METAVARS = {"int": "N", "float": "X", "str": "NAME"}
 
 
 def add_config_flags(
-    parser: argparse.ArgumentParser,
-    config: type,
-    defaults: dict[str, Any] | None = None,
-    only: tuple[str, ...] | None = None,
+    parser: argparse.ArgumentParser, config: type, defaults: dict[str, Any] | None = None
 ) -> None:
-    """One flag per field of the config dataclass (or the fields named in `only`): --name
-    (or its `flags`), its type, its default (or `defaults`' value) and its help."""
+    """One flag per field of the config dataclass: --name (or its `flags`, or a positional
+    argument), its type, its default (or `defaults`' value) and its help."""
     for field in dataclasses.fields(config):
-        if only is not None and field.name not in only:
-            continue
         meta = field.metadata
         kind = str(field.type).replace(" | None", "")
         default = (defaults or {}).get(field.name, field.default)
-        names = meta.get("flags", (f"--{field.name.replace('_', '-')}",))
         help_text = meta["help"]
         if "choices" in meta:
             help_text += f"; one of {', '.join(map(str, meta['choices']))}"
+        if meta.get("positional"):
+            nargs = "+" if kind.startswith("tuple[") else None
+            parser.add_argument(field.name, nargs=nargs, metavar=meta["metavar"], help=help_text)
+            continue
+        names = meta.get("flags", (f"--{field.name.replace('_', '-')}",))
         if kind == "bool":
             parser.add_argument(
                 *names, dest=field.name, action="store_true", default=default, help=help_text
@@ -116,125 +126,69 @@ def add_config_flags(
             dest=field.name,
             type=_TYPES[kind],
             default=default,
+            required=meta.get("required", False),
             metavar=meta.get("metavar", _METAVARS[kind]),
             help=help_text,
         )
 
 
-def _add_model_flag(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--model", required=True, metavar="PATH", help=what)
+def config_from_args(config: type, args: argparse.Namespace) -> Any:
+    """The config dataclass filled from parsed flags; lists parsed from their commas."""
+    values = {}
+    for field in dataclasses.fields(config):
+        value = getattr(args, field.name)
+        if str(field.type).startswith("tuple["):
+            value = (
+                field.default
+                if value is None
+                else _parse_list(value, int if "int" in str(field.type) else str, field.name)
+            )
+        values[field.name] = value
+    return config(**values)
 
 
-def _add_trust_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--trust-model",
-        action="store_true",
-        help="run a SavedModel even if its signature uses ops relunet's exports never "
-        "do (file or network access, Python code): only for models you trust",
-    )
-
-
-def _add_export(p: argparse.ArgumentParser) -> None:
-    _add_model_flag(p, "a .keras file or a run dir (uses its best.keras)")
-    p.add_argument(
-        "--out",
-        default="saved_models/relunet",
-        metavar="DIR",
-        help="folder of versions (default: %(default)s)",
-    )
-    p.add_argument(
-        "--version", type=int, metavar="N", help="version number (default: the next free one)"
-    )
-    p.set_defaults(handler=commands.export)
-
-
-def _add_predict(p: argparse.ArgumentParser) -> None:
-    _add_model_flag(p, "a .keras file, run dir, SavedModel or folder of versions")
-    p.add_argument(
-        "inputs", nargs="+", metavar="FILE", help="PNG/JPEG/GIF/BMP images or .npy arrays"
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of one line per input")
-    _add_trust_flag(p)
-    p.set_defaults(handler=commands.predict)
-
-
-def _add_evaluate(p: argparse.ArgumentParser) -> None:
-    _add_model_flag(p, "a .keras file, run dir, SavedModel or folder of versions")
-    add_config_flags(p, DataConfig, only=("dataset", "data_dir", "tfds_dir"))
-    p.add_argument(
-        "--split",
-        default=DataConfig.test_split,
-        metavar="SPLIT",
-        help="tfds split (default: %(default)s)",
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=1024, metavar="N", help="(default: %(default)s)"
-    )
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument(
-        "--report",
-        metavar="DIR",
-        help="also write a report into DIR: confusion "
-        "matrix (PNG, CSV), per-class precision, recall and F1 (table, JSON), the "
-        "most confident mistakes (PNG)",
-    )
-    _add_trust_flag(p)
-    p.set_defaults(handler=commands.evaluate)
-
-
-def _add_serve(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "model_dir",
-        metavar="MODEL_DIR",
-        help="a folder of numbered SavedModel versions, as relunet export writes",
-    )
-    p.add_argument(
-        "--name", default="relunet", help="the model's name in the URLs (default: %(default)s)"
-    )
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default: %(default)s, this machine only)",
-    )
-    p.add_argument(
-        "--port",
-        type=int,
-        default=8501,
-        metavar="N",
-        help="(default: %(default)s, TF Serving's REST port)",
-    )
-    p.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=8 << 20,
-        metavar="N",
-        help="larger requests are refused with 413 (default: %(default)s)",
-    )
-    _add_trust_flag(p)
-    p.set_defaults(handler=commands.serve)
+def _parse_list(texts: list[str], kind: type, what: str) -> tuple:
+    items = [item.strip() for text in texts for item in text.split(",") if item.strip()]
+    try:
+        return tuple(dict.fromkeys(kind(item) for item in items))
+    except ValueError:
+        raise RelunetError(
+            f"{what} must be a comma-separated list of {kind.__name__} values. "
+            f"Received: {','.join(texts)!r}."
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "preset", None):  # again, with the preset's values as the defaults
         args = build_parser(PRESETS[args.preset]).parse_args(argv)
+    command = f"relunet {args.command}"
     try:
         with filtered_stderr():
-            return args.handler(args)
+            return args.handler(config_from_args(args.config, args))
     except RelunetError as error:
         message = " ".join(str(error).split())
-        print(f"relunet {args.command}: error: {message}", file=sys.stderr)
+        print(f"{command}: error: {message}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a folder made read-only under a running job
         where = f": {error.filename}" if error.filename else ""
         print(
-            f"relunet {args.command}: error: {error.strerror or error}{where}. Nothing "
+            f"{command}: error: {error.strerror or error}{where}. Nothing "
             "half-written was left; fix that and run the command again.",
             file=sys.stderr,
         )
         return 2
+    except (TrainingDiverged, TuningFailed) as error:
+        print(f"relunet: {error}", file=sys.stderr)
+        return 1
+    except Preempted as error:
+        print(f"{command}: interrupted: {error}; rerun the same command to resume", file=sys.stderr)
+        return commands.PREEMPTED
+    except WorkerLost as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        return commands.PREEMPTED
     except KeyboardInterrupt:
-        print(f"relunet {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
 
 

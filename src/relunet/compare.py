@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relunet import data, plots
-from relunet.checks import check_output_dir
-from relunet.config import CompareConfig
-from relunet.errors import RelunetError
+from relunet import data, plots, preflight
+from relunet.config import CompareConfig, ModelConfig, OptimConfig, take
 from relunet.model import build_model, grad, kernel_grad_norms
-from relunet.train import progress_verbosity, seed_everything
+from relunet.table import format_table
+from relunet.train import how_it_ran, progress_verbosity, seed_everything, set_threads
 
 FIRST_LAYER = "grad_norm/dense_0"
 COLUMNS = [
@@ -36,12 +35,15 @@ COLUMNS = [
 
 
 def compare(config: CompareConfig) -> list[dict[str, Any]]:
-    """Train every (depth, activation) pair; write results.csv/json and the plots to out."""
-    config = config.validate().with_out()
-    check_output_dir(config.out, "output folder")
+    """Train every (depth, activation) pair; write results.csv/json and the plots to out.
+    RelunetError for bad input (the checks of relunet.preflight.compare)."""
+    return run(preflight.compare(config))
+
+
+def run(config: CompareConfig) -> list[dict[str, Any]]:
+    """`compare` for a config that has passed `relunet.preflight.compare`."""
     out = Path(config.out)
-    if out.exists() and any(out.iterdir()):
-        raise RelunetError(f"The output folder {out} already holds something; pick a new --out.")
+    set_threads(config.threads)
     splits = data.load_splits(config)  # decoded once, shared by every run
     train, val, test = splits.train, splits.val, splits.test
 
@@ -53,7 +55,7 @@ def compare(config: CompareConfig) -> list[dict[str, Any]]:
     out.mkdir(parents=True, exist_ok=True)
     write_results(out, results)
     draw_plots(out, results, config)
-    print(format_table(results))
+    print(results_table(results))
     print(f"compare: results and plots written to {out}", flush=True)
     return results
 
@@ -67,24 +69,25 @@ def run_one(
     test: data.Arrays,
 ) -> dict[str, Any]:
     """One run with gradient norms logged; its summary row plus the per-epoch history."""
-    seed_everything(config.seed)
+    seed_everything(config.seed, config.deterministic)
+    steps = data.steps_per_epoch(train, config.batch_size)
     model = build_model(
-        config.width,
-        depth,
-        activation,
-        config.init,
-        config.learning_rate,
-        config.jit_compile,
+        take(ModelConfig, config, depth=depth, activation=activation),
+        take(OptimConfig, config),
+        decay_steps=config.epochs * steps,
         grad_norms=True,
-        steps_per_execution=config.steps_per_execution,
     )
-    batches = data.training_pipeline(train, config.batch_size, config.seed)
+    counter = data.EpochCounter()
+    batches = data.training_pipeline(
+        train, config.batch_size, config.seed, counter, config.label_smoothing
+    )
     at_init = grad_norms_at_first_step(model, batches)
     start = time.perf_counter()
     history = model.fit(
         batches,
         validation_data=data.evaluation_pipeline(val, config.batch_size),
         epochs=config.epochs,
+        callbacks=[counter],
         shuffle=False,
         verbose=progress_verbosity(config.verbose),
     ).history
@@ -99,6 +102,7 @@ def run_one(
         "test_accuracy": tested["accuracy"],
         "epochs": len(history["loss"]),
         "seconds": round(seconds, 2),
+        "step": how_it_ran(model),
         "grad_norm_first_layer_at_init": at_init[0],
         "grad_norms_at_init": at_init,  # each Dense kernel's, input side first
         "grad_norm_first_layer_first_epoch": history[FIRST_LAYER][0],
@@ -110,7 +114,8 @@ def run_one(
 def grad_norms_at_first_step(model, batches) -> list[float]:
     """Each Dense kernel's gradient norm on the first batch, before any update (input
     side first): the initialisation's own gradient flow, which an epoch's mean blurs
-    once Adam adapts. ReluNet.fit gives the pipeline's first pass to epoch 0 anyway."""
+    once Adam adapts. The pipeline's EpochCounter, in fit's callbacks, still gives fit's
+    first pass to epoch 0."""
     images, labels = next(iter(batches))
     return [float(n) for n in kernel_grad_norms(model, grad(model, images, labels)).values()]
 
@@ -135,19 +140,11 @@ def write_results(out: Path, results: list[dict[str, Any]]) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
-def format_table(results: list[dict[str, Any]]) -> str:
-    header = [
-        "activation",
-        "depth",
-        "val_acc",
-        "test_acc",
-        "epochs",
-        "seconds",
-        "grad0 init",
-        "grad0 first",
-        "grad0 last",
-    ]
-    lines = [header] + [
+def results_table(results: list[dict[str, Any]]) -> str:
+    """The comparison as the text table `relunet compare` prints."""
+    header = ["activation", "depth", "val_acc", "test_acc", "epochs", "seconds"]
+    header += ["grad0 init", "grad0 first", "grad0 last"]
+    rows = [
         [
             r["activation"],
             str(r["depth"]),
@@ -161,7 +158,4 @@ def format_table(results: list[dict[str, Any]]) -> str:
         ]
         for r in results
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
+    return format_table(header, rows)

@@ -16,24 +16,23 @@ training many times faster than it consumes.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from relunet._compat import op_determinism_enabled
-from relunet.checks import check_split
 from relunet.config import NO_SPLIT, DataConfig
 from relunet.errors import RelunetError
-from relunet.mnist import NUM_CLASSES
-from relunet.model import to_inputs
-from relunet.rundir import read_json, write_json_atomic
+from relunet.files import TMP_PREFIX, read_json, sha256_file, write_json_atomic
+from relunet.mnist import NUM_CLASSES, PIXEL_MAX
 from relunet.sources import Source, default_tfds_dir, find_source  # noqa: F401  (public here)
+from relunet.values import check_split
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -96,7 +95,7 @@ def split_arrays(source: Source, split: str) -> Arrays:
     if prepared is None:  # tfds's mock data in tests, or a copy being made
         return load_arrays(_load_split(source, split))
     path = prepared / "relunet_cache" / f"{urllib.parse.quote(split, safe='')}.npz"
-    key = {"dataset_info_sha256": _sha256(prepared / "dataset_info.json")}
+    key = {"dataset_info_sha256": _sha256_or_none(prepared / "dataset_info.json")}
     cached = _read_cache(path, key)
     if cached is not None:
         return cached
@@ -110,7 +109,9 @@ def _read_cache(path: Path, key: dict[str, str]) -> Arrays | None:
         record = read_json(path.with_suffix(".json"), expect=dict)
     except RelunetError:
         return None
-    if any(record.get(k) != v for k, v in key.items()) or record.get("sha256") != _sha256(path):
+    if any(record.get(k) != v for k, v in key.items()) or record.get("sha256") != _sha256_or_none(
+        path
+    ):
         return None
     with np.load(path, allow_pickle=False) as stored:
         return Arrays(tf.constant(stored["images"]), tf.constant(stored["labels"]))
@@ -118,24 +119,20 @@ def _read_cache(path: Path, key: dict[str, str]) -> Arrays | None:
 
 def _write_cache(path: Path, key: dict[str, str], arrays: Arrays) -> None:
     """Write the cache atomically; a cache that cannot be written is only a missed speed-up."""
-    tmp = path.with_name(f"tmp-{os.getpid()}-{path.name}")
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
     try:
         path.parent.mkdir(exist_ok=True)
         with open(tmp, "wb") as f:
             np.savez(f, images=arrays.images.numpy(), labels=arrays.labels.numpy())
         os.replace(tmp, path)
-        write_json_atomic(path.with_suffix(".json"), {**key, "sha256": _sha256(path)})
+        write_json_atomic(path.with_suffix(".json"), {**key, "sha256": sha256_file(path)})
     except OSError:
         tmp.unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str | None:
+def _sha256_or_none(path: Path) -> str | None:
     try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 
@@ -164,8 +161,36 @@ def steps_per_epoch(arrays: Arrays, batch_size: int) -> int:
     return math.ceil(len(arrays) / batch_size)
 
 
+class EpochCounter(keras.callbacks.Callback):
+    """Which epoch each pass of a training pipeline is: the epoch `fit` is starting.
+
+    A pass asks the counter for its epoch and moves it on by one, so without `fit`'s
+    word the passes are epochs `first`, `first + 1`, ... Listed in `fit`'s callbacks,
+    it is set to Keras's own epoch number as each epoch begins (Keras makes the epoch's
+    iterator after `on_epoch_begin`), so a batch looked at before `fit` (a pass begun)
+    changes nothing and `initial_epoch` is followed. Create it outside any
+    `strategy.scope()`: the number lives in a variable.
+    """
+
+    def __init__(self, first: int = 0):
+        super().__init__()
+        with tf.init_scope():
+            self.next = tf.Variable(first, dtype=tf.int64, trainable=False, name="next_epoch")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.next.assign(epoch)
+
+    def take(self) -> tf.Tensor:
+        """The epoch of the pass starting now; the next pass gets the one after."""
+        return self.next.assign_add(1) - 1
+
+
 def training_pipeline(
-    arrays: Arrays, batch_size: int, seed: int, first_epoch: int = 0, label_smoothing: float = 0.0
+    arrays: Arrays,
+    batch_size: int,
+    seed: int,
+    counter: EpochCounter | None = None,
+    label_smoothing: float = 0.0,
 ) -> tf.data.Dataset:
     """Shuffled batches of normalised images and one-hot labels: one epoch per pass.
 
@@ -173,25 +198,16 @@ def training_pipeline(
     (the last one may be smaller), so `fit` needs no `steps_per_epoch` and trains exactly
     that many steps an epoch whatever its `steps_per_execution`. Each epoch's order
     depends only on `seed` and the epoch number, so a resumed run sees what an
-    uninterrupted one would.
-
-    Which epoch a pass is: `ReluNet.fit` says, from its own epoch count (so looking at
-    a batch first changes nothing); any other model's `fit` gets epoch `first_epoch`,
-    then `first_epoch + 1`, one per pass. Create it outside any `strategy.scope()`: the
-    next epoch's number lives in a variable, `dataset.next_epoch`.
+    uninterrupted one would. Which epoch a pass is: `counter` says (an EpochCounter,
+    listed in `fit`'s callbacks too); without one, the passes count from epoch 0.
     """
     if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
         raise RelunetError(
             "Create the training pipeline outside strategy.scope(); "
             "shard it with relunet.distribute.shard_by_data instead."
         )
-    with tf.init_scope():
-        next_epoch = tf.Variable(first_epoch, dtype=tf.int64, trainable=False, name="next_epoch")
-    dataset = _epochs(
-        arrays, batch_size, seed, lambda: next_epoch.assign_add(1) - 1, 0, label_smoothing
-    )
-    dataset.next_epoch = next_epoch  # read by callbacks.FollowEpochs
-    return dataset
+    counter = counter or EpochCounter()
+    return _epochs(arrays, batch_size, seed, counter.take, 0, label_smoothing)
 
 
 def rest_of_epoch(
@@ -254,6 +270,11 @@ def evaluation_pipeline(arrays: Arrays, batch_size: int) -> tf.data.Dataset:
         )
         .prefetch(AUTOTUNE)
     )
+
+
+def to_inputs(images: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels to the model's float32 inputs in [0, 1], as the lab does."""
+    return tf.cast(images, tf.float32) / PIXEL_MAX
 
 
 def normalize(

@@ -22,24 +22,42 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from relunet.checks import check_output_dir
-from relunet.errors import RelunetError
+from relunet import preflight
+from relunet.config import ExportConfig
+from relunet.data import to_inputs
 from relunet.images import mnist_digits
 from relunet.mnist import INPUT_SHAPE
-from relunet.model import to_inputs
 
 SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "serving_bytes"
 _INCOMPLETE = ".incomplete-"
 
 
+def export(config: ExportConfig) -> Path:
+    """`relunet export`: the config's .keras model (or run dir) as a new version; return
+    its folder. RelunetError for bad input (relunet.preflight.export's checks)."""
+    return run(preflight.export(config))
+
+
+def run(config: ExportConfig) -> Path:
+    """`export` for a config that has passed `relunet.preflight.export`."""
+    from relunet.inference import load_classifier  # which reads this module's signatures
+
+    model = load_classifier(config.model).keras_model
+    return write_version(model, Path(config.out), config.version)
+
+
 def export_saved_model(
     model: keras.Model, out: str | os.PathLike, version: int | None = None, verbose: bool = True
 ) -> Path:
-    """Write `model` as `<out>/<version>` (next free version by default); return that path."""
-    out = Path(out)
-    check_output_dir(out, "export target")
-    version = next_version(out) if version is None else _check_version(out, version)
+    """Write `model` as `<out>/<version>` (next free version by default); return that path.
+    RelunetError if `out` cannot be written or the version exists."""
+    out, version = preflight.export_target(out, version)
+    return write_version(model, out, version, verbose)
+
+
+def write_version(model: keras.Model, out: Path, version: int, verbose: bool = True) -> Path:
+    """Write `model` as `<out>/<version>`, atomically: a crash never leaves half a version."""
     archive = _archive(model)  # traced here: a model that does not fit fails before any write
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -57,20 +75,6 @@ def export_saved_model(
     if verbose:
         print(f"export: wrote SavedModel version {version} to {final}", flush=True)
     return final
-
-
-def next_version(out: Path) -> int:
-    """One more than the highest integer-named folder in `out`, or 1."""
-    versions = [int(p.name) for p in out.iterdir() if p.name.isdigit()] if out.is_dir() else []
-    return max(versions, default=0) + 1
-
-
-def _check_version(out: Path, version: int) -> int:
-    if version < 1:
-        raise RelunetError(f"version must be a positive integer. Received: {version}.")
-    if (out / str(version)).exists():
-        raise RelunetError(f"{out / str(version)} already exists; refusing to overwrite it.")
-    return version
 
 
 def _archive(model: keras.Model) -> keras.export.ExportArchive:

@@ -16,15 +16,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from relunet import data
-from relunet.checks import resolve_model_path
+from relunet import data, preflight
+from relunet.config import EvaluateConfig, PredictConfig
+from relunet.data import to_inputs
 from relunet.errors import RelunetError
 from relunet.export import SIGNATURE
 from relunet.images import mnist_digit
 from relunet.inputs import read_npy_images
 from relunet.mnist import INPUT_SHAPE, NUM_CLASSES
-from relunet.model import load_model, to_inputs
+from relunet.model import load_model
+from relunet.paths import resolve_model_path
 from relunet.trust import check_trusted
+
+BATCH = 1024  # images per call when classifying many: about 3 MB of float32 pixels
 
 
 @dataclass
@@ -37,18 +41,20 @@ class Classifier:
     saved_model: object | None = None  # keeps the loaded SavedModel (and its variables) alive
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        if self.keras_model is None:
-            return self.signature(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
-        # Called directly, batch by batch: predict() would first build (and with XLA,
-        # compile) a function, which costs a short command more than the math does.
+        """Class probabilities [n, 10] of uint8 images [n, 28, 28, 1], BATCH at a time."""
         return np.concatenate(
             [
-                tf.nn.softmax(
-                    self.keras_model(to_inputs(images[start : start + 1024]), training=False)
-                ).numpy()
-                for start in range(0, len(images), 1024)
+                self._probabilities(images[start : start + BATCH])
+                for start in range(0, len(images), BATCH)
             ]
         )
+
+    def _probabilities(self, images: np.ndarray) -> np.ndarray:
+        if self.keras_model is None:
+            return self.signature(images=tf.constant(images, tf.uint8))["probabilities"].numpy()
+        # Called directly: predict() would first build (and with XLA, compile) a function,
+        # which costs a short command more than the math does.
+        return tf.nn.softmax(self.keras_model(to_inputs(images), training=False)).numpy()
 
 
 def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
@@ -170,11 +176,11 @@ def to_mnist_image(encoded: bytes, name: str = "image") -> np.ndarray:
         ) from None
 
 
-def evaluate(classifier: Classifier, arrays: data.Arrays, batch_size: int = 1024) -> dict:
+def evaluate_arrays(classifier: Classifier, arrays: data.Arrays) -> dict:
     """Mean cross-entropy and accuracy of the classifier on a split held in memory."""
     if classifier.keras_model is not None:
         result = classifier.keras_model.evaluate(
-            data.evaluation_pipeline(arrays, batch_size), verbose=0, return_dict=True
+            data.evaluation_pipeline(arrays, BATCH), verbose=0, return_dict=True
         )
         return {
             "loss": float(result["loss"]),
@@ -182,7 +188,7 @@ def evaluate(classifier: Classifier, arrays: data.Arrays, batch_size: int = 1024
             "examples": len(arrays),
         }
     total_loss, correct, count = 0.0, 0, 0
-    for images, labels in _batches(arrays, batch_size):
+    for images, labels in _batches(arrays, BATCH):
         probabilities = classifier.probabilities(images)
         chosen = probabilities[np.arange(len(labels)), labels]
         # Clipped as Keras clips probabilities in categorical_crossentropy.
@@ -192,14 +198,57 @@ def evaluate(classifier: Classifier, arrays: data.Arrays, batch_size: int = 1024
     return {"loss": total_loss / count, "accuracy": correct / count, "examples": count}
 
 
-def predict_all(classifier: Classifier, arrays: data.Arrays, batch_size: int = 1024) -> np.ndarray:
+def predict_all(classifier: Classifier, arrays: data.Arrays) -> np.ndarray:
     """Class probabilities [n, 10] for every image of a split held in memory."""
-    return np.concatenate(
-        [classifier.probabilities(images) for images, _ in _batches(arrays, batch_size)]
-    )
+    return classifier.probabilities(arrays.images.numpy())
 
 
 def _batches(arrays: data.Arrays, batch_size: int):
     images, labels = arrays.images.numpy(), arrays.labels.numpy()
     for start in range(0, len(labels), batch_size):
         yield images[start : start + batch_size], labels[start : start + batch_size]
+
+
+def predict(config: PredictConfig) -> list[dict]:
+    """`relunet predict`: one result per image (a .npy array may hold several): its
+    class, that class's probability and all ten. RelunetError for bad input."""
+    return run_predict(preflight.predict(config))
+
+
+def run_predict(config: PredictConfig) -> list[dict]:
+    """`predict` for a config that has passed `relunet.preflight.predict`."""
+    inputs = read_inputs(config.inputs)
+    classifier = load_classifier(config.model, trust_model=config.trust_model)
+    probabilities = classifier.probabilities(np.stack([image for _, image in inputs]))
+    return [
+        {
+            "input": name,
+            "class": int(p.argmax()),
+            "probability": round(float(p.max()), 6),
+            "probabilities": [round(float(x), 6) for x in p],
+        }
+        for (name, _), p in zip(inputs, probabilities, strict=True)
+    ]
+
+
+def evaluate(config: EvaluateConfig) -> dict:
+    """`relunet evaluate`: loss and accuracy on a split, and the report where asked.
+    RelunetError for bad input."""
+    return run_evaluate(preflight.evaluate(config))
+
+
+def run_evaluate(config: EvaluateConfig, verbose: bool = True) -> dict:
+    """`evaluate` for a config that has passed `relunet.preflight.evaluate`."""
+    classifier = load_classifier(config.model, trust_model=config.trust_model)
+    source = data.find_source(config.dataset, config.data_dir, config.tfds_dir, verbose=verbose)
+    arrays = data.split_arrays(source, config.split)
+    result = evaluate_arrays(classifier, arrays)
+    result.update(model=str(classifier.path), dataset=config.dataset, split=config.split)
+    if config.report:
+        from relunet.report import write_report
+
+        title = f"{config.dataset} {config.split}, {classifier.path}"
+        result["report"], result["per_class"] = write_report(
+            classifier, arrays, config.report, title
+        )
+    return result

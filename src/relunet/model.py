@@ -8,30 +8,29 @@ the optimizer. `ReluNet.train_step` is built from exactly those, following Keras
 `predict` all work while the lab's math stays in view.
 
 The input contract: the Keras model takes float32 images [n, 28, 28, 1] with pixels
-in [0, 1] (`to_inputs` makes them from uint8) and returns logits [n, 10], never
-probabilities. The exported SavedModel wraps that: uint8 in, probabilities out
+in [0, 1] (`relunet.data.to_inputs` makes them from uint8) and returns logits [n, 10],
+never probabilities. The exported SavedModel wraps that: uint8 in, probabilities out
 (see `relunet.export`).
+
+`ReluNet(ModelConfig(...))` is the network; `build_model(model, optim)` builds and
+compiles it. Both take the config groups whole, so a new layer option is a field of
+`relunet.config.ModelConfig` and the line of `ReluNet` that reads it.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import keras
 import tensorflow as tf
 
 from relunet import quiet
 from relunet._compat import BuiltModelSkipsSymbolicBuild, in_multi_worker_mode
-from relunet.callbacks import FollowEpochs, ProgressBar
-from relunet.config import ACTIVATIONS, INITS, ModelConfig, OptimConfig
-from relunet.errors import RelunetError
-from relunet.mnist import INPUT_SHAPE, NUM_CLASSES, PIXEL_MAX
+from relunet.config import ModelConfig, OptimConfig
+from relunet.mnist import INPUT_SHAPE, NUM_CLASSES
 
-_MODEL, _OPTIM = ModelConfig(), OptimConfig()  # build_model's defaults come from here
 quiet.after_import(tf)  # if TensorFlow came in before relunet (a notebook's `import keras`)
-
-
-def to_inputs(images: tf.Tensor) -> tf.Tensor:
-    """uint8 pixels to the model's float32 inputs in [0, 1], as the lab does."""
-    return tf.cast(images, tf.float32) / PIXEL_MAX
+_MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
 def loss_fn(
@@ -101,31 +100,28 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
 
     def __init__(
         self,
-        width: int = _MODEL.width,
-        depth: int = _MODEL.depth,
-        activation: str = _MODEL.activation,
-        init: str = _MODEL.init,
+        config: ModelConfig | None = None,
+        *,
         num_classes: int = NUM_CLASSES,
         grad_norms: bool = False,
         **kwargs,
     ):
+        # A saved model comes back with its config's fields as keywords (get_config).
+        fields = {name: kwargs.pop(name) for name in _MODEL_FIELDS if name in kwargs}
         super().__init__(**kwargs)
-        if activation not in ACTIVATIONS:
-            raise RelunetError(
-                f"activation must be one of {', '.join(ACTIVATIONS)}. Received: {activation!r}."
-            )
-        if init not in INITS:
-            raise RelunetError(f"init must be one of {', '.join(INITS)}. Received: {init!r}.")
-        self.width, self.depth, self.activation = width, depth, activation
-        self.init, self.num_classes, self.grad_norms = init, num_classes, grad_norms
+        config = dataclasses.replace(config or ModelConfig(), **fields).check_model()
+        self.config, self.num_classes, self.grad_norms = config, num_classes, grad_norms
         self.flatten = keras.layers.Flatten()
         self.hidden = [
             keras.layers.Dense(
-                width, activation=activation, kernel_initializer=init, name=f"dense_{i}"
+                config.width,
+                activation=config.activation,
+                kernel_initializer=config.init,
+                name=f"dense_{i}",
             )
-            for i in range(depth)
+            for i in range(config.depth)
         ]
-        self.logits = keras.layers.Dense(num_classes, kernel_initializer=init, name="logits")
+        self.logits = keras.layers.Dense(num_classes, kernel_initializer=config.init, name="logits")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         # Gradient-flow diagnostics: the mean over an epoch's batches of the L2 norm of
@@ -182,25 +178,6 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         loss = loss_fn(self, images, labels, logits=logits)
         return self._track(images, loss, accuracy_fn(self, images, labels, logits=logits))
 
-    def fit(self, x=None, *args, callbacks=None, verbose="auto", **kwargs):
-        """`keras.Model.fit`, with a progress bar that counts the optimizer's steps.
-
-        Keras's own counts whole `steps_per_execution` chunks, so an epoch of 47 steps
-        run in chunks of 64 would briefly read 64/47. A `tf.data.Dataset` is taken as
-        already shuffled (relunet's pipelines are), without Keras's warning about it,
-        and a relunet training pipeline gives each epoch that epoch's order.
-        """
-        callbacks = list(callbacks or [])
-        if verbose != 0 and not any(
-            isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks
-        ):
-            callbacks.append(ProgressBar())
-        if hasattr(x, "next_epoch"):
-            callbacks.append(FollowEpochs(x.next_epoch))
-        if isinstance(x, tf.data.Dataset):
-            kwargs.setdefault("shuffle", False)
-        return super().fit(x, *args, callbacks=callbacks, verbose=verbose, **kwargs)
-
     def export(
         self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs
     ):
@@ -233,10 +210,7 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
     def get_config(self) -> dict:
         return {
             **super().get_config(),
-            "width": self.width,
-            "depth": self.depth,
-            "activation": self.activation,
-            "init": self.init,
+            **dataclasses.asdict(self.config),
             "num_classes": self.num_classes,
             "grad_norms": self.grad_norms,
         }
@@ -258,53 +232,48 @@ def kernel_grad_norms(model: ReluNet, gradients: list[tf.Tensor]) -> dict[str, t
 
 
 def build_model(
-    width: int = _MODEL.width,
-    depth: int = _MODEL.depth,
-    activation: str = _MODEL.activation,
-    init: str = _MODEL.init,
-    learning_rate: float = _OPTIM.learning_rate,
-    jit_compile: str | bool = _OPTIM.jit_compile,
-    grad_norms: bool = False,
-    lr_schedule: str = _OPTIM.lr_schedule,
+    model: ModelConfig | None = None,
+    optim: OptimConfig | None = None,
+    *,
     decay_steps: int | None = None,
-    steps_per_execution: int = _OPTIM.steps_per_execution,
+    grad_norms: bool = False,
     optimizer: keras.optimizers.Optimizer | None = None,
-    run_eagerly: bool = _OPTIM.run_eagerly,
 ) -> ReluNet:
     """A built ReluNet compiled with the lab's Adam optimizer (or `optimizer`).
 
     The defaults are `relunet train`'s: the lab's network and Adam(1e-3), compiled with
-    XLA and 64 train steps per call. `lr_schedule="cosine"` decays the learning rate to
-    0 over `decay_steps` steps. `run_eagerly` runs train_step op by op (Keras's
-    run_eagerly; no XLA then), so print() and a debugger see the lab's functions at
-    work. Under tf.distribute, call it inside `strategy.scope()`: with several replicas
-    it compiles without XLA and one step per call, the settings that work there (XLA
-    cannot compile a step whose variables live on several devices, and Keras 3 fails on
-    steps_per_execution > 1, keras-team/keras#19246).
+    XLA and 64 train steps per call. From `optim` it reads the learning rate and its
+    schedule (`cosine` decays to 0 over `decay_steps` steps) and how the step is
+    compiled: `jit_compile`, `steps_per_execution`, and `run_eagerly`, which runs
+    train_step op by op (no XLA then), so print() and a debugger see the lab's
+    functions at work; `deterministic` also turns XLA off, as Keras does under op
+    determinism (not every XLA op is deterministic). Under tf.distribute, call it
+    inside `strategy.scope()`: with several replicas it compiles without XLA and one
+    step per call, the settings that work there (XLA cannot compile a step whose
+    variables live on several devices, and Keras 3 fails on steps_per_execution > 1,
+    keras-team/keras#19246).
     """
+    optim = optim or OptimConfig()
+    jit_compile, steps_per_execution = optim.jit_compile, optim.steps_per_execution
     if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-        jit_compile, steps_per_execution = False, 1
-    model = ReluNet(
-        width=width, depth=depth, activation=activation, init=init, grad_norms=grad_norms
-    )
-    model.build()
-    if lr_schedule == "cosine":
+        jit_compile, steps_per_execution = "off", 1
+    if optim.run_eagerly or optim.deterministic:  # Keras turns XLA off under determinism
+        jit_compile = "off"
+    network = ReluNet(model, grad_norms=grad_norms)
+    network.build()
+    learning_rate = optim.learning_rate
+    if optim.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-    optimizer = optimizer or keras.optimizers.Adam(learning_rate)
-    model.compile(
-        optimizer=optimizer,
-        jit_compile=False if run_eagerly else _jit(jit_compile),
+    network.compile(
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+        jit_compile={"on": True, "off": False}.get(jit_compile, jit_compile),
         steps_per_execution=steps_per_execution,
-        run_eagerly=run_eagerly,
+        run_eagerly=optim.run_eagerly,
     )
-    model.optimizer.build(model.trainable_variables)  # now, inside any strategy scope
-    return model
+    network.optimizer.build(network.trainable_variables)  # now, inside any strategy scope
+    return network
 
 
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` file written by relunet (safe_mode on)."""
     return keras.models.load_model(path)
-
-
-def _jit(setting: str | bool) -> str | bool:
-    return {"on": True, "off": False}.get(setting, setting) if isinstance(setting, str) else setting

@@ -20,14 +20,15 @@ import numpy as np
 from relunet import data
 from relunet.inference import Classifier, predict_all
 from relunet.mnist import NUM_CLASSES
+from relunet.table import format_table
 
 MISTAKES_SHOWN = 32
 
 
 def write_report(
     classifier: Classifier, arrays: data.Arrays, out: str | Path, title: str
-) -> dict[str, str]:
-    """Write the report's files into `out`; return them by kind."""
+) -> tuple[dict[str, str], dict]:
+    """Write the report's files into `out`; return them by kind, and the per-class scores."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     probabilities = predict_all(classifier, arrays)
@@ -43,8 +44,7 @@ def write_report(
             arrays.images.numpy(), truth, probabilities, out / "mistakes.png", title
         ),
     }
-    print(format_scores(scores))
-    return {kind: str(path) for kind, path in files.items()}
+    return {kind: str(path) for kind, path in files.items()}, scores
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -83,18 +83,20 @@ def per_class_scores(matrix: np.ndarray) -> dict:
 
 
 def format_scores(scores: dict) -> str:
-    lines = ["class  precision  recall  f1      support"]
-    for name, s in scores["classes"].items():
-        lines.append(
-            f"{name:<5}  {s['precision']:<9.4f}  {s['recall']:<6.4f}  {s['f1']:<6.4f}  "
-            f"{s['support']}"
-        )
+    """Precision, recall, F1 and support per class, and their macro average."""
+    rows = [
+        [name, f"{s['precision']:.4f}", f"{s['recall']:.4f}", f"{s['f1']:.4f}", str(s["support"])]
+        for name, s in scores["classes"].items()
+    ]
     macro = scores["macro_avg"]
-    lines.append(
-        f"macro  {macro['precision']:<9.4f}  {macro['recall']:<6.4f}  {macro['f1']:<6.4f}  "
-        f"{scores['images']}"
+    rows.append(
+        [
+            "macro",
+            *(f"{macro[k]:.4f}" for k in ("precision", "recall", "f1")),
+            str(scores["images"]),
+        ]
     )
-    return "\n".join(lines)
+    return format_table(["class", "precision", "recall", "f1", "support"], rows)
 
 
 def _write_matrix_csv(matrix: np.ndarray, path: Path) -> Path:

@@ -16,37 +16,26 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import fcntl
 import io
-import json
 import math
 import os
 import shutil
-import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from relunet.checks import check_output_dir
 from relunet.config import TrainConfig
 from relunet.errors import RelunetError
-
-
-def read_json(path: Path, expect: type | None = None) -> Any:
-    """The JSON in `path`; RelunetError naming the file if it cannot be read or parsed,
-    or (with `expect`) holds something other than that type."""
-    try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise RelunetError(f"{path} cannot be read ({error}).") from None
-    if expect is not None and not isinstance(value, expect):
-        raise RelunetError(
-            f"{path} holds a JSON {type(value).__name__}, not the "
-            f"{expect.__name__} relunet writes there."
-        )
-    return value
+from relunet.files import (
+    hold_lock,
+    is_locked,
+    read_json,
+    remove_temporaries,
+    write_json_atomic,
+    write_text_atomic,
+)
+from relunet.paths import check_output_dir
 
 
 def read_history(path: Path) -> list[dict[str, str]]:
@@ -78,32 +67,6 @@ def read_history(path: Path) -> list[dict[str, str]]:
 HISTORY_COLUMNS = {"epoch", "loss", "accuracy", "epoch_seconds"}  # what every epoch logs
 
 
-@contextlib.contextmanager
-def hold_lock(path: Path, what: str) -> Iterator[None]:
-    """Hold the lock file `path` for `what` while the block runs; refuse, naming the
-    holder, if another process holds it. The kernel drops the lock when its process
-    dies, however it dies, so a lock left by a killed process is simply taken over."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise RelunetError(
-                f"The {what} is in use by {holder}; wait for it to finish or stop it first."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(
-            fd,
-            f"process {os.getpid()} on {socket.gethostname()} since "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(),
-            0,
-        )
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def with_run_dir(config: TrainConfig, runs: Path = Path("runs")) -> TrainConfig:
     """`config` with its run dir set. Without --run-dir that is the newest unfinished run
     under runs/ that this configuration started and no process holds, so that rerunning
@@ -122,49 +85,6 @@ def _runs_in(runs: Path) -> list[RunDir]:
         return [RunDir(p.parent) for p in runs.glob("*/config.json") if p.is_file()]
     except OSError:
         return []
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON atomically (see write_text_atomic)."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, fsync it, rename it into place and fsync
-    the folder: a reader, or a restart after a crash, sees the old file or the new."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"tmp-{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would have made it, not mkstemp's 0600
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            error.filename = error.filename or str(path)
-        raise
-    fsync_dir(path.parent)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class RunDir:
@@ -241,7 +161,7 @@ class RunDir:
             with contextlib.ExitStack() as held:
                 if config.restart or not self.finished():  # it will be written to
                     held.enter_context(self.locked())
-                    self.remove_temporaries()
+                    remove_temporaries(self.path)
                 for folder, what in ((self.backup, "backup folder"), (self.logs, "logs folder")):
                     if folder.exists() or folder.is_symlink():
                         check_output_dir(folder, what)
@@ -283,18 +203,8 @@ class RunDir:
             return False
 
     def is_held(self) -> bool:
-        """Whether a process holds the run dir's lock (asked without taking it for long)."""
-        try:
-            fd = os.open(self.path / ".lock", os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
+        """Whether a process holds the run dir's lock."""
+        return is_locked(self.path / ".lock")
 
     def finished(self) -> bool:
         """Whether the run wrote its metrics: it is trained and tested."""
@@ -312,12 +222,6 @@ class RunDir:
     def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold the run dir's lock while training it (see hold_lock)."""
         return hold_lock(self.path / ".lock", f"run dir {self.path}")
-
-    def remove_temporaries(self) -> None:
-        """Remove what a killed process was writing when it died (never read by anyone)."""
-        for tmp in self.path.glob("tmp-*"):
-            if tmp.is_file():
-                tmp.unlink(missing_ok=True)
 
     def discard_progress(self) -> None:
         """Remove what training wrote (not config.json), to train again from the start."""

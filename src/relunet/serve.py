@@ -33,11 +33,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from relunet import preflight
+from relunet.config import ServeConfig
 from relunet.errors import RelunetError
 from relunet.export import SIGNATURE
 from relunet.inference import load_classifier
+from relunet.paths import no_versions, saved_model_versions
 
-MAX_BODY_BYTES = 8 << 20  # a request over this is refused (413): 8 MiB is ~10,000 digits
+MAX_BODY_BYTES = ServeConfig.max_body_bytes  # over this a request is refused (413)
 
 
 class BadRequest(Exception):
@@ -64,18 +67,11 @@ class ModelFolder:
         self._versions: dict[int, Version] = {}
         self._lock = threading.Lock()
         if not self.refresh():
-            raise RelunetError(
-                f"{self.folder} holds no SavedModel versions (numbered folders "
-                "with a saved_model.pb, as relunet export writes)."
-            )
+            raise no_versions(self.folder)
 
     def refresh(self) -> dict[int, Version]:
         """Load any version that appeared since the last look; return all of them."""
-        on_disk = sorted(
-            int(p.name)
-            for p in self.folder.iterdir()
-            if p.name.isdigit() and (p / "saved_model.pb").is_file()
-        )
+        on_disk = saved_model_versions(self.folder)
         with self._lock:
             for number in on_disk:
                 if number not in self._versions:
@@ -283,22 +279,22 @@ def _metadata(path: Path, number: int, name: str) -> dict[str, Any]:
     }
 
 
-def serve(
-    folder: str,
-    name: str = "relunet",
-    host: str = "127.0.0.1",
-    port: int = 8501,
-    trust_model: bool = False,
-    max_body_bytes: int = MAX_BODY_BYTES,
-) -> None:
-    """Load the folder's versions and serve them until interrupted."""
+def serve(config: ServeConfig) -> None:
+    """Load the folder's versions and serve them until interrupted. RelunetError for bad
+    input (relunet.preflight.serve's checks)."""
+    run(preflight.serve(config))
+
+
+def run(config: ServeConfig) -> None:
+    """`serve` for a config that has passed `relunet.preflight.serve`."""
     import uvicorn
 
-    models = ModelFolder(folder, name, trust_model)
+    models = ModelFolder(config.model_dir, config.name, config.trust_model)
     newest = max(models.refresh())
     print(
-        f"serve: {name} version {newest} from {folder} at http://{host}:{port}/ "
-        f"(REST: /v1/models/{name}:predict)",
+        f"serve: {config.name} version {newest} from {config.model_dir} at "
+        f"http://{config.host}:{config.port}/ (REST: /v1/models/{config.name}:predict)",
         flush=True,
     )
-    uvicorn.run(create_app(models, max_body_bytes), host=host, port=port, log_level="warning")
+    app = create_app(models, config.max_body_bytes)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning")

@@ -35,7 +35,7 @@ from pathlib import Path
 from relunet import idx, pypi_copy
 from relunet.config import DATASETS
 from relunet.errors import RelunetError
-from relunet.rundir import read_json, write_json_atomic
+from relunet.files import read_json, write_json_atomic
 
 _SOURCE_RECORD = "relunet_source.json"  # beside a mnist_idx copy: the IDX files it came from
 

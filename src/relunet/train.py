@@ -1,8 +1,9 @@
 """Train ReluNet with plain `model.fit`, made resumable by Keras callbacks.
 
-`train(config)` is what `relunet train` runs; notebooks can call it too, or build the
-same pieces themselves (`relunet.data`, `relunet.model`, `make_callbacks`). Rerunning
-with the same run dir continues from the last backup, at the next unseen batch.
+`train(config)` is what `relunet train` runs (the command line runs its preflight first,
+then `run`); notebooks can call it too, or build the same pieces themselves
+(`relunet.data`, `relunet.model`, `make_callbacks`). Rerunning with the same run dir
+continues from the last backup, at the next unseen batch.
 Everything that differs under tf.distribute is asked of one `Devices` object
 (`relunet.distribute`); on one device its answers are the plain ones.
 """
@@ -18,27 +19,31 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from relunet import data, distribute
+from relunet import _compat, data, distribute, preflight
 from relunet.backup import AtomicBackupAndRestore, BackupState, RestoreEpochMetrics, optimizer_steps
-from relunet.callbacks import BestModelCheckpoint, EpochTimer, HistoryLog, ProgressBar
-from relunet.checks import check_output_dir
-from relunet.config import NO_SPLIT, TrainConfig
+from relunet.callbacks import BestModel, EpochTimer, HistoryLog, StepProgress
+from relunet.config import NO_SPLIT, ModelConfig, OptimConfig, TrainConfig, take
 from relunet.errors import Preempted, RelunetError, TrainingDiverged, WorkerLost  # noqa: F401
+from relunet.files import write_json_atomic
 from relunet.model import build_model, load_model
-from relunet.rundir import RunDir, with_run_dir, write_json_atomic
+from relunet.rundir import RunDir
 
 
 def train(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict[str, Any]:
     """Train (or resume) the run described by `config`; return the metrics it wrote.
 
-    Raises `Preempted` when SIGTERM or SIGINT stopped it after a final backup. Under
-    `--strategy multiworker` every worker calls this; only the chief writes the run dir
-    and returns its metrics, the others return {}. `timeline` (phase -> time.time())
-    gets the phases of this run added, and goes into metrics.json.
+    Raises RelunetError for bad input (relunet.preflight.train's checks), `Preempted`
+    when SIGTERM or SIGINT stopped it after a final backup. Under `--strategy
+    multiworker` every worker calls this; only the chief writes the run dir and returns
+    its metrics, the others return {}. `timeline` (phase -> time.time()) gets the
+    phases of this run added, and goes into metrics.json.
     """
+    return run(preflight.train(config), timeline)
+
+
+def run(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict[str, Any]:
+    """`train` for a config that has passed `relunet.preflight.train`."""
     timeline = {} if timeline is None else timeline
-    config = with_run_dir(config.validate())
-    check_output_dir(config.run_dir, "run dir")
     set_threads(config.threads)
     devices = distribute.devices_for(config)  # before TensorFlow runs anything
     run = RunDir(config.run_dir)  # every worker decides from the chief's run dir
@@ -65,12 +70,18 @@ def train(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict
             )
             with devices.strategy.scope():
                 state = resume_point(run, config, backup, model, devices.chief)
-            timer = EpochTimer()
+            timer, counter = EpochTimer(), data.EpochCounter()
             if state.epoch < config.epochs:
                 callbacks = make_callbacks(
-                    out, config, timer, backup, steps, run.best_value_before(state.epoch)
+                    out,
+                    config,
+                    steps,
+                    timer=timer,
+                    backup=backup,
+                    counter=counter,
+                    best_so_far=run.best_value_before(state.epoch),
                 )
-                fit_epochs(model, config, splits, state, callbacks, devices, backup)
+                fit_epochs(model, config, splits, state, callbacks, devices, backup, counter)
             timeline.update(first_chunk=timer.first_chunk_end, trained=time.time())
         if not devices.chief:
             devices.barrier()  # until the chief has written the results
@@ -80,7 +91,8 @@ def train(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict
         keep = state.epoch < config.epochs and devices.replicas == 1 and not splits.val
         facts = {
             "optimizer_steps": optimizer_steps(model) or None,
-            "replicas": devices.replicas,
+            "backups_written": backup.written,  # by this process
+            "step": how_it_ran(model),
             "timeline": timeline,
         }
         metrics = write_metrics(
@@ -92,23 +104,27 @@ def train(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict
 
 
 def build_for(config: TrainConfig, devices: distribute.Devices, steps: int) -> keras.Model:
-    """The configured model, compiled with the fit settings that work on these devices."""
-    jit_compile, steps_per_execution = devices.fit_settings(config)
+    """The configured model, compiled for these devices (see build_model)."""
     if devices.describe():
         print(f"run: {devices.describe()}", flush=True)
     return build_model(
-        config.width,
-        config.depth,
-        config.activation,
-        config.init,
-        config.learning_rate,
-        jit_compile,
-        config.grad_norms,
-        config.lr_schedule,
+        take(ModelConfig, config),
+        take(OptimConfig, config),
         decay_steps=config.epochs * steps,
-        steps_per_execution=steps_per_execution,
-        run_eagerly=config.run_eagerly,
+        grad_norms=config.grad_norms,
     )
+
+
+def how_it_ran(model: keras.Model) -> dict[str, Any]:
+    """What the training step really was, read back from the model and TensorFlow."""
+    return {
+        "replicas": model.distribute_strategy.num_replicas_in_sync,
+        "xla": bool(model.jit_compile),
+        "run_eagerly": bool(model.run_eagerly),
+        "steps_per_execution": int(model.steps_per_execution),
+        "op_determinism": _compat.op_determinism_enabled(),
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or None,
+    }
 
 
 def fit_epochs(
@@ -119,9 +135,11 @@ def fit_epochs(
     callbacks: list[keras.callbacks.Callback],
     devices: distribute.Devices,
     backup: AtomicBackupAndRestore,
+    counter: data.EpochCounter,
 ) -> None:
     """Train from `state` to the last epoch: the rest of an interrupted epoch first, on
-    its own, then whole epochs. Raises TrainingDiverged if the loss stops being finite."""
+    its own, then whole epochs (their order from `counter`, which is in `callbacks`).
+    Raises TrainingDiverged if the loss stops being finite."""
     val = (
         devices.shard(data.evaluation_pipeline(splits.val, config.batch_size))
         if splits.val
@@ -133,28 +151,14 @@ def fit_epochs(
         seed=config.seed,
         label_smoothing=config.label_smoothing,
     )
+    parts = []  # (batches, first epoch, end epoch, extra callbacks) for each fit
+    if state.step:
+        rest = data.rest_of_epoch(epoch=state.epoch, skip=state.step, **pipeline)
+        parts.append((rest, state.epoch, state.epoch + 1, [RestoreEpochMetrics(state)]))
     first_whole = state.epoch + (1 if state.step else 0)
-    parts = (
-        [
-            (
-                data.rest_of_epoch(epoch=state.epoch, skip=state.step, **pipeline),
-                state.epoch,
-                state.epoch + 1,
-                [RestoreEpochMetrics(state)],
-            )
-        ]
-        if state.step
-        else []
-    )
     if first_whole < config.epochs:
-        parts.append(
-            (
-                data.training_pipeline(first_epoch=first_whole, **pipeline),
-                first_whole,
-                config.epochs,
-                [],
-            )
-        )
+        whole = data.training_pipeline(counter=counter, **pipeline)
+        parts.append((whole, first_whole, config.epochs, []))
     losses = []
     with devices.on_signal(backup) as stop, devices.lost_workers(backup):
         for batches, first, last, extra in parts:
@@ -164,7 +168,8 @@ def fit_epochs(
                 epochs=last,
                 validation_data=val,
                 callbacks=[*callbacks, *extra, *([stop] if stop else [])],
-                verbose=progress_verbosity(config.verbose),
+                shuffle=False,  # each epoch's order is the pipeline's own
+                verbose=0,  # StepProgress, in callbacks, reports instead
             )
             losses += history.history.get("loss", [])
             if not all(math.isfinite(loss) for loss in losses):
@@ -177,32 +182,27 @@ def fit_epochs(
 def make_callbacks(
     run: RunDir,
     config: TrainConfig,
+    steps: int,
+    *,
     timer: EpochTimer,
     backup: AtomicBackupAndRestore,
-    steps: int,
+    counter: data.EpochCounter,
     best_so_far: float | None = None,
 ) -> list[keras.callbacks.Callback]:
-    """The run's callbacks. Order matters at epoch end: the timer writes into the logs,
-    the best model is saved (the latest, without validation), the history row is
-    written, and only then the backup, so a backup never runs ahead of the history."""
-    if config.val_split == NO_SPLIT:  # nothing to choose by: keep the latest model
-        checkpoint = BestModelCheckpoint(run.best, save_best_only=False)
-    else:
-        checkpoint = BestModelCheckpoint(
-            run.best,
-            monitor="val_accuracy",
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=best_so_far,
-        )
+    """The run's callbacks. The counter tells the training pipeline which epoch begins.
+    Order matters at epoch end: the timer writes into the logs, the best model is saved
+    (the latest, without validation), the history row is written, and only then the
+    backup, so a backup never runs ahead of the history."""
+    monitor = None if config.val_split == NO_SPLIT else "val_accuracy"  # None: the latest
     return [
+        counter,
         timer,
-        checkpoint,
+        BestModel(run.best, monitor=monitor, initial_value_threshold=best_so_far),
         HistoryLog(run.history),
         backup,
         keras.callbacks.TensorBoard(log_dir=str(run.logs)),
         keras.callbacks.TerminateOnNaN(),
-        ProgressBar(steps, config.epochs),
+        StepProgress(progress_verbosity(config.verbose), steps, config.epochs),
     ]
 
 
@@ -216,8 +216,9 @@ def resume_point(
     """Where training continues, with the model restored to it; history trimmed to match.
 
     Every worker restores from the chief's backup, so all continue from the same step.
-    The backup is removed only once the run is tested; a run of relunet 0.1 with a full
-    history, a best model and no backup was only interrupted before its evaluation.
+    The backup is removed only once the run is tested; a run without one whose history
+    is complete and whose best model is there (its backup removed by hand) is only
+    evaluated, never trained over.
     """
     if config.restart and not chief:  # the chief is discarding that backup right now
         return BackupState(0, 0)

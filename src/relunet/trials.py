@@ -12,6 +12,7 @@ Plain JSON and CSV, no TensorFlow: `relunet tune --summary` answers at once.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 
 from relunet.config import SEARCHABLE, TuneConfig
 from relunet.errors import RelunetError
-from relunet.rundir import read_json, write_json_atomic
+from relunet.files import read_json, write_json_atomic, write_text_atomic
+from relunet.table import format_table
 
 SEARCH_CONFIG = "relunet_search.json"
 TRIAL_TIMING = "relunet_trial.json"
@@ -73,7 +75,7 @@ def summarize(project_dir: str | Path) -> list[TrialRow]:
     if not rows:
         raise RelunetError(f"No trials found in {project_dir}.")
     csv_path, json_path = write_summary(project_dir, rows)
-    print(format_table(rows))
+    print(trials_table(rows))
     print(f"tune: {len(rows)} trials; table written to {csv_path} and {json_path}", flush=True)
     return rows
 
@@ -83,44 +85,24 @@ def write_summary(project_dir: str | Path, rows: list[TrialRow]) -> tuple[Path, 
     project_dir = Path(project_dir)
     names = hyperparameter_names(rows)
     csv_path, json_path = project_dir / "summary.csv", project_dir / "summary.json"
-    tmp = csv_path.with_name(".summary.csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            [
-                "trial",
-                "trial_id",
-                "status",
-                *names,
-                "val_accuracy",
-                "best_epoch",
-                "epochs",
-                "seconds",
-            ]
-        )
-        for r in rows:
-            writer.writerow(
-                [
-                    r.number,
-                    r.trial_id,
-                    r.status,
-                    *(r.hyperparameters.get(n, "") for n in names),
-                    _blank(r.val_accuracy),
-                    _blank(r.best_epoch),
-                    _blank(r.epochs),
-                    _blank(r.seconds),
-                ]
-            )
-    tmp.replace(csv_path)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["trial", "trial_id", "status", *names, "val_accuracy", "best_epoch"]
+    writer.writerow([*header, "epochs", "seconds"])
+    for r in rows:
+        values = (r.hyperparameters.get(n, "") for n in names)
+        scores = (r.val_accuracy, r.best_epoch, r.epochs, r.seconds)
+        writer.writerow([r.number, r.trial_id, r.status, *values, *map(_blank, scores)])
+    write_text_atomic(csv_path, out.getvalue())
     write_json_atomic(json_path, [{"trial": r.number, **asdict(r)} for r in rows])
     return csv_path, json_path
 
 
-def format_table(rows: list[TrialRow]) -> str:
-    """The trials as an aligned text table, best first."""
+def trials_table(rows: list[TrialRow]) -> str:
+    """The trials as an aligned text table, best first, and why the failed ones failed."""
     names = hyperparameter_names(rows)
     header = ["trial", "status", *names, "val_accuracy", "epochs", "seconds"]
-    lines = [header] + [
+    lines = [
         [
             str(r.number),
             r.status,
@@ -131,13 +113,8 @@ def format_table(rows: list[TrialRow]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    table = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    ]
     failures = [f"trial {r.number} failed: {r.message}" for r in rows if r.status == "FAILED"]
-    return "\n".join(table + failures)
+    return "\n".join([format_table(header, lines), *failures])
 
 
 def hyperparameter_names(rows: list[TrialRow]) -> list[str]:

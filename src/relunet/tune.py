@@ -28,8 +28,7 @@ from typing import Any
 import keras
 import keras_tuner
 
-from relunet import _compat, data, trials
-from relunet.checks import check_output_dir
+from relunet import _compat, data, preflight, trials
 from relunet.config import (
     BATCH_SIZE_CHOICES,
     DEPTH_RANGE,
@@ -38,14 +37,18 @@ from relunet.config import (
     LR_SCHEDULES,
     NO_SPLIT,
     WIDTH_STEP,
+    ModelConfig,
+    OptimConfig,
     TrainConfig,
     TuneConfig,
+    take,
 )
 from relunet.errors import TuningFailed
 from relunet.export import export_saved_model
+from relunet.files import hold_lock, read_json, write_json_atomic, write_text_atomic
 from relunet.model import build_model, load_model
-from relunet.rundir import hold_lock, read_json, write_json_atomic, write_text_atomic
-from relunet.train import progress_verbosity, train
+from relunet.train import how_it_ran, progress_verbosity, seed_everything, set_threads, train
+from relunet.values import SEED_MAX
 
 
 class ReluNetHyperModel(keras_tuner.HyperModel):
@@ -54,6 +57,15 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
     def __init__(self, config: TuneConfig, train_examples: int):
         super().__init__(name="relunet")
         self.config, self.train_examples = config, train_examples
+        # Which of a trial's --executions-per-trial fits comes next (the tuner resets it
+        # for each trial): execution k draws its weights and data order from seed + k, so
+        # the fits it averages differ, while every trial's first fit starts alike.
+        self.execution = 0
+        self.last_step: dict[str, Any] | None = None  # how the last fit's step ran
+
+    def seed(self) -> int:
+        """The seed of the trial's current execution."""
+        return (self.config.seed + self.execution) % (SEED_MAX + 1)
 
     def values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         """This trial's training values: searched ones from `hp`, the others fixed."""
@@ -75,20 +87,12 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         return values
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        v, c = self.values(hp), self.config
+        trial = dataclasses.replace(self.config, **self.values(hp))
         # Every trial starts from the same seed, so trials differ only in hyperparameters.
-        keras.utils.set_random_seed(c.seed)
-        steps = math.ceil(self.train_examples / v["batch_size"])
+        keras.utils.set_random_seed(self.seed())
+        steps = math.ceil(self.train_examples / trial.batch_size)
         return build_model(
-            v["width"],
-            v["depth"],
-            c.activation,
-            v["init"],
-            v["learning_rate"],
-            c.jit_compile,
-            lr_schedule=v["lr_schedule"],
-            decay_steps=v["epochs"] * steps,
-            steps_per_execution=c.steps_per_execution,
+            take(ModelConfig, trial), take(OptimConfig, trial), decay_steps=trial.epochs * steps
         )
 
     def fit(self, hp, model, x: data.Arrays, validation_data: data.Arrays, **kwargs):
@@ -101,18 +105,19 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         v = self.values(hp)
         if "epochs" in self.config.search:
             kwargs["epochs"] = v["epochs"]
+        counter = data.EpochCounter(kwargs.get("initial_epoch", 0))
+        kwargs["callbacks"] = [counter, *kwargs.get("callbacks", [])]
         batches = data.training_pipeline(
-            x,
-            v["batch_size"],
-            self.config.seed,
-            kwargs.get("initial_epoch", 0),
-            v["label_smoothing"],
+            x, v["batch_size"], self.seed(), counter, v["label_smoothing"]
         )
         history = model.fit(
             batches,
             validation_data=data.evaluation_pipeline(validation_data, v["batch_size"]),
+            shuffle=False,
             **kwargs,
         )
+        self.execution += 1
+        self.last_step = how_it_ran(model)  # recorded with the trial
         if any(not math.isfinite(loss) for loss in history.history.get("loss", [])):
             return {trials.OBJECTIVE: math.nan}
         return history
@@ -128,6 +133,7 @@ class _RecordsTrials:
 
     def run_trial(self, trial, *args, **kwargs):
         start, results = time.perf_counter(), []
+        self.hypermodel.execution = 0
         try:
             results = super().run_trial(trial, *args, **kwargs)
             return results
@@ -141,6 +147,7 @@ class _RecordsTrials:
                     "epochs": max(epochs) if epochs else None,
                     "failure": "the loss became NaN" if diverged else None,
                     "tuner_id": self.tuner_id,  # which process ran it, in a distributed search
+                    "step": self.hypermodel.last_step,
                 },
             )
 
@@ -196,10 +203,20 @@ def warn_if_bayesian_is_random(config: TuneConfig) -> None:
 
 
 def tune(config: TuneConfig) -> dict[str, Any]:
-    """Run (or resume) the search, print its table and retrain and test the best."""
-    config = config.validate()
-    check_output_dir(config.directory, "tuning directory")
-    trials.check_search_space(config)
+    """Run (or resume) the search, print its table and retrain and test the best; with
+    `summary`, print the table of the search so far. RelunetError for bad input (the
+    checks of relunet.preflight.tune)."""
+    return run(preflight.tune(config))
+
+
+def run(config: TuneConfig) -> dict[str, Any]:
+    """`tune` for a config that has passed `relunet.preflight.tune`."""
+    if config.summary:
+        return {
+            "trials": [dataclasses.asdict(r) for r in trials.summarize(trials.project_dir(config))]
+        }
+    set_threads(config.threads)
+    seed_everything(config.seed, config.deterministic)
     project = trials.project_dir(config)
     project.mkdir(parents=True, exist_ok=True)
     # Beside the project, which keras-tuner deletes on --overwrite. Workers of a

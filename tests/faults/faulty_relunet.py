@@ -63,8 +63,8 @@ class HoldAfterEpoch(keras.callbacks.Callback):
 def _with_fault_callback(make_callbacks):
     kind, epoch, argument = FAULT.split(":", 2)
 
-    def wrapped(run, config, timer, backup_callback, steps, *args, **kwargs):
-        callbacks = make_callbacks(run, config, timer, backup_callback, steps, *args, **kwargs)
+    def wrapped(run, config, steps, **kwargs):
+        callbacks = make_callbacks(run, config, steps, **kwargs)
         if kind == "hold-after-epoch":
             return [*callbacks, HoldAfterEpoch(int(epoch), argument)]
         signum = getattr(signal, f"SIG{argument}")

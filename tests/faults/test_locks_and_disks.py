@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from relunet.cli import build_parser
-from relunet.commands import config_from_args
+from relunet.cli import build_parser, config_from_args
 from relunet.config import TrainConfig
 from relunet.rundir import with_run_dir
 

@@ -33,4 +33,16 @@ def worker_task(environ: dict[str, str] | None = None) -> tuple[str, int, int]:
             f"TF_CONFIG's task {task_type} {index} is not in its cluster "
             f"({', '.join(f'{len(v)} {k}' for k, v in tasks.items()) or 'empty'})."
         )
+    for address in (a for addresses in tasks.values() for a in addresses):
+        _check_address(address)
     return task_type, index, sum(len(v) for v in tasks.values())
+
+
+def _check_address(address: object) -> None:
+    """A cluster address is host:port with a port TensorFlow can listen on or reach."""
+    host, _, port = str(address).rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise RelunetError(
+            "TF_CONFIG's cluster addresses must be host:port with a port from 1 to "
+            f"65535. Received: {address!r}."
+        )

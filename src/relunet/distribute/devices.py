@@ -1,7 +1,7 @@
 """Where a run trains: one device, or replicas under a tf.distribute strategy.
 
 `relunet.train` asks one `Devices` object everything that differs between the two:
-which strategy builds the model, which fit settings work, how datasets are sharded,
+which strategy builds the model, how datasets are sharded,
 where this process writes, when processes wait for each other, and what a signal or a
 lost worker does. `OneDevice` answers for the default; `Replicas` for
 `--strategy mirrored|multiworker`.
@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from relunet.backup import AtomicBackupAndRestore
 from relunet.callbacks import StopOnSignal
-from relunet.config import OptimConfig, TrainConfig
+from relunet.config import TrainConfig
 from relunet.distribute.cluster import worker_task
 from relunet.errors import RelunetError, WorkerLost
 
@@ -45,13 +45,6 @@ class OneDevice:
     def describe(self) -> str | None:
         """One line for the console, or None when there is nothing to say."""
         return None
-
-    def fit_settings(self, config: OptimConfig) -> tuple[str, int]:
-        """(jit_compile, steps_per_execution) that work here. Keras turns XLA off under op
-        determinism (not every op is deterministic in XLA), so relunet does too; an eager
-        step compiles nothing."""
-        off = config.deterministic or config.run_eagerly
-        return ("off" if off else config.jit_compile, config.steps_per_execution)
 
     def shard(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         return dataset
@@ -85,10 +78,6 @@ class Replicas(OneDevice):
 
     def describe(self) -> str:
         return f"tf.distribute {describe(self.strategy)}; without XLA, one step per execution"
-
-    def fit_settings(self, config: OptimConfig) -> tuple[str, int]:
-        # As build_model sets them under replicas: see its docstring.
-        return "off", 1
 
     def shard(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         return shard_by_data(dataset)
@@ -227,10 +216,7 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    sharded = dataset.with_options(options)
-    if hasattr(dataset, "next_epoch"):  # a training pipeline: fit still says which epoch
-        sharded.next_epoch = dataset.next_epoch
-    return sharded
+    return dataset.with_options(options)
 
 
 def scratch_dir(run_dir: str, this: tuple[str, int]) -> Path:

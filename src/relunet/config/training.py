@@ -1,17 +1,11 @@
-"""Configuration as plain values: field groups composed into each command's config.
+"""The configs of the training commands: `relunet train`, `tune` and `compare`.
 
-Each field is declared once, with its default and its help; `relunet.cli` builds
-the command line from these fields, `build_model` takes its defaults from them, and
-a run dir's `config.json` is `asdict` of one. This module imports no TensorFlow, so
-the command line checks flags in milliseconds before paying for the TensorFlow import.
-
-    DataConfig      what to train and test on
-    LayerConfig     what each hidden layer is (width, init)
-    ModelConfig     LayerConfig plus how many layers and their activation
-    OptimConfig     how to train: Adam, batches, epochs, seed, speed settings
     TrainConfig     Data + Model + Optim + the run (run dir, backups, devices)
     TuneConfig      Data + Model + Optim as the fixed values, plus the search
     CompareConfig   Data + Layer + Optim, plus the activations and depths compared
+
+Each holds exactly the fields its command honours, and `validate()` checks their
+values; the checks of paths and files are `relunet.preflight`'s.
 """
 
 from __future__ import annotations
@@ -19,142 +13,33 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from relunet.checks import (
-    check_at_most,
-    check_choice,
-    check_fits_in_memory,
-    check_positive,
-    check_seed,
-    check_split,
+from relunet.config.fields import (
+    ACTIVATIONS,
+    JIT_MODES,
+    NO_SPLIT,
+    DataConfig,
+    LayerConfig,
+    ModelConfig,
+    OptimConfig,
+    check_verbose,
+    differences,
+    field_defaults,
+    option,
 )
 from relunet.errors import RelunetError
+from relunet.values import (
+    check_choice,
+    check_count,
+    check_fits_in_memory,
+    check_positive,
+    check_split,
+)
 
-DATASETS = ("mnist", "fashion_mnist", "kmnist")
-ACTIVATIONS = ("relu", "sigmoid", "leaky_relu")
-INITS = ("random_normal", "he_normal", "glorot_uniform")
-LR_SCHEDULES = ("constant", "cosine")
-JIT_MODES = ("on", "off", "auto")
 STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute; see relunet.distribute
-NO_SPLIT = "none"  # --val-split none: train without a validation split
-
-
-def option(default: Any, help: str, **flag: Any) -> Any:
-    """A config field with its command-line help (and argparse extras: flags, metavar,
-    choices); `fingerprint=False` marks a field that does not change what is trained."""
-    return dataclasses.field(default=default, metadata={"help": help, **flag})
-
-
-@dataclass
-class DataConfig:
-    dataset: str = option("mnist", "the dataset", choices=DATASETS)
-    train_split: str = option("train[:90%]", "tfds split to train on", metavar="SPLIT")
-    val_split: str = option("train[90%:]", "tfds split to validate on, or none", metavar="SPLIT")
-    test_split: str = option("test", "tfds split to test the final model on", metavar="SPLIT")
-    data_dir: str | None = option(
-        None,
-        "folder of the four IDX files (default: $RELUNET_DATA_DIR)",
-        metavar="DIR",
-        fingerprint=False,
-    )
-    tfds_dir: str | None = option(
-        None,
-        "tfds data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)",
-        metavar="DIR",
-        fingerprint=False,
-    )
-
-    def check_data(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
-        for name in ("train_split", "test_split"):
-            check_split(getattr(self, name), name)
-        if self.val_split != NO_SPLIT:
-            check_split(self.val_split, "val_split")
-
-
-@dataclass
-class LayerConfig:
-    width: int = option(256, "units per hidden layer")
-    init: str = option(
-        "random_normal",
-        "kernel initializer (the lab's is RandomNormal, stddev 0.05)",
-        choices=INITS,
-    )
-
-    def check_layers(self) -> None:
-        check_positive("width", self.width)
-        check_choice("init", self.init, INITS)
-
-
-@dataclass
-class ModelConfig(LayerConfig):
-    depth: int = option(2, "hidden layers")
-    activation: str = option("relu", "activation of the hidden layers", choices=ACTIVATIONS)
-
-    def check_model(self) -> None:
-        self.check_layers()
-        check_positive("depth", self.depth)
-        check_choice("activation", self.activation, ACTIVATIONS)
-
-
-@dataclass
-class OptimConfig:
-    learning_rate: float = option(
-        1e-3, "Adam learning rate", flags=("--lr", "--learning-rate"), metavar="LR"
-    )
-    batch_size: int = option(128, "images per step")
-    epochs: int = option(5, "passes over the training split")
-    seed: int = option(777, "seeds Python, NumPy, TensorFlow and each epoch's data order")
-    lr_schedule: str = option(
-        "constant", "cosine decays the learning rate to 0 over all steps", choices=LR_SCHEDULES
-    )
-    label_smoothing: float = option(0.0, "applied to the training labels", metavar="X")
-    deterministic: bool = option(
-        False,
-        "also make TensorFlow ops deterministic (slower, "
-        "and without XLA); a resumed run then ends bitwise equal "
-        "to an uninterrupted one",
-    )
-    # Speed: measured in benchmarks/bench_train.py, see benchmarks/README.md.
-    jit_compile: str = option("on", "XLA", choices=JIT_MODES)
-    steps_per_execution: int = option(64, "train steps per call into the compiled step")
-    threads: int | None = option(
-        None, "TensorFlow intra-op threads (default: one per core)", fingerprint=False
-    )
-    run_eagerly: bool = option(
-        False,
-        "run train_step eagerly, op by op, so print() and a debugger can step through "
-        "the lab's functions; many times slower, for learning, not training",
-        fingerprint=False,
-    )
-
-    def check_optim(self) -> None:
-        for name in ("learning_rate", "batch_size", "epochs", "steps_per_execution"):
-            check_positive(name, getattr(self, name))
-        check_seed(self.seed)
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        check_choice("jit_compile", self.jit_compile, JIT_MODES)
-        if not 0 <= self.label_smoothing < 1:
-            raise RelunetError(
-                f"label_smoothing must lie in [0, 1). Received: {self.label_smoothing!r}."
-            )
-        # TensorFlow counts steps per call in int32; more threads than this is a typo.
-        check_at_most("steps_per_execution", self.steps_per_execution, 2**31 - 1)
-        if self.threads is not None:
-            check_positive("threads", self.threads)
-            check_at_most("threads", self.threads, MAX_THREADS)
-
-
-MAX_THREADS = 1024
 MAX_CPU_REPLICAS = 64  # each logical CPU device costs memory; more is a typo
-
-
-def _check_verbose(verbose: Any) -> None:
-    if verbose not in (None, 0, 1, 2):
-        raise RelunetError(f"verbose must be 0, 1 or 2. Received: {verbose!r}.")
 
 
 @dataclass
@@ -199,11 +84,10 @@ class TrainConfig(OptimConfig, ModelConfig, DataConfig):  # flags: data, model, 
         self.check_data()
         self.check_model()
         self.check_optim()
-        check_positive("backup_every", self.backup_every)
+        check_count("backup_every", self.backup_every)
         check_choice("strategy", self.strategy, STRATEGIES)
         if self.cpu_replicas is not None:
-            check_positive("cpu_replicas", self.cpu_replicas)
-            check_at_most("cpu_replicas", self.cpu_replicas, MAX_CPU_REPLICAS)
+            check_count("cpu_replicas", self.cpu_replicas, MAX_CPU_REPLICAS)
             if self.strategy != "mirrored":
                 raise RelunetError(
                     f"cpu_replicas needs strategy 'mirrored'. Received strategy: {self.strategy!r}."
@@ -213,7 +97,7 @@ class TrainConfig(OptimConfig, ModelConfig, DataConfig):  # flags: data, model, 
                 "strategy 'multiworker' needs a run_dir that every worker "
                 "names (and can reach), e.g. --run-dir runs/job1."
             )
-        _check_verbose(self.verbose)
+        check_verbose(self.verbose)
         check_fits_in_memory(self.width, self.depth, self.batch_size)
         return self
 
@@ -273,6 +157,11 @@ DEPTH_RANGE = (1, 4)
 BATCH_SIZE_CHOICES = (64, 128, 256, 512)
 LABEL_SMOOTHING_CHOICES = (0.0, 0.05, 0.1, 0.2)
 WIDTH_STEP = 32  # the width's grid in a search
+SEARCH_BOUNDS = {  # the fields that bound a searched value's range
+    "learning_rate": ("lr_min", "lr_max"),
+    "width": ("width_min", "width_max"),
+    "epochs": ("epochs_min",),
+}
 
 
 @dataclass
@@ -324,22 +213,30 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
 
     def validate(self) -> TuneConfig:
         """Raise RelunetError naming the first bad field; return self so calls chain."""
+        if self.summary:
+            self._check_only_naming_the_project()
+            return self
         self.check_data()
+        if self.val_split == NO_SPLIT:
+            raise RelunetError(
+                "a search scores each trial on the validation split, so val_split must "
+                "name a split. Received: 'none'."
+            )
         check_split(self.full_train_split, "full_train_split")
         self.check_model()
         self.check_optim()
         check_choice("tuner", self.tuner, TUNERS)
-        for name in (
-            "max_trials",
-            "executions_per_trial",
-            "patience",
-            "lr_min",
-            "lr_max",
-            "width_min",
-            "width_max",
-        ):
-            check_positive(name, getattr(self, name))
-        check_positive("epochs_min", self.epochs_min)
+        for name in ("max_trials", "executions_per_trial", "patience", "width_min"):
+            check_count(name, getattr(self, name))
+        check_count("width_max", self.width_max)
+        check_count("epochs_min", self.epochs_min)
+        check_positive("lr_min", self.lr_min)
+        check_positive("lr_max", self.lr_max)
+        if not self.search:
+            raise RelunetError("search must name at least one hyperparameter. Received: ''.")
+        for name in self.search:
+            check_choice("search", name, SEARCHABLE)
+        self._check_search_uses_every_value()
         for low, high in (
             ("lr_min", "lr_max"),
             ("width_min", "width_max"),
@@ -350,10 +247,6 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
                     f"{low} must not exceed {high}. Received: {low}="
                     f"{getattr(self, low)}, {high}={getattr(self, high)}."
                 )
-        if not self.search:
-            raise RelunetError("search must name at least one hyperparameter. Received: ''.")
-        for name in self.search:
-            check_choice("search", name, SEARCHABLE)
         if self.tuner == "hyperband" and "epochs" in self.search:
             raise RelunetError(
                 "hyperband decides each trial's epochs itself, so search cannot "
@@ -363,11 +256,41 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
             raise RelunetError(
                 f"project_name must be a plain folder name. Received: {self.project_name!r}."
             )
-        _check_verbose(self.verbose)
+        check_verbose(self.verbose)
         depth = DEPTH_RANGE[1] if "depth" in self.search else self.depth
         batch_size = max(BATCH_SIZE_CHOICES) if "batch_size" in self.search else self.batch_size
         check_fits_in_memory(self.width_max, depth, batch_size)  # the largest trial
         return self
+
+    def _check_search_uses_every_value(self) -> None:
+        """A fixed value that the search draws instead, or a range of a value it does not
+        search, would change nothing: refuse it rather than ignore it."""
+        defaults = field_defaults(TuneConfig)
+        for name in self.search:
+            if name != "epochs" and getattr(self, name) != defaults[name]:
+                raise RelunetError(
+                    f"{name} is searched, so a fixed {name} would be ignored; leave it out "
+                    f"or leave {name} out of search. Received: {name}={getattr(self, name)!r}."
+                )
+        for searched, bounds in SEARCH_BOUNDS.items():
+            for bound in bounds:
+                if searched not in self.search and getattr(self, bound) != defaults[bound]:
+                    raise RelunetError(
+                        f"{bound} bounds the search of {searched}, which search does not "
+                        f"name, so it would be ignored. Received: {bound}="
+                        f"{getattr(self, bound)!r}, search={','.join(self.search)}."
+                    )
+
+    def _check_only_naming_the_project(self) -> None:
+        """--summary reads an existing search: any flag but its folder would be ignored."""
+        defaults = field_defaults(TuneConfig)
+        for name in defaults.keys() - {"summary", "directory", "project_name"}:
+            if getattr(self, name) != defaults[name]:
+                raise RelunetError(
+                    "summary prints an existing search and trains nothing, so only "
+                    f"directory and project_name go with it. Received: {name}="
+                    f"{getattr(self, name)!r}."
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -418,7 +341,7 @@ class CompareConfig(OptimConfig, LayerConfig, DataConfig):
         for activation in self.activations:
             check_choice("activations", activation, ACTIVATIONS)
         for depth in self.depths:
-            check_positive("depths", depth)
+            check_count("depths", depth)
         self.check_data()
         if self.val_split == NO_SPLIT:
             raise RelunetError(
@@ -427,26 +350,6 @@ class CompareConfig(OptimConfig, LayerConfig, DataConfig):
             )
         self.check_layers()
         self.check_optim()
-        _check_verbose(self.verbose)
+        check_verbose(self.verbose)
         check_fits_in_memory(self.width, max(self.depths), self.batch_size)
         return self
-
-    def with_out(self) -> CompareConfig:
-        if self.out:
-            return self
-        return dataclasses.replace(self, out=f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
-def differences(config: Any, saved: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
-    """Fields of `config` that change training (or a search) and differ from a saved
-    config, as 'name: old -> new'; a field the saved config lacks had its default."""
-    diffs = []
-    for field in dataclasses.fields(config):
-        if field.name in ignore or not field.metadata.get("fingerprint", True):
-            continue
-        old, new = saved.get(field.name, field.default), getattr(config, field.name)
-        if isinstance(new, tuple):
-            old = tuple(old) if isinstance(old, list) else old
-        if old != new:
-            diffs.append(f"{field.name}: {old!r} -> {new!r}")
-    return diffs

@@ -1,6 +1,10 @@
-"""Checks of user input that need no TensorFlow: values, split strings, output folders,
-and whether a network fits in memory. Each raises RelunetError with one full sentence
-that names the input, says what was expected and ends with what was received.
+"""Checks of single values that need no TensorFlow: choices, positive numbers, seeds,
+tfds split strings, ports, and whether a network fits in memory.
+
+The config dataclasses validate their fields with these (so a model built from
+Python is checked too); paths are `relunet.paths`'s. Each raises RelunetError with one
+full sentence that names the input, says what was expected and ends with what was
+received.
 """
 
 from __future__ import annotations
@@ -8,15 +12,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
-import zipfile
-from pathlib import Path
 from typing import Any
 
 from relunet.errors import RelunetError
 from relunet.mnist import IMAGE_PIXELS, NUM_CLASSES
 
 SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed takes seeds below 2**32
+COUNT_MAX = 2**31 - 1  # int32: what TensorFlow counts steps, batches and units in
 
 # One tfds split: a name with an optional [start:end] slice in examples or percent,
 # e.g. "train", "train[:2000]", "train[90%:]", "test[-1000:]". Splits join with "+".
@@ -44,6 +46,20 @@ def check_positive(name: str, value: Any) -> None:
 def check_at_most(name: str, value: int, most: int) -> None:
     if value > most:
         raise RelunetError(f"{name} must be at most {most}. Received: {value!r}.")
+
+
+def check_count(name: str, value: Any, most: int = COUNT_MAX) -> None:
+    """A whole number from 1 to `most` (batch sizes, epochs, widths: TensorFlow counts
+    them in int32, so anything larger is a typo that would overflow deep inside)."""
+    check_positive(name, value)
+    if isinstance(value, float) and not value.is_integer():
+        raise RelunetError(f"{name} must be a whole number. Received: {value!r}.")
+    check_at_most(name, value, most)
+
+
+def check_port(name: str, port: Any) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise RelunetError(f"{name} must be a port number from 1 to 65535. Received: {port!r}.")
 
 
 def check_seed(seed: Any) -> None:
@@ -83,39 +99,6 @@ def _empty_whatever_the_size(start: str, end: str) -> bool:
     if start.endswith("%") != end.endswith("%") or start.startswith("-") != end.startswith("-"):
         return False
     return int(start.rstrip("%")) >= int(end.rstrip("%"))
-
-
-def check_output_dir(path: str | os.PathLike, what: str) -> None:
-    """Refuse, before any work, a folder that cannot be created or written: under a file,
-    on a read-only file system, behind a symlink loop or a dangling symlink."""
-    path = Path(path)
-    for candidate in (path, *path.parents):
-        try:
-            mode = candidate.stat().st_mode
-        except NotADirectoryError:  # somewhere below a file: the walk up finds which
-            continue
-        except FileNotFoundError:
-            if candidate.is_symlink():
-                raise RelunetError(
-                    f"The {what} {path} cannot be created: {candidate} is a symlink to nothing."
-                ) from None
-            continue
-        except OSError as error:  # ELOOP, ENOTDIR, EACCES ...
-            raise RelunetError(
-                f"The {what} {path} cannot be used: {candidate}: {error.strerror}."
-            ) from None
-        if not stat.S_ISDIR(mode):
-            if candidate == path:
-                raise RelunetError(f"The {what} {path} is a file, not a folder.")
-            raise RelunetError(
-                f"The {what} {path} cannot be created: {candidate} is a file, not a folder."
-            )
-        if not os.access(candidate, os.W_OK | os.X_OK):
-            raise RelunetError(
-                f"The {what} {path} cannot be written: {candidate} is read-only "
-                "(or not ours to write)."
-            )
-        return
 
 
 def training_bytes(width: int, depth: int, batch_size: int) -> int:
@@ -161,38 +144,3 @@ def available_memory() -> int | None:
 
 def _gib(size: int) -> str:
     return f"{size / 2**30:,.1f} GiB"
-
-
-def resolve_model_path(path: str | os.PathLike) -> Path:
-    """The model a path means: a `.keras` file, a run dir (its best.keras), a SavedModel
-    version folder, or a folder of versions (its newest, as TF Serving picks).
-    RelunetError if it names none; no TensorFlow needed, so a wrong path is answered at once."""
-    path = Path(path)
-    if not path.exists():
-        raise RelunetError(f"The model path {path} does not exist.")
-    if path.is_file():
-        if path.suffix != ".keras":
-            raise RelunetError(
-                f"{path} is not a model: expected a .keras file or a SavedModel folder."
-            )
-        if path.stat().st_size == 0:
-            raise RelunetError(f"{path} is empty (0 bytes): not a saved model.")
-        if not zipfile.is_zipfile(path):  # a .keras file is a zip archive
-            raise RelunetError(
-                f"{path} cannot be loaded as a Keras model (it is not a .keras archive)."
-            )
-        return path
-    if (path / "saved_model.pb").is_file():
-        return path
-    if (path / "best.keras").is_file():
-        return resolve_model_path(path / "best.keras")
-    versions = sorted(
-        (p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()),
-        key=lambda p: int(p.name),
-    )
-    if versions:
-        return versions[-1]
-    raise RelunetError(
-        f"{path} is not a model: no saved_model.pb, best.keras or numbered "
-        "SavedModel versions in it."
-    )

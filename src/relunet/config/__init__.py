@@ -1,0 +1,73 @@
+"""Configuration as plain values: field groups composed into each command's config.
+
+The groups (`relunet.config.fields`) declare each field once, with its default and
+its help; the commands' configs (`training`, `using`) compose them and add their own.
+`relunet.cli` builds the command line from these fields, a run dir's `config.json` is
+`asdict` of one, and nothing here imports TensorFlow, so the command line checks flags
+in milliseconds before paying for the TensorFlow import.
+"""
+
+from relunet.config.fields import (
+    ACTIVATIONS,
+    DATASETS,
+    INITS,
+    JIT_MODES,
+    LR_SCHEDULES,
+    NO_SPLIT,
+    DataConfig,
+    LayerConfig,
+    ModelConfig,
+    OptimConfig,
+    SourceConfig,
+    differences,
+    field_defaults,
+    option,
+    take,
+)
+from relunet.config.training import (
+    BATCH_SIZE_CHOICES,
+    DEPTH_RANGE,
+    LABEL_SMOOTHING_CHOICES,
+    PRESETS,
+    SEARCHABLE,
+    STRATEGIES,
+    TUNERS,
+    WIDTH_STEP,
+    CompareConfig,
+    TrainConfig,
+    TuneConfig,
+)
+from relunet.config.using import EvaluateConfig, ExportConfig, PredictConfig, ServeConfig
+
+__all__ = [
+    "ACTIVATIONS",
+    "BATCH_SIZE_CHOICES",
+    "DATASETS",
+    "DEPTH_RANGE",
+    "INITS",
+    "JIT_MODES",
+    "LABEL_SMOOTHING_CHOICES",
+    "LR_SCHEDULES",
+    "NO_SPLIT",
+    "PRESETS",
+    "SEARCHABLE",
+    "STRATEGIES",
+    "TUNERS",
+    "WIDTH_STEP",
+    "CompareConfig",
+    "DataConfig",
+    "EvaluateConfig",
+    "ExportConfig",
+    "LayerConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "PredictConfig",
+    "ServeConfig",
+    "SourceConfig",
+    "TrainConfig",
+    "TuneConfig",
+    "differences",
+    "field_defaults",
+    "option",
+    "take",
+]

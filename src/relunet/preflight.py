@@ -1,0 +1,131 @@
+"""One check per command, before any work: its config's values, then the paths it names.
+
+Each function takes a command's config, raises RelunetError (one sentence, exit
+status 2) naming the first problem, and returns the config with its defaults resolved
+(a run dir, an output folder). Nothing here imports TensorFlow: the command line runs
+these first and answers a typo in milliseconds; the library functions (`train.train`,
+`tune.tune`, `compare.compare`, `export.export`) run the same function when called
+from Python. Neither path checks twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from relunet import sources, trials
+from relunet.config import (
+    CompareConfig,
+    EvaluateConfig,
+    ExportConfig,
+    PredictConfig,
+    ServeConfig,
+    SourceConfig,
+    TrainConfig,
+    TuneConfig,
+)
+from relunet.distribute.cluster import worker_task
+from relunet.errors import RelunetError
+from relunet.inputs import read_npy_images
+from relunet.paths import (
+    check_folder,
+    check_new_output_dir,
+    check_output_dir,
+    check_versions_folder,
+    resolve_model_path,
+)
+from relunet.rundir import RunDir, with_run_dir
+
+
+def train(config: TrainConfig) -> TrainConfig:
+    """The flags, the data, and a run dir this configuration may train in."""
+    config = with_run_dir(config.validate())
+    check_data(config)
+    check_output_dir(config.run_dir, "run dir")
+    RunDir(config.run_dir).check(config)
+    if config.strategy == "multiworker":
+        worker_task()
+    return config
+
+
+def tune(config: TuneConfig) -> TuneConfig:
+    """The flags, the folders, a search space that agrees with the project's, the data."""
+    config.validate()
+    if config.summary:
+        return config
+    check_output_dir(config.directory, "tuning directory")
+    if config.export_dir:
+        check_output_dir(config.export_dir, "export target")
+    trials.check_search_space(config)
+    check_data(config)
+    return config
+
+
+def compare(config: CompareConfig) -> CompareConfig:
+    """The flags, the data, and an output folder that holds nothing yet."""
+    config.validate()
+    if not config.out:
+        config = dataclasses.replace(config, out=f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_data(config)
+    check_new_output_dir(config.out, "output folder", "--out")
+    return config
+
+
+def export(config: ExportConfig) -> ExportConfig:
+    """A .keras model to export, and a version folder that does not exist yet."""
+    config.validate()
+    model = resolve_model_path(config.model)
+    if model.suffix != ".keras":
+        raise RelunetError(f"{model} is not a .keras model file (or a run dir holding best.keras).")
+    out, version = export_target(config.out, config.version)
+    return dataclasses.replace(config, model=str(model), out=str(out), version=version)
+
+
+def export_target(out: str | Path, version: int | None) -> tuple[Path, int]:
+    """Where a new SavedModel version goes: `out` must be writable and the version (the
+    next free one by default) must not exist."""
+    out = Path(out)
+    check_output_dir(out, "export target")
+    if version is None:
+        taken = [int(p.name) for p in out.iterdir() if p.name.isdigit()] if out.is_dir() else []
+        return out, max(taken, default=0) + 1
+    if (out / str(version)).exists():
+        raise RelunetError(f"{out / str(version)} already exists; refusing to overwrite it.")
+    return out, version
+
+
+def predict(config: PredictConfig) -> PredictConfig:
+    """A model, and input files that exist (.npy arrays read and checked)."""
+    config.validate()
+    resolve_model_path(config.model)
+    for name in config.inputs:
+        if not Path(name).is_file():
+            raise RelunetError(f"The input {name} does not exist or is not a file.")
+        if name.lower().endswith(".npy"):
+            read_npy_images(Path(name))
+    return config
+
+
+def evaluate(config: EvaluateConfig) -> EvaluateConfig:
+    """The data, a model, and a report folder that holds nothing yet."""
+    config.validate()
+    check_data(config)
+    resolve_model_path(config.model)
+    if config.report:
+        check_new_output_dir(config.report, "report folder", "--report folder")
+    return config
+
+
+def serve(config: ServeConfig) -> ServeConfig:
+    """The flags, and a folder of SavedModel versions."""
+    config.validate()
+    check_versions_folder(config.model_dir)
+    return config
+
+
+def check_data(config: SourceConfig) -> None:
+    """The data dir: a folder whose IDX files are whole, unless a prepared copy of them
+    is at hand (checked without reading them again)."""
+    check_folder(config.data_dir, "data dir")
+    sources.check_idx_folder(config.dataset, config.data_dir, config.tfds_dir)
