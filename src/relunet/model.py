@@ -91,7 +91,8 @@ def scaled_to_global_batch(gradients: list[tf.Tensor], images: tf.Tensor) -> lis
 
 @keras.saving.register_keras_serializable(package="relunet")
 class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
-    """Flatten -> depth x (Dense(width) -> activation) -> Dense(10) logits.
+    """Flatten -> depth x (Dense(width) [-> BatchNorm] -> activation [-> Dropout]) ->
+    Dense(10) logits.
 
     The defaults are the lab's network: two hidden layers of 256 ReLU units with
     RandomNormal(stddev=0.05) kernels. The last layer returns logits, never
@@ -113,14 +114,17 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         self.config, self.num_classes, self.grad_norms = config, num_classes, grad_norms
         self.flatten = keras.layers.Flatten()
         self.hidden = [
-            keras.layers.Dense(
-                config.width,
-                activation=config.activation,
-                kernel_initializer=config.init,
-                name=f"dense_{i}",
-            )
+            keras.layers.Dense(config.width, kernel_initializer=config.init, name=f"dense_{i}")
             for i in range(config.depth)
         ]
+        self.norms = [  # lab 10-4: each layer's pre-activations normalised over the batch
+            keras.layers.BatchNormalization(name=f"batch_norm_{i}")
+            for i in range(config.depth if config.batch_norm else 0)
+        ]
+        self.activation = keras.activations.get(config.activation)
+        # lab 10-3: one Dropout, applied after each hidden layer, its masks drawn from a
+        # seed generator whose state is a model variable (so a backup resumes it exactly).
+        self.dropout = keras.layers.Dropout(config.dropout) if config.dropout else None
         self.logits = keras.layers.Dense(num_classes, kernel_initializer=config.init, name="logits")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
@@ -144,13 +148,20 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         for layer in self.hidden:
             layer.build((None, units))
             units = layer.units
+        for norm in self.norms:
+            norm.build((None, units))
         self.logits.build((None, units))
         self.built = True
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
         x = self.flatten(images)
-        for layer in self.hidden:
+        for i, layer in enumerate(self.hidden):
             x = layer(x)
+            if self.norms:
+                x = self.norms[i](x, training=training)
+            x = self.activation(x)
+            if self.dropout is not None:
+                x = self.dropout(x, training=training)
         return self.logits(x)
 
     @property

@@ -2,7 +2,7 @@
 
     SourceConfig    which dataset, and where its files are
     DataConfig      SourceConfig plus the splits to train, validate and test on
-    LayerConfig     what each hidden layer is (width, init)
+    LayerConfig     what each hidden layer is (width, init, dropout, batch norm)
     ModelConfig     LayerConfig plus how many layers and their activation
     OptimConfig     how to train: Adam, batches, epochs, seed, speed settings
 
@@ -104,9 +104,18 @@ class LayerConfig:
         choices=INITS,
     )
 
+    dropout: float = option(
+        0.0, "dropout rate after each hidden layer (lab 10-3); 0 keeps every unit", metavar="X"
+    )
+    batch_norm: bool = option(
+        False, "batch normalization between each hidden Dense and its activation (lab 10-4)"
+    )
+
     def check_layers(self) -> None:
         check_count("width", self.width)
         check_choice("init", self.init, INITS)
+        if isinstance(self.dropout, bool) or not 0 <= self.dropout < 1:
+            raise RelunetError(f"dropout must lie in [0, 1). Received: {self.dropout!r}.")
 
 
 @dataclass
