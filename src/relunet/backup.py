@@ -309,11 +309,19 @@ class RestoreEpochMetrics(keras.callbacks.Callback):
 
 
 def _state_variables(model: keras.Model) -> list:
-    """Everything a step changes: the model's weights and the optimizer's variables."""
+    """Everything a step changes: the model's variables (weights, batch-norm statistics,
+    dropout's seed state) and the optimizer's."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     optimizer = model.optimizer.variables if model.optimizer is not None else []
-    return [*model.weights, *optimizer]
+    return [*model.variables, *optimizer]
+
+
+def _within_model(path: str) -> str:
+    """A variable's path without its first part (the model's, or a seed generator's,
+    name, which counts up with every model a process builds): what names it in any
+    process that builds the same network."""
+    return path.split("/", 1)[-1]
 
 
 def _write_variables(model: keras.Model, path: Path) -> None:
@@ -330,7 +338,7 @@ def _load(model: keras.Model, path: Path) -> str | None:
     try:
         with np.load(path, allow_pickle=False) as stored:
             paths = stored["paths"].tolist()
-            if paths != [v.path for v in variables]:
+            if [_within_model(p) for p in paths] != [_within_model(v.path) for v in variables]:
                 return "it holds the variables of another model"
             values = [stored[f"v{i}"] for i in range(len(variables))]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
