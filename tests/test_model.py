@@ -177,3 +177,41 @@ def test_run_eagerly_runs_the_lab_s_functions_op_by_op(monkeypatch):
     model = build_model(ModelConfig(width=8), OptimConfig(run_eagerly=True))
     model.fit(dataset, epochs=1, verbose=0)
     assert calls == [True, True, True] and model.run_eagerly and not model.jit_compile
+
+
+def test_dropout_drops_units_in_training_only_and_its_masks_follow_the_seed():
+    x, _, _ = _batches(n=64)
+    model = build_model(ModelConfig(width=64, dropout=0.5))
+    eval_a, eval_b = (model(x, training=False).numpy() for _ in range(2))
+    np.testing.assert_array_equal(eval_a, eval_b)  # inference: no units dropped
+    train_a, train_b = (model(x, training=True).numpy() for _ in range(2))
+    assert not np.allclose(train_a, train_b)  # a new mask each call
+    keras.utils.set_random_seed(9)
+    first = build_model(ModelConfig(width=64, dropout=0.5))(x, training=True).numpy()
+    keras.utils.set_random_seed(9)
+    again = build_model(ModelConfig(width=64, dropout=0.5))(x, training=True).numpy()
+    np.testing.assert_array_equal(first, again)
+
+
+def test_batch_norm_normalises_each_hidden_layer_and_learns_its_statistics():
+    x, _, dataset = _batches(n=256)
+    model = build_model(ModelConfig(width=32, depth=3, batch_norm=True))
+    assert [n.name for n in model.norms] == ["batch_norm_0", "batch_norm_1", "batch_norm_2"]
+    before = model.norms[0].moving_mean.numpy().copy()
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    assert not np.allclose(model.norms[0].moving_mean.numpy(), before)  # updated by training
+    # In training mode each hidden unit's pre-activation is normalised over the batch.
+    pre = model.norms[0](model.hidden[0](model.flatten(x)), training=True).numpy()
+    np.testing.assert_allclose(pre.mean(0), model.norms[0].beta.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("options", [{"dropout": 0.3}, {"batch_norm": True}])
+def test_dropout_and_batch_norm_survive_saving(tmp_path, options):
+    x, _, dataset = _batches(n=128)
+    config = ModelConfig(width=16, **options)
+    model = build_model(config)
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(str(tmp_path / "m.keras"))
+    assert loaded.config == config
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

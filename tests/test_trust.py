@@ -11,10 +11,19 @@ from relunet.model import build_model
 from relunet.trust import ALLOWED_OPS, signature_ops
 
 
-@pytest.mark.parametrize("activation", ["relu", "sigmoid", "leaky_relu"])
-def test_relunet_s_own_exports_use_only_allowed_ops(tmp_path, activation):
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"activation": "relu"},
+        {"activation": "sigmoid"},
+        {"activation": "leaky_relu"},
+        {"dropout": 0.2, "batch_norm": True},
+    ],
+    ids=lambda o: ",".join(map(str, o.values())),
+)
+def test_relunet_s_own_exports_use_only_allowed_ops(tmp_path, options):
     version = export_saved_model(
-        build_model(ModelConfig(width=8, activation=activation)), tmp_path / "m", verbose=False
+        build_model(ModelConfig(width=8, **options)), tmp_path / "m", verbose=False
     )
     ops = signature_ops(version, SIGNATURE)  # both signatures: pixels and encoded images
     assert {"MatMul", "Softmax", "DecodeImage"} <= ops  # the walk reaches into called functions

@@ -1,11 +1,11 @@
 """Search relunet's hyperparameters with keras-tuner, then retrain the winner for real.
 
 `ReluNetHyperModel` draws a trial's values (learning rate and width by default; depth,
-batch size, init, schedule, label smoothing and epochs on request) and builds the very
-model `relunet train` trains, so a trial runs the lab's `train_step`. keras-tuner keeps
-every trial on disk: rerunning the same command reloads them and carries on to
-`max_trials`. Each trial's TensorBoard logs carry its hyperparameters for the HParams
-dashboard (`tensorboard --logdir tuning/relunet/logs`).
+batch size, init, schedule, label smoothing, epochs, dropout and batch norm on request)
+and builds the very model `relunet train` trains, so a trial runs the lab's
+`train_step`. keras-tuner keeps every trial on disk: rerunning the same command reloads
+them and carries on to `max_trials`. Each trial's TensorBoard logs carry its
+hyperparameters for the HParams dashboard (`tensorboard --logdir tuning/relunet/logs`).
 
 The winner is then retrained as a plain `relunet train` run on the full train split,
 and the command that does it is printed, so anyone can reproduce the result.
@@ -32,6 +32,7 @@ from relunet import _compat, data, preflight, trials
 from relunet.config import (
     BATCH_SIZE_CHOICES,
     DEPTH_RANGE,
+    DROPOUT_CHOICES,
     INITS,
     LABEL_SMOOTHING_CHOICES,
     LR_SCHEDULES,
@@ -79,6 +80,8 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
             "lr_schedule": lambda: hp.Choice("lr_schedule", list(LR_SCHEDULES)),
             "label_smoothing": lambda: hp.Choice("label_smoothing", list(LABEL_SMOOTHING_CHOICES)),
             "epochs": lambda: hp.Int("epochs", c.epochs_min, c.epochs),
+            "dropout": lambda: hp.Choice("dropout", list(DROPOUT_CHOICES)),
+            "batch_norm": lambda: hp.Boolean("batch_norm"),
         }
         values = {
             name: draw() if name in searched else getattr(c, name) for name, draw in space.items()

@@ -27,6 +27,7 @@ from relunet.config.fields import (
 from relunet.config.training import (
     BATCH_SIZE_CHOICES,
     DEPTH_RANGE,
+    DROPOUT_CHOICES,
     LABEL_SMOOTHING_CHOICES,
     PRESETS,
     SEARCHABLE,
@@ -44,6 +45,7 @@ __all__ = [
     "BATCH_SIZE_CHOICES",
     "DATASETS",
     "DEPTH_RANGE",
+    "DROPOUT_CHOICES",
     "INITS",
     "JIT_MODES",
     "LABEL_SMOOTHING_CHOICES",

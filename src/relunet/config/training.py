@@ -152,10 +152,13 @@ SEARCHABLE = (
     "lr_schedule",
     "label_smoothing",
     "epochs",
+    "dropout",
+    "batch_norm",
 )
 DEPTH_RANGE = (1, 4)
 BATCH_SIZE_CHOICES = (64, 128, 256, 512)
 LABEL_SMOOTHING_CHOICES = (0.0, 0.05, 0.1, 0.2)
+DROPOUT_CHOICES = (0.0, 0.1, 0.2, 0.3, 0.5)
 WIDTH_STEP = 32  # the width's grid in a search
 SEARCH_BOUNDS = {  # the fields that bound a searched value's range
     "learning_rate": ("lr_min", "lr_max"),
@@ -188,7 +191,8 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
         f"the hyperparameters searched, from {', '.join(SEARCHABLE)} (comma-separated); "
         "the others keep their flag's value. epochs: --epochs-min to --epochs; depth: "
         f"{DEPTH_RANGE[0]} to {DEPTH_RANGE[1]}; batch_size: {BATCH_SIZE_CHOICES}; "
-        f"label_smoothing: {LABEL_SMOOTHING_CHOICES}",
+        f"label_smoothing: {LABEL_SMOOTHING_CHOICES}; dropout: {DROPOUT_CHOICES}; "
+        "batch_norm: off or on",
         metavar="LIST",
     )
     directory: str = option("tuning", "where searches live", metavar="DIR")
