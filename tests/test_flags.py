@@ -118,6 +118,20 @@ TRAIN = {
     "grad_norms": case("--grad-norms"),
     "strategy": case("--strategy", "mirrored"),
     "cpu_replicas": case("--cpu-replicas", "2", refused="cpu_replicas needs strategy"),
+    "augment": case("--augment", "0.5"),
+    **{  # each strength, with --augment on (without it, one is refused)
+        name.replace("-", "_"): case(f"--{name}", value, reference=["--augment", "1"])
+        for name, value in (
+            ("rotation", "40"),
+            ("scale", "0.3"),
+            ("aspect", "0.3"),
+            ("shear", "0.4"),
+            ("translate", "4"),
+            ("elastic-alpha", "10"),
+            ("elastic-sigma", "6"),
+            ("thickness", "1"),
+        )
+    },
     "verbose": case("--verbose", "0"),
     "preset": case("--preset", "fast98"),
 }
@@ -210,6 +224,7 @@ EVALUATE = {
     "tfds_dir": case("--tfds-dir", "tfds2"),
     "model": case("--model", "other.keras"),
     "split": case("--split", "test[:50]"),
+    "images": case("--images", "idx", refused="so data_dir would be ignored"),
     "json": case("--json"),
     "report": case("--report", "report"),
     "trust_model": case(

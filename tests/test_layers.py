@@ -19,7 +19,7 @@ FLOORS = {
     "leaves": "errors mnist table files values paths quiet _compat",
     "plain values and files": "config idx inputs trust distribute.cluster rundir pypi_copy "
     "sources trials preflight",
-    "the concepts": "model data images builder backup callbacks export inference report "
+    "the concepts": "model data images augment builder backup callbacks export inference report "
     "plots distribute.devices",
     "the commands' work": "train tune compare serve",
     "the command line": "commands cli",

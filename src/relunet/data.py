@@ -27,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from relunet._compat import op_determinism_enabled
-from relunet.config import NO_SPLIT, DataConfig
+from relunet.augment import batch_key, distort
+from relunet.config import NO_SPLIT, AugmentConfig, DataConfig
 from relunet.errors import RelunetError
 from relunet.files import TMP_PREFIX, read_json, sha256_file, write_json_atomic
 from relunet.mnist import NUM_CLASSES, PIXEL_MAX
@@ -191,6 +192,7 @@ def training_pipeline(
     seed: int,
     counter: EpochCounter | None = None,
     label_smoothing: float = 0.0,
+    augment: AugmentConfig | None = None,
 ) -> tf.data.Dataset:
     """Shuffled batches of normalised images and one-hot labels: one epoch per pass.
 
@@ -199,7 +201,9 @@ def training_pipeline(
     that many steps an epoch whatever its `steps_per_execution`. Each epoch's order
     depends only on `seed` and the epoch number, so a resumed run sees what an
     uninterrupted one would. Which epoch a pass is: `counter` says (an EpochCounter,
-    listed in `fit`'s callbacks too); without one, the passes count from epoch 0.
+    listed in `fit`'s callbacks too); without one, the passes count from epoch 0. With
+    `augment` (and its `augment` chance above 0), each batch's images are distorted by
+    relunet.augment, its randomness a function of (seed, epoch, step).
     """
     if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
         raise RelunetError(
@@ -207,43 +211,59 @@ def training_pipeline(
             "shard it with relunet.distribute.shard_by_data instead."
         )
     counter = counter or EpochCounter()
-    return _epochs(arrays, batch_size, seed, counter.take, 0, label_smoothing)
+    return _epochs(arrays, batch_size, seed, counter.take, 0, label_smoothing, augment)
 
 
 def rest_of_epoch(
-    arrays: Arrays, batch_size: int, seed: int, epoch: int, skip: int, label_smoothing: float = 0.0
+    arrays: Arrays,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    skip: int,
+    label_smoothing: float = 0.0,
+    augment: AugmentConfig | None = None,
 ) -> tf.data.Dataset:
     """The batches of `epoch` that follow its first `skip`, for one pass: what is left of
-    an epoch interrupted after `skip` steps, in the order the full epoch has them."""
+    an epoch interrupted after `skip` steps, in the order (and with the distortions) the
+    full epoch has them."""
     steps = steps_per_epoch(arrays, batch_size)
     if not 0 <= skip < steps:
         raise ValueError(f"skip must lie in [0, {steps}). Received: {skip}.")
-    return _epochs(
-        arrays, batch_size, seed, lambda: tf.constant(epoch, tf.int64), skip, label_smoothing
-    )
+    at_epoch = lambda: tf.constant(epoch, tf.int64)  # noqa: E731
+    return _epochs(arrays, batch_size, seed, at_epoch, skip, label_smoothing, augment)
 
 
 def _epochs(
-    arrays: Arrays, batch_size: int, seed: int, next_epoch, skip: int, label_smoothing: float
+    arrays: Arrays,
+    batch_size: int,
+    seed: int,
+    next_epoch,
+    skip: int,
+    label_smoothing: float,
+    augment: AugmentConfig | None,
 ) -> tf.data.Dataset:
     """Every pass: ask `next_epoch()` for the epoch number, then its batches from `skip`."""
     n, steps = len(arrays), steps_per_epoch(arrays, batch_size)
     seed = tf.constant(seed, tf.int64)
+    augment = augment if augment is not None and augment.augment else None
 
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
         return tf.data.Dataset.range(skip, steps).map(
-            lambda step: order[step * batch_size : (step + 1) * batch_size]
+            lambda step: (epoch, step, order[step * batch_size : (step + 1) * batch_size])
         )
+
+    def batch(epoch: tf.Tensor, step: tf.Tensor, indices: tf.Tensor):
+        images = tf.gather(arrays.images, indices)
+        if augment is not None:
+            images = distort(images, batch_key(seed, epoch, step), augment)
+        return normalize(images, tf.gather(arrays.labels, indices), label_smoothing)
 
     return (
         tf.data.Dataset.range(1)
         .map(lambda _: next_epoch())
         .flat_map(epoch_batches)
-        .map(
-            lambda indices: _batch(arrays, indices, label_smoothing),
-            num_parallel_calls=_parallel_calls(),
-        )
+        .map(batch, num_parallel_calls=_parallel_calls())
         # flat_map hides the length; Keras reads it to know where an epoch ends.
         .apply(tf.data.experimental.assert_cardinality(steps - skip))
         .prefetch(AUTOTUNE)

@@ -22,7 +22,7 @@ import tensorflow as tf
 from relunet import _compat, data, distribute, preflight
 from relunet.backup import AtomicBackupAndRestore, BackupState, RestoreEpochMetrics, optimizer_steps
 from relunet.callbacks import BestModel, EpochTimer, HistoryLog, StepProgress
-from relunet.config import NO_SPLIT, ModelConfig, OptimConfig, TrainConfig, take
+from relunet.config import NO_SPLIT, AugmentConfig, ModelConfig, OptimConfig, TrainConfig, take
 from relunet.errors import Preempted, RelunetError, TrainingDiverged, WorkerLost  # noqa: F401
 from relunet.files import write_json_atomic
 from relunet.model import build_model, load_model
@@ -150,6 +150,7 @@ def fit_epochs(
         batch_size=config.batch_size,
         seed=config.seed,
         label_smoothing=config.label_smoothing,
+        augment=take(AugmentConfig, config),
     )
     parts = []  # (batches, first epoch, end epoch, extra callbacks) for each fit
     if state.step:

@@ -272,3 +272,29 @@ def test_backup_from_another_configuration_is_refused_unless_restart(tmp_path, r
     restarted = finish(run_dir, "--restart")
     assert "discarded the progress" in restarted.stdout
     assert_same_result(run_dir, reference)
+
+
+AUGMENTED = ["--augment", "0.75", "--dropout", "0.2"]  # every random draw a function of the seed
+
+
+def test_an_augmented_run_with_dropout_killed_at_random_steps_ends_bitwise_equal(tmp_path):
+    """Distortions keyed by (seed, epoch, step) and dropout's seed state in the backup:
+    killed twice at random steps and rerun, the run ends where an uninterrupted one does."""
+    uninterrupted = tmp_path / "uninterrupted"
+    finish(uninterrupted, *AUGMENTED)
+    weights, steps = trained(uninterrupted)
+    reference = {
+        "history": history(uninterrupted),
+        "weights": weights,
+        "steps": steps,
+        "test_accuracy": json.loads((uninterrupted / "metrics.json").read_text())["test_accuracy"],
+    }
+    run_dir = tmp_path / "run"
+    targets = sorted(random.Random(3).sample(range(1, EPOCHS * STEPS - 1), 2))
+    for target in targets:
+        process = start(run_dir, *AUGMENTED)
+        wait_until(lambda target=target: position(run_dir) >= target, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finish(run_dir, *AUGMENTED)
+    assert_same_result(run_dir, reference)

@@ -5,6 +5,7 @@
     LayerConfig     what each hidden layer is (width, init, dropout, batch norm)
     ModelConfig     LayerConfig plus how many layers and their activation
     OptimConfig     how to train: Adam, batches, epochs, seed, speed settings
+    AugmentConfig   random distortions of the training images (off by default)
 
 A field carries its default and its help; `relunet.cli` makes the command line from
 them, so a flag and its default are written once, here. Each group checks its own
@@ -175,6 +176,51 @@ class OptimConfig:
             )
         if self.threads is not None:
             check_count("threads", self.threads, MAX_THREADS)
+
+
+@dataclass
+class AugmentConfig:
+    """Random distortions of the training images (relunet.augment): off by default, as
+    in the lab; the strengths apply once --augment is above 0."""
+
+    augment: float = option(
+        0.0,
+        "the chance that a training image is distorted (rotated, scaled, sheared, moved, "
+        "warped, its strokes thickened or thinned; 0: never, as in the lab)",
+        metavar="P",
+    )
+    rotation: float = option(15.0, "largest rotation, in degrees", metavar="DEG")
+    scale: float = option(0.1, "largest change of size, as a fraction", metavar="X")
+    aspect: float = option(0.1, "largest change of width against height", metavar="X")
+    shear: float = option(0.15, "largest horizontal shear", metavar="X")
+    translate: float = option(2.0, "largest shift, in pixels", metavar="PX")
+    elastic_alpha: float = option(
+        34.0, "elastic distortion's strength in pixels (Simard et al. 2003); 0: none", metavar="PX"
+    )
+    elastic_sigma: float = option(4.0, "elastic distortion's smoothness in pixels", metavar="PX")
+    thickness: float = option(
+        0.5, "largest blend toward thicker or thinner strokes, as a fraction", metavar="X"
+    )
+
+    def check_augment(self) -> None:
+        if isinstance(self.augment, bool) or not 0 <= self.augment <= 1:
+            raise RelunetError(f"augment must lie in [0, 1]. Received: {self.augment!r}.")
+        defaults = field_defaults(AugmentConfig)
+        for name in defaults.keys() - {"augment"}:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise RelunetError(f"{name} must be a number of at least 0. Received: {value!r}.")
+            if not self.augment and value != defaults[name]:
+                raise RelunetError(
+                    f"{name} shapes the distortions of --augment, which is 0, so it would "
+                    f"change nothing; give --augment too. Received: {name}={value!r}."
+                )
+        if self.elastic_alpha and not self.elastic_sigma:
+            raise RelunetError("elastic_sigma must be above 0 while elastic_alpha is.")
+        if self.thickness > 1:
+            raise RelunetError(f"thickness must be at most 1. Received: {self.thickness!r}.")
+        if self.scale >= 1:
+            raise RelunetError(f"scale must be below 1. Received: {self.scale!r}.")
 
 
 def differences(config: Any, saved: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:

@@ -1,6 +1,6 @@
 """The configs of the training commands: `relunet train`, `tune` and `compare`.
 
-    TrainConfig     Data + Model + Optim + the run (run dir, backups, devices)
+    TrainConfig     Data + Model + Optim + Augment + the run (run dir, backups, devices)
     TuneConfig      Data + Model + Optim as the fixed values, plus the search
     CompareConfig   Data + Layer + Optim, plus the activations and depths compared
 
@@ -20,6 +20,7 @@ from relunet.config.fields import (
     ACTIVATIONS,
     JIT_MODES,
     NO_SPLIT,
+    AugmentConfig,
     DataConfig,
     LayerConfig,
     ModelConfig,
@@ -43,7 +44,7 @@ MAX_CPU_REPLICAS = 64  # each logical CPU device costs memory; more is a typo
 
 
 @dataclass
-class TrainConfig(OptimConfig, ModelConfig, DataConfig):  # flags: data, model, optim, run
+class TrainConfig(AugmentConfig, OptimConfig, ModelConfig, DataConfig):  # flags in this order
     """Everything `relunet train` needs."""
 
     run_dir: str | None = option(
@@ -84,6 +85,7 @@ class TrainConfig(OptimConfig, ModelConfig, DataConfig):  # flags: data, model, 
         self.check_data()
         self.check_model()
         self.check_optim()
+        self.check_augment()
         check_count("backup_every", self.backup_every)
         check_choice("strategy", self.strategy, STRATEGIES)
         if self.cpu_replicas is not None:
@@ -110,11 +112,13 @@ class TrainConfig(OptimConfig, ModelConfig, DataConfig):  # flags: data, model, 
 
     def fingerprint(self) -> str:
         """A digest of the fields that change training: a backup records the one it was
-        written under, so a backup from another configuration is never resumed."""
+        written under, so a backup from another configuration is never resumed. Only
+        fields away from their default count, so an option added with its default keeps
+        the fingerprints of the runs made before it."""
         fields = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.metadata.get("fingerprint", True)
+            if f.metadata.get("fingerprint", True) and getattr(self, f.name) != f.default
         }
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
