@@ -54,6 +54,7 @@ def workspace(tmp_path_factory, trained_run):
     _add_odd_data(root)
     _add_broken_runs(root, trained_run)
     _add_broken_searches(root)
+    _add_image_folders(root)
     return root
 
 
@@ -138,6 +139,19 @@ def _add_broken_runs(root, trained_run):
         (root / name / "backup").mkdir()
         (root / name / "backup" / "manifest.json").write_text(json.dumps(manifest))
         (root / name / "backup" / "weights-1.npz").write_bytes(b"stand-in")
+
+
+def _add_image_folders(root):
+    """Folders of labelled images, each wrong in one way."""
+    png = tf.io.encode_png(np.full((28, 28, 1), 255, np.uint8)).numpy()
+    for name in ("not_a_digit/3", "not_a_digit/cats", "unreadable/7", "empty_image/1", "loose"):
+        (root / "images" / name).mkdir(parents=True)
+    (root / "images" / "not_a_digit" / "3" / "a.png").write_bytes(png)
+    (root / "images" / "unreadable" / "7" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    (root / "images" / "empty_image" / "1" / "a.png").write_bytes(b"")
+    (root / "images" / "loose" / "a.png").write_bytes(png)
+    (root / "images" / "none" / "4").mkdir(parents=True)
+    (root / "images" / "none" / "4" / "notes.txt").write_text("no image here")
 
 
 def _add_broken_searches(root):
@@ -495,6 +509,34 @@ CASES = {
         ["evaluate", "--model", "run", "--data-dir", "binary_sums", "--tfds-dir", "tfds"],
         "is not a text list of sha256 sums",
     ),
+    "evaluate: an image folder whose subfolder is not a digit": (
+        ["evaluate", "--model", "run", "--images", "images/not_a_digit"],
+        "has a subfolder 'cats'; its subfolders must be named after digits",
+    ),
+    "evaluate: an image folder with no images": (
+        ["evaluate", "--model", "run", "--images", "images/none"],
+        "holds no images",
+    ),
+    "evaluate: an image folder with an empty file": (
+        ["evaluate", "--model", "run", "--images", "images/empty_image"],
+        "a.png is empty (0 bytes): not an image",
+    ),
+    "evaluate: an image outside the digit subfolders": (
+        ["evaluate", "--model", "run", "--images", "images/loose"],
+        "lies outside the subfolders",
+    ),
+    "evaluate: an image that cannot be decoded": (
+        ["evaluate", "--model", "run", "--images", "images/unreadable"],
+        "a.png cannot be decoded as an image",
+    ),
+    "evaluate: images and a split at once": (
+        ["evaluate", "--model", "run", "--images", "images/none", "--split", "test[:10]"],
+        "so split would be ignored",
+    ),
+    "evaluate: an image folder that does not exist": (
+        ["evaluate", "--model", "run", "--images", "nowhere"],
+        "The image folder nowhere does not exist",
+    ),
     # serve
     "serve: port outside 1..65535": (
         ["serve", "saved", "--port", "99999"],
@@ -522,6 +564,7 @@ SLOW = {
     "predict: SavedModel with another signature",
     "predict: image that cannot be decoded",
     "predict: model with 3 classes",
+    "evaluate: an image that cannot be decoded",
     "train: backup at epoch 99 of 1",
     "train: backup at step 10**6",
     "train: backup in a format relunet does not write",

@@ -144,3 +144,40 @@ def test_train_prints_nothing_on_stderr_even_from_a_warm_compilation_cache(tmp_p
         text=True,
     )
     assert done.stderr == "oops\n"
+
+
+@pytest.mark.slow
+def test_evaluate_images_reads_a_labelled_folder_as_predict_reads_each_file(
+    trained_run, mnist_dir, tmp_path
+):
+    """`evaluate --images DIR`: subfolders 0 to 9 of image files, each made into a digit as
+    predict makes it; its accuracy is predict's on the same files, and --report works."""
+    test = read_folder(mnist_dir).splits["test"]
+    folder = tmp_path / "digits"
+    files = []
+    for i, (image, label) in enumerate(zip(test.images[:60], test.labels[:60], strict=True)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        path = folder / str(label) / f"{i}.png"
+        _write_png(path, 255 - image)  # dark ink on light paper, as people write
+        files.append((path, int(label)))
+    evaluated = run_cli(
+        "evaluate",
+        "--model",
+        str(trained_run),
+        "--images",
+        str(folder),
+        "--json",
+        "--report",
+        str(tmp_path / "report"),
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    result = json.loads(evaluated.stdout)
+    assert result["examples"] == 60 and result["images"] == str(folder)
+    predicted = run_cli(
+        "predict", "--model", str(trained_run), "--json", *(str(p) for p, _ in files)
+    )
+    classes = {p["input"]: p["class"] for p in json.loads(predicted.stdout)}
+    agree = np.mean([classes[str(path)] == label for path, label in files])
+    assert result["accuracy"] == pytest.approx(agree, abs=1e-6) and agree > 0.8
+    assert (tmp_path / "report" / "confusion_matrix.png").is_file()
+    assert sum(s["support"] for s in result["per_class"]["classes"].values()) == 60

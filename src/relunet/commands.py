@@ -99,7 +99,7 @@ def evaluate(config: EvaluateConfig) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(
-        f"{config.dataset} {config.split}: accuracy {result['accuracy']:.4f}, "
+        f"{result['data']}: accuracy {result['accuracy']:.4f}, "
         f"loss {result['loss']:.4f} ({result['examples']} images, {result['model']})"
     )
     if config.report:

@@ -22,7 +22,7 @@ from relunet.data import to_inputs
 from relunet.errors import RelunetError
 from relunet.export import SIGNATURE
 from relunet.images import mnist_digit
-from relunet.inputs import read_npy_images
+from relunet.inputs import labelled_image_files, read_npy_images
 from relunet.mnist import INPUT_SHAPE, NUM_CLASSES
 from relunet.model import load_model
 from relunet.paths import resolve_model_path
@@ -165,11 +165,14 @@ def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray]]:
     return inputs
 
 
-def to_mnist_image(encoded: bytes, name: str = "image") -> np.ndarray:
+def to_mnist_image(encoded: bytes, name: str = "image", many: bool = False) -> np.ndarray:
     """Decode an image file and make it look like an MNIST digit: uint8 [28, 28, 1]
-    (see relunet.images; the exported serving_bytes signature does the same)."""
-    try:  # eagerly: a few dozen ops, where tracing the tf.function would take longer
-        return mnist_digit.python_function(tf.constant(encoded)).numpy()
+    (see relunet.images; the exported serving_bytes signature does the same). One image
+    runs eagerly (a few dozen ops, where tracing would take longer); `many` runs the
+    traced function, traced once for all of them."""
+    digit = mnist_digit if many else mnist_digit.python_function
+    try:
+        return digit(tf.constant(encoded)).numpy()
     except (tf.errors.InvalidArgumentError, ValueError):
         raise RelunetError(
             f"{name} cannot be decoded as an image (PNG, JPEG, GIF or BMP)."
@@ -240,15 +243,29 @@ def evaluate(config: EvaluateConfig) -> dict:
 def run_evaluate(config: EvaluateConfig, verbose: bool = True) -> dict:
     """`evaluate` for a config that has passed `relunet.preflight.evaluate`."""
     classifier = load_classifier(config.model, trust_model=config.trust_model)
-    source = data.find_source(config.dataset, config.data_dir, config.tfds_dir, verbose=verbose)
-    arrays = data.split_arrays(source, config.split)
+    if config.images:
+        arrays, what = read_image_folder(config.images), f"images in {config.images}"
+        facts = {"images": config.images}
+    else:
+        source = data.find_source(config.dataset, config.data_dir, config.tfds_dir, verbose=verbose)
+        arrays, what = data.split_arrays(source, config.split), f"{config.dataset} {config.split}"
+        facts = {"dataset": config.dataset, "split": config.split}
     result = evaluate_arrays(classifier, arrays)
-    result.update(model=str(classifier.path), dataset=config.dataset, split=config.split)
+    result.update(model=str(classifier.path), data=what, **facts)
     if config.report:
         from relunet.report import write_report
 
-        title = f"{config.dataset} {config.split}, {classifier.path}"
+        title = f"{what}, {classifier.path}"
         result["report"], result["per_class"] = write_report(
             classifier, arrays, config.report, title
         )
     return result
+
+
+def read_image_folder(folder: str | Path) -> data.Arrays:
+    """Every image of a folder of subfolders 0 to 9, as predict sees it (relunet.images),
+    with its subfolder's digit as its label."""
+    files = labelled_image_files(folder)
+    digits = [to_mnist_image(path.read_bytes(), str(path), many=True) for path, _ in files]
+    labels = [label for _, label in files]
+    return data.Arrays(tf.constant(np.stack(digits)), tf.constant(labels, tf.int32))

@@ -1,5 +1,5 @@
-"""Images from .npy files, read and checked with NumPy alone: a wrong file is answered
-before TensorFlow is imported."""
+"""Images from .npy files and folders of labelled image files, read and checked without
+TensorFlow: a wrong file is answered before TensorFlow is imported."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from relunet.errors import RelunetError
-from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, PIXEL_MAX
+from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, NUM_CLASSES, PIXEL_MAX
 
 
 def read_npy_images(path: Path) -> np.ndarray:
@@ -60,3 +60,52 @@ def read_npy_images(path: Path) -> np.ndarray:
     raise RelunetError(
         f"{path} holds values outside 0..255 (or 0..1 for floats); expected pixel intensities."
     )
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # image_dataset_from_directory's
+
+
+def labelled_image_files(folder: str | Path) -> list[tuple[Path, int]]:
+    """(file, digit) for every image in `folder`'s subfolders 0 to 9, the layout of
+    `keras.utils.image_dataset_from_directory`; files of other types are passed over, as
+    Keras passes them. RelunetError naming the problem: not a folder, a subfolder that is
+    not a digit, an image outside the subfolders, a file that cannot be read, no images."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RelunetError(f"The image folder {folder} does not exist or is not a folder.")
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
+            raise RelunetError(
+                f"{entry} lies outside the subfolders; put each image in the subfolder of "
+                "its digit (0 to 9)."
+            )
+        if not entry.is_dir():
+            continue
+        if entry.name not in [str(d) for d in range(NUM_CLASSES)]:
+            raise RelunetError(
+                f"The image folder {folder} has a subfolder {entry.name!r}; its subfolders "
+                f"must be named after digits, 0 to {NUM_CLASSES - 1}."
+            )
+        for path in sorted(entry.rglob("*")):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                _check_readable(path)
+                found.append((path, int(entry.name)))
+    if not found:
+        raise RelunetError(
+            f"The image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)} files in "
+            f"subfolders named 0 to {NUM_CLASSES - 1})."
+        )
+    return found
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1)
+    except OSError as error:
+        raise RelunetError(f"{path} cannot be read ({error.strerror}).") from None
+    if not head:
+        raise RelunetError(f"{path} is empty (0 bytes): not an image.")

@@ -27,7 +27,7 @@ from relunet.config import (
 )
 from relunet.distribute.cluster import worker_task
 from relunet.errors import RelunetError
-from relunet.inputs import read_npy_images
+from relunet.inputs import labelled_image_files, read_npy_images
 from relunet.paths import (
     check_folder,
     check_new_output_dir,
@@ -108,9 +108,13 @@ def predict(config: PredictConfig) -> PredictConfig:
 
 
 def evaluate(config: EvaluateConfig) -> EvaluateConfig:
-    """The data, a model, and a report folder that holds nothing yet."""
+    """The data (a split, or a folder of labelled images), a model, and a report folder
+    that holds nothing yet."""
     config.validate()
-    check_data(config)
+    if config.images is None:
+        check_data(config)
+    else:
+        labelled_image_files(config.images)
     resolve_model_path(config.model)
     if config.report:
         check_new_output_dir(config.report, "report folder", "--report folder")

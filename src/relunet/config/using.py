@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relunet.config.fields import SourceConfig, option
+from relunet.config.fields import SourceConfig, field_defaults, option
 from relunet.errors import RelunetError
 from relunet.values import check_count, check_port, check_split
 
@@ -59,6 +59,13 @@ class EvaluateConfig(SourceConfig):
 
     model: str = option(None, ANY_MODEL, required=True, metavar="PATH")
     split: str = option("test", "tfds split", metavar="SPLIT")
+    images: str | None = option(
+        None,
+        "evaluate image files instead of a split: a folder with subfolders 0 to 9 of PNG, "
+        "JPEG, GIF or BMP files (the layout of keras.utils.image_dataset_from_directory), "
+        "each made into an MNIST digit as predict makes it",
+        metavar="DIR",
+    )
     json: bool = option(False, "print JSON")
     report: str | None = option(
         None,
@@ -71,6 +78,15 @@ class EvaluateConfig(SourceConfig):
     def validate(self) -> EvaluateConfig:
         self.check_source()
         check_split(self.split, "split")
+        if self.images is not None:  # then the dataset's flags would be ignored
+            defaults = field_defaults(EvaluateConfig)
+            for name in ("dataset", "data_dir", "tfds_dir", "split"):
+                if getattr(self, name) != defaults[name]:
+                    raise RelunetError(
+                        f"images evaluates the files in its folder, so {name} would be "
+                        f"ignored; give one or the other. Received: {name}="
+                        f"{getattr(self, name)!r}."
+                    )
         return self
 
 
