@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from relunet.config import ModelConfig, OptimConfig
 from relunet.errors import RelunetError
+from relunet.images import deskew
 from relunet.model import ReluNet, accuracy_fn, build_model, grad, load_model, loss_fn
 
 NO_XLA = OptimConfig(jit_compile="off")
@@ -215,3 +216,18 @@ def test_dropout_and_batch_norm_survive_saving(tmp_path, options):
     loaded = load_model(str(tmp_path / "m.keras"))
     assert loaded.config == config
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_deskew_makes_a_slanted_stroke_upright_inside_the_model():
+    slanted = np.zeros((1, 28, 28, 1), np.float32)
+    for row in range(4, 24):  # a stroke leaning right by 0.5 pixel a row
+        slanted[0, row, 8 + row // 2 : 11 + row // 2] = 1.0
+    upright = deskew(tf.constant(slanted)).numpy()[0, ..., 0]
+    columns = np.arange(28)
+    centres = [(upright[row] * columns).sum() / upright[row].sum() for row in range(4, 24)]
+    assert np.ptp(centres) < 1.5  # was 10 pixels from top to bottom
+    plain = build_model(ModelConfig(width=8))
+    straight = build_model(ModelConfig(width=8, deskew=True))
+    straight.set_weights(plain.get_weights())
+    assert not np.allclose(plain(slanted), straight(slanted))
+    np.testing.assert_allclose(straight(slanted), plain(deskew(tf.constant(slanted))), atol=1e-6)

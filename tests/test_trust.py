@@ -18,6 +18,7 @@ from relunet.trust import ALLOWED_OPS, signature_ops
         {"activation": "sigmoid"},
         {"activation": "leaky_relu"},
         {"dropout": 0.2, "batch_norm": True},
+        {"deskew": True},
     ],
     ids=lambda o: ",".join(map(str, o.values())),
 )

@@ -27,6 +27,7 @@ import tensorflow as tf
 from relunet import quiet
 from relunet._compat import BuiltModelSkipsSymbolicBuild, in_multi_worker_mode
 from relunet.config import ModelConfig, OptimConfig
+from relunet.images import deskew
 from relunet.mnist import INPUT_SHAPE, NUM_CLASSES
 
 quiet.after_import(tf)  # if TensorFlow came in before relunet (a notebook's `import keras`)
@@ -91,8 +92,8 @@ def scaled_to_global_batch(gradients: list[tf.Tensor], images: tf.Tensor) -> lis
 
 @keras.saving.register_keras_serializable(package="relunet")
 class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
-    """Flatten -> depth x (Dense(width) [-> BatchNorm] -> activation [-> Dropout]) ->
-    Dense(10) logits.
+    """[deskew ->] Flatten -> depth x (Dense(width) [-> BatchNorm] -> activation
+    [-> Dropout]) -> Dense(10) logits.
 
     The defaults are the lab's network: two hidden layers of 256 ReLU units with
     RandomNormal(stddev=0.05) kernels. The last layer returns logits, never
@@ -154,7 +155,7 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         self.built = True
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
-        x = self.flatten(images)
+        x = self.flatten(deskew(images) if self.config.deskew else images)
         for i, layer in enumerate(self.hidden):
             x = layer(x)
             if self.norms:

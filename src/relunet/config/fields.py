@@ -3,7 +3,7 @@
     SourceConfig    which dataset, and where its files are
     DataConfig      SourceConfig plus the splits to train, validate and test on
     LayerConfig     what each hidden layer is (width, init, dropout, batch norm)
-    ModelConfig     LayerConfig plus how many layers and their activation
+    ModelConfig     LayerConfig plus how many layers, their activation, and deskewing
     OptimConfig     how to train: Adam, batches, epochs, seed, speed settings
     AugmentConfig   random distortions of the training images (off by default)
 
@@ -123,6 +123,11 @@ class LayerConfig:
 class ModelConfig(LayerConfig):
     depth: int = option(2, "hidden layers")
     activation: str = option("relu", "activation of the hidden layers", choices=ACTIVATIONS)
+    deskew: bool = option(
+        False,
+        "straighten each image's slant by its moments before the first layer (part of the "
+        "model: training, evaluation, export and serving all see it)",
+    )
 
     def check_model(self) -> ModelConfig:
         """Raise RelunetError naming the first bad field; return self so calls chain."""
