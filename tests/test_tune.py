@@ -142,7 +142,7 @@ def test_changed_search_space_is_refused_unless_overwrite(tmp_path):
         (["--max-trials", "0"], "max_trials must be a positive number"),
         (["--epochs", "-1"], "epochs must be a positive number"),
         (["--tuner", "grid"], "tuner must be one of random, hyperband, bayesian"),
-        (["--search", "dropout"], "search must be one of learning_rate, width, depth"),
+        (["--search", "momentum"], "search must be one of learning_rate, width, depth"),
         (["--tuner", "hyperband", "--search", "width,epochs"], "hyperband decides each trial's"),
     ],
 )
