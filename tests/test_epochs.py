@@ -66,6 +66,7 @@ def test_fit_trains_exactly_one_pass_per_epoch(n, batch_size, chunk, validate):
         epochs=epochs,
         validation_data=val,
         callbacks=[CountSteps()],
+        shuffle=False,
         verbose=0,
     )
     assert seen == [steps, 2 * steps, 3 * steps]
@@ -79,12 +80,14 @@ def test_a_resumed_epoch_trains_only_its_remaining_steps():
         data.rest_of_epoch(arrays, 100, seed=3, epoch=1, skip=5),
         initial_epoch=1,
         epochs=2,
+        shuffle=False,
         verbose=0,
     )
     model.fit(
         data.training_pipeline(arrays, 100, 3, data.EpochCounter(2)),
         initial_epoch=2,
         epochs=4,
+        shuffle=False,
         verbose=0,
     )
     assert _steps(model) == 8 + 2 * 13
@@ -98,6 +101,7 @@ def test_the_progress_bar_counts_the_optimizer_s_steps(capsys, verbose):
         data.training_pipeline(_arrays(6000), 128, seed=3),
         epochs=2,
         callbacks=[StepProgress(verbose)],
+        shuffle=False,
         verbose=0,
     )
     out = capsys.readouterr().out
