@@ -551,6 +551,32 @@ CASES = {
         ["serve", "flat_model", "--name", "a/b"],
         "name must be letters, digits",
     ),
+    "serve: label without a version": (
+        ["serve", "flat_model", "--label", "stable"],
+        "label must be LABEL=VERSION, a name of letters, digits, '-', '_' or '.' and a version "
+        "number, as stable=1. Received: 'stable'.",
+    ),
+    "serve: one label for two versions": (
+        ["serve", "flat_model", "--label", "stable=1", "--label", "stable=2"],
+        "label 'stable' names two versions. Received: 'stable=2'.",
+    ),
+    "serve: label naming a version the folder does not hold": (
+        ["serve", "flat_model", "--label", "stable=1", "--label", "canary=2"],
+        "The label canary names version 2, which flat_model does not hold (it holds 1).",
+    ),
+    "serve: batching flags with batching off": (
+        ["serve", "flat_model", "--enable-batching", "false", "--num-batch-threads", "4"],
+        "num_batch_threads needs enable_batching true; batching is off. Received: "
+        "num_batch_threads=4.",
+    ),
+    "serve: batch timeout below zero": (
+        ["serve", "flat_model", "--batch-timeout-micros", "-1"],
+        "batch_timeout_micros must be a whole number from 0 to 10000000. Received: -1.",
+    ),
+    "serve: no batches of images": (
+        ["serve", "flat_model", "--max-batch-size", "0"],
+        "max_batch_size must be a positive number. Received: 0.",
+    ),
 }
 
 

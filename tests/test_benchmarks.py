@@ -94,10 +94,18 @@ def test_bench_distribute_reports_every_configuration(source):
     assert all(v > 0 for v in result["images_per_second"].values())
 
 
-def test_bench_serve_reports_rates_and_latencies_at_1_and_8_clients():
-    result = _run_json("bench_serve.py", "--requests", "16")
-    for body in ("pixels", "b64_png"):
-        for clients in ("1_clients", "8_clients"):
-            measured = result["results"][body][clients]
-            assert measured["requests"] == 16 and measured["requests_per_second"] > 0
-            assert 0 < measured["p50_ms"] <= measured["p99_ms"]
+def test_bench_serve_reports_rates_latencies_and_errors_at_each_level():
+    result = _run_json(
+        "bench_serve.py", "--clients", "1,2", "--seconds", "1", "--pixel-images", "10"
+    )
+    assert set(result["results"]) == {"1_clients", "2_clients"}
+    for measured in result["results"].values():
+        assert measured["errors"] == 0 and measured["requests_per_second"] > 0
+        b64, pixels = measured["b64_png"], measured["pixels"]
+        assert b64["requests"] > 0 and 0 < b64["p50_ms"] <= b64["p99_ms"] <= b64["max_ms"]
+        assert pixels["requests"] >= 1 and pixels["errors"] == 0
+    readers = _run_json("bench_serve.py", "--decoders", "--pixel-images", "10")["ms"]
+    assert {"json + np.asarray", "relunet (NumPy on the text)"} <= set(readers)
+    costs = _run_json("bench_serve.py", "--calls")["ms_per_image"]
+    assert set(costs) == {"serving_bytes", "serving_default"}
+    assert all(ms > 0 for by_size in costs.values() for ms in by_size.values())

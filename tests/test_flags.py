@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import zipfile
@@ -241,7 +242,19 @@ CASES = {
     "predict": PREDICT,
     "evaluate": EVALUATE,
 }
-SERVE_FLAGS = ("model_dir", "name", "host", "port", "max_body_bytes", "trust_model")
+SERVE_FLAGS = (
+    "model_dir",
+    "name",
+    "host",
+    "port",
+    "max_body_bytes",
+    "labels",
+    "enable_batching",
+    "max_batch_size",
+    "batch_timeout_micros",
+    "num_batch_threads",
+    "trust_model",
+)
 
 
 def _flags_of(command: str) -> set[str]:
@@ -531,11 +544,50 @@ def _serve(root: Path, *args: str) -> dict:
                     seen["predict"] = r.status
             except urllib.error.HTTPError as error:
                 seen["predict"] = error.code
+            seen.update(_batching_seen(f"http://127.0.0.1:{port}/v1/models/{name}"))
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
         seen["code"] = process.wait(timeout=60)
         seen["err"] = process.stderr.read()
+    return seen
+
+
+def _batching_seen(url: str) -> dict:
+    """What a client sees of labels and batching: the status under /labels/stable, how
+    long one 1-image request takes alone, the X-Relunet-Batch headers of 4 concurrent
+    ones, and the batch threads that answer one request after another."""
+
+    def predict(answers=None, i=0):
+        body = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(f"{url}:predict", data=body)) as r:
+                header = r.headers.get("X-Relunet-Batch")
+        except urllib.error.HTTPError:
+            header = None
+        batch = header and dict(part.split("=") for part in header.split(", "))
+        if answers is not None:
+            answers[i] = batch
+        return batch
+
+    seen = {}
+    try:
+        urllib.request.urlopen(f"{url}/labels/stable").close()
+        seen["labelled"] = 200
+    except urllib.error.HTTPError as error:
+        seen["labelled"] = error.code
+    start = time.monotonic()
+    predict()
+    seen["alone_seconds"] = time.monotonic() - start
+    answers = [None] * 4
+    threads = [threading.Thread(target=predict, args=(answers, i)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seen["batches"] = answers
+    one_after_another = [predict() for _ in range(2 * (os.cpu_count() + 1))]
+    seen["threads"] = {b["thread"] for b in one_after_another if b}
     return seen
 
 
@@ -581,3 +633,23 @@ def test_every_serve_flag_changes_what_the_server_does_or_is_refused(served):
     assert refused["code"] == 2 and "--trust-model" in refused["err"]
     trusted = _serve(served, "untrusted", "--trust-model")
     assert trusted["status"]["model_version_status"][0]["version"] == "1"
+    # labels: /labels/stable names version 1 (without the label, an unknown label: 400)
+    # enable_batching: off, no request is batched, so none says how its batch ran
+    assert base["labelled"] == 400 and all(base["batches"])
+    unbatched = _serve(served, "versions", "--label", "stable=1", "--enable-batching", "false")
+    assert unbatched["labelled"] == 200 and unbatched["batches"] == [None] * 4
+    # batch_timeout_micros: a lone request waits for its batch to fill, and 4 concurrent
+    # ones are one batch; num_batch_threads: one thread more than the default's
+    assert base["alone_seconds"] < 0.3 and len(base["threads"]) <= os.cpu_count()
+    threads = str(os.cpu_count() + 1)
+    waiting = _serve(
+        served, "versions", "--batch-timeout-micros", "300000", "--num-batch-threads", threads
+    )
+    assert waiting["alone_seconds"] >= 0.3 and len(waiting["threads"]) == os.cpu_count() + 1
+    assert [b["requests"] for b in waiting["batches"]] == ["4"] * 4
+    # max_batch_size: the same 4 requests, in batches of at most 2 images
+    small = _serve(served, "versions", "--batch-timeout-micros", "300000", "--max-batch-size", "2")
+    assert {b["images"] for b in small["batches"]} == {"2"}, small["batches"]
+    # ... which mean nothing without batching: refused
+    refused = _serve(served, "versions", "--enable-batching", "false", "--max-batch-size", "2")
+    assert refused["code"] == 2 and "max_batch_size needs enable_batching true" in refused["err"]

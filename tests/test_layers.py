@@ -21,7 +21,8 @@ FLOORS = {
     "sources trials preflight",
     "the concepts": "model data images augment builder backup callbacks export inference report "
     "plots distribute.devices",
-    "the commands' work": "train tune compare serve",
+    "the commands' work": "train tune compare serve serve.batching serve.decode serve.models "
+    "serve.rest",
     "the command line": "commands cli",
 }
 NO_TENSORFLOW = ("leaves", "plain values and files")

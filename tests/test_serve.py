@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,13 +22,15 @@ from relunet.data import to_inputs
 from relunet.export import export_saved_model
 from relunet.idx import read_folder
 from relunet.model import load_model
+from relunet.serve.decode import BadRequest, numeric_array, parse_body
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 
 
-def call(url, body=None, raw=None):
-    """(status, JSON answer) of a GET, or of a POST of `body` as JSON (or `raw` bytes)."""
+def call(url, body=None, raw=None, headers=False):
+    """(status, JSON answer) of a GET, or of a POST of `body` as JSON (or `raw` bytes);
+    with `headers`, (status, answer, the response's headers)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(
         url,
@@ -37,26 +40,140 @@ def call(url, body=None, raw=None):
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
+            got = response.status, json.loads(response.read()), response.headers
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        got = error.code, json.loads(error.read()), error.headers
+    return got if headers else got[:2]
 
 
-def post_oversized(base, size):
-    """POST `size` bytes; the server may answer 413 before it has read them all."""
-    host, port = base.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+def b64_png(image):
+    return {"b64": base64.b64encode(tf.io.encode_png(image).numpy()).decode()}
+
+
+def at_once(requests):
+    """Send (url, body) requests from one thread each, released together; their
+    (status, answer, headers) in order."""
+    start, answers = threading.Barrier(len(requests)), [None] * len(requests)
+
+    def send(i, url, body):
+        start.wait()
+        answers[i] = call(url, body, headers=True)
+
+    threads = [threading.Thread(target=send, args=(i, *r)) for i, r in enumerate(requests)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+# -- reading bodies: relunet.serve.decode, against json ----------------------------------
+
+TRICKY = [
+    "[0]",
+    "[[1,2],[3,4]]",
+    " [ [ 1 , 2 ] ,\n[3,\t4] ] ",
+    "[[[1]],[[2]]]",
+    "[123456789012345678]",
+    "[[1,2],[3]]",  # ragged
+    "[[1,2],3]",
+    "[1,[2]]",
+    "[[1],[2,3]]",
+    "[[[1,2]],[[3],[4]]]",
+    "[]",
+    "[[]]",
+    "[[],[]]",
+    "[1,]",
+    "[,1]",
+    "[1,,2]",
+    "[1 2]",
+    "[01]",
+    "[[1]]]",
+    "[[1]",
+    "[1234567890123456789012]",  # past int64
+]
+
+
+def _json_reading(text):
+    """What json and NumPy make of a text: an int array, or None if it is not a
+    regular, non-empty array of whole numbers >= 0 (or not JSON at all)."""
     try:
-        connection.request(
-            "POST",
-            "/v1/models/relunet:predict",
-            body=b" " * size,
-            headers={"Content-Type": "application/json"},
-        )
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # it stopped reading: its answer is waiting
-    response = connection.getresponse()
-    return response.status, json.loads(response.read())
+        array = np.asarray(json.loads(text))
+    except ValueError:
+        return None
+    if array.dtype.kind not in "iu" or not array.size or array.min() < 0 or array.ndim < 1:
+        return None
+    return array if array.max() < 2**63 else None
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_numeric_arrays_are_read_as_json_reads_them_or_left_to_json(text):
+    got, expected = numeric_array(text.encode()), _json_reading(text)
+    if expected is None:
+        assert got is None
+    else:
+        assert got.shape == expected.shape and (got == expected).all()
+
+
+def test_random_arrays_and_their_corruptions_read_as_json_reads_them():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        shape = tuple(rng.integers(1, 4, rng.integers(1, 5)))
+        text = json.dumps(rng.integers(0, 300, shape).tolist())
+        if rng.random() < 0.5:  # a character removed, doubled or changed
+            i, kind = rng.integers(len(text)), rng.integers(3)
+            swap = "[], 0123456789"[rng.integers(14)]
+            text = [
+                text[:i] + text[i + 1 :],
+                text[:i] + text[i] + text[i:],
+                text[:i] + swap + text[i + 1 :],
+            ][kind]
+        got, expected = numeric_array(text.encode()), _json_reading(text)
+        if expected is None:
+            assert got is None, text
+        else:
+            assert got is not None and got.shape == expected.shape and (got == expected).all(), text
+
+
+def test_a_body_is_json_with_its_numeric_arrays_read_by_numpy():
+    body = (
+        b'{"signature_name": "x[1]", "instances": [{"images": [[1],[2]]}, {"images": [[3],[4]]}],'
+        b' "other": [1.5, -2, "[3]"], "nested": {"inputs": [[0, 255]]}}'
+    )
+    parsed = parse_body(body)
+    reference = json.loads(body)
+    assert parsed["signature_name"] == "x[1]" and parsed["other"] == [1.5, -2, "[3]"]
+    for got, want in zip(parsed["instances"], reference["instances"], strict=True):
+        assert isinstance(got["images"], np.ndarray) and got["images"].tolist() == want["images"]
+    assert parsed["nested"]["inputs"].tolist() == [[0, 255]]
+    with pytest.raises(BadRequest) as raised:  # json's own words and place, in the body
+        parse_body(b'{"a": [1],}')
+    assert str(raised.value).endswith("double quotes: line 1 column 11 (char 10).")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 1_000_000 + b"x",
+        b'"' + b'\\"' * 500_000,
+        b'{"a": "' + b"x" * 1_000_000,
+        b"[" * 100_000 + b"1" + b"]" * 100_000,
+        b"[[" + b"0," * 100_000 + b"0]" + b",[0]" * 200_000 + b"]",  # a huge shape, guessed
+    ],
+    ids=["open brackets", "escaped quotes", "unterminated string", "too deep", "ragged"],
+)
+def test_no_body_of_a_megabyte_takes_long_to_read(body):
+    """Each byte is looked at a bounded number of times: a quadratic reader would take
+    hours here (and a shape guessed from a ragged array is never built)."""
+    start = time.perf_counter()
+    try:
+        parse_body(body)
+    except BadRequest as error:
+        assert "not JSON" in str(error)
+    assert time.perf_counter() - start < 20
+
+
+# -- a live server ---------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +192,19 @@ def digits(model, mnist_dir):
 
 
 @pytest.fixture(scope="module")
+def many(mnist_dir):
+    """The first 300 MNIST test digits [300, 28, 28, 1] and their labels."""
+    test = read_folder(mnist_dir).splits["test"]
+    return test.images[:300], test.labels[:300]
+
+
+@pytest.fixture(scope="module")
 def server(model, tmp_path_factory):
-    """`relunet serve` on a folder holding version 1, on a free port of 127.0.0.1."""
+    """`relunet serve` on a folder holding versions 1 and 2 (labelled stable and canary),
+    on a free port of 127.0.0.1; batches wait up to 50 ms for concurrent requests."""
     folder = tmp_path_factory.mktemp("served") / "relunet"
-    export_saved_model(model, folder, verbose=False)
+    for _ in range(2):
+        export_saved_model(model, folder, verbose=False)
     (port,) = free_ports(1)
     process = subprocess.Popen(
         [
@@ -91,6 +217,12 @@ def server(model, tmp_path_factory):
             str(port),
             "--max-body-bytes",
             "1000000",
+            "--label",
+            "stable=1",
+            "--label",
+            "canary=2",
+            "--batch-timeout-micros",
+            "50000",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -110,23 +242,88 @@ def server(model, tmp_path_factory):
     process.wait(timeout=30)
 
 
+def dims(*sizes):
+    return {"dim": [{"size": str(n), "name": ""} for n in sizes], "unknown_rank": False}
+
+
+# TF Serving's metadata answer, in the shape of its own test data
+# (tensorflow_serving/servables/tensorflow/testdata/
+# saved_model_half_plus_two_2_versions_metadata.json), written out for relunet's
+# serving_default: the proto field names, sizes and versions as strings, a `name` in
+# each dim, `unknown_rank`, `method_name` and `defaults`. Output tensor names are
+# whatever the export's graph calls them ("StatefulPartitionedCall_1:0").
+SERVING_DEFAULT = {
+    "inputs": {
+        "images": {
+            "dtype": "DT_UINT8",
+            "tensor_shape": dims(-1, 28, 28, 1),
+            "name": "serving_default_images:0",
+        }
+    },
+    "outputs": {
+        "class": {"dtype": "DT_INT64", "tensor_shape": dims(-1), "name": "OUTPUT"},
+        "probabilities": {"dtype": "DT_FLOAT", "tensor_shape": dims(-1, 10), "name": "OUTPUT"},
+    },
+    "method_name": "tensorflow/serving/predict",
+    "defaults": {},
+}
+
+
 def test_the_status_and_metadata_answer_as_tf_serving_does(server):
     status, answer = call(f"{server['base']}/v1/models/relunet")
-    assert status == 200
-    assert answer["model_version_status"][0] == {
+    versions = [v["version"] for v in answer["model_version_status"]]
+    assert status == 200 and versions[-2:] == ["2", "1"]  # newest first
+    assert answer["model_version_status"][-1] == {
         "version": "1",
         "state": "AVAILABLE",
         "status": {"error_code": "OK", "error_message": ""},
     }
-    status, meta = call(f"{server['base']}/v1/models/relunet/metadata")
+    status, meta = call(f"{server['base']}/v1/models/relunet/versions/1/metadata")
+    assert status == 200 and set(meta) == {"model_spec", "metadata"}
+    assert meta["model_spec"] == {"name": "relunet", "signature_name": "", "version": "1"}
+    assert set(meta["metadata"]) == {"signature_def"}
+    assert set(meta["metadata"]["signature_def"]) == {"signature_def"}
     signatures = meta["metadata"]["signature_def"]["signature_def"]
-    assert status == 200 and meta["model_spec"] == {
-        "name": "relunet",
-        "signature_name": "",
-        "version": "1",
-    }
-    assert signatures["serving_default"]["inputs"]["images"]["dtype"] == "DT_UINT8"
+    assert set(signatures) == {"serving_default", "serving_bytes"}
+    for signature in signatures.values():  # every field, as TF Serving writes them
+        assert set(signature) == {"inputs", "outputs", "method_name", "defaults"}
+        for info in [*signature["inputs"].values(), *signature["outputs"].values()]:
+            assert set(info) == {"dtype", "tensor_shape", "name"}
+            assert set(info["tensor_shape"]) == {"dim", "unknown_rank"}
+            assert all(set(d) == {"size", "name"} for d in info["tensor_shape"]["dim"])
+            assert all(isinstance(d["size"], str) for d in info["tensor_shape"]["dim"])
+    served = signatures["serving_default"]
+    for output in served["outputs"].values():
+        assert output["name"].startswith("StatefulPartitionedCall") and ":" in output["name"]
+        output["name"] = "OUTPUT"
+    assert served == SERVING_DEFAULT
     assert signatures["serving_bytes"]["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
+    assert signatures["serving_bytes"]["inputs"]["image_bytes"]["tensor_shape"] == dims(-1)
+
+
+def test_paths_match_in_any_case_but_the_model_name(server):
+    base = server["base"]
+    assert call(f"{base}/V1/MODELS/relunet")[0] == 200
+    status, meta = call(f"{base}/v1/Models/relunet/VERSIONS/1/MetaData")
+    assert status == 200 and meta["model_spec"]["version"] == "1"
+    assert call(f"{base}/V1/models/relunet:PREDICT", {"instances": [[[[0]] * 28] * 28]})[0] == 200
+    status, answer = call(f"{base}/v1/models/RELUNET")
+    assert status == 404 and "RELUNET" in answer["error"]
+
+
+def test_version_labels_name_versions_and_an_unknown_label_is_a_400(server, digits):
+    images, labels = digits
+    base = f"{server['base']}/v1/models/relunet"
+    status, answer = call(f"{base}/labels/stable")
+    assert status == 200 and [v["version"] for v in answer["model_version_status"]] == ["1"]
+    status, meta = call(f"{base}/labels/canary/metadata")
+    assert status == 200 and meta["model_spec"]["version"] == "2"
+    status, answer = call(f"{base}/labels/canary:predict", {"instances": images.tolist()})
+    assert status == 200 and [p["class"] for p in answer["predictions"]] == labels.tolist()
+    for path in ("/labels/beta", "/labels/beta/metadata", "/labels/beta:predict"):
+        status, answer = call(base + path, {"instances": [[0]]} if ":" in path else None)
+        assert status == 400 and answer["error"] == "Unrecognized servable version label: beta"
+    assert call(f"{base}/labels/STABLE")[0] == 400  # labels match exactly
 
 
 def test_pixel_arrays_in_the_row_and_columnar_formats_get_the_right_classes(server, digits):
@@ -140,16 +337,67 @@ def test_pixel_arrays_in_the_row_and_columnar_formats_get_the_right_classes(serv
     assert status == 200 and columns["outputs"]["class"] == labels.tolist()
     status, named = call(url, {"instances": [{"images": image} for image in images.tolist()]})
     assert status == 200 and [p["class"] for p in named["predictions"]] == labels.tolist()
+    status, floats = call(url, {"instances": images.astype(float).tolist()})  # 7.0: json's
+    assert status == 200 and floats == rows
+
+
+def test_a_large_pixel_request_gets_the_models_own_answer(server, many):
+    """200 digits, about 840 KB of JSON lists, read by NumPy (relunet.serve.decode)."""
+    images = many[0][:200]
+    url = f"{server['base']}/v1/models/relunet:predict"
+    status, answer = call(url, {"instances": images.tolist()})
+    logits = server["model"].predict(to_inputs(images), verbose=0)
+    assert status == 200 and len(answer["predictions"]) == len(images)
+    assert [p["class"] for p in answer["predictions"]] == logits.argmax(-1).tolist()
+    got = np.array([p["probabilities"] for p in answer["predictions"]])
+    assert np.allclose(got, tf.nn.softmax(logits).numpy(), atol=1e-5)
 
 
 def test_b64_pngs_get_the_right_classes_through_the_bytes_signature(server, digits):
     images, labels = digits
-    pngs = [{"b64": base64.b64encode(tf.io.encode_png(image).numpy()).decode()} for image in images]
+    pngs = [b64_png(image) for image in images]
     url = f"{server['base']}/v1/models/relunet:predict"
     status, answer = call(url, {"signature_name": "serving_bytes", "instances": pngs})
     assert status == 200 and [p["class"] for p in answer["predictions"]] == labels.tolist()
     status, answer = call(url, {"signature_name": "serving_bytes", "inputs": pngs})
     assert status == 200 and answer["outputs"]["class"] == labels.tolist()
+
+
+def _batch(headers):
+    """X-Relunet-Batch: requests=3, images=3, thread=1 as a dict of numbers."""
+    return {k: int(v) for k, v in (p.split("=") for p in headers["X-Relunet-Batch"].split(", "))}
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, digits):
+    images, labels = digits
+    url = f"{server['base']}/v1/models/relunet:predict"
+    requests = []
+    for i in range(12):  # both digits, both signatures, both formats
+        image = images[i % 2]
+        if i % 4 < 2:
+            requests.append({"signature_name": "serving_bytes", "instances": [b64_png(image)]})
+        else:
+            requests.append({"inputs": {"images": [image.tolist()]}})
+    answers = at_once([(url, body) for body in requests])
+    for i, (status, answer, _) in enumerate(answers):
+        assert status == 200, answer
+        got = answer["predictions"][0] if "predictions" in answer else answer["outputs"]
+        assert got["class"] in (labels[i % 2], [labels[i % 2]])
+    batches = [_batch(headers) for _, _, headers in answers]
+    assert max(b["requests"] for b in batches) > 1, batches  # run together
+    assert all(b["images"] == b["requests"] <= 6 for b in batches)  # one signature a batch
+
+
+def test_a_bad_request_among_concurrent_ones_fails_alone(server, digits):
+    images, labels = digits
+    url = f"{server['base']}/v1/models/relunet:predict"
+    good = {"signature_name": "serving_bytes", "instances": [b64_png(images[0])]}
+    bad = {"signature_name": "serving_bytes", "instances": [{"b64": "aGVsbG8="}]}  # not an image
+    answers = at_once([(url, bad if i == 3 else good) for i in range(6)])
+    assert answers[3][0] == 400 and "could not run on this input" in answers[3][1]["error"]
+    for i, (status, answer, _) in enumerate(answers):
+        if i != 3:
+            assert status == 200 and answer["predictions"][0]["class"] == labels[0]
 
 
 @pytest.mark.parametrize(
@@ -183,26 +431,48 @@ def test_bad_requests_get_a_400_with_a_json_error(server, body, status, says):
     assert got == status and says in answer["error"], answer
 
 
-def test_unknown_models_versions_and_oversized_or_broken_bodies_are_refused(server):
+def test_unknown_models_versions_and_broken_bodies_are_refused(server):
     base = server["base"]
     assert call(f"{base}/v1/models/other:predict", {"instances": [[0]]})[0] == 404
     assert call(f"{base}/v1/models/relunet/versions/9")[0] == 404
-    assert call(f"{base}/v1/models/relunet:predict", raw=b"{not json")[0] == 400
-    status, answer = post_oversized(base, 1_000_001)
+    assert call(f"{base}/v1/models/relunet/versions/one")[0] == 400
+    status, answer = call(f"{base}/v1/models/relunet:predict", raw=b"{not json")
+    assert status == 400 and "not JSON" in answer["error"]
+    assert call(f"{base}/v1/models/relunet:classify", {"instances": [[0]]})[0] == 404
+    assert call(f"{base}/v2/models/relunet")[0] == 404
+
+
+def test_a_body_over_the_limit_gets_a_413_the_client_can_read(server, many):
+    """243 digits as JSON lists are about 1.02 MB, over this server's 1,000,000 bytes: the
+    server reads the body to its end, so a plain client (which sends all of it before it
+    reads) gets the 413, not a reset, and can go on using its connection."""
+    body = json.dumps({"instances": many[0][:243].tolist()}).encode()
+    assert len(body) > 1_000_000
+    host, port = server["base"].removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.request("POST", "/v1/models/relunet:predict", body=body)
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    assert response.status == 413 and answer["error"] == (
+        f"The request is {len(body):,} bytes; the limit is 1,000,000 bytes."
+    )
+    connection.request("GET", "/v1/models/relunet")  # the same connection
+    assert connection.getresponse().status == 200
+    connection.close()
+    status, answer = call(f"{server['base']}/v1/models/relunet:predict", raw=body)  # urllib
     assert status == 413 and "limit" in answer["error"]
-    assert call(f"{base}/v1/models/relunet")[0] == 200  # and the server still answers
 
 
 def test_a_new_version_is_served_without_a_restart(server, digits):
     images, labels = digits
-    export_saved_model(server["model"], server["folder"], verbose=False)  # version 2
+    export_saved_model(server["model"], server["folder"], verbose=False)  # version 3
     status, answer = call(f"{server['base']}/v1/models/relunet")
     assert status == 200
-    assert [v["version"] for v in answer["model_version_status"]] == ["2", "1"]
-    url = f"{server['base']}/v1/models/relunet/versions/2:predict"
+    assert [v["version"] for v in answer["model_version_status"]] == ["3", "2", "1"]
+    url = f"{server['base']}/v1/models/relunet/versions/3:predict"
     status, answer = call(url, {"instances": images.tolist()})
     assert status == 200 and [p["class"] for p in answer["predictions"]] == labels.tolist()
-    shutil.rmtree(server["folder"] / "2")
+    shutil.rmtree(server["folder"] / "3")
 
 
 def test_it_listens_on_this_machine_only_by_default(server):

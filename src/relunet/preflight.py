@@ -11,6 +11,7 @@ from Python. Neither path checks twice.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -122,10 +123,28 @@ def evaluate(config: EvaluateConfig) -> EvaluateConfig:
 
 
 def serve(config: ServeConfig) -> ServeConfig:
-    """The flags, and a folder of SavedModel versions."""
+    """The flags, a folder of SavedModel versions holding every labelled version, and the
+    batching settings resolved (when batching is on)."""
     config.validate()
-    check_versions_folder(config.model_dir)
-    return config
+    versions = check_versions_folder(config.model_dir)
+    for label, number in config.version_labels().items():
+        if number not in versions:
+            raise RelunetError(
+                f"The label {label} names version {number}, which {config.model_dir} does "
+                f"not hold (it holds {', '.join(map(str, versions))})."
+            )
+    if config.enable_batching == "false":
+        return config
+    return dataclasses.replace(
+        config,
+        max_batch_size=config.max_batch_size or config.MAX_BATCH_SIZE,
+        batch_timeout_micros=(
+            config.BATCH_TIMEOUT_MICROS
+            if config.batch_timeout_micros is None
+            else config.batch_timeout_micros
+        ),
+        num_batch_threads=config.num_batch_threads or os.cpu_count() or 1,
+    )
 
 
 def check_data(config: SourceConfig) -> None:

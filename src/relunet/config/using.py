@@ -8,10 +8,11 @@ fields, as for training) and checks its values; the checks of paths and files ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from relunet.config.fields import SourceConfig, field_defaults, option
+from relunet.config.fields import MAX_THREADS, SourceConfig, field_defaults, option
 from relunet.errors import RelunetError
-from relunet.values import check_count, check_port, check_split
+from relunet.values import check_choice, check_count, check_port, check_split
 
 TRUST_HELP = (
     "run a SavedModel even if its signature uses ops relunet's exports never do (file or "
@@ -94,6 +95,16 @@ class EvaluateConfig(SourceConfig):
 class ServeConfig:
     """`relunet serve`: TF Serving's REST API over a folder of versions, and a drawing page."""
 
+    # Batching's defaults, when --enable-batching is true (the default), measured in
+    # benchmarks/README.md: a serving_bytes call costs 0.6 ms for one image, 0.045 ms an
+    # image at 128 and no less at 256 (bench_serve.py --calls), so batches of up to 128
+    # images (TF Serving's advice for CPUs: a high max batch); no wait, so a lone
+    # request never waits and a busy server batches what queued meanwhile; a batch
+    # thread per core.
+    MAX_BATCH_SIZE: ClassVar[int] = 128
+    BATCH_TIMEOUT_MICROS: ClassVar[int] = 0
+    MAX_BATCH_TIMEOUT_MICROS: ClassVar[int] = 10_000_000  # 10 s: longer is a typo
+
     model_dir: str = option(
         None,
         "a folder of numbered SavedModel versions, as relunet export writes",
@@ -103,7 +114,35 @@ class ServeConfig:
     name: str = option("relunet", "the model's name in the URLs")
     host: str = option("127.0.0.1", "address to listen on; 127.0.0.1 is this machine only")
     port: int = option(8501, "TF Serving's REST port")
-    max_body_bytes: int = option(8 << 20, "larger requests are refused with 413")
+    max_body_bytes: int = option(
+        8 << 20,
+        "larger requests are refused with 413; 8 MiB holds about 22,000 MNIST digits as b64 "
+        "PNGs or 1,990 as JSON pixel lists",
+    )
+    labels: tuple[str, ...] = option(
+        (),
+        "name a version, as TF Serving's version labels: /v1/models/NAME/labels/LABEL; "
+        "repeat the flag for more (default: none)",
+        flags=("--label",),
+        metavar="LABEL=VERSION",
+    )
+    enable_batching: str = option(
+        "true",
+        "run concurrent :predict requests to one signature as one model call",
+        choices=("true", "false"),
+        metavar="true|false",
+    )
+    max_batch_size: int | None = option(
+        None, f"most images in one batched call (default: {MAX_BATCH_SIZE})"
+    )
+    batch_timeout_micros: int | None = option(
+        None,
+        "how long a batch that is not full waits for more requests, in microseconds "
+        f"(default: {BATCH_TIMEOUT_MICROS}, no wait)",
+    )
+    num_batch_threads: int | None = option(
+        None, "batches run at the same time (default: one per core)"
+    )
     trust_model: bool = option(False, TRUST_HELP)
 
     def validate(self) -> ServeConfig:
@@ -113,4 +152,49 @@ class ServeConfig:
                 f"name must be letters, digits, '-', '_' or '.'. Received: {self.name!r}."
             )
         check_count("max_body_bytes", self.max_body_bytes)
+        self.version_labels()
+        check_choice("enable_batching", self.enable_batching, ("true", "false"))
+        batching = ("max_batch_size", "batch_timeout_micros", "num_batch_threads")
+        if self.enable_batching == "false":
+            for name in batching:
+                if getattr(self, name) is not None:
+                    raise RelunetError(
+                        f"{name} needs enable_batching true; batching is off. "
+                        f"Received: {name}={getattr(self, name)!r}."
+                    )
+        if self.max_batch_size is not None:
+            check_count("max_batch_size", self.max_batch_size)
+        if self.num_batch_threads is not None:
+            check_count("num_batch_threads", self.num_batch_threads, MAX_THREADS)
+        timeout = self.batch_timeout_micros
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int)
+            or not 0 <= timeout <= self.MAX_BATCH_TIMEOUT_MICROS
+        ):
+            raise RelunetError(
+                "batch_timeout_micros must be a whole number from 0 to "
+                f"{self.MAX_BATCH_TIMEOUT_MICROS}. Received: {timeout!r}."
+            )
         return self
+
+    def version_labels(self) -> dict[str, int]:
+        """--label stable=1 --label canary=2 as {"stable": 1, "canary": 2}."""
+        found: dict[str, int] = {}
+        for text in self.labels:
+            label, equals, number = text.partition("=")
+            if (
+                not equals
+                or not label
+                or not all(c.isalnum() or c in "-_." for c in label)
+                or not number.isdigit()
+                or int(number) < 1
+            ):
+                raise RelunetError(
+                    "label must be LABEL=VERSION, a name of letters, digits, '-', '_' or '.' "
+                    f"and a version number, as stable=1. Received: {text!r}."
+                )
+            if label in found:
+                raise RelunetError(f"label {label!r} names two versions. Received: {text!r}.")
+            found[label] = int(number)
+        return found

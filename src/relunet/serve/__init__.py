@@ -1,0 +1,72 @@
+"""`relunet serve`: TensorFlow Serving's REST API for relunet's SavedModels, and a page to
+draw on.
+
+The request and response bodies are TF Serving's (its REST API guide), so a client
+written for TensorFlow Serving works against this server and the other way round: the
+row format (`instances`, `predictions`) and the columnar one (`inputs`, `outputs`),
+`signature_name` to pick a signature, `{"b64": ...}` for the bytes of encoded images
+(the `serving_bytes` signature), version labels, the metadata in TF Serving's field
+names, and request batching with TF Serving's flags. The model folder holds numbered
+versions, as `relunet export` writes them; the newest serves by default, every version
+by number or label, and a new version is picked up at the next request without a
+restart. Bad requests get a 400 with a JSON `error`, as TF Serving answers them.
+
+    rest.py      the paths and answers, on Starlette
+    decode.py    the JSON bodies, read into NumPy (no TensorFlow)
+    batching.py  concurrent requests as one model call
+    models.py    the folder of versions, their labels, signatures and metadata
+
+Importing the package imports neither TensorFlow nor Starlette (`decode` needs NumPy
+only); `run` does.
+"""
+
+from __future__ import annotations
+
+from relunet import preflight
+from relunet.config import ServeConfig
+
+__all__ = ["run", "serve"]
+
+
+def serve(config: ServeConfig) -> None:
+    """Load the folder's versions and serve them until interrupted. RelunetError for bad
+    input (relunet.preflight.serve's checks)."""
+    run(preflight.serve(config))
+
+
+def run(config: ServeConfig) -> None:
+    """`serve` for a config that has passed `relunet.preflight.serve`."""
+    import uvicorn
+
+    from relunet.serve.batching import Batcher
+    from relunet.serve.models import ModelFolder
+    from relunet.serve.rest import create_app
+
+    labels = config.version_labels()
+    models = ModelFolder(config.model_dir, config.name, config.trust_model, labels)
+    print(
+        f"serve: {config.name} version {max(models.refresh())} from {config.model_dir} at "
+        f"http://{config.host}:{config.port}/ (REST: /v1/models/{config.name}:predict)",
+        flush=True,
+    )
+    if labels:
+        named = ", ".join(f"{label}={number}" for label, number in labels.items())
+        print(f"serve: labels {named} (/v1/models/{config.name}/labels/LABEL)", flush=True)
+    batcher = None
+    if config.enable_batching == "true":
+        batcher = Batcher(
+            config.max_batch_size, config.batch_timeout_micros / 1e6, config.num_batch_threads
+        )
+        micros = config.batch_timeout_micros
+        print(
+            f"serve: batching up to {config.max_batch_size} images a call, "
+            + (f"waiting up to {micros} us for more, " if micros else "")
+            + f"{config.num_batch_threads} batch threads",
+            flush=True,
+        )
+    try:
+        app = create_app(models, batcher, config.max_body_bytes)
+        uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+    finally:
+        if batcher is not None:
+            batcher.close()

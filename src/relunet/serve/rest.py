@@ -1,0 +1,176 @@
+"""TF Serving's REST API on Starlette: the paths, the status, the metadata, :predict.
+
+    GET  /v1/models/<name>[/versions/<v> | /labels/<l>]             version status
+    GET  /v1/models/<name>[/versions/<v> | /labels/<l>]/metadata    the signatures
+    POST /v1/models/<name>[/versions/<v> | /labels/<l>]:predict     instances or inputs
+    GET  /                                                          the drawing page
+
+As in TF Serving, the path's words match in any case (`/V1/MODELS/relunet`), the model
+name and label exactly; an unknown label is a 400, an unknown model or version a 404.
+A :predict body is read on the event loop, decoded in a worker thread, run by the
+batcher (or in a worker thread, one call per request, without batching), and its
+answer written in a worker thread if it is large: the event loop moves bytes. A body
+over the limit is read to its end, unkept, so that any client reads the 413 after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from relunet.errors import RelunetError
+from relunet.serve.batching import Batcher
+from relunet.serve.decode import BadRequest, answer, read_request, to_input
+from relunet.serve.models import ModelFolder, Signature, Version
+
+DRAIN_BYTES = 64 << 20  # past the limit, read this much more before giving up on a body
+# Threads that decode bodies and write answers. They hold the GIL as they work, so more
+# would only take turns; more than one, so that a large body does not hold up small
+# ones. A plain executor: a hop to anyio's worker threads (Starlette's
+# run_in_threadpool) costs more than a small request's decoding (a trivial endpoint
+# with three hops a request answered 1.6 times as many requests on this executor).
+WORKERS = ThreadPoolExecutor(4, thread_name_prefix="relunet-decode")
+ANSWER_ON_THE_LOOP = 16  # images: a smaller answer costs less to write than to hand over
+_PATH = re.compile(
+    r"/v1/models/(?P<name>[^/:]+)"
+    r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?P<metadata>/metadata)?(?::(?P<verb>[^/:]*))?/?",
+    re.IGNORECASE,
+)
+
+
+def create_app(models: ModelFolder, batcher: Batcher | None, max_body_bytes: int) -> Starlette:
+    """The Starlette application serving `models`, batching with `batcher` if given."""
+
+    async def api(request: Request) -> Response:
+        try:
+            path = _PATH.fullmatch(request.url.path)
+            if not path:
+                raise BadRequest(f"Unknown path {request.url.path}.", 404)
+            if path["name"] != models.name:
+                raise BadRequest(f"Servable not found for request: Latest({path['name']})", 404)
+            number = _version_number(path["version"])
+            verb = (path["verb"] or "").lower()
+            if request.method == "POST":
+                if verb != "predict" or path["metadata"]:
+                    raise BadRequest(f"The verb {verb!r} is not supported; use :predict.", 404)
+                body = await _read_body(request, max_body_bytes)
+                return await _predict(models, batcher, number, path["label"], body)
+            if verb:
+                raise BadRequest(f"Unknown path {request.url.path}.", 404)
+            served = await _in_worker(_served, models, number, path["label"])
+            if path["metadata"]:
+                return JSONResponse((served or models.version()).metadata)
+            return JSONResponse(_status(models, served))
+        except BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status)
+        except RelunetError as error:  # a version that appeared but cannot be served
+            return JSONResponse({"error": " ".join(str(error).split())}, status_code=503)
+        except Exception as error:  # never a bare 500 page: the client gets the reason
+            return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
+
+    async def page(request: Request) -> Response:
+        html = resources.files("relunet").joinpath("static/draw.html").read_text()
+        return HTMLResponse(html.replace("{{MODEL}}", models.name))
+
+    return Starlette(routes=[Route("/", page), Route("/{path:path}", api, methods=["GET", "POST"])])
+
+
+async def _predict(
+    models: ModelFolder, batcher: Batcher | None, number: int | None, label: str | None, body: bytes
+) -> Response:
+    version, signature, inputs, rows = await _in_worker(_decode, models, number, label, body)
+    headers = {}
+    if batcher is not None and signature.batchable:
+        key = (version.number, signature.name)
+        future = batcher.submit(key, signature.run, inputs, len(inputs))
+        outputs, batch = await asyncio.wrap_future(future)
+        headers["X-Relunet-Batch"] = str(batch)
+    else:
+        (outputs,) = await _in_worker(signature.run, [inputs])
+    if len(inputs) > ANSWER_ON_THE_LOOP:
+        content = await _in_worker(answer, outputs, rows)
+    else:
+        content = answer(outputs, rows)
+    return Response(content, media_type="application/json", headers=headers)
+
+
+async def _in_worker(function: Callable, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(
+        WORKERS, functools.partial(function, *args)
+    )
+
+
+def _decode(
+    models: ModelFolder, number: int | None, label: str | None, body: bytes
+) -> tuple[Version, Signature, Any, bool]:
+    """The version and signature a request names, and its input, checked."""
+    version = models.version(number, label)  # an unknown version first, as TF Serving
+    signature_name, rows, values = read_request(body)
+    signature = version.signature(signature_name)
+    if signature.spec is None:
+        raise BadRequest(
+            f'The signature "{signature.name}" does not take exactly one input; '
+            "relunet serve runs those that do."
+        )
+    return version, signature, to_input(values, signature.spec, rows), rows
+
+
+def _served(models: ModelFolder, number: int | None, label: str | None) -> Version | None:
+    """The version a GET names, or None for all of them (after a look at the folder)."""
+    if number is None and label is None:
+        models.refresh()
+        return None
+    return models.version(number, label)
+
+
+def _version_number(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise BadRequest(f"The version {text!r} is not a number.")
+    return int(text)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, or a 413 once all of it (up to DRAIN_BYTES past the limit) is read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + DRAIN_BYTES:
+        raise BadRequest(
+            f"The request is {int(declared):,} bytes; the limit is {limit:,} bytes.", 413
+        )
+    chunks, received = [], 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received <= limit:
+            chunks.append(chunk)
+        elif received > limit + DRAIN_BYTES:
+            break
+    if received > limit:
+        size = f"{int(declared):,} bytes" if declared.isdigit() else "over the limit"
+        raise BadRequest(f"The request is {size}; the limit is {limit:,} bytes.", 413)
+    return b"".join(chunks)
+
+
+def _status(models: ModelFolder, only: Version | None) -> dict[str, Any]:
+    versions = [only] if only else sorted(models.refresh().values(), key=lambda v: -v.number)
+    return {
+        "model_version_status": [
+            {
+                "version": str(v.number),
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+            for v in versions
+        ]
+    }
