@@ -11,6 +11,12 @@ batches, the first batch left out); the headroom is the median of the rounds' ra
 Also the same for the textbook float32 chain `map(normalise) -> cache -> shuffle ->
 batch -> prefetch` for comparison; the bytes each one caches. Then, in a subprocess,
 the peak resident memory of a whole `relunet train --epochs 1` on the same split.
+
+Augmentation's cost, interleaved the same way: the samples/s the pipeline delivers
+without distortions, with `--preset robust`'s (affine and stroke thickness, 3 in 4
+images) and with every distortion on every image (elastic included, at its default
+strength), and the samples/s `--preset robust`'s network trains with and without its
+distortions.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ def main() -> None:
     for _ in textbook():  # fill its cache first, as after a first epoch
         pass
     textbook_rate = pipeline_rate(tfds, textbook().repeat(), 2 * steps, config.batch_size)
+    augmentation = augmentation_cost(tfds, arrays, args.rounds)
 
     result = {
         "benchmark": "pipeline",
@@ -90,6 +97,7 @@ def main() -> None:
         "textbook_float32_pipeline_samples_per_second": round(textbook_rate),
         "textbook_float32_cache_bytes": len(arrays) * (28 * 28 * 4 + 10 * 4),
         "train_peak_rss_mb": peak_rss,
+        **augmentation,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     if args.json:
@@ -97,6 +105,46 @@ def main() -> None:
     else:
         for key, value in result.items():
             print(f"{key:>45}: {value}")
+
+
+def augmentation_cost(tfds, arrays, rounds: int) -> dict:
+    """Samples/s delivered and trained with and without distortions (module docstring)."""
+    from relunet import data
+    from relunet.config import PRESETS, AugmentConfig, ModelConfig, OptimConfig, TrainConfig, take
+    from relunet.model import build_model
+
+    robust = TrainConfig(**{**PRESETS["robust"], "epochs": 1})
+    everything = AugmentConfig(augment=1.0)  # elastic too, at its default strength
+    augments = {"none": None, "robust": take(AugmentConfig, robust), "every": everything}
+    steps = data.steps_per_epoch(arrays, robust.batch_size)
+
+    def pipeline(augment):
+        return data.training_pipeline(arrays, robust.batch_size, robust.seed, augment=augment)
+
+    model = build_model(take(ModelConfig, robust), take(OptimConfig, robust), decay_steps=steps)
+    model.fit(pipeline(None), epochs=1, verbose=0, shuffle=False)  # warm-up
+    delivered = {name: [] for name in augments}
+    trained = {name: [] for name in ("none", "robust")}
+    for _ in range(rounds):
+        for name, augment in augments.items():
+            rate = pipeline_rate(tfds, pipeline(augment).repeat(), steps, robust.batch_size)
+            delivered[name].append(rate)
+        for name in trained:
+            start = time.perf_counter()
+            model.fit(pipeline(augments[name]), epochs=1, verbose=0, shuffle=False)
+            trained[name].append(len(arrays) / (time.perf_counter() - start))
+    return {
+        **{
+            f"pipeline_{name}_augmentation_samples_per_second": round(statistics.median(rates))
+            for name, rates in delivered.items()
+        },
+        **{
+            f"robust_network_trains_{name}_augmentation_samples_per_second": round(
+                statistics.median(rates)
+            )
+            for name, rates in trained.items()
+        },
+    }
 
 
 def pipeline_rate(tfds, dataset, num_batches: int, batch_size: int) -> float:

@@ -48,6 +48,10 @@ def test_bench_pipeline_reports_headroom_and_cache_size(source):
     assert result["train_examples"] == 1000 and result["headroom"] > 0
     assert result["cache_bytes"] == 1000 * (784 + 4)
     assert result["train_peak_rss_mb"] is None
+    for name in ("none", "robust", "every"):
+        assert result[f"pipeline_{name}_augmentation_samples_per_second"] > 0
+    for name in ("none", "robust"):
+        assert result[f"robust_network_trains_{name}_augmentation_samples_per_second"] > 0
 
 
 def test_bench_time_to_accuracy_times_a_whole_run(source):
@@ -109,3 +113,22 @@ def test_bench_serve_reports_rates_latencies_and_errors_at_each_level():
     costs = _run_json("bench_serve.py", "--calls")["ms_per_image"]
     assert set(costs) == {"serving_bytes", "serving_default"}
     assert all(ms > 0 for by_size in costs.values() for ms in by_size.values())
+
+
+def test_bench_real_digits_scores_each_model_on_mnist_and_on_handwriting_it_never_saw(source):
+    result = _run_json(
+        "bench_real_digits.py",
+        "--presets",
+        "lab",
+        "--extra",
+        "--train-split",
+        "train[:500]",
+        "--test-split",
+        "test[:200]",
+        "--epochs",
+        "1",
+    )
+    (row,) = result["rows"]
+    assert row["preset"] == "lab" and row["seed"] == 1 and row["real_digits"] == 1797
+    assert 0 <= row["mnist_test_accuracy"] <= 1 and 0 <= row["real_digits_accuracy"] <= 1
+    assert row["train_seconds_start_to_exit"] > 0

@@ -181,3 +181,25 @@ def test_evaluate_images_reads_a_labelled_folder_as_predict_reads_each_file(
     assert result["accuracy"] == pytest.approx(agree, abs=1e-6) and agree > 0.8
     assert (tmp_path / "report" / "confusion_matrix.png").is_file()
     assert sum(s["support"] for s in result["per_class"]["classes"].values()) == 60
+
+
+@pytest.mark.slow
+def test_predict_says_no_digit_found_for_a_blank_page(trained_run, tmp_path):
+    """A blank 100x50 PNG was class 1 with p = 0.10; now it is no digit at all."""
+    _write_png(tmp_path / "blank.png", np.full((50, 100, 1), 255, np.uint8))
+    np.save(tmp_path / "zeros.npy", np.zeros((28, 28), np.uint8))
+    plain = run_cli("predict", "--model", str(trained_run), str(tmp_path / "blank.png"))
+    assert plain.returncode == 0 and plain.stdout.split()[1:] == ["no", "digit", "found"]
+    result = run_cli(
+        "predict",
+        "--model",
+        str(trained_run),
+        "--json",
+        str(tmp_path / "blank.png"),
+        str(tmp_path / "zeros.npy"),
+    )
+    answers = json.loads(result.stdout)
+    assert [(a["digit_found"], a["class"], a["probability"]) for a in answers] == [
+        (False, None, None),
+        (False, None, None),
+    ]

@@ -85,7 +85,8 @@ def predict(config: PredictConfig) -> int:
         return 0
     width = max(len(r["input"]) for r in results)
     for r in results:
-        print(f"{r['input']:<{width}}  {r['class']}  (p={r['probability']:.3f})")
+        answer = f"{r['class']}  (p={r['probability']:.3f})" if r["digit_found"] else ""
+        print(f"{r['input']:<{width}}  {answer or 'no digit found'}")
     return 0
 
 
@@ -98,9 +99,10 @@ def evaluate(config: EvaluateConfig) -> int:
     if config.json:
         print(json.dumps(result, indent=2))
         return 0
+    none = f", no digit found in {result['no_digit']}" if result.get("no_digit") else ""
     print(
         f"{result['data']}: accuracy {result['accuracy']:.4f}, "
-        f"loss {result['loss']:.4f} ({result['examples']} images, {result['model']})"
+        f"loss {result['loss']:.4f} ({result['examples']} images{none}, {result['model']})"
     )
     if config.report:
         from relunet.report import format_scores

@@ -7,7 +7,9 @@ Two signatures, each returning `probabilities` [batch, 10] and `class` [batch]:
                    so a client sends pixels and never needs the training pipeline;
   serving_bytes    `image_bytes`: encoded PNG/JPEG/GIF/BMP files [batch], decoded and
                    made into MNIST digits inside (`relunet.images`), so a TF Serving
-                   REST client can post `{"b64": ...}` images.
+                   REST client can post `{"b64": ...}` images; it also returns
+                   `digit_found` [batch], false for an image with no digit in it (a
+                   blank page), whose `class` is then -1.
 
 A version is written to a hidden temporary folder and renamed into place: a crash
 never leaves half a version.
@@ -91,7 +93,15 @@ def _archive(model: keras.Model) -> keras.export.ExportArchive:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_bytes(image_bytes):
-        return classify(mnist_digits(image_bytes))
+        digits, found = mnist_digits(image_bytes)
+        answer = classify(digits)
+        # An image with no digit in it (a blank page) has no class: -1, and digit_found says so.
+        no_class = tf.constant(-1, answer["class"].dtype)
+        return {
+            **answer,
+            "class": tf.where(found, answer["class"], no_class),
+            "digit_found": found,
+        }
 
     archive.add_endpoint(SIGNATURE, serve)
     archive.add_endpoint(BYTES_SIGNATURE, serve_bytes)

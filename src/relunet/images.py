@@ -1,74 +1,104 @@
 """An image file (PNG, JPEG, GIF or BMP, any size) made into an MNIST digit, in TensorFlow ops.
 
-One function serves both `relunet predict` on image files and the exported SavedModel's
-`serving_bytes` signature, so a client posting a PNG to TensorFlow Serving gets what
-`relunet predict` says for the same file.
+One function serves both `relunet predict` (and `evaluate --images`) on image files and
+the exported SavedModel's `serving_bytes` signature, so a client posting a PNG to
+TensorFlow Serving gets what `relunet predict` says for the same file. The steps
+(relunet.ink), from what MNIST's digits look like (LeCun et al., the MNIST page: dark
+paper at 0, ink up to 255, the digit in a 20x20 box centred by mass in 28x28):
 
-A 28x28 grayscale image is taken as it is. Anything else is made grayscale
-(transparency over white), inverted if its background is light (MNIST is light ink on
-black), cropped to the ink, scaled into a 20x20 box and placed with its centre of mass
-at the centre of 28x28: how MNIST itself was made (LeCun et al., the MNIST page).
+  1. grey          transparency over white, ITU-R 601 luma; at most 256 px a side;
+  2. polarity      inverted when the paper is lighter than the ink;
+  3. paper         its level removed, uneven paper and shadows too (a white top-hat);
+  4. ink           Otsu's threshold splits ink from paper, and the ink must stand out
+                   from the paper's noise, or there is no digit;
+  5. contrast      stretched: the ink's median to 255, paper to 0;
+  6. specks        connected components much lighter than the digit, and paper edges,
+                   are erased, so they neither set the crop box nor reach the model;
+  7. crop, box     cropped to the ink, padded square, scaled into an 80x80 working box;
+  8. stroke width  brought toward MNIST's (a grey erosion or dilation of at most two
+                   pixels a side in the working box) when far from it;
+  9. place         scaled to 20x20 and put in 28x28 with its centre of mass centred.
+
+Each answer comes with `found`: false when there is no digit to speak of (a blank page,
+a photo of nothing), so callers say "no digit found" instead of the model's guess. A
+28x28 greyscale image on a dark background (an MNIST digit saved as a file) is taken as
+it is. `deskew` straightens a batch of digits by their moments; the model applies it
+(relunet.model) when asked, so training and serving see it alike.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+from relunet import ink
 from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, PIXEL_MAX
 
 DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
-_INK = 0.25  # a pixel is ink above this fraction of the brightest one
-_LUMA = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale
+WORK_BOX = 80  # where stroke width is measured and changed (4 x DIGIT_BOX)
+STROKE_WIDTH = 8.0  # MNIST's median stroke width in the working box
+STROKE_TOLERANCE = 0.25  # a width within 25% of it is left alone
+MAX_STROKE_CHANGE = 2  # pixels of erosion or dilation a side, at most
+DIGIT = tf.TensorSpec(INPUT_SHAPE, tf.uint8)
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
-def mnist_digit(encoded: tf.Tensor) -> tf.Tensor:
-    """uint8 [28, 28, 1] from the bytes of one image file."""
+def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(uint8 [28, 28, 1], bool found) from the bytes of one image file."""
     image = tf.io.decode_image(encoded, expand_animations=False)
-    if_mnist = tf.reduce_all(tf.equal(tf.shape(image), INPUT_SHAPE))
+    gray = ink.grayscale(tf.cast(image, tf.float32))
+    is_mnist = tf.logical_and(
+        tf.reduce_all(tf.equal(tf.shape(image), INPUT_SHAPE)),
+        tf.reduce_mean(ink.border(gray)) < PIXEL_MAX / 2,
+    )
     return tf.cond(
-        if_mnist,
-        lambda: tf.reshape(image, INPUT_SHAPE),
-        lambda: _like_mnist(_grayscale(tf.cast(image, tf.float32))),
+        is_mnist,
+        lambda: (tf.reshape(image, INPUT_SHAPE), tf.reduce_max(gray) > ink.MIN_CONTRAST),
+        lambda: like_mnist(gray),
     )
 
 
-def mnist_digits(encoded: tf.Tensor) -> tf.Tensor:
-    """uint8 [n, 28, 28, 1] from a batch [n] of image files' bytes."""
-    return tf.map_fn(mnist_digit, encoded, fn_output_signature=tf.TensorSpec(INPUT_SHAPE, tf.uint8))
+def mnist_digits(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(uint8 [n, 28, 28, 1], bool [n] found) from a batch [n] of image files' bytes."""
+    spec = (DIGIT, tf.TensorSpec([], tf.bool))
+    return tf.map_fn(mnist_digit, encoded, fn_output_signature=spec)
 
 
-def _grayscale(image: tf.Tensor) -> tf.Tensor:
-    """[h, w] in 0..255 from [h, w, 1..4] channels, alpha composited over white."""
-    channels = tf.shape(image)[-1]
-    has_alpha = tf.equal(channels % 2, 0)  # gray+alpha or RGBA
-    alpha = tf.cond(
-        has_alpha, lambda: image[..., -1] / PIXEL_MAX, lambda: tf.ones_like(image[..., 0])
-    )
-    colour = tf.cond(has_alpha, lambda: image[..., :-1], lambda: image)
-    gray = tf.cond(
-        tf.shape(colour)[-1] >= 3,
-        lambda: tf.tensordot(colour[..., :3], tf.constant(_LUMA), axes=1),
-        lambda: colour[..., 0],
-    )
-    return gray * alpha + PIXEL_MAX * (1.0 - alpha)
-
-
-def _like_mnist(gray: tf.Tensor) -> tf.Tensor:
-    """Light ink on black, cropped to the ink, in a 20x20 box centred by mass in 28x28."""
-    border = tf.concat([gray[0], gray[-1], gray[:, 0], gray[:, -1]], axis=0)
-    gray = tf.where(tf.reduce_mean(border) > PIXEL_MAX / 2, PIXEL_MAX - gray, gray)
-    ink = tf.where(gray > _INK * tf.reduce_max(gray))
-    has_ink = tf.logical_and(tf.size(ink) > 0, tf.reduce_max(gray) > 0)
-    start = tf.where(has_ink, tf.reduce_min(ink, axis=0), [0, 0])
-    stop = tf.where(has_ink, tf.reduce_max(ink, axis=0) + 1, tf.shape(gray, out_type=tf.int64))
-    gray = gray[start[0] : stop[0], start[1] : stop[1]]
-    square = _pad_to_square(gray)
-    digit = tf.image.resize(square[..., None], (DIGIT_BOX, DIGIT_BOX), antialias=True)
-    top, left = _mass_centred_offsets(digit[..., 0])
+def like_mnist(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(uint8 [28, 28, 1], bool found) from a grey image [h, w] in 0..255."""
+    x = ink.without_paper(ink.ink_up(ink.shrink(gray)))
+    threshold = ink.otsu(x, tf.reduce_max(x))
+    strokes = x > threshold
+    contrast = ink.stands_out(x, strokes)
+    x = ink.stretched(x, strokes, threshold)
+    x, strokes = ink.without_specks(x, strokes)
+    found = tf.logical_and(contrast, tf.reduce_any(strokes))
+    where = tf.where(strokes)
+    start = tf.where(found, tf.reduce_min(where, axis=0), [0, 0])
+    stop = tf.where(found, tf.reduce_max(where, axis=0) + 1, tf.cast(tf.shape(x), tf.int64))
+    square = _pad_to_square(x[start[0] : stop[0], start[1] : stop[1]])
+    digit = tf.clip_by_value(_boxed(square), 0.0, PIXEL_MAX)
+    top, left = _mass_centred_offsets(digit)
     margin = IMAGE_SIZE - DIGIT_BOX
-    placed = tf.pad(digit, [[top, margin - top], [left, margin - left], [0, 0]])
-    return tf.cast(tf.clip_by_value(tf.round(placed), 0, PIXEL_MAX), tf.uint8)
+    placed = tf.pad(digit, [[top, margin - top], [left, margin - left]])
+    placed = tf.where(found, placed, tf.zeros_like(placed))
+    return tf.cast(tf.round(placed), tf.uint8)[..., None], found
+
+
+def _boxed(square: tf.Tensor) -> tf.Tensor:
+    """The 20x20 digit from the cropped square, its strokes brought toward MNIST's width
+    in the 80x80 working box."""
+    work = tf.image.resize(square[..., None], (WORK_BOX, WORK_BOX), antialias=True)[..., 0]
+    width = ink.stroke_width(work)
+    # Eroding (or dilating) by r pixels a side changes the width by 2 r.
+    r = tf.cast(tf.round((width - STROKE_WIDTH) / 2.0), tf.int32)
+    r = tf.clip_by_value(r, -MAX_STROKE_CHANGE, MAX_STROKE_CHANGE)
+    r = tf.where(tf.abs(width - STROKE_WIDTH) <= STROKE_TOLERANCE * STROKE_WIDTH, 0, r)
+    k = 2 * tf.abs(r) + 1
+    work = tf.case(
+        [(r > 0, lambda: ink.min_filter(work, k)), (r < 0, lambda: ink.max_filter(work, k))],
+        default=lambda: work,
+    )
+    return tf.image.resize(work[..., None], (DIGIT_BOX, DIGIT_BOX), antialias=True)[..., 0]
 
 
 def _pad_to_square(gray: tf.Tensor) -> tf.Tensor:

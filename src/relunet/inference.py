@@ -22,6 +22,7 @@ from relunet.data import to_inputs
 from relunet.errors import RelunetError
 from relunet.export import SIGNATURE
 from relunet.images import mnist_digit
+from relunet.ink import MIN_CONTRAST
 from relunet.inputs import labelled_image_files, read_npy_images
 from relunet.mnist import INPUT_SHAPE, NUM_CLASSES
 from relunet.model import load_model
@@ -147,8 +148,9 @@ def _load_error_reason(error: Exception) -> str:
     return text.split(". ")[0][:200] or type(error).__name__
 
 
-def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 [28, 28, 1]) for every image in the given image and .npy files."""
+def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray, bool]]:
+    """(name, uint8 [28, 28, 1], digit found) for every image in the given image and
+    .npy files (an array's image counts as a digit when any pixel stands out from 0)."""
     inputs = []
     for name in paths:
         path = Path(name)
@@ -156,32 +158,36 @@ def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray]]:
             raise RelunetError(f"The input {name} does not exist or is not a file.")
         if path.suffix.lower() == ".npy":
             images = read_npy_images(path)
-            if len(images) == 1:
-                inputs.append((name, images[0]))
-            else:
-                inputs.extend((f"{name}[{i}]", image) for i, image in enumerate(images))
+            names = [name] if len(images) == 1 else [f"{name}[{i}]" for i in range(len(images))]
+            found = images.reshape(len(images), -1).max(axis=1) > MIN_CONTRAST
+            inputs.extend(zip(names, images, found.tolist(), strict=True))
         else:
-            inputs.append((name, to_mnist_image(path.read_bytes(), name)))
+            inputs.append((name, *to_mnist_image(path.read_bytes(), name)))
     return inputs
 
 
-def to_mnist_image(encoded: bytes, name: str = "image", many: bool = False) -> np.ndarray:
-    """Decode an image file and make it look like an MNIST digit: uint8 [28, 28, 1]
-    (see relunet.images; the exported serving_bytes signature does the same). One image
-    runs eagerly (a few dozen ops, where tracing would take longer); `many` runs the
-    traced function, traced once for all of them."""
+def to_mnist_image(encoded: bytes, name: str = "image", many: bool = False) -> tuple:
+    """Decode an image file and make it look like an MNIST digit: (uint8 [28, 28, 1],
+    digit found), see relunet.images; the exported serving_bytes signature does the
+    same. One image runs eagerly (a few dozen ops, where tracing would take longer);
+    `many` runs the traced function, traced once for all of them."""
     digit = mnist_digit if many else mnist_digit.python_function
     try:
-        return digit(tf.constant(encoded)).numpy()
+        image, found = digit(tf.constant(encoded))
     except (tf.errors.InvalidArgumentError, ValueError):
         raise RelunetError(
             f"{name} cannot be decoded as an image (PNG, JPEG, GIF or BMP)."
         ) from None
+    return image.numpy(), bool(found)
 
 
-def evaluate_arrays(classifier: Classifier, arrays: data.Arrays) -> dict:
-    """Mean cross-entropy and accuracy of the classifier on a split held in memory."""
-    if classifier.keras_model is not None:
+def evaluate_arrays(
+    classifier: Classifier, arrays: data.Arrays, found: np.ndarray | None = None
+) -> dict:
+    """Mean cross-entropy and accuracy of the classifier on images held in memory; with
+    `found` (bool per image), an image in which no digit was found counts as a mistake,
+    and `no_digit` says how many there were."""
+    if classifier.keras_model is not None and found is None:
         result = classifier.keras_model.evaluate(
             data.evaluation_pipeline(arrays, BATCH), verbose=0, return_dict=True
         )
@@ -190,26 +196,21 @@ def evaluate_arrays(classifier: Classifier, arrays: data.Arrays) -> dict:
             "accuracy": float(result["accuracy"]),
             "examples": len(arrays),
         }
-    total_loss, correct, count = 0.0, 0, 0
-    for images, labels in _batches(arrays, BATCH):
-        probabilities = classifier.probabilities(images)
-        chosen = probabilities[np.arange(len(labels)), labels]
-        # Clipped as Keras clips probabilities in categorical_crossentropy.
-        total_loss += float(-np.log(np.clip(chosen, 1e-7, 1.0)).sum())
-        correct += int((probabilities.argmax(-1) == labels).sum())
-        count += len(labels)
-    return {"loss": total_loss / count, "accuracy": correct / count, "examples": count}
+    probabilities, labels = predict_all(classifier, arrays), arrays.labels.numpy()
+    found = np.ones(len(labels), bool) if found is None else found
+    chosen = probabilities[np.arange(len(labels)), labels]
+    # Clipped as Keras clips probabilities in categorical_crossentropy.
+    loss = float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean())
+    correct = (probabilities.argmax(-1) == labels) & found
+    result = {"loss": loss, "accuracy": float(correct.mean()), "examples": len(labels)}
+    if not found.all():
+        result["no_digit"] = int((~found).sum())
+    return result
 
 
 def predict_all(classifier: Classifier, arrays: data.Arrays) -> np.ndarray:
     """Class probabilities [n, 10] for every image of a split held in memory."""
     return classifier.probabilities(arrays.images.numpy())
-
-
-def _batches(arrays: data.Arrays, batch_size: int):
-    images, labels = arrays.images.numpy(), arrays.labels.numpy()
-    for start in range(0, len(labels), batch_size):
-        yield images[start : start + batch_size], labels[start : start + batch_size]
 
 
 def predict(config: PredictConfig) -> list[dict]:
@@ -219,18 +220,20 @@ def predict(config: PredictConfig) -> list[dict]:
 
 
 def run_predict(config: PredictConfig) -> list[dict]:
-    """`predict` for a config that has passed `relunet.preflight.predict`."""
+    """`predict` for a config that has passed `relunet.preflight.predict`. An image in
+    which no digit was found has no class: "digit_found" is false, the rest None."""
     inputs = read_inputs(config.inputs)
     classifier = load_classifier(config.model, trust_model=config.trust_model)
-    probabilities = classifier.probabilities(np.stack([image for _, image in inputs]))
+    probabilities = classifier.probabilities(np.stack([image for _, image, _ in inputs]))
     return [
         {
             "input": name,
-            "class": int(p.argmax()),
-            "probability": round(float(p.max()), 6),
-            "probabilities": [round(float(x), 6) for x in p],
+            "digit_found": found,
+            "class": int(p.argmax()) if found else None,
+            "probability": round(float(p.max()), 6) if found else None,
+            "probabilities": [round(float(x), 6) for x in p] if found else None,
         }
-        for (name, _), p in zip(inputs, probabilities, strict=True)
+        for (name, _, found), p in zip(inputs, probabilities, strict=True)
     ]
 
 
@@ -243,29 +246,31 @@ def evaluate(config: EvaluateConfig) -> dict:
 def run_evaluate(config: EvaluateConfig, verbose: bool = True) -> dict:
     """`evaluate` for a config that has passed `relunet.preflight.evaluate`."""
     classifier = load_classifier(config.model, trust_model=config.trust_model)
+    found = None
     if config.images:
-        arrays, what = read_image_folder(config.images), f"images in {config.images}"
+        (arrays, found), what = read_image_folder(config.images), f"images in {config.images}"
         facts = {"images": config.images}
     else:
         source = data.find_source(config.dataset, config.data_dir, config.tfds_dir, verbose=verbose)
         arrays, what = data.split_arrays(source, config.split), f"{config.dataset} {config.split}"
         facts = {"dataset": config.dataset, "split": config.split}
-    result = evaluate_arrays(classifier, arrays)
+    result = evaluate_arrays(classifier, arrays, found)
     result.update(model=str(classifier.path), data=what, **facts)
     if config.report:
         from relunet.report import write_report
 
         title = f"{what}, {classifier.path}"
         result["report"], result["per_class"] = write_report(
-            classifier, arrays, config.report, title
+            classifier, arrays, config.report, title, found
         )
     return result
 
 
-def read_image_folder(folder: str | Path) -> data.Arrays:
+def read_image_folder(folder: str | Path) -> tuple[data.Arrays, np.ndarray]:
     """Every image of a folder of subfolders 0 to 9, as predict sees it (relunet.images),
-    with its subfolder's digit as its label."""
+    with its subfolder's digit as its label; and whether a digit was found in each."""
     files = labelled_image_files(folder)
     digits = [to_mnist_image(path.read_bytes(), str(path), many=True) for path, _ in files]
-    labels = [label for _, label in files]
-    return data.Arrays(tf.constant(np.stack(digits)), tf.constant(labels, tf.int32))
+    images = np.stack([image for image, _ in digits])
+    labels = tf.constant([label for _, label in files], tf.int32)
+    return data.Arrays(tf.constant(images), labels), np.array([found for _, found in digits])

@@ -23,16 +23,25 @@ from relunet.mnist import NUM_CLASSES
 from relunet.table import format_table
 
 MISTAKES_SHOWN = 32
+NONE = NUM_CLASSES  # the predicted "class" of an image in which no digit was found
 
 
 def write_report(
-    classifier: Classifier, arrays: data.Arrays, out: str | Path, title: str
+    classifier: Classifier,
+    arrays: data.Arrays,
+    out: str | Path,
+    title: str,
+    found: np.ndarray | None = None,
 ) -> tuple[dict[str, str], dict]:
-    """Write the report's files into `out`; return them by kind, and the per-class scores."""
+    """Write the report's files into `out`; return them by kind, and the per-class scores.
+    With `found` (bool per image), an image in which no digit was found is answered
+    "none", a column of its own in the confusion matrix."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     probabilities = predict_all(classifier, arrays)
     truth, predicted = arrays.labels.numpy(), probabilities.argmax(-1)
+    if found is not None:
+        predicted = np.where(found, predicted, NONE)
     matrix = confusion_matrix(truth, predicted)
     scores = per_class_scores(matrix)
     files = {
@@ -41,23 +50,25 @@ def write_report(
         "per_class_csv": _write_scores_csv(scores, out / "per_class.csv"),
         "per_class_json": _write_json(scores, out / "per_class.json"),
         "mistakes_png": _plot_mistakes(
-            arrays.images.numpy(), truth, probabilities, out / "mistakes.png", title
+            arrays.images.numpy(), truth, predicted, probabilities, out / "mistakes.png", title
         ),
     }
     return {kind: str(path) for kind, path in files.items()}, scores
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """counts[i, j]: images of class i predicted as j."""
-    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    """counts[i, j]: images of class i predicted as j; a last column, "none", for the
+    images in which no digit was found, when there are any."""
+    columns = NUM_CLASSES + 1 if (predicted == NONE).any() else NUM_CLASSES
+    matrix = np.zeros((NUM_CLASSES, columns), np.int64)
     np.add.at(matrix, (truth, predicted), 1)
     return matrix
 
 
 def per_class_scores(matrix: np.ndarray) -> dict:
     """Precision, recall, F1 and support per class, their macro average, and accuracy."""
-    correct = np.diag(matrix).astype(float)
-    predicted, support = matrix.sum(0), matrix.sum(1)
+    correct = np.diag(matrix[:, :NUM_CLASSES]).astype(float)
+    predicted, support = matrix[:, :NUM_CLASSES].sum(0), matrix.sum(1)
     precision = np.divide(correct, predicted, out=np.zeros_like(correct), where=predicted > 0)
     recall = np.divide(correct, support, out=np.zeros_like(correct), where=support > 0)
     total = precision + recall
@@ -102,7 +113,8 @@ def format_scores(scores: dict) -> str:
 def _write_matrix_csv(matrix: np.ndarray, path: Path) -> Path:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["true \\ predicted", *range(NUM_CLASSES)])
+        columns = [*map(str, range(NUM_CLASSES)), "none"][: matrix.shape[1]]
+        writer.writerow(["true \\ predicted", *columns])
         writer.writerows([c, *row] for c, row in enumerate(matrix.tolist()))
     return path
 
@@ -137,7 +149,8 @@ def _plot_matrix(matrix: np.ndarray, path: Path, title: str) -> Path:
                 color="white" if shown[i, j] > shown.max() / 2 else "black",
             )
     ax.set(
-        xticks=range(NUM_CLASSES),
+        xticks=range(matrix.shape[1]),
+        xticklabels=[*map(str, range(NUM_CLASSES)), "none"][: matrix.shape[1]],
         yticks=range(NUM_CLASSES),
         xlabel="predicted class",
         ylabel="true class",
@@ -150,10 +163,16 @@ def _plot_matrix(matrix: np.ndarray, path: Path, title: str) -> Path:
 
 
 def _plot_mistakes(
-    images: np.ndarray, truth: np.ndarray, probabilities: np.ndarray, path: Path, title: str
+    images: np.ndarray,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    probabilities: np.ndarray,
+    path: Path,
+    title: str,
 ) -> Path:
-    """The wrongly classified images, most confident first, 8 to a row."""
-    wrong = np.flatnonzero(probabilities.argmax(-1) != truth)
+    """The wrongly classified images, most confident first, 8 to a row (an image with
+    no digit found among them, as "none")."""
+    wrong = np.flatnonzero(predicted != truth)
     wrong = wrong[np.argsort(-probabilities[wrong].max(-1))][:MISTAKES_SHOWN]
     rows = max(1, int(np.ceil(len(wrong) / 8)))
     fig, axes = plt.subplots(rows, 8, figsize=(12, 1.75 * rows + 0.6), squeeze=False)
@@ -162,9 +181,10 @@ def _plot_mistakes(
     for ax, index in zip(axes.flat, wrong, strict=False):
         ax.imshow(images[index, ..., 0], cmap="gray")
         guess = probabilities[index].argmax()
-        ax.set_title(
-            f"true {truth[index]}, said {guess}\np={probabilities[index, guess]:.2f}", fontsize=8
-        )
+        said = f"said {guess}\np={probabilities[index, guess]:.2f}"
+        if predicted[index] == NONE:
+            said = "no digit found"
+        ax.set_title(f"true {truth[index]}, {said}", fontsize=8)
     fig.suptitle(f"The {len(wrong)} most confident mistakes ({title})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

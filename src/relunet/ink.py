@@ -1,0 +1,229 @@
+"""The steps that find a digit's ink on real paper, in TensorFlow ops (relunet.images
+strings them together). Each takes and gives grey images [h, w] of any size, floats in
+0..255, and runs inside one traced function.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from relunet.mnist import PIXEL_MAX
+
+LUMA = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale
+MAX_SIDE = 256  # larger images are first scaled down: the digit ends up 20 px tall anyway
+MIN_CONTRAST = 24.0  # grey levels between paper and ink below which there is no digit
+NOISE_RATIO = 6.0  # ... or fewer than this many times the paper's own noise
+SPECK = 0.1  # a component under this fraction of the heaviest one's mass is a speck
+MASK_SIDE = 64  # connected components are found on a mask of at most this many px a side
+
+
+def grayscale(image: tf.Tensor) -> tf.Tensor:
+    """[h, w] in 0..255 from [h, w, 1..4] channels, transparency composited over white."""
+    channels = tf.shape(image)[-1]
+    has_alpha = tf.equal(channels % 2, 0)  # grey + alpha, or RGBA
+    alpha = tf.cond(
+        has_alpha, lambda: image[..., -1] / PIXEL_MAX, lambda: tf.ones_like(image[..., 0])
+    )
+    colour = tf.cond(has_alpha, lambda: image[..., :-1], lambda: image)
+    gray = tf.cond(
+        tf.shape(colour)[-1] >= 3,
+        lambda: tf.tensordot(colour[..., :3], tf.constant(LUMA), axes=1),
+        lambda: colour[..., 0],
+    )
+    return gray * alpha + PIXEL_MAX * (1.0 - alpha)
+
+
+def shrink(gray: tf.Tensor) -> tf.Tensor:
+    """At most MAX_SIDE pixels a side (antialiased)."""
+    shape = tf.cast(tf.shape(gray), tf.float32)
+    factor = tf.minimum(1.0, MAX_SIDE / tf.reduce_max(shape))
+    size = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), 1)
+    return tf.cond(
+        factor < 1.0,
+        lambda: tf.image.resize(gray[..., None], size, antialias=True)[..., 0],
+        lambda: gray,
+    )
+
+
+def border(gray: tf.Tensor) -> tf.Tensor:
+    """The pixels of the image's four edges."""
+    return tf.concat([gray[0], gray[-1], gray[:, 0], gray[:, -1]], axis=0)
+
+
+def median(values: tf.Tensor) -> tf.Tensor:
+    values = tf.sort(tf.reshape(values, [-1]))
+    return values[tf.size(values) // 2]
+
+
+def ink_up(gray: tf.Tensor) -> tf.Tensor:
+    """Inverted when the background (the border's median) lies nearer the brightest pixel
+    than the darkest: ink is then high, as in MNIST."""
+    background = median(border(gray))
+    light = (tf.reduce_max(gray) - background) < (background - tf.reduce_min(gray))
+    return tf.where(light, PIXEL_MAX - gray, gray)
+
+
+def without_paper(x: tf.Tensor) -> tf.Tensor:
+    """The paper's level removed. From images of at least 32 px a side a white top-hat
+    (the image minus its grey opening by a window a quarter of the shorter side) also
+    removes uneven paper, shadows and paper edges wider than strokes; smaller ones lose
+    their border's median."""
+    h, w = tf.shape(x)[0], tf.shape(x)[1]
+    k = tf.maximum(3, (tf.minimum(h, w) // 4) // 2 * 2 + 1)
+    return tf.cond(
+        tf.maximum(h, w) < 32,
+        lambda: tf.maximum(x - median(border(x)), 0.0),
+        lambda: tf.maximum(x - max_filter(min_filter(x, k), k), 0.0),
+    )
+
+
+def otsu(x: tf.Tensor, top: tf.Tensor) -> tf.Tensor:
+    """Otsu's threshold of the values of x over 256 bins spanning [0, top]."""
+    bins = 256
+    scaled = tf.cast(x / tf.maximum(top, 1e-6) * (bins - 1), tf.int32)
+    scaled = tf.clip_by_value(scaled, 0, bins - 1)
+    hist = tf.math.bincount(tf.reshape(scaled, [-1]), minlength=bins, maxlength=bins)
+    hist = tf.cast(hist, tf.float64)
+    centres = tf.range(bins, dtype=tf.float64)
+    w0 = tf.cumsum(hist)
+    w1 = tf.reduce_sum(hist) - w0
+    s0 = tf.cumsum(hist * centres)
+    m0 = s0 / tf.maximum(w0, 1e-9)
+    m1 = (tf.reduce_sum(hist * centres) - s0) / tf.maximum(w1, 1e-9)
+    best = tf.cast(tf.argmax(w0 * w1 * (m0 - m1) ** 2), tf.float32)
+    return (best + 0.5) / (bins - 1) * top
+
+
+def stands_out(x: tf.Tensor, ink: tf.Tensor) -> tf.Tensor:
+    """bool: the ink's median lies at least MIN_CONTRAST grey levels, and NOISE_RATIO
+    times the paper's noise (1.4826 MAD), above the paper's median. Otsu splits even a
+    blank page's noise in two; this tells a digit from that."""
+
+    def measure():
+        paper = tf.boolean_mask(x, tf.logical_not(ink))
+        ink_level = median(tf.boolean_mask(x, ink))
+        paper_level = tf.cond(tf.size(paper) > 0, lambda: median(paper), lambda: 0.0)
+        noise = tf.cond(
+            tf.size(paper) > 0, lambda: 1.4826 * median(tf.abs(paper - paper_level)), lambda: 0.0
+        )
+        gap = ink_level - paper_level
+        return tf.logical_and(gap >= MIN_CONTRAST, gap >= NOISE_RATIO * (noise + 1.0))
+
+    return tf.cond(tf.reduce_any(ink), measure, lambda: tf.constant(False))
+
+
+def stretched(x: tf.Tensor, ink: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor:
+    """Contrast stretched as MNIST's: the ink's median to 255 (in MNIST most ink pixels
+    are saturated), half the threshold and below to 0 (paper noise), linear between."""
+    high = tf.cond(
+        tf.reduce_any(ink),
+        lambda: median(tf.boolean_mask(x, ink)),
+        lambda: tf.maximum(tf.reduce_max(x), 1.0),
+    )
+    low = 0.5 * threshold
+    return tf.clip_by_value((x - low) / tf.maximum(high - low, 1e-3), 0.0, 1.0) * PIXEL_MAX
+
+
+def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(x, ink) with only the ink worth keeping, by 8-connected components of the ink on a
+    mask of at most MASK_SIDE px a side: specks and paper edges neither set the crop box
+    nor reach the model (see `_kept_components`)."""
+    h, w = tf.shape(ink)[0], tf.shape(ink)[1]
+    f = tf.maximum(1, (tf.maximum(h, w) + MASK_SIDE - 1) // MASK_SIDE)
+    hh, ww = (h + f - 1) // f, (w + f - 1) // f
+    pad = [[0, hh * f - h], [0, ww * f - w]]
+
+    def blocks(a):
+        return tf.reshape(tf.pad(a, pad), [hh, f, ww, f])
+
+    small_ink = tf.reduce_any(blocks(ink), axis=[1, 3])
+    small_mass = tf.reduce_sum(blocks(x), axis=[1, 3])
+    edge_run = tf.where(tf.maximum(h, w) < 32, 2.0, 0.5)  # small images: no paper edges
+    kept = _kept_components(small_ink, small_mass, edge_run)
+    kept = tf.repeat(tf.repeat(kept, f, axis=0), f, axis=1)[:h, :w]
+    # Keep a pixel of fringe around what is kept (antialiased stroke edges).
+    near = tf.nn.max_pool2d(tf.cast(kept, tf.float32)[None, ..., None], 3, 1, "SAME")[0, ..., 0]
+    return tf.where(near > 0, x, 0.0), tf.logical_and(ink, kept)
+
+
+def _kept_components(mask: tf.Tensor, weight: tf.Tensor, edge_run: tf.Tensor) -> tf.Tensor:
+    """bool [h, w]: the components of `mask` worth keeping. One lying along the image's
+    edge (touching a side over at least `edge_run` of its length: a paper edge, the table
+    beyond it, a ruled margin) goes when another carries 5% of the heaviest one's weight
+    (a tightly cropped digit touches the edges too, and is then kept); of the rest, those
+    under SPECK of the heaviest are specks. Labels spread by 3x3 max pooling of pixel
+    indices until nothing changes."""
+    h, w = tf.shape(mask)[0], tf.shape(mask)[1]
+    m = tf.cast(mask, tf.float32)
+    labels = (tf.cast(tf.reshape(tf.range(h * w), [h, w]), tf.float32) + 1.0) * m
+
+    def spread(labels, changed):
+        wider = tf.nn.max_pool2d(labels[None, ..., None], 3, 1, "SAME")[0, ..., 0] * m
+        return wider, tf.reduce_any(wider != labels)
+
+    labels, _ = tf.while_loop(
+        lambda labels, changed: changed,
+        spread,
+        (labels, tf.constant(True)),
+        maximum_iterations=h * w,
+    )
+    ids = tf.cast(labels, tf.int32)
+    n = h * w + 1
+    real = tf.range(n) > 0  # label 0 is the background
+
+    def per_label(values, where):
+        return tf.math.unsorted_segment_sum(tf.reshape(values, [-1]), tf.reshape(where, [-1]), n)
+
+    mass = tf.where(real, per_label(weight * m, ids), 0.0)
+    run = tf.zeros([n])
+    for side, length in ((ids[0], w), (ids[-1], w), (ids[:, 0], h), (ids[:, -1], h)):
+        share = per_label(tf.ones_like(side, tf.float32), side) / tf.cast(length, tf.float32)
+        run = tf.maximum(run, share)
+    edge = tf.logical_and(real, run >= edge_run)
+    heaviest = tf.reduce_max(mass)
+    drop_edges = tf.reduce_max(tf.where(edge, 0.0, mass)) >= 0.05 * heaviest
+    candidate = tf.logical_and(real, tf.logical_not(tf.logical_and(edge, drop_edges)))
+    top = tf.reduce_max(tf.where(candidate, mass, 0.0))
+    keep = candidate & (mass >= SPECK * top) & (mass > 0)
+    return tf.logical_and(tf.gather(keep, ids), mask)
+
+
+def stroke_width(work: tf.Tensor) -> tf.Tensor:
+    """2 * area / perimeter of the ink (above mid-grey) of a square image: a stroke of
+    width w and length L has area w L and a perimeter of about 2 L."""
+    ink = tf.cast(work > PIXEL_MAX / 2, tf.float32)
+    inner = -tf.nn.max_pool2d(-ink[None, ..., None], 3, 1, "SAME")[0, ..., 0]
+    return 2.0 * tf.reduce_sum(ink) / tf.maximum(tf.reduce_sum(ink - inner), 1.0)
+
+
+def max_filter(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """Grey dilation of [h, w] by a k x k square (k odd, a tensor), same size: separable,
+    each direction a windowed max built by doubling (log2 k steps, not k)."""
+    return _directional_max(_directional_max(x, k, axis=0), k, axis=1)
+
+
+def min_filter(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """Grey erosion by a k x k square."""
+    return -max_filter(-x, k)
+
+
+def _directional_max(x: tf.Tensor, k: tf.Tensor, axis: int) -> tf.Tensor:
+    """Max over a centred window of length k (odd) along `axis`; padding never wins."""
+    if axis == 1:
+        return tf.transpose(_directional_max(tf.transpose(x), k, 0))
+    n, w = tf.shape(x)[0], tf.shape(x)[1]
+    low = tf.fill([k // 2, w], -1e9)
+    m = tf.concat([low, x, low], axis=0)  # [n + k - 1, w]
+
+    def double(m, span):  # m[i] = max(padded[i : i + span]) -> the same for 2 span
+        shifted = tf.concat([m[span:], tf.fill([span, w], -1e9)], axis=0)
+        return tf.maximum(m, shifted), span * 2
+
+    m, span = tf.while_loop(
+        lambda m, span: span * 2 <= k,
+        double,
+        (m, tf.constant(1)),
+        shape_invariants=(tf.TensorShape([None, None]), tf.TensorShape([])),
+    )
+    # A window of k is two overlapping windows of span (span <= k < 2 span).
+    return tf.maximum(m[:n], m[k - span : k - span + n])

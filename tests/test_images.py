@@ -1,0 +1,110 @@
+"""relunet.images makes a photo of a digit on paper look like MNIST: the paper's level,
+uneven light, specks, a paper edge and noise do not reach the digit, strokes far thinner
+or thicker than MNIST's are brought toward its width, and a page without a digit says so.
+
+Real MNIST test digits are drawn 6x larger as dark ink on light paper, one degradation
+each, and read back; what comes out is compared with the MNIST digit itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+DIGITS = 20  # the first 20 of MNIST's test split: every class, several writers
+
+
+@pytest.fixture(scope="module")
+def mnist_digits(mnist_dir):
+    from relunet import idx
+
+    return idx.read_folder(mnist_dir).splits["test"].images[:DIGITS].reshape(-1, 28, 28)
+
+
+def photo(digit: np.ndarray, paper: str = "plain", stroke: int = 0, seed: int = 0) -> bytes:
+    """A PNG of `digit` (ink high) written 6x larger, off centre, in dark ink on paper."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    big = ndimage.zoom(digit.astype(np.float32), 6, order=1)
+    if stroke > 0:
+        big = ndimage.grey_dilation(big, size=(stroke, stroke))
+    elif stroke < 0:
+        big = ndimage.grey_erosion(big, size=(-stroke, -stroke))
+    h, w = big.shape
+    canvas = np.zeros((h + 140, w + 120), np.float32)
+    canvas[90 : 90 + h, 80 : 80 + w] = big  # low and to the right of centre
+    ink = np.clip(canvas / 255.0, 0.0, 1.0)
+    height, width = canvas.shape
+    light = np.full(canvas.shape, 230.0)
+    if paper == "uneven light":  # from dim grey on the left to white on the right
+        light = 120.0 + 125.0 * np.linspace(0.0, 1.0, width)[None, :].repeat(height, 0)
+    page = light * (1.0 - ink) + 30.0 * ink
+    if paper == "specks":
+        for y, x in rng.integers(0, [height, width], (6, 2)):
+            page[max(y - 2, 0) : y + 2, max(x - 2, 0) : x + 2] = 30.0
+    elif paper == "paper edge":  # the dark table beyond the paper, along one side
+        page[:, :20] = 40.0
+    elif paper == "noise":
+        page = page + rng.normal(0.0, 10.0, page.shape)
+    page = np.clip(page, 0, 255).astype(np.uint8)
+    return tf.io.encode_png(page[..., None]).numpy()
+
+
+def read(png: bytes) -> tuple[np.ndarray, bool]:
+    from relunet import images
+
+    digit, found = images.mnist_digit(png)
+    return digit.numpy()[..., 0], bool(found)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.mark.parametrize(
+    "paper, stroke",
+    [
+        ("plain", 0),
+        ("uneven light", 0),
+        ("specks", 0),
+        ("paper edge", 0),
+        ("noise", 0),
+        ("plain", 9),  # a marker: strokes 8 px wider at this size
+        ("plain", -5),  # a fine pen
+    ],
+)
+def test_a_digit_photographed_on_paper_comes_back_as_mnist_wrote_it(mnist_digits, paper, stroke):
+    """Measured at this commit: mean similarity 0.92-0.96, the worst digit 0.80-0.86."""
+    scores = []
+    for i, digit in enumerate(mnist_digits):
+        read_back, found = read(photo(digit, paper, stroke, seed=i))
+        assert found, f"digit {i} on {paper} paper was not found"
+        assert read_back.max() >= 240 and read_back[[0, -1], :].max() == 0  # ink up, paper 0
+        scores.append(similarity(read_back, digit))
+    assert np.mean(scores) > 0.9 and min(scores) > 0.7, np.round(scores, 2)
+
+
+def test_an_mnist_digit_saved_as_a_file_is_taken_as_it_is(mnist_digits):
+    import tensorflow as tf
+
+    digit = mnist_digits[3]
+    read_back, found = read(tf.io.encode_png(digit[..., None]).numpy())
+    assert found and np.array_equal(read_back, digit)
+
+
+@pytest.mark.parametrize("page", ["blank", "paper noise", "uneven light only", "black"])
+def test_a_page_without_a_digit_is_not_found(page):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    pixels = {
+        "blank": np.full((50, 100), 255.0),
+        "paper noise": rng.normal(235, 6, (120, 90)),
+        "uneven light only": 120 + 125 * np.linspace(0, 1, 160)[None, :].repeat(90, 0),
+        "black": np.zeros((64, 64)),
+    }[page]
+    png = tf.io.encode_png(np.clip(pixels, 0, 255).astype(np.uint8)[..., None]).numpy()
+    read_back, found = read(png)
+    assert not found and read_back.max() == 0
