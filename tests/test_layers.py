@@ -19,8 +19,8 @@ FLOORS = {
     "leaves": "errors mnist table files values paths quiet _compat",
     "plain values and files": "config idx inputs trust distribute.cluster rundir pypi_copy "
     "sources trials preflight",
-    "the concepts": "model data images augment builder backup callbacks export inference report "
-    "plots distribute.devices",
+    "the concepts": "model data images ink augment builder backup callbacks export inference "
+    "report plots distribute.devices",
     "the commands' work": "train tune compare serve serve.batching serve.decode serve.models "
     "serve.rest",
     "the command line": "commands cli",
