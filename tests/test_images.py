@@ -45,6 +45,8 @@ def photo(digit: np.ndarray, paper: str = "plain", stroke: int = 0, seed: int = 
             page[max(y - 2, 0) : y + 2, max(x - 2, 0) : x + 2] = 30.0
     elif paper == "paper edge":  # the dark table beyond the paper, along one side
         page[:, :20] = 40.0
+    elif paper == "ruled lines":  # lines across the page, above and below the digit
+        page[[20, 50, height - 20], :] = 60.0
     elif paper == "noise":
         page = page + rng.normal(0.0, 10.0, page.shape)
     page = np.clip(page, 0, 255).astype(np.uint8)
@@ -70,6 +72,7 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
         ("uneven light", 0),
         ("specks", 0),
         ("paper edge", 0),
+        ("ruled lines", 0),
         ("noise", 0),
         ("plain", 9),  # a marker: strokes 8 px wider at this size
         ("plain", -5),  # a fine pen
@@ -94,7 +97,22 @@ def test_an_mnist_digit_saved_as_a_file_is_taken_as_it_is(mnist_digits):
     assert found and np.array_equal(read_back, digit)
 
 
-@pytest.mark.parametrize("page", ["blank", "paper noise", "uneven light only", "black"])
+def ruled(lines: int) -> np.ndarray:
+    page = np.full((300, 300), 250.0)
+    page[30 :: 300 // lines, :] = 40.0
+    return page
+
+
+def speck() -> np.ndarray:
+    page = np.full((100, 100), 255.0)
+    page[50, 50] = 0.0
+    return page
+
+
+@pytest.mark.parametrize(
+    "page",
+    ["blank", "paper noise", "uneven light only", "black", "a ruled line", "ruled paper", "a speck"],
+)
 def test_a_page_without_a_digit_is_not_found(page):
     import tensorflow as tf
 
@@ -104,6 +122,9 @@ def test_a_page_without_a_digit_is_not_found(page):
         "paper noise": rng.normal(235, 6, (120, 90)),
         "uneven light only": 120 + 125 * np.linspace(0, 1, 160)[None, :].repeat(90, 0),
         "black": np.zeros((64, 64)),
+        "a ruled line": ruled(1),
+        "ruled paper": ruled(10),
+        "a speck": speck(),
     }[page]
     png = tf.io.encode_png(np.clip(pixels, 0, 255).astype(np.uint8)[..., None]).numpy()
     read_back, found = read(png)

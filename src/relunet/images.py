@@ -12,8 +12,9 @@ paper at 0, ink up to 255, the digit in a 20x20 box centred by mass in 28x28):
   4. ink           Otsu's threshold splits ink from paper, and the ink must stand out
                    from the paper's noise, or there is no digit;
   5. contrast      stretched: the ink's median to 255, paper to 0;
-  6. specks        connected components much lighter than the digit, and paper edges,
-                   are erased, so they neither set the crop box nor reach the model;
+  6. specks        connected components much lighter than the digit, paper edges and
+                   ruled lines are erased, so they neither set the crop box nor reach
+                   the model; what is left must be more than a dot;
   7. crop, box     cropped to the ink, padded square, scaled into an 80x80 working box;
   8. stroke width  brought toward MNIST's (a grey erosion or dilation of at most two
                    pixels a side in the working box) when far from it;
@@ -38,6 +39,7 @@ WORK_BOX = 80  # where stroke width is measured and changed (4 x DIGIT_BOX)
 STROKE_WIDTH = 8.0  # MNIST's median stroke width in the working box
 STROKE_TOLERANCE = 0.25  # a width within 25% of it is left alone
 MAX_STROKE_CHANGE = 2  # pixels of erosion or dilation a side, at most
+MIN_DIGIT_SIDE = 3  # pixels, after scaling to at most 256 a side: smaller ink is a dot
 DIGIT = tf.TensorSpec(INPUT_SHAPE, tf.uint8)
 
 
@@ -71,10 +73,11 @@ def like_mnist(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     contrast = ink.stands_out(x, strokes)
     x = ink.stretched(x, strokes, threshold)
     x, strokes = ink.without_specks(x, strokes)
-    found = tf.logical_and(contrast, tf.reduce_any(strokes))
     where = tf.where(strokes)
+    found = tf.logical_and(contrast, tf.reduce_any(strokes))
     start = tf.where(found, tf.reduce_min(where, axis=0), [0, 0])
     stop = tf.where(found, tf.reduce_max(where, axis=0) + 1, tf.cast(tf.shape(x), tf.int64))
+    found = tf.logical_and(found, tf.reduce_max(stop - start) >= MIN_DIGIT_SIDE)  # a dot is not
     square = _pad_to_square(x[start[0] : stop[0], start[1] : stop[1]])
     digit = tf.clip_by_value(_boxed(square), 0.0, PIXEL_MAX)
     top, left = _mass_centred_offsets(digit)

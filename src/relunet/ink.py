@@ -15,6 +15,8 @@ MIN_CONTRAST = 24.0  # grey levels between paper and ink below which there is no
 NOISE_RATIO = 6.0  # ... or fewer than this many times the paper's own noise
 SPECK = 0.1  # a component under this fraction of the heaviest one's mass is a speck
 MASK_SIDE = 64  # connected components are found on a mask of at most this many px a side
+RULED_SPAN = 0.9  # a component at least this share of the image's width ...
+RULED_FLAT = 8.0  # ... and at least this many times wider than tall is a ruled line
 
 
 def grayscale(image: tf.Tensor) -> tf.Tensor:
@@ -151,8 +153,8 @@ def _kept_components(mask: tf.Tensor, weight: tf.Tensor, edge_run: tf.Tensor) ->
     edge (touching a side over at least `edge_run` of its length: a paper edge, the table
     beyond it, a ruled margin) goes when another carries 5% of the heaviest one's weight
     (a tightly cropped digit touches the edges too, and is then kept); of the rest, those
-    under SPECK of the heaviest are specks. Labels spread by 3x3 max pooling of pixel
-    indices until nothing changes."""
+    under SPECK of the heaviest are specks. A ruled line (RULED_SPAN, RULED_FLAT) always
+    goes. Labels spread by 3x3 max pooling of pixel indices until nothing changes."""
     h, w = tf.shape(mask)[0], tf.shape(mask)[1]
     m = tf.cast(mask, tf.float32)
     labels = (tf.cast(tf.reshape(tf.range(h * w), [h, w]), tf.float32) + 1.0) * m
@@ -180,6 +182,19 @@ def _kept_components(mask: tf.Tensor, weight: tf.Tensor, edge_run: tf.Tensor) ->
         share = per_label(tf.ones_like(side, tf.float32), side) / tf.cast(length, tf.float32)
         run = tf.maximum(run, share)
     edge = tf.logical_and(real, run >= edge_run)
+    # A ruled line: nearly as wide as the image and flat; never a digit, even alone.
+    rows = tf.cast(tf.reshape(tf.tile(tf.range(h)[:, None], [1, w]), [-1]), tf.float32)
+    cols = tf.cast(tf.reshape(tf.tile(tf.range(w)[None, :], [h, 1]), [-1]), tf.float32)
+    flat_ids = tf.reshape(ids, [-1])
+
+    def span(position):
+        high = tf.math.unsorted_segment_max(position, flat_ids, n)
+        low = -tf.math.unsorted_segment_max(-position, flat_ids, n)
+        return tf.maximum(high - low + 1.0, 0.0)
+
+    width, height = span(cols), span(rows)
+    ruled = (width >= RULED_SPAN * tf.cast(w, tf.float32)) & (height * RULED_FLAT <= width)
+    real = tf.logical_and(real, tf.logical_not(tf.logical_and(ruled, w >= 32)))
     heaviest = tf.reduce_max(mass)
     drop_edges = tf.reduce_max(tf.where(edge, 0.0, mass)) >= 0.05 * heaviest
     candidate = tf.logical_and(real, tf.logical_not(tf.logical_and(edge, drop_edges)))
