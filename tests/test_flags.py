@@ -187,10 +187,6 @@ COMPARE = {
     "train_split": case("--train-split", "train[:200]"),
     "val_split": case("--val-split", "train[350:]"),
     "test_split": case("--test-split", "test[:50]"),
-    "width": case("--width", "32"),
-    "init": case("--init", "he_normal"),
-    "dropout": case("--dropout", "0.5"),
-    "batch_norm": case("--batch-norm"),
     "learning_rate": case("--lr", "0.01"),
     "batch_size": case("--batch-size", "32"),
     "epochs": case("--epochs", "2"),
@@ -202,8 +198,16 @@ COMPARE = {
     "steps_per_execution": case("--steps-per-execution", "2"),
     "threads": case("--threads", "1", subprocess=True),
     "run_eagerly": case("--run-eagerly"),
+    # The base names its activations and depths, which a series sets itself (the series
+    # run on real data: tests/test_series.py).
+    "series": case("--series", "lab10", refused="sets each network's layers itself"),
     "activations": case("--activations", "sigmoid"),
+    "inits": case("--inits", "he_normal"),
     "depths": case("--depths", "2"),
+    "widths": case("--widths", "32"),
+    "dropouts": case("--dropouts", "0.5"),
+    "batch_norms": case("--batch-norms", "on"),
+    "seeds": case("--seeds", "2"),
     "out": case("--out", "cmp2"),
     "verbose": case("--verbose", "0"),
 }

@@ -62,12 +62,18 @@ def test_deep_sigmoid_gets_a_vanishing_first_layer_gradient_and_learns_less(sour
     """Same data, order and seed; only the activation differs. Observed here: the first
     layer's gradient norm in epoch 1 is about 10,000x smaller with sigmoid."""
     config = CompareConfig(**SLICE, epochs=2, verbose=0)
-    train, val, test = (
-        data.load_arrays(d)
-        for d in data.load_tfds(source, [config.train_split, config.val_split, config.test_split])
+    splits = data.Splits(
+        *(
+            data.load_arrays(d)
+            for d in data.load_tfds(
+                source, [config.train_split, config.val_split, config.test_split]
+            )
+        ),
+        source,
     )
-    relu = run_one(config, "relu", 6, train, val, test)
-    sigmoid = run_one(config, "sigmoid", 6, train, val, test)
+    layers = dict(depth=6, width=256, init="random_normal", dropout=0.0, batch_norm=False)
+    relu = run_one(config, {**layers, "activation": "relu"}, config.seed, splits)
+    sigmoid = run_one(config, {**layers, "activation": "sigmoid"}, config.seed, splits)
 
     ratio = relu["grad_norm_first_layer_first_epoch"] / sigmoid["grad_norm_first_layer_first_epoch"]
     assert ratio >= 10
@@ -141,6 +147,7 @@ def test_compare_on_a_tiny_slice_writes_results_and_real_pngs(tmp_path, source):
         "activation_derivatives.png",
         "val_accuracy.png",
         "grad_norms.png",
+        "test_accuracy.png",
     ):
         png = (out / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

@@ -17,8 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "relunet"
 # Lowest first. Modules on the first three floors import no TensorFlow.
 FLOORS = {
     "leaves": "errors mnist table files values paths quiet _compat",
-    "plain values and files": "config idx inputs trust distribute.cluster rundir pypi_copy "
-    "sources trials preflight",
+    "plain values and files": "series config idx inputs trust distribute.cluster rundir "
+    "pypi_copy sources trials preflight",
     "the concepts": "model data images ink augment builder backup callbacks export inference "
     "report plots distribute.devices",
     "the commands' work": "train tune compare serve serve.batching serve.decode serve.models "

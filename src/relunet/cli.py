@@ -35,7 +35,8 @@ COMMANDS = {
     "compare": (
         CompareConfig,
         commands.compare,
-        "ReLU vs sigmoid: train each activation and depth, plot gradient flow",
+        "networks side by side over seeds (a grid of layer settings, or --series lab10): "
+        "accuracy, spread and gradient flow",
     ),
     "export": (ExportConfig, commands.export, "export a .keras model as a TF Serving SavedModel"),
     "predict": (PredictConfig, commands.predict, "classify image files or .npy arrays"),
