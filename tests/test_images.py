@@ -45,6 +45,8 @@ def photo(digit: np.ndarray, paper: str = "plain", stroke: int = 0, seed: int = 
             page[max(y - 2, 0) : y + 2, max(x - 2, 0) : x + 2] = 30.0
     elif paper == "paper edge":  # the dark table beyond the paper, along one side
         page[:, :20] = 40.0
+    elif paper == "dark surround":  # a photo of the sheet on a dark table, all around it
+        page[:25, :] = page[-25:, :] = page[:, :25] = page[:, -25:] = 40.0
     elif paper == "ruled lines":  # lines across the page, above and below the digit
         page[[20, 50, height - 20], :] = 60.0
     elif paper == "noise":
@@ -72,6 +74,7 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
         ("uneven light", 0),
         ("specks", 0),
         ("paper edge", 0),
+        ("dark surround", 0),
         ("ruled lines", 0),
         ("noise", 0),
         ("plain", 9),  # a marker: strokes 8 px wider at this size
@@ -111,7 +114,15 @@ def speck() -> np.ndarray:
 
 @pytest.mark.parametrize(
     "page",
-    ["blank", "paper noise", "uneven light only", "black", "a ruled line", "ruled paper", "a speck"],
+    [
+        "blank",
+        "paper noise",
+        "uneven light only",
+        "black",
+        "a ruled line",
+        "ruled paper",
+        "a speck",
+    ],
 )
 def test_a_page_without_a_digit_is_not_found(page):
     import tensorflow as tf

@@ -67,7 +67,7 @@ def mnist_digits(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 def like_mnist(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(uint8 [28, 28, 1], bool found) from a grey image [h, w] in 0..255."""
-    x = ink.without_paper(ink.ink_up(ink.shrink(gray)))
+    x = ink.without_paper(ink.ink_up(ink.on_the_paper(ink.shrink(gray))))
     threshold = ink.otsu(x, tf.reduce_max(x))
     strokes = x > threshold
     contrast = ink.stands_out(x, strokes)

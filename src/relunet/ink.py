@@ -15,6 +15,7 @@ MIN_CONTRAST = 24.0  # grey levels between paper and ink below which there is no
 NOISE_RATIO = 6.0  # ... or fewer than this many times the paper's own noise
 SPECK = 0.1  # a component under this fraction of the heaviest one's mass is a speck
 MASK_SIDE = 64  # connected components are found on a mask of at most this many px a side
+PAPER_SOLID = 0.85  # a sheet on a dark surround: this share of its pixels is light
 RULED_SPAN = 0.9  # a component at least this share of the image's width ...
 RULED_FLAT = 8.0  # ... and at least this many times wider than tall is a ruled line
 
@@ -55,6 +56,38 @@ def border(gray: tf.Tensor) -> tf.Tensor:
 def median(values: tf.Tensor) -> tf.Tensor:
     values = tf.sort(tf.reshape(values, [-1]))
     return values[tf.size(values) // 2]
+
+
+def on_the_paper(gray: tf.Tensor) -> tf.Tensor:
+    """The light sheet, when a photo shows one on a dark surround (a table all around
+    it): cropped to the rows and columns that are mostly light, if those span at least
+    half the image each way, leave dark on all four sides and are nearly all light
+    (PAPER_SOLID). Else the image as it is: a light digit on a dark ground is strokes,
+    never that solid, and uneven light is not dark all round."""
+    threshold = otsu(gray, tf.maximum(tf.reduce_max(gray), 1.0))
+    light = gray > threshold
+    lit = tf.cast(light, tf.float32)
+    rows = tf.where(tf.reduce_mean(lit, axis=1) >= 0.5)[:, 0]
+    cols = tf.where(tf.reduce_mean(lit, axis=0) >= 0.5)[:, 0]
+    h, w = tf.shape(gray, out_type=tf.int64)[0], tf.shape(gray, out_type=tf.int64)[1]
+    top, bottom = (
+        tf.reduce_min(tf.concat([rows, [h]], 0)),
+        tf.reduce_max(tf.concat([rows, [-1]], 0)),
+    )
+    left, right = (
+        tf.reduce_min(tf.concat([cols, [w]], 0)),
+        tf.reduce_max(tf.concat([cols, [-1]], 0)),
+    )
+    tall, wide = bottom - top + 1, right - left + 1
+    big = (2 * tall >= h) & (2 * wide >= w)
+    inside = (top > 0) & (left > 0) & (bottom < h - 1) & (right < w - 1)  # dark all round
+    surround_dark = median(border(gray)) < threshold
+    is_sheet = tf.cond(
+        big & inside & surround_dark,
+        lambda: tf.reduce_mean(lit[top : bottom + 1, left : right + 1]) >= PAPER_SOLID,
+        lambda: tf.constant(False),
+    )
+    return tf.cond(is_sheet, lambda: gray[top : bottom + 1, left : right + 1], lambda: gray)
 
 
 def ink_up(gray: tf.Tensor) -> tf.Tensor:

@@ -34,7 +34,7 @@ ALLOWED_OPS = frozenset(
     Relu Relu6 LeakyRelu Elu Selu Sigmoid Tanh Softplus Softsign Softmax LogSoftmax
     DecodeImage DecodePng DecodeJpeg DecodeGif DecodeBmp ResizeBilinear ResizeArea
     ResizeBicubic ResizeNearestNeighbor ScaleAndTranslate
-    MaxPool MaxPoolV2 Cumsum Bincount DenseBincount TopKV2 UnsortedSegmentSum
+    MaxPool MaxPoolV2 Cumsum Bincount DenseBincount TopKV2 UnsortedSegmentSum UnsortedSegmentMax
 """.split()
 )
 
