@@ -7,6 +7,7 @@ TensorFlow Serving gets what `relunet predict` says for the same file. The steps
 paper at 0, ink up to 255, the digit in a 20x20 box centred by mass in 28x28):
 
   1. grey          transparency over white, ITU-R 601 luma; at most 256 px a side;
+                   a photo of a sheet on a dark table all round is cropped to the sheet;
   2. polarity      inverted when the paper is lighter than the ink;
   3. paper         its level removed, uneven paper and shadows too (a white top-hat);
   4. ink           Otsu's threshold splits ink from paper, and the ink must stand out
