@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from relunet import data, plots, preflight, series
-from relunet.config import CompareConfig, ModelConfig, OptimConfig, take
+from relunet.config import CompareConfig, ModelConfig, OptimConfig, field_defaults, take
 from relunet.model import build_model, grad, kernel_grad_norms
 from relunet.table import format_table
 from relunet.train import how_it_ran, progress_verbosity, seed_everything, set_threads
@@ -44,7 +44,6 @@ COLUMNS = [
     "network",
 ]
 LAYERS = ("activation", "depth", "width", "init", "dropout", "batch_norm")
-DEFAULT_LAYERS = {"width": 256, "init": "random_normal", "dropout": 0.0, "batch_norm": False}
 
 
 @dataclass
@@ -284,11 +283,9 @@ def results_table(cells: list[dict[str, Any]], config: CompareConfig) -> str:
 
 
 def _shown(config: CompareConfig, name: str) -> bool:
-    """A grid's layer setting gets a column when it varies or is not the lab's."""
+    """A grid's layer setting gets a column when it varies or is not compare's default."""
     values = getattr(config, f"{name}s")
-    if name == "batch_norm":
-        values = [b == "on" for b in values]
-    return len(values) > 1 or values[0] != DEFAULT_LAYERS[name]
+    return len(values) > 1 or values != field_defaults(CompareConfig)[f"{name}s"]
 
 
 def _setting(value: Any) -> str:

@@ -55,9 +55,16 @@ def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     )
     return tf.cond(
         is_mnist,
-        lambda: (tf.reshape(image, INPUT_SHAPE), tf.reduce_max(gray) > ink.MIN_CONTRAST),
+        lambda: (tf.reshape(image, INPUT_SHAPE), found_as_is(tf.reshape(image, INPUT_SHAPE))),
         lambda: like_mnist(gray),
     )
+
+
+def found_as_is(digits: tf.Tensor) -> tf.Tensor:
+    """bool for each digit already in MNIST's form ([..., 28, 28, 1], ink high on 0):
+    whether any of its pixels stands out from the black ground."""
+    pixels = tf.cast(digits, tf.float32)
+    return tf.reduce_max(pixels, axis=[-3, -2, -1]) > ink.MIN_CONTRAST
 
 
 def mnist_digits(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -71,8 +78,9 @@ def like_mnist(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     x = ink.without_paper(ink.ink_up(ink.on_the_paper(ink.shrink(gray))))
     threshold = ink.otsu(x, tf.reduce_max(x))
     strokes = x > threshold
-    contrast = ink.stands_out(x, strokes)
-    x = ink.stretched(x, strokes, threshold)
+    level = ink.ink_level(x, strokes)
+    contrast = ink.stands_out(x, strokes, level)
+    x = ink.stretched(x, level, threshold)
     x, strokes = ink.without_specks(x, strokes)
     where = tf.where(strokes)
     found = tf.logical_and(contrast, tf.reduce_any(strokes))

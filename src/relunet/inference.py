@@ -21,8 +21,7 @@ from relunet.config import EvaluateConfig, PredictConfig
 from relunet.data import to_inputs
 from relunet.errors import RelunetError
 from relunet.export import SIGNATURE
-from relunet.images import mnist_digit
-from relunet.ink import MIN_CONTRAST
+from relunet.images import found_as_is, mnist_digit
 from relunet.inputs import labelled_image_files, read_npy_images
 from relunet.mnist import INPUT_SHAPE, NUM_CLASSES
 from relunet.model import load_model
@@ -153,13 +152,11 @@ def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray, bool]]:
     .npy files (an array's image counts as a digit when any pixel stands out from 0)."""
     inputs = []
     for name in paths:
-        path = Path(name)
-        if not path.is_file():
-            raise RelunetError(f"The input {name} does not exist or is not a file.")
+        path = Path(name)  # that it is a file: relunet.preflight.predict's check
         if path.suffix.lower() == ".npy":
             images = read_npy_images(path)
             names = [name] if len(images) == 1 else [f"{name}[{i}]" for i in range(len(images))]
-            found = images.reshape(len(images), -1).max(axis=1) > MIN_CONTRAST
+            found = found_as_is(images).numpy()
             inputs.extend(zip(names, images, found.tolist(), strict=True))
         else:
             inputs.append((name, *to_mnist_image(path.read_bytes(), name)))

@@ -67,17 +67,9 @@ def on_the_paper(gray: tf.Tensor) -> tf.Tensor:
     threshold = otsu(gray, tf.maximum(tf.reduce_max(gray), 1.0))
     light = gray > threshold
     lit = tf.cast(light, tf.float32)
-    rows = tf.where(tf.reduce_mean(lit, axis=1) >= 0.5)[:, 0]
-    cols = tf.where(tf.reduce_mean(lit, axis=0) >= 0.5)[:, 0]
     h, w = tf.shape(gray, out_type=tf.int64)[0], tf.shape(gray, out_type=tf.int64)[1]
-    top, bottom = (
-        tf.reduce_min(tf.concat([rows, [h]], 0)),
-        tf.reduce_max(tf.concat([rows, [-1]], 0)),
-    )
-    left, right = (
-        tf.reduce_min(tf.concat([cols, [w]], 0)),
-        tf.reduce_max(tf.concat([cols, [-1]], 0)),
-    )
+    top, bottom = _first_and_last(tf.reduce_mean(lit, axis=1) >= 0.5, h)
+    left, right = _first_and_last(tf.reduce_mean(lit, axis=0) >= 0.5, w)
     tall, wide = bottom - top + 1, right - left + 1
     big = (2 * tall >= h) & (2 * wide >= w)
     inside = (top > 0) & (left > 0) & (bottom < h - 1) & (right < w - 1)  # dark all round
@@ -88,6 +80,15 @@ def on_the_paper(gray: tf.Tensor) -> tf.Tensor:
         lambda: tf.constant(False),
     )
     return tf.cond(is_sheet, lambda: gray[top : bottom + 1, left : right + 1], lambda: gray)
+
+
+def _first_and_last(flags: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The first and last index where `flags` holds; (size, -1) where it never does."""
+    where = tf.where(flags)[:, 0]
+    return (
+        tf.reduce_min(tf.concat([where, [size]], 0)),
+        tf.reduce_max(tf.concat([where, [-1]], 0)),
+    )
 
 
 def ink_up(gray: tf.Tensor) -> tf.Tensor:
@@ -129,34 +130,37 @@ def otsu(x: tf.Tensor, top: tf.Tensor) -> tf.Tensor:
     return (best + 0.5) / (bins - 1) * top
 
 
-def stands_out(x: tf.Tensor, ink: tf.Tensor) -> tf.Tensor:
-    """bool: the ink's median lies at least MIN_CONTRAST grey levels, and NOISE_RATIO
-    times the paper's noise (1.4826 MAD), above the paper's median. Otsu splits even a
-    blank page's noise in two; this tells a digit from that."""
+def ink_level(x: tf.Tensor, ink: tf.Tensor) -> tf.Tensor:
+    """The ink's median grey level; without ink, the brightest pixel (at least 1)."""
+    return tf.cond(
+        tf.reduce_any(ink),
+        lambda: median(tf.boolean_mask(x, ink)),
+        lambda: tf.maximum(tf.reduce_max(x), 1.0),
+    )
+
+
+def stands_out(x: tf.Tensor, ink: tf.Tensor, level: tf.Tensor) -> tf.Tensor:
+    """bool: the ink's `level` (its median) lies at least MIN_CONTRAST grey levels, and
+    NOISE_RATIO times the paper's noise (1.4826 MAD), above the paper's median. Otsu
+    splits even a blank page's noise in two; this tells a digit from that."""
 
     def measure():
         paper = tf.boolean_mask(x, tf.logical_not(ink))
-        ink_level = median(tf.boolean_mask(x, ink))
         paper_level = tf.cond(tf.size(paper) > 0, lambda: median(paper), lambda: 0.0)
         noise = tf.cond(
             tf.size(paper) > 0, lambda: 1.4826 * median(tf.abs(paper - paper_level)), lambda: 0.0
         )
-        gap = ink_level - paper_level
+        gap = level - paper_level
         return tf.logical_and(gap >= MIN_CONTRAST, gap >= NOISE_RATIO * (noise + 1.0))
 
     return tf.cond(tf.reduce_any(ink), measure, lambda: tf.constant(False))
 
 
-def stretched(x: tf.Tensor, ink: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor:
-    """Contrast stretched as MNIST's: the ink's median to 255 (in MNIST most ink pixels
+def stretched(x: tf.Tensor, level: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor:
+    """Contrast stretched as MNIST's: the ink's `level` to 255 (in MNIST most ink pixels
     are saturated), half the threshold and below to 0 (paper noise), linear between."""
-    high = tf.cond(
-        tf.reduce_any(ink),
-        lambda: median(tf.boolean_mask(x, ink)),
-        lambda: tf.maximum(tf.reduce_max(x), 1.0),
-    )
     low = 0.5 * threshold
-    return tf.clip_by_value((x - low) / tf.maximum(high - low, 1e-3), 0.0, 1.0) * PIXEL_MAX
+    return tf.clip_by_value((x - low) / tf.maximum(level - low, 1e-3), 0.0, 1.0) * PIXEL_MAX
 
 
 def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
