@@ -44,6 +44,7 @@ setup(
         # the test suite (with the notebooks and a real browser), and the linter CI runs
         "dev": [
             "pytest>=8",
+            "pytest-xdist>=3.6",  # the suite runs on two workers
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6.29",

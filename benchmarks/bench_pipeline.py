@@ -63,7 +63,7 @@ def main() -> None:
     steps = data.steps_per_epoch(arrays, config.batch_size)
 
     model = build_model(take(ModelConfig, config), take(OptimConfig, config))
-    batches = data.training_pipeline(arrays, config.batch_size, config.seed)
+    batches = data.training_pipeline(arrays, data.PipelineConfig.of(config))
     model.fit(batches, epochs=1, verbose=0, shuffle=False)  # warm-up
     consumed, delivered = [], []
     for _ in range(args.rounds):
@@ -119,7 +119,10 @@ def augmentation_cost(tfds, arrays, rounds: int) -> dict:
     steps = data.steps_per_epoch(arrays, robust.batch_size)
 
     def pipeline(augment):
-        return data.training_pipeline(arrays, robust.batch_size, robust.seed, augment=augment)
+        return data.training_pipeline(
+            arrays,
+            data.PipelineConfig(batch_size=robust.batch_size, seed=robust.seed, augment=augment),
+        )
 
     model = build_model(take(ModelConfig, robust), take(OptimConfig, robust), decay_steps=steps)
     model.fit(pipeline(None), epochs=1, verbose=0, shuffle=False)  # warm-up

@@ -121,7 +121,10 @@ def keras_trainers(images, labels):
     )
     keras.utils.set_random_seed(777)
     models = {"stock_keras": stock, "relunet": build_model()}
-    batches = {name: data.training_pipeline(arrays, BATCH, seed=777) for name in models}
+    batches = {
+        name: data.training_pipeline(arrays, data.PipelineConfig(batch_size=BATCH, seed=777))
+        for name in models
+    }
 
     def epoch(name):
         model = models[name]

@@ -1,18 +1,27 @@
-"""Shared fixtures: the real MNIST files, one tfds data dir per session, seeding.
+"""Shared fixtures: the real MNIST files, one tfds data dir per test run, seeding.
 
 The tests never touch the network. They read the genuine MNIST IDX files from
 $RELUNET_DATA_DIR (CI points it at ../shared/data/mnist, the default here too) and
-prepare them once per session into a private tfds data dir, which subprocesses
+prepare them once per test run into a private tfds data dir, which subprocesses
 inherit through $TFDS_DATA_DIR. Without those files, the tests that need them skip
 (through the `mnist_dir` fixture, which `source` and `trained_run` use) and the
 others run.
+
+The suite runs on two pytest-xdist workers (pyproject.toml). The controller imports
+this file first and makes the run's scratch folder; the workers inherit its name, so
+MNIST is prepared once and the one trained model is trained once, by whichever worker
+asks first (the other waits on a lock), and the controller removes the folder at the
+end. `-n 0` runs everything in one process, the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,11 +32,15 @@ MNIST_DIR = Path(os.environ.get("RELUNET_DATA_DIR") or REPO.parent / "shared" / 
 # Set before TensorFlow is imported anywhere, and inherited by every subprocess.
 os.environ["RELUNET_DATA_DIR"] = str(MNIST_DIR)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# RELUNET_TEST_TFDS_DIR keeps the prepared copy between sessions while developing.
+# RELUNET_TEST_TFDS_DIR keeps the prepared copy between runs while developing.
 _KEEP_TFDS_DIR = bool(os.environ.get("RELUNET_TEST_TFDS_DIR"))
-_TFDS_DIR = os.environ.get("RELUNET_TEST_TFDS_DIR") or tempfile.mkdtemp(prefix="relunet-tfds-")
+_TFDS_DIR = os.environ.get("RELUNET_TEST_TFDS_DIR") or os.environ.setdefault(
+    "RELUNET_TEST_RUN_DIR", tempfile.mkdtemp(prefix="relunet-tfds-")
+)
 os.environ["TFDS_DATA_DIR"] = _TFDS_DIR
-os.environ["RELUNET_XLA_CACHE"] = os.path.join(_TFDS_DIR, "xla-cache")  # not the user's
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# XLA's compilation cache: the worker's own (not the user's, not shared by two writers).
+os.environ["RELUNET_XLA_CACHE"] = os.path.join(_TFDS_DIR, f"xla-cache-{_WORKER}")
 # The same cache for the commands the tests run in this process (TensorFlow reads it
 # once, when it starts; relunet's command line sets it for its own processes).
 os.environ.setdefault(
@@ -44,8 +57,25 @@ def pytest_addoption(parser):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if not _KEEP_TFDS_DIR:
+    if not _KEEP_TFDS_DIR and not hasattr(session.config, "workerinput"):  # the controller
         shutil.rmtree(_TFDS_DIR, ignore_errors=True)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker per core, at most 4 (each holds a TensorFlow of its own)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+@contextlib.contextmanager
+def run_wide(name: str) -> Iterator[Path]:
+    """A folder of the run's scratch dir that one worker at a time may fill: the first to
+    come makes it, the others wait and find it made."""
+    with open(Path(_TFDS_DIR) / f".{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield Path(_TFDS_DIR) / name
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)
@@ -78,20 +108,21 @@ def source(mnist_dir):
 
 
 @pytest.fixture(scope="session")
-def trained_run(source, tmp_path_factory) -> Path:
-    """A run dir holding a model trained for one epoch on 10000 real images (~95%)."""
+def trained_run(source) -> Path:
+    """A run dir holding a model trained for one epoch on 10000 real images (~95%): one
+    for the whole test run, which no test writes into."""
     from relunet import TrainConfig
     from relunet.train import train
 
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    train(
-        TrainConfig(
-            train_split="train[:10000]",
-            val_split="train[50000:51000]",
-            test_split="test[:1000]",
-            epochs=1,
-            run_dir=str(run_dir),
-            verbose=0,
-        )
-    )
+    with run_wide("trained-run") as run_dir:
+        if not (run_dir / "metrics.json").is_file():
+            config = TrainConfig(
+                train_split="train[:10000]",
+                val_split="train[50000:51000]",
+                test_split="test[:1000]",
+                epochs=1,
+                run_dir=str(run_dir),
+                verbose=0,
+            )
+            train(config)
     return run_dir

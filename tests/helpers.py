@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,40 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         text=True,
         timeout=timeout,
     )
+
+
+@dataclass
+class Ran:
+    """What one command line of `run_cli_cases` did: as subprocess.run reports it, and
+    the sha256 of every file in its folder after it ran."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def run_cli_cases(cases: list[tuple[list[str], Path]], timeout: float = 600) -> list[Ran]:
+    """Run `relunet ARGS` in FOLDER for each (ARGS, FOLDER), one after another in one real
+    process (tests/cli_cases.py): TensorFlow is imported once for all of them, and each
+    still gets stdout and stderr of its own, C libraries' lines included. For cases that
+    would each pay for the import in a process of their own."""
+    script = Path(__file__).with_name("cli_cases.py")
+    body = [
+        {"args": args, "cwd": str(folder), "env": {"TF_CONFIG": None}} for args, folder in cases
+    ]
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        input=json.dumps(body),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [
+        Ran(r["code"], r["stdout"], r["stderr"], r["files"])
+        for r in json.loads(done.stdout.splitlines()[-1])
+    ]
 
 
 def free_ports(count: int = 1) -> list[int]:

@@ -10,6 +10,7 @@ import tensorflow as tf
 from relunet import data
 from relunet.augment import batch_key, distort
 from relunet.config import AugmentConfig, TrainConfig
+from relunet.data import PipelineConfig as P
 from relunet.errors import RelunetError
 
 ONLY = dict(  # every distortion off: a test turns one on
@@ -102,16 +103,20 @@ def test_a_pipeline_s_distortions_are_a_function_of_seed_epoch_and_step():
     def images(batches):
         return [b[0].numpy() for b in batches]
 
-    whole = images(data.training_pipeline(arrays, 64, 7, augment=config))
+    whole = images(data.training_pipeline(arrays, P(batch_size=64, seed=7, augment=config)))
     np.testing.assert_array_equal(
         np.concatenate(whole),
-        np.concatenate(images(data.training_pipeline(arrays, 64, 7, augment=config))),
+        np.concatenate(
+            images(data.training_pipeline(arrays, P(batch_size=64, seed=7, augment=config)))
+        ),
     )
-    rest = images(data.rest_of_epoch(arrays, 64, 7, epoch=0, skip=2, augment=config))
+    rest = images(
+        data.rest_of_epoch(arrays, P(batch_size=64, seed=7, augment=config), epoch=0, skip=2)
+    )
     np.testing.assert_array_equal(np.concatenate(rest), np.concatenate(whole[2:]))
-    plain = images(data.training_pipeline(arrays, 64, 7))
+    plain = images(data.training_pipeline(arrays, P(batch_size=64, seed=7)))
     assert not np.array_equal(whole[0], plain[0])
-    off = images(data.training_pipeline(arrays, 64, 7, augment=AugmentConfig()))
+    off = images(data.training_pipeline(arrays, P(batch_size=64, seed=7, augment=AugmentConfig())))
     np.testing.assert_array_equal(np.concatenate(off), np.concatenate(plain))  # --augment 0
 
 

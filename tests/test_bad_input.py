@@ -1,23 +1,25 @@
 """Bad input, command by command: exit status 2, one line naming the problem, nothing
 the user had is changed.
 
-Each case runs the real `relunet` in a subprocess, in a folder that holds files the
-user cares about; the folder's content is compared before and after.
+Each case runs the real `relunet` command line in a folder that holds files the user
+cares about; the folder's content is compared before and after.
 """
 
+import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import write_idx_folder
+from helpers import run_cli_cases, write_idx_folder
+
+from relunet import cli
 
 
 @pytest.fixture(scope="module")
@@ -476,10 +478,6 @@ CASES = {
         ["predict", "--model", "empty.keras", "digits.npy"],
         "empty.keras is empty",
     ),
-    "predict: model with 3 classes": (
-        ["predict", "--model", "three_classes.keras", "digits.npy"],
-        "returns outputs of shape (3,)",
-    ),
     "predict: SavedModel with another signature": (
         ["predict", "--model", "flat_model", "digits.npy"],
         "has a serving_default signature taking (x: float32 (None, 784))",
@@ -496,10 +494,6 @@ CASES = {
     "evaluate: missing model": (
         ["evaluate", "--model", "gone"],
         "The model path gone does not exist",
-    ),
-    "evaluate: model for colour images": (
-        ["evaluate", "--model", "colour.keras"],
-        "takes inputs of shape (32, 32, 3)",
     ),
     "evaluate: IDX folder with no images": (
         ["evaluate", "--model", "run", "--data-dir", "zero_idx", "--tfds-dir", "tfds"],
@@ -582,14 +576,12 @@ CASES = {
 
 # These load a model or a backup, so they pay for importing TensorFlow: the full suite's.
 SLOW = {
-    "evaluate: model for colour images",
     "export: model for colour 32x32 images",
     "export: model with 3 classes",
     "export: version that exists",
     "predict: Lambda layer under safe_mode",
     "predict: SavedModel with another signature",
     "predict: image that cannot be decoded",
-    "predict: model with 3 classes",
     "evaluate: an image that cannot be decoded",
     "train: backup at epoch 99 of 1",
     "train: backup at step 10**6",
@@ -598,26 +590,59 @@ SLOW = {
 }
 
 
+@pytest.fixture(scope="module")
+def loading_cases(workspace):
+    """What the cases that load a model or a backup did, each a command line of its own in
+    one process that imports TensorFlow once for all of them (tests/cli_cases.py, which
+    still gives each its own stderr, C libraries' lines included), and the workspace's
+    files before they ran."""
+    before = snapshot(workspace)
+    names = [c for c in CASES if c in SLOW]
+    ran = run_cli_cases([(CASES[name][0], workspace) for name in names])
+    return before, dict(zip(names, ran, strict=True))
+
+
 @pytest.mark.parametrize(
     "case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in CASES]
 )
-def test_bad_input_exits_2_with_one_line_and_changes_nothing(workspace, case):
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(workspace, case, request):
+    """The cases answered before TensorFlow is imported run the command line in this
+    process; those that load a model or a backup, in a process of their own making
+    (`loading_cases`)."""
     args, message, *env = CASES[case]
-    environ = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    before = snapshot(workspace)
-    result = subprocess.run(
-        [sys.executable, "-m", "relunet.cli", *args],
-        cwd=workspace,
-        env={**environ, **(env[0] if env else {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    after = snapshot(workspace)
+    if case in SLOW:
+        before, ran = request.getfixturevalue("loading_cases")
+        code, stderr, after = ran[case].returncode, ran[case].stderr, ran[case].files
+    else:
+        before = snapshot(workspace)
+        code, stderr = _in_this_process(workspace, args, env[0] if env else {})
+        after = snapshot(workspace)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2, stderr[-2000:]
+    assert len(lines) == 1 and message in lines[0], stderr[-2000:]
+    assert "Traceback" not in stderr
     assert {path: after.get(path) for path in before} == before  # nothing changed or lost
     assert not list(workspace.glob("tfds/mnist_idx/*/*/dataset_info.json"))  # nothing half-prepared
     assert not (workspace / "exports").exists()  # a refused export leaves no folder
+
+
+def _in_this_process(workspace, args, env) -> tuple[int, str]:
+    saved = {k: os.environ.get(k) for k in ("TF_CONFIG", *env)}
+    cwd, stdout, stderr = os.getcwd(), io.StringIO(), io.StringIO()
+    try:
+        os.environ.pop("TF_CONFIG", None)
+        os.environ.update(env)
+        os.chdir(workspace)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = cli.main(args)
+            except SystemExit as exit:  # argparse's own way out
+                code = exit.code
+    finally:
+        os.chdir(cwd)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return code, stderr.getvalue()

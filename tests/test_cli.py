@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import error_lines, run_cli
+from helpers import error_lines, run_cli, run_cli_cases
 
 from relunet.idx import read_folder
 
@@ -52,12 +52,9 @@ def _write_png(path, image):
 
 @pytest.mark.slow
 def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir, tmp_path):
-    """The whole user path on one model: export, predict three input kinds, evaluate both forms."""
+    """The whole user path on one model: export, predict three input kinds, evaluate both
+    forms; one command line after another, in one process (tests/cli_cases.py)."""
     out = tmp_path / "saved_models" / "relunet"
-    exported = run_cli("export", "--model", str(trained_run), "--out", str(out))
-    assert exported.returncode == 0, exported.stderr[-2000:]
-    assert (out / "1" / "saved_model.pb").is_file()
-
     test = read_folder(mnist_dir).splits["test"]
     digits, labels = test.images[:5], test.labels[:5]
     np.save(tmp_path / "digits.npy", digits[..., 0])
@@ -65,35 +62,32 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
     # The same digit as a phone photo might have it: large, RGB, dark ink on white paper.
     photo = tf.image.resize(255 - digits[1], (140, 140)).numpy().clip(0, 255).astype(np.uint8)
     (tmp_path / "photo.jpg").write_bytes(tf.io.encode_jpeg(np.repeat(photo, 3, -1)).numpy())
-
-    result = run_cli(
-        "predict",
-        "--model",
-        str(out),
-        str(tmp_path / "digits.npy"),
-        str(tmp_path / "mnist.png"),
-        str(tmp_path / "photo.jpg"),
-        "--json",
+    evaluate = ["evaluate", "--split", "test[:1000]", "--json", "--model"]
+    exported, result, plain, *evaluated = run_cli_cases(
+        [
+            (["export", "--model", str(trained_run), "--out", str(out)], tmp_path),
+            (
+                ["predict", "--model", str(out), "digits.npy", "mnist.png", "photo.jpg", "--json"],
+                tmp_path,
+            ),
+            (["predict", "--model", str(trained_run / "best.keras"), "mnist.png"], tmp_path),
+            ([*evaluate, str(out)], tmp_path),
+            ([*evaluate, str(trained_run)], tmp_path),
+        ]
     )
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert (out / "1" / "saved_model.pb").is_file()
     assert result.returncode == 0, result.stderr[-2000:]
     predictions = {p["input"]: p for p in json.loads(result.stdout)}
-    npy_classes = [predictions[f"{tmp_path / 'digits.npy'}[{i}]"]["class"] for i in range(5)]
+    npy_classes = [predictions[f"digits.npy[{i}]"]["class"] for i in range(5)]
     assert npy_classes == labels.tolist()  # 7 2 1 0 4: easy digits for a 95% model
-    assert predictions[str(tmp_path / "mnist.png")]["class"] == labels[0]
-    assert predictions[str(tmp_path / "photo.jpg")]["class"] == labels[1]
+    assert predictions["mnist.png"]["class"] == labels[0]
+    assert predictions["photo.jpg"]["class"] == labels[1]
     assert all(abs(sum(p["probabilities"]) - 1) < 1e-4 for p in predictions.values())
-
-    plain = run_cli(
-        "predict", "--model", str(trained_run / "best.keras"), str(tmp_path / "mnist.png")
-    )
     assert plain.returncode == 0 and plain.stdout.split()[1] == str(labels[0])
-
-    results = []
-    for model in (out, trained_run):
-        evaluated = run_cli("evaluate", "--model", str(model), "--split", "test[:1000]", "--json")
-        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-        results.append(json.loads(evaluated.stdout))
-    saved, keras_file = results
+    for each in evaluated:
+        assert each.returncode == 0, each.stderr[-2000:]
+    saved, keras_file = (json.loads(each.stdout) for each in evaluated)
     assert saved["examples"] == keras_file["examples"] == 1000
     assert saved["accuracy"] == pytest.approx(keras_file["accuracy"], abs=1e-6)
     assert saved["loss"] == pytest.approx(keras_file["loss"], rel=1e-4)
@@ -160,22 +154,19 @@ def test_evaluate_images_reads_a_labelled_folder_as_predict_reads_each_file(
         path = folder / str(label) / f"{i}.png"
         _write_png(path, 255 - image)  # dark ink on light paper, as people write
         files.append((path, int(label)))
-    evaluated = run_cli(
-        "evaluate",
-        "--model",
-        str(trained_run),
-        "--images",
-        str(folder),
-        "--json",
-        "--report",
-        str(tmp_path / "report"),
+    report = ["--json", "--report", str(tmp_path / "report")]
+    evaluated, predicted = run_cli_cases(
+        [
+            (["evaluate", "--model", str(trained_run), "--images", str(folder), *report], tmp_path),
+            (
+                ["predict", "--model", str(trained_run), "--json", *(str(p) for p, _ in files)],
+                tmp_path,
+            ),
+        ]
     )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     result = json.loads(evaluated.stdout)
     assert result["examples"] == 60 and result["images"] == str(folder)
-    predicted = run_cli(
-        "predict", "--model", str(trained_run), "--json", *(str(p) for p, _ in files)
-    )
     classes = {p["input"]: p["class"] for p in json.loads(predicted.stdout)}
     agree = np.mean([classes[str(path)] == label for path, label in files])
     assert result["accuracy"] == pytest.approx(agree, abs=1e-6) and agree > 0.8
@@ -188,16 +179,16 @@ def test_predict_says_no_digit_found_for_a_blank_page(trained_run, tmp_path):
     """A blank 100x50 PNG was class 1 with p = 0.10; now it is no digit at all."""
     _write_png(tmp_path / "blank.png", np.full((50, 100, 1), 255, np.uint8))
     np.save(tmp_path / "zeros.npy", np.zeros((28, 28), np.uint8))
-    plain = run_cli("predict", "--model", str(trained_run), str(tmp_path / "blank.png"))
-    assert plain.returncode == 0 and plain.stdout.split()[1:] == ["no", "digit", "found"]
-    result = run_cli(
-        "predict",
-        "--model",
-        str(trained_run),
-        "--json",
-        str(tmp_path / "blank.png"),
-        str(tmp_path / "zeros.npy"),
+    plain, result = run_cli_cases(
+        [
+            (["predict", "--model", str(trained_run), "blank.png"], tmp_path),
+            (
+                ["predict", "--model", str(trained_run), "--json", "blank.png", "zeros.npy"],
+                tmp_path,
+            ),
+        ]
     )
+    assert plain.returncode == 0 and plain.stdout.split()[1:] == ["no", "digit", "found"]
     answers = json.loads(result.stdout)
     assert [(a["digit_found"], a["class"], a["probability"]) for a in answers] == [
         (False, None, None),

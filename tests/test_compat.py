@@ -86,21 +86,3 @@ def test_keras_tuner_still_decides_notebook_or_not_in_utils_and_is_told_outside_
         assert utils.IS_NOTEBOOK is False  # pytest runs outside IPython
         utils.try_clear()
     assert "\x1b" not in capsys.readouterr().out
-
-
-def test_import_relunet_quiets_tensorflow_and_lets_keras_load_a_relunet_model(tmp_path):
-    """_compat.quiet_tensorflow_and_register_relunet, as `import relunet` calls it: the
-    first TensorFlow import prints nothing, and Keras finds ReluNet once imported."""
-    build_model(ModelConfig(width=8)).save(tmp_path / "m.keras")
-    code = (
-        "import sys, relunet\n"
-        "assert 'tensorflow' not in sys.modules and 'relunet.model' not in sys.modules\n"
-        "import keras\n"
-        f"model = keras.models.load_model({str(tmp_path / 'm.keras')!r})\n"
-        "print(type(model).__name__, model.config.width)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
-    assert result.stdout.split() == ["ReluNet", "8"], result.stderr[-2000:]
-    assert result.stderr == ""

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from helpers import write_idx_folder
 
 from relunet import data
+from relunet.data import PipelineConfig as P
 from relunet.errors import RelunetError
 
 
@@ -30,7 +31,7 @@ def test_pipeline_normalises_one_hots_and_batches():
         (train,) = data.load_tfds(data.Source("mnist", "unused", "mock"), ["train"])
         arrays = data.load_arrays(train)
     assert arrays.images.dtype == tf.uint8 and arrays.images.shape == (40, 28, 28, 1)
-    batches = data.training_pipeline(arrays, batch_size=16, seed=0)
+    batches = data.training_pipeline(arrays, P(batch_size=16, seed=0))
     assert batches.element_spec == (
         tf.TensorSpec((None, 28, 28, 1), tf.float32),
         tf.TensorSpec((None, 10), tf.float32),
@@ -51,7 +52,7 @@ def test_each_epoch_sees_every_example_once_in_a_new_order():
         tf.cast(tf.range(50), tf.uint8),
     )
     arrays = data.Arrays(images, tf.range(50) % 10)
-    batches = data.training_pipeline(arrays, 8, seed=3)
+    batches = data.training_pipeline(arrays, P(batch_size=8, seed=3))
     first, second = _numbers(batches), _numbers(batches)  # each pass is the next epoch
     assert sorted(first) == sorted(second) == list(range(50))
     assert not np.array_equal(first, second)
@@ -73,17 +74,22 @@ def _numbers(batches):
 
 def test_starting_at_a_later_epoch_gives_that_epoch_s_order():
     arrays = _numbered(30)
-    straight = data.training_pipeline(arrays, 7, seed=5)
+    straight = data.training_pipeline(arrays, P(batch_size=7, seed=5))
     epochs = [_numbers(straight) for _ in range(3)]
     np.testing.assert_array_equal(
-        _numbers(data.training_pipeline(arrays, 7, 5, data.EpochCounter(2))), epochs[2]
+        _numbers(
+            data.training_pipeline(arrays, P(batch_size=7, seed=5), counter=data.EpochCounter(2))
+        ),
+        epochs[2],
     )
 
 
 def test_the_rest_of_an_epoch_is_that_epoch_after_its_first_batches():
     arrays = _numbered(30)
-    whole = _numbers(data.training_pipeline(arrays, 7, 5, data.EpochCounter(4)))
-    rest = data.rest_of_epoch(arrays, 7, seed=5, epoch=4, skip=2)
+    whole = _numbers(
+        data.training_pipeline(arrays, P(batch_size=7, seed=5), counter=data.EpochCounter(4))
+    )
+    rest = data.rest_of_epoch(arrays, P(batch_size=7, seed=5), epoch=4, skip=2)
     assert int(rest.cardinality()) == 3  # ceil(30 / 7) = 5 batches, 2 of them done
     np.testing.assert_array_equal(_numbers(rest), whole[14:])
 
@@ -94,13 +100,15 @@ def test_the_pipeline_must_be_built_outside_a_strategy_scope():
         tf.distribute.MirroredStrategy(["/cpu:0"]).scope(),
         pytest.raises(RelunetError, match=r"outside strategy\.scope"),
     ):
-        data.training_pipeline(arrays, 4, seed=0)
+        data.training_pipeline(arrays, P(batch_size=4, seed=0))
 
 
 def test_label_smoothing_applies_to_training_batches_only():
     arrays = data.Arrays(tf.zeros((4, 28, 28, 1), tf.uint8), tf.constant([0, 1, 2, 3]))
-    _, smoothed = next(iter(data.training_pipeline(arrays, 4, seed=0, label_smoothing=0.1)))
-    _, plain = next(iter(data.evaluation_pipeline(arrays, 4)))
+    _, smoothed = next(
+        iter(data.training_pipeline(arrays, P(batch_size=4, seed=0, label_smoothing=0.1)))
+    )
+    _, plain = next(iter(data.evaluation_pipeline(arrays, batch_size=4)))
     assert sorted(np.unique(smoothed.numpy().round(4))) == [0.01, 0.91]
     np.testing.assert_array_equal(plain.numpy().argmax(-1), [0, 1, 2, 3])
     assert sorted(np.unique(plain.numpy())) == [0.0, 1.0]
@@ -199,7 +207,7 @@ def test_shuffle_order_is_a_function_of_the_seed(source):
     arrays = data.load_arrays(train)
 
     def first_labels(seed):
-        _, labels = next(iter(data.training_pipeline(arrays, 64, seed)))
+        _, labels = next(iter(data.training_pipeline(arrays, P(batch_size=64, seed=seed))))
         return labels.numpy().argmax(-1)
 
     np.testing.assert_array_equal(first_labels(7), first_labels(7))

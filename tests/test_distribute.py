@@ -50,7 +50,8 @@ def run(strategy):
         model = build_model(
             ModelConfig(width=64), OptimConfig(jit_compile="off"), optimizer=optimizer
         )
-    batches = distribute.shard_by_data(data.training_pipeline(arrays, 63, seed=7))
+    pipeline = data.PipelineConfig(batch_size=63, seed=7)
+    batches = distribute.shard_by_data(data.training_pipeline(arrays, pipeline))
     history = model.fit(batches, epochs=2, verbose=0, shuffle=False)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * 11
     return [v.numpy().tolist() for v in model.trainable_variables], history.history

@@ -1,11 +1,15 @@
-"""The front door stays true: the README's test command is the one CI runs, and every
-link and picture in the Markdown points at a file that exists, with no placeholder
+"""The front door stays true: the README's test command is the one CI runs, every
+link and picture in the Markdown points at a file that exists, every `relunet` command
+shown parses with today's flags and every script shown exists, and no placeholder is
 left for output that was never pasted in."""
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
+
+from relunet.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [
@@ -40,3 +44,31 @@ def test_every_local_link_and_picture_exists(page):
     lost = [f"{t}#{a}" for t, a in links if a and a not in anchors(page.parent / (t or page.name))]
     assert not lost, f"{page.name} links to headings that do not exist: {lost}"
     assert not PLACEHOLDER.search(text), f"{page.name} holds an unfilled placeholder"
+
+
+# A command as a page shows it: after "$ " in a transcript, or a line of a bash block.
+PROMPT = re.compile(r"^\$ (.*)$", re.M)
+BASH = re.compile(r"```bash\n(.*?)\n```", re.S)
+
+
+def commands_shown(text: str) -> list[list[str]]:
+    """The relunet and python commands a page shows, as words."""
+    lines = PROMPT.findall(text) + [line for b in BASH.findall(text) for line in b.splitlines()]
+    lines = [re.split(r" #| \d?>| &$", line)[0] for line in lines]  # no comments, redirections
+    parts = (part.strip() for line in lines for part in re.split(r"&&|\|", line))
+    return [shlex.split(part) for part in parts if part.startswith(("relunet ", "python "))]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relunet_command_shown_parses_and_every_script_shown_exists(page):
+    shown = commands_shown(page.read_text())
+    for words in shown:
+        if words[0] == "relunet":
+            try:
+                build_parser().parse_args(words[1:])
+            except SystemExit as exit:  # argparse's way out: --help is 0, a bad flag 2
+                assert exit.code == 0, f"{page.name}: {shlex.join(words)} does not parse"
+        elif words[1].endswith(".py"):
+            assert (ROOT / words[1]).is_file(), f"{page.name}: {words[1]} does not exist"
+    if page == ROOT / "README.md":
+        assert sum(w[0] == "relunet" for w in shown) >= 4

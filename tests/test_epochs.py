@@ -17,6 +17,7 @@ import tensorflow as tf
 from relunet import TrainConfig, data
 from relunet.callbacks import StepProgress
 from relunet.config import ModelConfig, OptimConfig
+from relunet.data import PipelineConfig as P
 from relunet.model import build_model
 from relunet.train import train
 
@@ -60,9 +61,9 @@ def test_fit_trains_exactly_one_pass_per_epoch(n, batch_size, chunk, validate):
         def on_epoch_end(self, epoch, logs=None):
             seen.append(_steps(self.model))
 
-    val = data.evaluation_pipeline(_arrays(300, seed=1), 64) if validate else None
+    val = data.evaluation_pipeline(_arrays(300, seed=1), batch_size=64) if validate else None
     model.fit(
-        data.training_pipeline(arrays, batch_size, seed=3),
+        data.training_pipeline(arrays, P(batch_size=batch_size, seed=3)),
         epochs=epochs,
         validation_data=val,
         callbacks=[CountSteps()],
@@ -77,14 +78,14 @@ def test_a_resumed_epoch_trains_only_its_remaining_steps():
     arrays = _arrays(1237)  # 13 steps at 100
     model = build_model(ModelConfig(width=16), OptimConfig(jit_compile="off"))
     model.fit(
-        data.rest_of_epoch(arrays, 100, seed=3, epoch=1, skip=5),
+        data.rest_of_epoch(arrays, P(batch_size=100, seed=3), epoch=1, skip=5),
         initial_epoch=1,
         epochs=2,
         shuffle=False,
         verbose=0,
     )
     model.fit(
-        data.training_pipeline(arrays, 100, 3, data.EpochCounter(2)),
+        data.training_pipeline(arrays, P(batch_size=100, seed=3), counter=data.EpochCounter(2)),
         initial_epoch=2,
         epochs=4,
         shuffle=False,
@@ -98,7 +99,7 @@ def test_the_progress_bar_counts_the_optimizer_s_steps(capsys, verbose):
     """An epoch of 47 steps in chunks of 64: Keras's own bar would read 64/47."""
     model = build_model(ModelConfig(width=16), OptimConfig(jit_compile="off"))
     model.fit(
-        data.training_pipeline(_arrays(6000), 128, seed=3),
+        data.training_pipeline(_arrays(6000), P(batch_size=128, seed=3)),
         epochs=2,
         callbacks=[StepProgress(verbose)],
         shuffle=False,
@@ -164,7 +165,7 @@ def test_looking_at_a_batch_before_fit_does_not_change_the_epochs_it_trains():
             ModelConfig(width=16), OptimConfig(jit_compile="off", steps_per_execution=4)
         )
         counter = data.EpochCounter()
-        batches = data.training_pipeline(arrays, 100, 3, counter)
+        batches = data.training_pipeline(arrays, P(batch_size=100, seed=3), counter=counter)
         if peek:
             next(iter(batches))
         model.fit(batches, epochs=2, callbacks=[counter], verbose=0, shuffle=False)

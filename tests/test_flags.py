@@ -11,6 +11,7 @@ a new flag without a case here fails it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -146,23 +147,13 @@ TUNE = {
     "test_split": case("--test-split", "test[:50]"),
     "full_train_split": case("--full-train-split", "train[:200]"),
     "width": case("--width", "32", refused="width is searched"),
-    "init": case("--init", "he_normal"),
-    "dropout": case("--dropout", "0.5"),
-    "batch_norm": case("--batch-norm"),
-    "depth": case("--depth", "1"),
-    "activation": case("--activation", "sigmoid"),
-    "deskew": case("--deskew"),
     "learning_rate": case("--lr", "0.01", refused="learning_rate is searched"),
     "batch_size": case("--batch-size", "32"),
     "epochs": case("--epochs", "2"),
     "seed": case("--seed", "1"),
-    "lr_schedule": case("--lr-schedule", "cosine"),
     "label_smoothing": case("--label-smoothing", "0.1"),
     "deterministic": case("--deterministic", subprocess=True),
-    "jit_compile": case("--jit-compile", "on"),
-    "steps_per_execution": case("--steps-per-execution", "2"),
     "threads": case("--threads", "1", subprocess=True),
-    "run_eagerly": case("--run-eagerly"),
     "tuner": case("--tuner", "hyperband"),
     "max_trials": case("--max-trials", "2"),
     "executions_per_trial": case("--executions-per-trial", "2"),
@@ -179,6 +170,22 @@ TUNE = {
     "export_dir": case("--export", "saved"),
     "summary": case("--summary", refused="only directory and project_name go with it"),
     "verbose": case("--verbose", "2"),
+}
+# What tune hands, unchanged, to each trial's model (the same build_model, from the same
+# config groups, as train) and to the retrain: read off a trial's built model and the
+# retrain's config (test_tune_hands_each_model_and_step_flag_to_trials_and_the_retrain),
+# no search needed.
+TUNE_MODEL = {
+    "init": "he_normal",
+    "dropout": "0.5",
+    "batch_norm": None,
+    "depth": "1",
+    "activation": "sigmoid",
+    "deskew": None,
+    "lr_schedule": "cosine",
+    "jit_compile": "on",
+    "steps_per_execution": "2",
+    "run_eagerly": None,
 }
 COMPARE = {
     "dataset": case("--dataset", "fashion_mnist"),
@@ -270,7 +277,43 @@ def _flags_of(command: str) -> set[str]:
 @pytest.mark.parametrize("command", sorted(cli.COMMANDS))
 def test_every_flag_has_a_case(command):
     covered = set(SERVE_FLAGS) if command == "serve" else set(CASES[command])
+    covered |= set(TUNE_MODEL) if command == "tune" else set()
     assert _flags_of(command) == covered
+
+
+def _trial_and_retrain(argv: list[str]) -> tuple[dict, dict]:
+    """What a tune command line builds for its first trial (the model, its step and
+    optimizer) and the train config its retrain would run."""
+    import keras_tuner
+
+    from relunet import trials
+    from relunet.tune import ReluNetHyperModel, retrain_config
+
+    args = cli.build_parser().parse_args(argv)
+    config = cli.config_from_args(args.config, args).validate()
+    hypermodel, hp = ReluNetHyperModel(config, train_examples=300), keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    trial = {
+        "model": model.config,
+        "xla": model.jit_compile,
+        "steps_per_execution": model.steps_per_execution,
+        "run_eagerly": model.run_eagerly,
+        "learning_rate": str(model.optimizer.get_config()["learning_rate"]),
+    }
+    best = trials.TrialRow("0", "COMPLETED", hp.values, 0.5, 1, 1, 1.0)
+    retrain = retrain_config(config, hypermodel.values(hp), best, None)
+    return trial, dataclasses.asdict(retrain)
+
+
+@pytest.mark.parametrize("flag", sorted(TUNE_MODEL))
+def test_tune_hands_each_model_and_step_flag_to_trials_and_the_retrain(flag):
+    value = TUNE_MODEL[flag]
+    option = ("--" + flag.replace("_", "-"), *([value] if value is not None else []))
+    base_trial, base_retrain = _trial_and_retrain(BASE["tune"])
+    trial, retrain = _trial_and_retrain([*BASE["tune"], *option])
+    assert trial != base_trial, f"--{flag} changed no trial"
+    if flag != "jit_compile":  # trials only: the retrain compiles as train does
+        assert retrain[flag] != base_retrain[flag], f"--{flag} changed no retrain"
 
 
 # -- running a command and reading what it did ------------------------------------------
@@ -566,9 +609,9 @@ def _batching_seen(url: str) -> dict:
         body = json.dumps({"instances": [[[[0]] * 28] * 28]}).encode()
         try:
             with urllib.request.urlopen(urllib.request.Request(f"{url}:predict", data=body)) as r:
-                header = r.headers.get("X-Relunet-Batch")
-        except urllib.error.HTTPError:
-            header = None
+                header, seen["alone_status"] = r.headers.get("X-Relunet-Batch"), r.status
+        except urllib.error.HTTPError as error:
+            header, seen["alone_status"] = None, error.code
         batch = header and dict(part.split("=") for part in header.split(", "))
         if answers is not None:
             answers[i] = batch
@@ -616,35 +659,42 @@ def served(workspace):
 
 @pytest.mark.slow
 def test_every_serve_flag_changes_what_the_server_does_or_is_refused(served):
+    """Six servers: the base, and five that each change what flags they can without one
+    hiding another (each flag's effect is read where no other flag acts)."""
     base = _serve(served, "versions")
     assert base["status"]["model_version_status"][0]["version"] == "1", base["err"]
-    # model_dir: another folder of versions serves other versions
+    assert base["listening"] == {"127.0.0.1"} and base["relunet"] == 200
+    assert base["predict"] == 200 and base["labelled"] == 400 and all(base["batches"])
+    assert base["alone_seconds"] < 0.3 and len(base["threads"]) <= os.cpu_count()
     (served / "versions2" / "1").rename(served / "versions2" / "4")
-    assert _serve(served, "versions2")["status"]["model_version_status"][0]["version"] == "4"
-    # name: the model answers under its new name only
-    renamed = _serve(served, "versions", "--name", "digits")
-    assert "status" in renamed and (base["relunet"], renamed["relunet"]) == (200, 404)
-    # host: the listening socket's address
-    assert base["listening"] == {"127.0.0.1"}
-    assert _serve(served, "versions", "--host", "0.0.0.0")["listening"] == {"0.0.0.0"}
-    # port: where it listens
-    assert _serve(served, "versions", "--port", str(free_ports()[0]))["listening"] == {"127.0.0.1"}
-    # max_body_bytes: a 2-image pixel request (about 7 KB) is refused with 413 below it
-    assert base["predict"] == 200
-    assert _serve(served, "versions", "--max-body-bytes", "1000")["predict"] == 413
+    port = str(free_ports()[0])
+    moved = _serve(
+        served,
+        "versions2",  # model_dir: another folder of versions serves other versions
+        "--name",  # name: the model answers under its new name only
+        "digits",
+        "--host",  # host: the listening socket's address
+        "0.0.0.0",
+        "--port",  # port: where it listens (it answered there)
+        port,
+        "--label",  # labels: /labels/stable names version 4
+        "stable=4",
+        "--enable-batching",  # enable_batching: off, no request says how its batch ran
+        "false",
+        "--max-body-bytes",  # max_body_bytes: a 1-image request passes, a 2-image one is 413
+        "6000",
+    )
+    assert moved["status"]["model_version_status"][0]["version"] == "4", moved["err"]
+    assert moved["relunet"] == 404 and moved["listening"] == {"0.0.0.0"}
+    assert moved["labelled"] == 200 and moved["alone_status"] == 200
+    assert moved["batches"] == [None] * 4 and moved["predict"] == 413
     # trust_model: a SavedModel that writes files is refused unless trusted
     refused = _serve(served, "untrusted")
     assert refused["code"] == 2 and "--trust-model" in refused["err"]
     trusted = _serve(served, "untrusted", "--trust-model")
     assert trusted["status"]["model_version_status"][0]["version"] == "1"
-    # labels: /labels/stable names version 1 (without the label, an unknown label: 400)
-    # enable_batching: off, no request is batched, so none says how its batch ran
-    assert base["labelled"] == 400 and all(base["batches"])
-    unbatched = _serve(served, "versions", "--label", "stable=1", "--enable-batching", "false")
-    assert unbatched["labelled"] == 200 and unbatched["batches"] == [None] * 4
     # batch_timeout_micros: a lone request waits for its batch to fill, and 4 concurrent
     # ones are one batch; num_batch_threads: one thread more than the default's
-    assert base["alone_seconds"] < 0.3 and len(base["threads"]) <= os.cpu_count()
     threads = str(os.cpu_count() + 1)
     waiting = _serve(
         served, "versions", "--batch-timeout-micros", "300000", "--num-batch-threads", threads

@@ -17,7 +17,7 @@ SLICE = dict(train_split="train[:5000]", val_split="train[50000:51000]", test_sp
 @pytest.fixture(scope="module")
 def batch(source):
     (raw,) = data.load_tfds(source, ["test[:128]"])
-    return next(iter(data.evaluation_pipeline(data.load_arrays(raw), 128)))
+    return next(iter(data.evaluation_pipeline(data.load_arrays(raw), batch_size=128)))
 
 
 def test_reported_grad_norms_equal_norms_of_grad_on_the_same_batch(batch):

@@ -8,7 +8,9 @@ import tensorflow as tf
 from helpers import run_cli
 
 from relunet import series
+from relunet.cli import build_parser, config_from_args
 from relunet.config import CompareConfig
+from relunet.errors import RelunetError
 
 
 def cell(lab, *accuracies):
@@ -59,7 +61,14 @@ def test_a_series_takes_its_own_data_and_epochs_unless_told_and_a_grid_keeps_com
     lab10 = CompareConfig(series="lab10")
     assert (lab10.train_split, lab10.val_split, lab10.epochs) == ("train", "none", 1)
     assert CompareConfig(series="lab10", epochs=3, train_split="train[:50%]").validate().epochs == 3
-    assert CompareConfig(dropouts=("0.5", 0), batch_norms=(True,)).validate().dropouts == (0.5, 0)
+    with pytest.raises(RelunetError, match="dropouts must be numbers"):
+        CompareConfig(dropouts=("0.5",)).validate()
+
+
+def test_list_flags_are_read_as_their_field_s_type_and_each_value_counts_once():
+    args = build_parser().parse_args(["compare", "--dropouts", "0.5,.5,0", "--depths", "2,02"])
+    config = config_from_args(args.config, args)
+    assert config.dropouts == (0.5, 0.0) and config.depths == (2,)
 
 
 def test_a_lesson_says_whether_its_difference_is_larger_than_the_spread():

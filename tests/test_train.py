@@ -119,3 +119,32 @@ def test_sigkill_mid_epoch_then_same_command_resumes_and_finishes(tmp_path):
     assert metrics["epochs_completed"] == 3
     assert [row["epoch"] for row in _history(run_dir)] == ["0", "1", "2"]
     assert metrics["test_accuracy"] > 0.9
+
+
+def test_a_process_that_built_other_models_first_resumes_a_backup(tmp_path):
+    """Keras names every model and optimizer a process builds anew (relu_net_1, adam_1,
+    and the optimizer's slots repeat the model's name): a backup written by one process
+    is restored in one that built others first (a notebook, tune's retrain)."""
+    import keras
+    import numpy as np
+
+    from relunet.backup import AtomicBackupAndRestore
+    from relunet.config import ModelConfig, OptimConfig
+    from relunet.model import build_model
+
+    def fresh():
+        return build_model(ModelConfig(width=8), OptimConfig(jit_compile="off"))
+
+    x = np.random.default_rng(0).random((64, 28, 28, 1), np.float32)
+    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
+    writer = fresh()
+    backup = AtomicBackupAndRestore(tmp_path / "backup", delete_checkpoint=False)
+    writer.fit(x, y, batch_size=32, epochs=1, callbacks=[backup], verbose=0)
+    fresh()  # another model first
+    reader = fresh()
+    assert reader.name != writer.name and reader.optimizer.name != writer.optimizer.name
+    state = AtomicBackupAndRestore(tmp_path / "backup").restore(reader)
+    assert state is not None and state.epoch == 1
+    for a, b in zip(reader.get_weights(), writer.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(reader.optimizer.iterations) == int(writer.optimizer.iterations) == 2

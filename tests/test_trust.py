@@ -6,8 +6,9 @@ import tensorflow as tf
 from helpers import error_lines, run_cli
 
 from relunet.config import ModelConfig
-from relunet.export import SIGNATURE, export_saved_model
+from relunet.export import export_saved_model
 from relunet.model import build_model
+from relunet.signatures import SIGNATURE
 from relunet.trust import ALLOWED_OPS, signature_ops
 
 

@@ -1,5 +1,6 @@
 """relunet tune: the HyperModel, a tiny real search, resuming, NaN trials, distribution."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,10 +14,10 @@ import numpy as np
 import pytest
 from helpers import error_lines, free_ports, run_cli
 
+from relunet.classifier import load_classifier
 from relunet.config import TuneConfig
 from relunet.errors import RelunetError
 from relunet.idx import read_folder
-from relunet.inference import load_classifier
 from relunet.model import ReluNet
 from relunet.tune import ReluNetHyperModel, tune
 
@@ -108,6 +109,7 @@ def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
     assert 32 <= best["hyperparameters"]["width"] <= 1024
     assert final["trial_id"] == best["trial_id"] and 0 < final["test_accuracy"] <= 1
     assert final["trial"] == best["trial"] == int(best["trial_id"]) + 1  # keras-tuner's number
+    assert Path(final["model"]).parent == project / f"best_trial_{final['trial']}"
     # The retrain is a relunet train run, and the command printed reproduces it.
     command = final["command"]
     assert command.startswith("relunet train --train-split 'train[:1000]' --val-split none")
@@ -122,6 +124,17 @@ def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
     probabilities = classifier.probabilities(test.images[:200])
     np.testing.assert_allclose(probabilities.sum(-1), 1, atol=1e-5)
     assert (probabilities.argmax(-1) == test.labels[:200]).mean() > 0.5
+
+    # A project retrained before 0.3 named the folder by keras-tuner's id: it is continued
+    # there (here: trained, not yet tested), not retrained in a new best_trial_N.
+    numbered = Path(final["model"]).parent
+    by_id = numbered.with_name(f"best_trial_{final['trial_id']}")
+    numbered.rename(by_id)
+    (by_id / "metrics.json").unlink()
+    (project / "relunet_final.json").unlink()
+    again = tune(dataclasses.replace(config, export_dir=None))
+    assert Path(again["model"]).parent == by_id and not numbered.exists()
+    assert again["test_accuracy"] == final["test_accuracy"]  # tested, not trained again
 
 
 def test_changed_search_space_is_refused_unless_overwrite(tmp_path):

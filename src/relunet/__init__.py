@@ -4,14 +4,14 @@ The public names below load on first use, so `import relunet` (and the `relunet`
 command's start-up) does not pay for importing TensorFlow until it is needed.
 Training itself is `from relunet.train import train` (the module shares its name).
 
-After `import relunet`, TensorFlow's first import is quiet (its C++ start-up lines are
-filtered, see relunet.quiet), and `keras.models.load_model` finds `ReluNet`: the class
-registers itself with Keras as soon as Keras is imported (`relunet._compat` says how).
+Importing relunet only defines names: it changes nothing in how Python imports other
+libraries, and leaves TensorFlow's logging and stderr alone (the `relunet` command
+quiets TensorFlow's start-up lines in its own process). Load a saved model with
+`relunet.load_model(path)`; `ReluNet` registers itself with Keras where it is defined,
+so `keras.models.load_model` finds it too once `relunet.model` has been imported.
 """
 
 import importlib
-
-from relunet import _compat
 
 __version__ = "0.2.0"
 
@@ -33,9 +33,9 @@ _PUBLIC = {
     "training_pipeline": "relunet.data",
     "EpochCounter": "relunet.data",
     "evaluation_pipeline": "relunet.data",
-    "make_callbacks": "relunet.train",
+    "make_callbacks": "relunet.callbacks",
     "export_saved_model": "relunet.export",
-    "load_classifier": "relunet.inference",
+    "load_classifier": "relunet.classifier",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -49,6 +49,3 @@ def __getattr__(name):
 
 def __dir__():
     return sorted([*globals(), *_PUBLIC])
-
-
-_compat.quiet_tensorflow_and_register_relunet()

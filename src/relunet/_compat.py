@@ -9,16 +9,12 @@ that moves one fails there, by name, instead of somewhere deep in a run.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.abc
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # this module is imported by `import relunet`, before any TensorFlow
+if TYPE_CHECKING:  # the command line imports this module before any TensorFlow
     import keras
 
 
@@ -61,64 +57,6 @@ def op_determinism_enabled() -> bool:
     from tensorflow.python.framework import config
 
     return config.is_op_determinism_enabled()
-
-
-def quiet_tensorflow_and_register_relunet() -> None:
-    """Called once by `import relunet`: TensorFlow's first import runs quietly, and once
-    Keras has been imported, `relunet.model` is, which registers ReluNet with Keras (so
-    `keras.models.load_model` finds it). Neither is imported here, so `relunet --help`
-    stays fast.
-
-    TensorFlow 2.21 writes its start-up lines (oneDNN, CUDA probes, CPU features)
-    through absl before any log level applies, so only capturing file descriptor 2
-    around its import hides them (`relunet.quiet`); and Keras 3.15 resolves a saved
-    custom class only from its registry, never by importing the module a config names.
-    A `sys.meta_path` finder that finds nothing itself wraps the two modules' first
-    execution; it removes itself once both have run.
-    """
-    pending = [name for name in _AFTER_IMPORT if name not in sys.modules]
-    if "keras" in sys.modules:
-        importlib.import_module("relunet.model")
-    if pending and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport(pending))
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    def __init__(self, pending: list[str]):
-        self.pending = pending
-
-    def find_spec(self, name, path=None, target=None):
-        if name not in self.pending:
-            return None
-        self.pending.remove(name)
-        if not self.pending:
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader.exec_module = _AFTER_IMPORT[name](spec.loader.exec_module)
-        return spec
-
-
-def _quietly(exec_module):
-    def run(module):
-        from relunet import quiet
-
-        with quiet.quietly():
-            exec_module(module)
-        quiet.after_import(module)
-
-    return run
-
-
-def _then_register_relunet(exec_module):
-    def run(module):
-        exec_module(module)
-        importlib.import_module("relunet.model")
-
-    return run
-
-
-_AFTER_IMPORT = {"tensorflow": _quietly, "keras": _then_register_relunet}
 
 
 # -- keras-tuner 1.4.8 ----------------------------------------------------------------

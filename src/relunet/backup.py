@@ -317,11 +317,13 @@ def _state_variables(model: keras.Model) -> list:
     return [*model.variables, *optimizer]
 
 
-def _within_model(path: str) -> str:
-    """A variable's path without its first part (the model's, or a seed generator's,
-    name, which counts up with every model a process builds): what names it in any
-    process that builds the same network."""
-    return path.split("/", 1)[-1]
+def _within_model(path: str, model_name: str) -> str:
+    """A variable's path as any process that builds the same network names it: without
+    its first part (the model's, the optimizer's or a seed generator's name, which count
+    up with every model a process builds: relu_net_1, adam_1) and without the model's
+    name where the optimizer's slots repeat it (adam_1/relu_net_1_dense_0_kernel_momentum)."""
+    inner = path.split("/", 1)[-1]
+    return inner.removeprefix(f"{model_name}_")
 
 
 def _write_variables(model: keras.Model, path: Path) -> None:
@@ -338,7 +340,10 @@ def _load(model: keras.Model, path: Path) -> str | None:
     try:
         with np.load(path, allow_pickle=False) as stored:
             paths = stored["paths"].tolist()
-            if [_within_model(p) for p in paths] != [_within_model(v.path) for v in variables]:
+            written_by = paths[0].split("/", 1)[0] if paths else ""  # its model's name then
+            if [_within_model(p, written_by) for p in paths] != [
+                _within_model(v.path, model.name) for v in variables
+            ]:
                 return "it holds the variables of another model"
             values = [stored[f"v{i}"] for i in range(len(variables))]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:

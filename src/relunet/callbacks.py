@@ -1,4 +1,5 @@
-"""The callbacks `relunet train` adds to Keras's own, and those it uses in their place.
+"""The callbacks `relunet train` adds to Keras's own, those it uses in their place, and
+the list a run uses (`make_callbacks`).
 
 Keras reports a whole `steps_per_execution` chunk to callbacks as one "batch" whose
 index is the chunk's last step, even when the epoch ends inside it (an epoch of 47
@@ -8,8 +9,6 @@ iteration count, and images with the model's own loss tracker: what really ran.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import signal
@@ -20,9 +19,12 @@ from pathlib import Path
 import keras
 
 from relunet.backup import AtomicBackupAndRestore, optimizer_steps
+from relunet.config import NO_SPLIT, TrainConfig
+from relunet.data import EpochCounter
 from relunet.errors import Preempted
-from relunet.files import TMP_PREFIX, move_into_place, write_text_atomic
-from relunet.rundir import read_history
+from relunet.files import TMP_PREFIX, move_into_place
+from relunet.rundir import RunDir, append_history
+from relunet.runtime import progress_verbosity
 
 
 def images_trained(model: keras.Model) -> int:
@@ -124,16 +126,7 @@ class HistoryLog(keras.callbacks.Callback):
         self.path = Path(path)
 
     def on_epoch_end(self, epoch, logs=None):
-        rows = read_history(self.path)
-        row = {"epoch": epoch, **{k: logs[k] for k in sorted(logs or {})}}
-        fields = list(rows[0]) if rows else list(row)
-        out = io.StringIO()
-        writer = csv.DictWriter(
-            out, fieldnames=fields, restval="NA", extrasaction="ignore", lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows([*rows, row])
-        write_text_atomic(self.path, out.getvalue())
+        append_history(self.path, {"epoch": epoch, **{k: logs[k] for k in sorted(logs or {})}})
 
 
 class BestModel(keras.callbacks.Callback):
@@ -231,3 +224,30 @@ class StopOnSignal(keras.callbacks.Callback):
             raise Preempted(
                 f"{self.received} received; backup written at the end of epoch {epoch + 1}"
             )
+
+
+def make_callbacks(
+    run: RunDir,
+    config: TrainConfig,
+    steps: int,
+    *,
+    timer: EpochTimer,
+    backup: AtomicBackupAndRestore,
+    counter: EpochCounter,
+    best_so_far: float | None = None,
+) -> list[keras.callbacks.Callback]:
+    """A run's callbacks. The counter tells the training pipeline which epoch begins.
+    Order matters at epoch end: the timer writes into the logs, the best model is saved
+    (the latest, without validation), the history row is written, and only then the
+    backup, so a backup never runs ahead of the history."""
+    monitor = None if config.val_split == NO_SPLIT else "val_accuracy"  # None: the latest
+    return [
+        counter,
+        timer,
+        BestModel(run.best, monitor=monitor, initial_value_threshold=best_so_far),
+        HistoryLog(run.history),
+        backup,
+        keras.callbacks.TensorBoard(log_dir=str(run.logs)),
+        keras.callbacks.TerminateOnNaN(),
+        StepProgress(progress_verbosity(config.verbose), steps, config.epochs),
+    ]

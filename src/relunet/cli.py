@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import typing
 from typing import Any
 
 from relunet import __version__, commands
@@ -24,6 +25,7 @@ from relunet.config import (
     ServeConfig,
     TrainConfig,
     TuneConfig,
+    flags_of,
 )
 from relunet.errors import Preempted, RelunetError, TrainingDiverged, TuningFailed, WorkerLost
 from relunet.quiet import filtered_stderr
@@ -84,8 +86,23 @@ def _presets_help() -> str:
     return "start from a preset: " + "; ".join(described) + "; explicit flags override it"
 
 
-_TYPES = {"str": str, "int": int, "float": float}
-_METAVARS = {"int": "N", "float": "X", "str": "NAME"}
+_METAVARS = {int: "N", float: "X", str: "NAME"}
+
+
+def field_kinds(config: type) -> dict[str, tuple[type, bool]]:
+    """Each field's value type, read from its annotation, and whether it is a list
+    (`tuple[float, ...]` is (float, True); `int | None` is (int, False))."""
+    kinds = {}
+    for name, hint in typing.get_type_hints(config).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None) and a is not Ellipsis]
+        origin = typing.get_origin(hint)
+        if origin is tuple:
+            kinds[name] = (args[0], True)
+        elif args:  # X | None
+            kinds[name] = (args[0], False)
+        else:
+            kinds[name] = (hint, False)
+    return kinds
 
 
 def add_config_flags(
@@ -93,19 +110,20 @@ def add_config_flags(
 ) -> None:
     """One flag per field of the config dataclass: --name (or its `flags`, or a positional
     argument), its type, its default (or `defaults`' value) and its help."""
+    kinds = field_kinds(config)
     for field in dataclasses.fields(config):
         meta = field.metadata
-        kind = str(field.type).replace(" | None", "")
+        kind, is_list = kinds[field.name]
         default = (defaults or {}).get(field.name, field.default)
         help_text = meta["help"]
         if "choices" in meta:
             help_text += f"; one of {', '.join(map(str, meta['choices']))}"
         if meta.get("positional"):
-            nargs = "+" if kind.startswith("tuple[") else None
+            nargs = "+" if is_list else None
             parser.add_argument(field.name, nargs=nargs, metavar=meta["metavar"], help=help_text)
             continue
-        names = meta.get("flags", (f"--{field.name.replace('_', '-')}",))
-        if kind == "bool":
+        names = flags_of(field)
+        if kind is bool:
             parser.add_argument(
                 *names, dest=field.name, action="store_true", default=default, help=help_text
             )
@@ -113,7 +131,7 @@ def add_config_flags(
         if default is not None and "(default" not in help_text:
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
             help_text += f" (default: {shown})".replace("%", "%%")
-        if kind.startswith("tuple["):  # comma-separated, and the flag may repeat
+        if is_list:  # comma-separated, and the flag may repeat
             parser.add_argument(
                 *names,
                 dest=field.name,
@@ -125,7 +143,7 @@ def add_config_flags(
         parser.add_argument(
             *names,
             dest=field.name,
-            type=_TYPES[kind],
+            type=kind,
             default=default,
             required=meta.get("required", False),
             metavar=meta.get("metavar", _METAVARS[kind]),
@@ -134,21 +152,21 @@ def add_config_flags(
 
 
 def config_from_args(config: type, args: argparse.Namespace) -> Any:
-    """The config dataclass filled from parsed flags; lists parsed from their commas."""
+    """The config dataclass filled from parsed flags; lists parsed from their commas, each
+    item as its field's annotation says (`tuple[float, ...]`: floats)."""
+    kinds = field_kinds(config)
     values = {}
     for field in dataclasses.fields(config):
         value = getattr(args, field.name)
-        if str(field.type).startswith("tuple["):
-            value = (
-                field.default
-                if value is None
-                else _parse_list(value, int if "int" in str(field.type) else str, field.name)
-            )
+        kind, is_list = kinds[field.name]
+        if is_list:
+            value = field.default if value is None else _parse_list(value, kind, field.name)
         values[field.name] = value
     return config(**values)
 
 
 def _parse_list(texts: list[str], kind: type, what: str) -> tuple:
+    """Comma-separated items as `kind`, each value once (0.5 and .5 are one value)."""
     items = [item.strip() for text in texts for item in text.split(",") if item.strip()]
     try:
         return tuple(dict.fromkeys(kind(item) for item in items))

@@ -22,8 +22,8 @@ from typing import Any
 from relunet import data, plots, preflight, series
 from relunet.config import CompareConfig, ModelConfig, OptimConfig, field_defaults, take
 from relunet.model import build_model, grad, kernel_grad_norms
+from relunet.runtime import how_it_ran, progress_verbosity, seed_everything, set_threads
 from relunet.table import format_table
-from relunet.train import how_it_ran, progress_verbosity, seed_everything, set_threads
 
 FIRST_LAYER = "grad_norm/dense_0"
 COLUMNS = [
@@ -140,14 +140,16 @@ def run_one(
     )
     counter = data.EpochCounter()
     batches = data.training_pipeline(
-        splits.train, config.batch_size, seed, counter, config.label_smoothing
+        splits.train, data.PipelineConfig.of(config, seed=seed), counter=counter
     )
     at_init = grad_norms_at_first_step(model, batches)
     start = time.perf_counter()
     history = model.fit(
         batches,
         validation_data=(
-            None if splits.val is None else data.evaluation_pipeline(splits.val, config.batch_size)
+            None
+            if splits.val is None
+            else data.evaluation_pipeline(splits.val, batch_size=config.batch_size)
         ),
         epochs=config.epochs,
         callbacks=[counter],
@@ -156,7 +158,9 @@ def run_one(
     ).history
     seconds = time.perf_counter() - start
     tested = model.evaluate(
-        data.evaluation_pipeline(splits.test, config.batch_size), verbose=0, return_dict=True
+        data.evaluation_pipeline(splits.test, batch_size=config.batch_size),
+        verbose=0,
+        return_dict=True,
     )
     return {
         "seed": seed,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +29,12 @@ import tensorflow as tf
 
 from relunet._compat import op_determinism_enabled
 from relunet.augment import batch_key, distort
-from relunet.config import NO_SPLIT, AugmentConfig, DataConfig
+from relunet.config import NO_SPLIT, AugmentConfig, DataConfig, OptimConfig, take
 from relunet.errors import RelunetError
 from relunet.files import TMP_PREFIX, read_json, sha256_file, write_json_atomic
 from relunet.mnist import NUM_CLASSES, PIXEL_MAX
-from relunet.sources import Source, default_tfds_dir, find_source  # noqa: F401  (public here)
+from relunet.prepare import find_source
+from relunet.sources import Source, default_tfds_dir  # noqa: F401  (public here)
 from relunet.values import check_split
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -186,23 +188,43 @@ class EpochCounter(keras.callbacks.Callback):
         return self.next.assign_add(1) - 1
 
 
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
+    """How a training pipeline serves a split: batches of `batch_size`, each epoch in an
+    order drawn from `seed` and the epoch's number, labels smoothed by
+    `label_smoothing`, images distorted as `augment` says (when its chance is above 0)."""
+
+    batch_size: int
+    seed: int
+    label_smoothing: float = 0.0
+    augment: AugmentConfig | None = None
+
+    @classmethod
+    def of(cls, config: OptimConfig, **overrides) -> PipelineConfig:
+        """The pipeline a command's config asks for, its augmentation included where it
+        has one; `overrides` (a trial's batch size, a run's seed) replace its values."""
+        augment = take(AugmentConfig, config) if isinstance(config, AugmentConfig) else None
+        values = dict(
+            batch_size=config.batch_size,
+            seed=config.seed,
+            label_smoothing=config.label_smoothing,
+            augment=augment,
+        )
+        return cls(**{**values, **overrides})
+
+
 def training_pipeline(
-    arrays: Arrays,
-    batch_size: int,
-    seed: int,
-    counter: EpochCounter | None = None,
-    label_smoothing: float = 0.0,
-    augment: AugmentConfig | None = None,
+    arrays: Arrays, config: PipelineConfig, *, counter: EpochCounter | None = None
 ) -> tf.data.Dataset:
     """Shuffled batches of normalised images and one-hot labels: one epoch per pass.
 
-    Each pass over the dataset is exactly `steps_per_epoch(arrays, batch_size)` batches
-    (the last one may be smaller), so `fit` needs no `steps_per_epoch` and trains exactly
-    that many steps an epoch whatever its `steps_per_execution`. Each epoch's order
-    depends only on `seed` and the epoch number, so a resumed run sees what an
+    Each pass over the dataset is exactly `steps_per_epoch(arrays, config.batch_size)`
+    batches (the last one may be smaller), so `fit` needs no `steps_per_epoch` and trains
+    exactly that many steps an epoch whatever its `steps_per_execution`. Each epoch's
+    order depends only on the seed and the epoch number, so a resumed run sees what an
     uninterrupted one would. Which epoch a pass is: `counter` says (an EpochCounter,
     listed in `fit`'s callbacks too); without one, the passes count from epoch 0. With
-    `augment` (and its `augment` chance above 0), each batch's images are distorted by
+    `config.augment` (its chance above 0), each batch's images are distorted by
     relunet.augment, its randomness a function of (seed, epoch, step).
     """
     if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
@@ -211,41 +233,29 @@ def training_pipeline(
             "shard it with relunet.distribute.shard_by_data instead."
         )
     counter = counter or EpochCounter()
-    return _epochs(arrays, batch_size, seed, counter.take, 0, label_smoothing, augment)
+    return _epochs(arrays, config, counter.take, skip=0)
 
 
 def rest_of_epoch(
-    arrays: Arrays,
-    batch_size: int,
-    seed: int,
-    epoch: int,
-    skip: int,
-    label_smoothing: float = 0.0,
-    augment: AugmentConfig | None = None,
+    arrays: Arrays, config: PipelineConfig, *, epoch: int, skip: int
 ) -> tf.data.Dataset:
     """The batches of `epoch` that follow its first `skip`, for one pass: what is left of
     an epoch interrupted after `skip` steps, in the order (and with the distortions) the
     full epoch has them."""
-    steps = steps_per_epoch(arrays, batch_size)
+    steps = steps_per_epoch(arrays, config.batch_size)
     if not 0 <= skip < steps:
         raise ValueError(f"skip must lie in [0, {steps}). Received: {skip}.")
-    at_epoch = lambda: tf.constant(epoch, tf.int64)  # noqa: E731
-    return _epochs(arrays, batch_size, seed, at_epoch, skip, label_smoothing, augment)
+    return _epochs(arrays, config, lambda: tf.constant(epoch, tf.int64), skip=skip)
 
 
 def _epochs(
-    arrays: Arrays,
-    batch_size: int,
-    seed: int,
-    next_epoch,
-    skip: int,
-    label_smoothing: float,
-    augment: AugmentConfig | None,
+    arrays: Arrays, config: PipelineConfig, next_epoch: Callable[[], tf.Tensor], *, skip: int
 ) -> tf.data.Dataset:
     """Every pass: ask `next_epoch()` for the epoch number, then its batches from `skip`."""
+    batch_size = config.batch_size
     n, steps = len(arrays), steps_per_epoch(arrays, batch_size)
-    seed = tf.constant(seed, tf.int64)
-    augment = augment if augment is not None and augment.augment else None
+    seed = tf.constant(config.seed, tf.int64)
+    augment = config.augment if config.augment is not None and config.augment.augment else None
 
     def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
@@ -257,7 +267,7 @@ def _epochs(
         images = tf.gather(arrays.images, indices)
         if augment is not None:
             images = distort(images, batch_key(seed, epoch, step), augment)
-        return normalize(images, tf.gather(arrays.labels, indices), label_smoothing)
+        return normalize(images, tf.gather(arrays.labels, indices), config.label_smoothing)
 
     return (
         tf.data.Dataset.range(1)
@@ -277,17 +287,17 @@ def _parallel_calls() -> int | None:
     return None if op_determinism_enabled() else AUTOTUNE
 
 
-def evaluation_pipeline(arrays: Arrays, batch_size: int) -> tf.data.Dataset:
+def evaluation_pipeline(arrays: Arrays, *, batch_size: int) -> tf.data.Dataset:
     """Batches of normalised images and one-hot labels, once, in a fixed order."""
     n = len(arrays)
+
+    def batch(step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        indices = tf.range(step * batch_size, tf.minimum((step + 1) * batch_size, n))
+        return normalize(tf.gather(arrays.images, indices), tf.gather(arrays.labels, indices))
+
     return (
         tf.data.Dataset.range(steps_per_epoch(arrays, batch_size))
-        .map(
-            lambda step: _batch(
-                arrays, tf.range(step * batch_size, tf.minimum((step + 1) * batch_size, n))
-            ),
-            num_parallel_calls=AUTOTUNE,
-        )
+        .map(batch, num_parallel_calls=AUTOTUNE)
         .prefetch(AUTOTUNE)
     )
 
@@ -305,11 +315,3 @@ def normalize(
     if label_smoothing:
         one_hot = one_hot * (1.0 - label_smoothing) + label_smoothing / NUM_CLASSES
     return to_inputs(images), one_hot
-
-
-def _batch(
-    arrays: Arrays, indices: tf.Tensor, label_smoothing: float = 0.0
-) -> tuple[tf.Tensor, tf.Tensor]:
-    return normalize(
-        tf.gather(arrays.images, indices), tf.gather(arrays.labels, indices), label_smoothing
-    )

@@ -25,13 +25,21 @@ import keras
 import tensorflow as tf
 
 from relunet import preflight
+from relunet.classifier import load_classifier
 from relunet.config import ExportConfig
 from relunet.data import to_inputs
 from relunet.images import mnist_digits
 from relunet.mnist import INPUT_SHAPE
+from relunet.signatures import (
+    BYTES_SIGNATURE,
+    CLASS,
+    DIGIT_FOUND,
+    IMAGE_BYTES,
+    IMAGES,
+    PROBABILITIES,
+    SIGNATURE,
+)
 
-SIGNATURE = "serving_default"
-BYTES_SIGNATURE = "serving_bytes"
 _INCOMPLETE = ".incomplete-"
 
 
@@ -43,8 +51,6 @@ def export(config: ExportConfig) -> Path:
 
 def run(config: ExportConfig) -> Path:
     """`export` for a config that has passed `relunet.preflight.export`."""
-    from relunet.inference import load_classifier  # which reads this module's signatures
-
     model = load_classifier(config.model).keras_model
     return write_version(model, Path(config.out), config.version)
 
@@ -85,23 +91,19 @@ def _archive(model: keras.Model) -> keras.export.ExportArchive:
 
     def classify(images):
         probabilities = tf.nn.softmax(model(to_inputs(images), training=False), axis=-1)
-        return {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1)}
+        return {PROBABILITIES: probabilities, CLASS: tf.argmax(probabilities, axis=-1)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8, name=IMAGES)])
     def serve(images):
         return classify(images)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
     def serve_bytes(image_bytes):
         digits, found = mnist_digits(image_bytes)
         answer = classify(digits)
         # An image with no digit in it (a blank page) has no class: -1, and digit_found says so.
-        no_class = tf.constant(-1, answer["class"].dtype)
-        return {
-            **answer,
-            "class": tf.where(found, answer["class"], no_class),
-            "digit_found": found,
-        }
+        no_class = tf.constant(-1, answer[CLASS].dtype)
+        return {**answer, CLASS: tf.where(found, answer[CLASS], no_class), DIGIT_FOUND: found}
 
     archive.add_endpoint(SIGNATURE, serve)
     archive.add_endpoint(BYTES_SIGNATURE, serve_bytes)

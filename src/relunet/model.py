@@ -20,17 +20,16 @@ compiles it. Both take the config groups whole, so a new layer option is a field
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import keras
 import tensorflow as tf
 
-from relunet import quiet
 from relunet._compat import BuiltModelSkipsSymbolicBuild, in_multi_worker_mode
 from relunet.config import ModelConfig, OptimConfig
 from relunet.images import deskew
 from relunet.mnist import INPUT_SHAPE, NUM_CLASSES
 
-quiet.after_import(tf)  # if TensorFlow came in before relunet (a notebook's `import keras`)
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
@@ -286,6 +285,9 @@ def build_model(
     return network
 
 
-def load_model(path: str) -> keras.Model:
-    """Load a `.keras` file written by relunet (safe_mode on)."""
-    return keras.models.load_model(path)
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Load a `.keras` file written by relunet, with Keras's safe_mode on (no code in the
+    file runs). ReluNet is registered with Keras above, where it is defined, so this
+    works whatever was imported first; so does `keras.models.load_model` once this
+    module is imported."""
+    return keras.models.load_model(path, safe_mode=True)

@@ -2,10 +2,11 @@
 
 TensorFlow 2.21 writes a few lines on every import (oneDNN, CUDA drivers not found,
 cuInit failed, CPU instructions) before its own log level applies, so
-TF_CPP_MIN_LOG_LEVEL cannot hide them. `import relunet` arranges for TensorFlow's
-first import to pass through `quietly` (see relunet/__init__.py); the command line and
-the benchmarks also call `import_tensorflow_quietly` where they pay for the import.
-Anything else TensorFlow prints still passes.
+TF_CPP_MIN_LOG_LEVEL cannot hide them. The `relunet` command owns its process's stderr,
+so it imports TensorFlow through `import_tensorflow_quietly` and runs each command in
+`filtered_stderr`; the benchmarks and the notebooks call `import_tensorflow_quietly`
+themselves, where they choose to. Importing relunet does neither: a library leaves
+its importer's stderr and logging alone. Anything else TensorFlow prints still passes.
 """
 
 from __future__ import annotations

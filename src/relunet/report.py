@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from relunet import data
-from relunet.inference import Classifier, predict_all
+from relunet.classifier import Classifier
 from relunet.mnist import NUM_CLASSES
 from relunet.table import format_table
 
@@ -38,7 +38,7 @@ def write_report(
     "none", a column of its own in the confusion matrix."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    probabilities = predict_all(classifier, arrays)
+    probabilities = classifier.probabilities(arrays.images.numpy())
     truth, predicted = arrays.labels.numpy(), probabilities.argmax(-1)
     if found is not None:
         predicted = np.where(found, predicted, NONE)

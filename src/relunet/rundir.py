@@ -67,6 +67,25 @@ def read_history(path: Path) -> list[dict[str, str]]:
 HISTORY_COLUMNS = {"epoch", "loss", "accuracy", "epoch_seconds"}  # what every epoch logs
 
 
+def append_history(path: Path, row: dict[str, Any]) -> None:
+    """Add one epoch's row to a history.csv (in the columns of its first row; NA where
+    the row has no value), rewriting the file atomically: a kill or a full disk never
+    leaves half a row."""
+    rows = read_history(path)
+    _write_history(path, [*rows, row], list(rows[0]) if rows else list(row))
+
+
+def _write_history(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """The one writer of history.csv."""
+    out = io.StringIO()
+    writer = csv.DictWriter(
+        out, fieldnames=columns, restval="NA", extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, out.getvalue())
+
+
 def with_run_dir(config: TrainConfig, runs: Path = Path("runs")) -> TrainConfig:
     """`config` with its run dir set. Without --run-dir that is the newest unfinished run
     under runs/ that this configuration started and no process holds, so that rerunning
@@ -98,8 +117,9 @@ class RunDir:
         self.metrics = self.path / "metrics.json"
 
     def check(self, config: TrainConfig) -> None:
-        """What claim() and opened() would refuse, read-only: the command line asks this
-        before it imports TensorFlow, so a wrong run dir is answered at once."""
+        """Everything about the run dir that training `config` in it would refuse, read
+        only: the command line asks this before it imports TensorFlow, so a wrong run dir
+        is answered at once, and `claim` asks it again before it writes."""
         if self.path.exists() and not self.path.is_dir():
             raise RelunetError(f"The run dir {self.path} is a file, not a folder.")
         if not self.path.is_dir():
@@ -131,16 +151,13 @@ class RunDir:
     def claim(self, config: TrainConfig) -> bool:
         """Create the run dir for `config`, or check that an existing one belongs to it.
 
-        Returns True when the directory already held this run (a resume). Refuses a
-        directory that holds another configuration or something that is not a run.
+        Returns True when the directory already held this run (a resume). Refuses what
+        `check` refuses: a directory that holds another configuration or something that
+        is not a run.
         """
-        if self.path.exists() and not self.path.is_dir():
-            raise RelunetError(f"The run dir {self.path} is a file, not a folder.")
+        self.check(config)
         if self.config.is_file():
-            self._check_config(config)
             return True
-        if self.path.is_dir() and any(p.name != ".lock" for p in self.path.iterdir()):
-            raise self._not_a_run()
         self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.config, config.to_dict())
         return False
@@ -162,12 +179,8 @@ class RunDir:
                 if config.restart or not self.finished():  # it will be written to
                     held.enter_context(self.locked())
                     remove_temporaries(self.path)
-                for folder, what in ((self.backup, "backup folder"), (self.logs, "logs folder")):
-                    if folder.exists() or folder.is_symlink():
-                        check_output_dir(folder, what)
                 if config.restart:
                     self.discard_progress()
-                self.history_rows()  # a corrupt history is refused before any work
                 self._say_what_it_is(resumed and not config.restart)
                 yield
         except RelunetError:  # bad input leaves nothing behind
@@ -195,8 +208,10 @@ class RunDir:
     def resumable_by(self, config: TrainConfig) -> bool:
         """Whether `config` would continue this run: unfinished, not held by a process,
         and started with the same configuration."""
-        if self.finished() or self.is_held():
-            return False
+        return not self.finished() and not self.is_held() and self.started_with(config)
+
+    def started_with(self, config: TrainConfig) -> bool:
+        """Whether this run dir holds a run of `config`'s configuration."""
         try:
             return not config.differences(read_json(self.config, expect=dict))
         except RelunetError:
@@ -239,14 +254,10 @@ class RunDir:
         rows = self.history_rows()
         kept = [row for row in rows if int(row["epoch"]) < epoch]
         if len(kept) != len(rows):
-            if not kept:
+            if kept:
+                _write_history(self.history, kept, list(rows[0]))
+            else:
                 self.history.unlink()
-                return kept
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(kept)
-            write_text_atomic(self.history, out.getvalue())
         return kept
 
     @staticmethod

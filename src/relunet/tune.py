@@ -42,13 +42,16 @@ from relunet.config import (
     OptimConfig,
     TrainConfig,
     TuneConfig,
+    flags_of,
     take,
 )
 from relunet.errors import TuningFailed
 from relunet.export import export_saved_model
 from relunet.files import hold_lock, read_json, write_json_atomic, write_text_atomic
 from relunet.model import build_model, load_model
-from relunet.train import how_it_ran, progress_verbosity, seed_everything, set_threads, train
+from relunet.rundir import RunDir
+from relunet.runtime import how_it_ran, progress_verbosity, seed_everything, set_threads
+from relunet.train import train
 from relunet.values import SEED_MAX
 
 
@@ -110,12 +113,12 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
             kwargs["epochs"] = v["epochs"]
         counter = data.EpochCounter(kwargs.get("initial_epoch", 0))
         kwargs["callbacks"] = [counter, *kwargs.get("callbacks", [])]
-        batches = data.training_pipeline(
-            x, v["batch_size"], self.seed(), counter, v["label_smoothing"]
+        pipeline = data.PipelineConfig(
+            batch_size=v["batch_size"], seed=self.seed(), label_smoothing=v["label_smoothing"]
         )
         history = model.fit(
-            batches,
-            validation_data=data.evaluation_pipeline(validation_data, v["batch_size"]),
+            data.training_pipeline(x, pipeline, counter=counter),
+            validation_data=data.evaluation_pipeline(validation_data, batch_size=v["batch_size"]),
             shuffle=False,
             **kwargs,
         )
@@ -312,7 +315,7 @@ def train_command(train_config: TrainConfig) -> str:
             "verbose",
         ):
             continue
-        flag = field.metadata.get("flags", (f"--{field.name.replace('_', '-')}",))[0]
+        flag = flags_of(field)[0]
         shown = repr(value) if isinstance(value, float) else str(value)  # exact: it reproduces
         flags.append(flag if value is True else f"{flag} {_quoted(shown)}")
     return " ".join(["relunet train", *flags])
@@ -334,8 +337,8 @@ def finish(
             print(f"tune: the best trial was already retrained: {_result_line(final)}")
             return final
     values = hypermodel.values(hp)
-    run_dir = project / f"best_trial_{best.trial_id}"
-    retrain = retrain_config(config, values, best, str(run_dir))
+    retrain = retrain_config(config, values, best, None)
+    retrain = dataclasses.replace(retrain, run_dir=str(retrain_dir(project, best, retrain)))
     command = train_command(dataclasses.replace(retrain, run_dir=None))
     print(
         f"tune: retraining trial {best.number} on {config.full_train_split}: {command}", flush=True
@@ -360,6 +363,18 @@ def finish(
     write_json_atomic(final_path, final)
     print(f"tune: {_result_line(final)}")
     return final
+
+
+def retrain_dir(project: Path, best: trials.TrialRow, retrain: TrainConfig) -> Path:
+    """Where the best trial is retrained: best_trial_N, N the trial's number as the table
+    and the messages give it. Until relunet 0.3 the folder was named by keras-tuner's
+    trial id (N - 1); a search retrained then has such a folder of this very run, and
+    it is continued (or read back) there."""
+    numbered = project / f"best_trial_{best.number}"
+    by_id = project / f"best_trial_{best.trial_id}"
+    if by_id != numbered and not numbered.exists() and RunDir(by_id).started_with(retrain):
+        return by_id
+    return numbered
 
 
 def _quoted(text: str) -> str:

@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import cli_cases
 import pytest
+from helpers import run_cli_cases
 
 pytestmark = pytest.mark.slow
 
@@ -163,16 +165,28 @@ REFUSED = {
 }
 
 
+@pytest.fixture(scope="module")
+def refused(stopped, tmp_path_factory):
+    """Each damaged copy of the stopped run, and what `relunet train` did with it: every
+    case a command line of its own, in one process for all (tests/cli_cases.py: one
+    TensorFlow import, each case with its own stderr, C libraries' lines included)."""
+    copies = {
+        case: damaged(stopped, tmp_path_factory.mktemp("damaged"), change)
+        for case, (change, _) in REFUSED.items()
+    }
+    before = {case: cli_cases.files(run_dir) for case, run_dir in copies.items()}
+    cases = [(["train", *ARGS, "--run-dir", str(run_dir)], run_dir) for run_dir in copies.values()]
+    return before, dict(zip(copies, run_cli_cases(cases), strict=True))
+
+
 @pytest.mark.parametrize("case", list(REFUSED))
-def test_a_damaged_run_dir_is_refused_in_one_line_and_left_alone(stopped, tmp_path, case):
-    change, says = REFUSED[case]
-    run_dir = damaged(stopped, tmp_path, change)
-    before = files(run_dir)
-    result = train(run_dir)
+def test_a_damaged_run_dir_is_refused_in_one_line_and_left_alone(refused, case):
+    before, ran = refused
+    result, says = ran[case], REFUSED[case][1]
     assert result.returncode == 2, result.stderr[-3000:]
     assert len(lines(result)) == 1 and says in lines(result)[0], result.stderr[-3000:]
     assert "Traceback" not in result.stderr
-    assert files(run_dir) == before
+    assert result.files == before[case]
 
 
 def test_a_zip_that_is_not_a_backup_falls_back_to_the_previous_one(stopped, tmp_path):
@@ -202,8 +216,9 @@ def test_a_split_that_turns_out_empty_leaves_no_run_dir_behind(tmp_path, source)
     assert again.returncode == 0, again.stderr[-2000:]  # the same folder, now for a good split
 
 
-@pytest.mark.parametrize("delay", [1.0, 3.0])  # inside TensorFlow's import; reading the data
-@pytest.mark.parametrize("name", ["TERM", "INT"])
+# Inside TensorFlow's import; reading the data. SIGTERM and SIGINT share one handler
+# (commands._signals_end_the_run): each is sent at one of the two moments.
+@pytest.mark.parametrize("name, delay", [("TERM", 1.0), ("INT", 3.0)])
 def test_a_signal_before_training_starts_ends_the_run_with_75_and_one_line(tmp_path, name, delay):
     run_dir = tmp_path / "run"
     process = subprocess.Popen(

@@ -1,12 +1,14 @@
 """Configuration as plain values: field groups composed into each command's config.
 
 The groups (`relunet.config.fields`) declare each field once, with its default and
-its help; the commands' configs (`training`, `using`) compose them and add their own.
+its help; the commands' configs compose them and add their own: `train`, `tune` and
+`compare` one module each, and `using` for the commands that use a trained model.
 `relunet.cli` builds the command line from these fields, a run dir's `config.json` is
 `asdict` of one, and nothing here imports TensorFlow, so the command line checks flags
 in milliseconds before paying for the TensorFlow import.
 """
 
+from relunet.config.compare import CompareConfig
 from relunet.config.fields import (
     ACTIVATIONS,
     DATASETS,
@@ -22,21 +24,19 @@ from relunet.config.fields import (
     SourceConfig,
     differences,
     field_defaults,
+    flags_of,
     option,
     take,
 )
-from relunet.config.training import (
+from relunet.config.train import PRESETS, STRATEGIES, TrainConfig
+from relunet.config.tune import (
     BATCH_SIZE_CHOICES,
     DEPTH_RANGE,
     DROPOUT_CHOICES,
     LABEL_SMOOTHING_CHOICES,
-    PRESETS,
     SEARCHABLE,
-    STRATEGIES,
     TUNERS,
     WIDTH_STEP,
-    CompareConfig,
-    TrainConfig,
     TuneConfig,
 )
 from relunet.config.using import EvaluateConfig, ExportConfig, PredictConfig, ServeConfig
@@ -72,6 +72,7 @@ __all__ = [
     "TuneConfig",
     "differences",
     "field_defaults",
+    "flags_of",
     "option",
     "take",
 ]

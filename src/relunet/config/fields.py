@@ -44,6 +44,12 @@ def option(default: Any, help: str, **flag: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **flag})
 
 
+def flags_of(field: dataclasses.Field) -> tuple[str, ...]:
+    """A field's command-line flags: those its `option` names, else --its-name. The
+    command line and every message that names a flag read it here."""
+    return field.metadata.get("flags", (f"--{field.name.replace('_', '-')}",))
+
+
 def field_defaults(config: type) -> dict[str, Any]:
     """Each field of a config dataclass and its default."""
     return {f.name: f.default for f in dataclasses.fields(config)}

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from relunet.export import SIGNATURE
-from relunet.inference import load_classifier
+from relunet.classifier import load_classifier
 from relunet.paths import no_versions, saved_model_versions
 from relunet.serve.decode import BadRequest, InputSpec
+from relunet.signatures import SIGNATURE
 
 RESCAN_SECONDS = 1.0  # TF Serving's --file_system_poll_wait_seconds default
 

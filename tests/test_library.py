@@ -1,0 +1,62 @@
+"""relunet as a library: importing it defines names and nothing else (the import
+system, TensorFlow's logging and stderr stay the importer's), and a saved model loads
+through the one documented function whatever was imported first."""
+
+import json
+import subprocess
+import sys
+
+from relunet.config import ModelConfig
+from relunet.model import build_model
+
+# What a process looks like after importing TensorFlow and Keras: the import system's
+# finders and hooks, the loaders that ran the two packages, their logging levels and
+# the variables TensorFlow reads.
+STATE = """
+import json, logging, os, sys
+stderr = os.fstat(2).st_ino
+{first}
+import tensorflow, keras, absl.logging
+print(json.dumps({{
+    "meta_path": [repr(f) if isinstance(f, type) else type(f).__name__ for f in sys.meta_path],
+    "path_hooks": [getattr(h, "__qualname__", type(h).__name__) for h in sys.path_hooks],
+    "loaders": [type(m.__spec__.loader).__name__ for m in (tensorflow, keras)],
+    "exec_module": [m.__spec__.loader.exec_module.__qualname__ for m in (tensorflow, keras)],
+    "absl": absl.logging.get_verbosity(),
+    "tf_logger": logging.getLogger("tensorflow").level,
+    "env": {{k: v for k, v in os.environ.items() if k.startswith(("TF_", "RELUNET"))}},
+    "stderr_kept": os.fstat(2).st_ino == stderr,
+}}))
+"""
+
+
+def _state(first: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", STATE.format(first=first)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def test_importing_relunet_leaves_the_import_system_and_tensorflow_as_they_were():
+    without = _state("")
+    with_relunet = _state("import relunet, relunet.model")
+    assert with_relunet == without
+    assert not any("relunet" in f or "After" in f for f in with_relunet["meta_path"])
+
+
+def test_a_notebook_that_imports_keras_first_loads_a_saved_relunet(tmp_path):
+    path = tmp_path / "m.keras"
+    build_model(ModelConfig(width=8)).save(path)
+    code = (
+        "import keras\nimport relunet\n"
+        f"model = relunet.load_model({str(path)!r})\n"
+        "print(type(model).__name__, model.config.width)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.split() == ["ReluNet", "8"], result.stderr[-2000:]
