@@ -6,6 +6,7 @@ cares about; the folder's content is compared before and after.
 """
 
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -20,6 +21,7 @@ import tensorflow as tf
 from helpers import run_cli_cases, write_idx_folder
 
 from relunet import cli
+from relunet.config import field_kinds, flags_of
 
 
 @pytest.fixture(scope="module")
@@ -624,6 +626,30 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(workspace, case, re
     assert {path: after.get(path) for path in before} == before  # nothing changed or lost
     assert not list(workspace.glob("tfds/mnist_idx/*/*/dataset_info.json"))  # nothing half-prepared
     assert not (workspace / "exports").exists()  # a refused export leaves no folder
+
+
+def _float_flags() -> list[tuple[str, str, str]]:
+    """(command, flag, field) for every float field of every command's config."""
+    found = []
+    for command, (config, _, _) in cli.COMMANDS.items():
+        kinds = field_kinds(config)
+        for field in dataclasses.fields(config):
+            if kinds[field.name][0] is float:
+                found.append((command, flags_of(field)[0], field.name))
+    return found
+
+
+@pytest.mark.parametrize("command, flag, name", _float_flags())
+def test_every_float_flag_takes_only_a_finite_number_in_its_interval(command, flag, name, tmp_path):
+    """One rule (relunet.values.check_in, walked over the fields by config.check_numbers):
+    NaN, the infinities and 1e400 (an infinity once read) are refused for every float
+    flag of every command, before anything is read or written."""
+    for text in ("nan", "inf", "-inf", "1e400"):
+        code, stderr = _in_this_process(tmp_path, [command, f"{flag}={text}"], {})
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1, (text, stderr)
+        assert f"error: {name} must" in lines[0] and "Received: " in lines[0], lines[0]
+    assert not any(tmp_path.iterdir())
 
 
 def _in_this_process(workspace, args, env) -> tuple[int, str]:

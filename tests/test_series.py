@@ -61,7 +61,7 @@ def test_a_series_takes_its_own_data_and_epochs_unless_told_and_a_grid_keeps_com
     lab10 = CompareConfig(series="lab10")
     assert (lab10.train_split, lab10.val_split, lab10.epochs) == ("train", "none", 1)
     assert CompareConfig(series="lab10", epochs=3, train_split="train[:50%]").validate().epochs == 3
-    with pytest.raises(RelunetError, match="dropouts must be numbers"):
+    with pytest.raises(RelunetError, match=r"dropouts must lie in \[0, 1\). Received: .0.5.\."):
         CompareConfig(dropouts=("0.5",)).validate()
 
 

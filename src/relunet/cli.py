@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import typing
 from typing import Any
 
 from relunet import __version__, commands
@@ -25,6 +24,7 @@ from relunet.config import (
     ServeConfig,
     TrainConfig,
     TuneConfig,
+    field_kinds,
     flags_of,
 )
 from relunet.errors import Preempted, RelunetError, TrainingDiverged, TuningFailed, WorkerLost
@@ -89,22 +89,6 @@ def _presets_help() -> str:
 _METAVARS = {int: "N", float: "X", str: "NAME"}
 
 
-def field_kinds(config: type) -> dict[str, tuple[type, bool]]:
-    """Each field's value type, read from its annotation, and whether it is a list
-    (`tuple[float, ...]` is (float, True); `int | None` is (int, False))."""
-    kinds = {}
-    for name, hint in typing.get_type_hints(config).items():
-        args = [a for a in typing.get_args(hint) if a is not type(None) and a is not Ellipsis]
-        origin = typing.get_origin(hint)
-        if origin is tuple:
-            kinds[name] = (args[0], True)
-        elif args:  # X | None
-            kinds[name] = (args[0], False)
-        else:
-            kinds[name] = (hint, False)
-    return kinds
-
-
 def add_config_flags(
     parser: argparse.ArgumentParser, config: type, defaults: dict[str, Any] | None = None
 ) -> None:
@@ -118,6 +102,8 @@ def add_config_flags(
         help_text = meta["help"]
         if "choices" in meta:
             help_text += f"; one of {', '.join(map(str, meta['choices']))}"
+        if "interval" in meta:
+            help_text += f"; in {meta['interval']}"
         if meta.get("positional"):
             nargs = "+" if is_list else None
             parser.add_argument(field.name, nargs=nargs, metavar=meta["metavar"], help=help_text)

@@ -43,6 +43,35 @@ def check_positive(name: str, value: Any) -> None:
         raise RelunetError(f"{name} must be a positive number. Received: {value!r}.")
 
 
+_INTERVAL = re.compile(r"^([\[(])(-?inf|-?[\d.e-]+), (-?inf|-?[\d.e-]+)([\])])$")
+
+
+def check_in(name: str, value: Any, interval: str) -> None:
+    """A finite number within `interval`, written as mathematics writes one: "[0, 1)" is
+    0 <= value < 1, "(0, inf)" any positive number. NaN and the infinities are refused
+    whatever the interval (float("1e400") is infinite), and so are bools and text."""
+    opening, low, high, closing = _INTERVAL.match(interval).groups()
+    low, high = float(low), float(high)
+    inside = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (low < value if opening == "(" else low <= value)
+        and (value < high if closing == ")" else value <= high)
+    )
+    if not inside:
+        raise RelunetError(f"{name} must {_said(interval)}. Received: {value!r}.")
+
+
+def _said(interval: str) -> str:
+    """An interval in words where words read better."""
+    return {
+        "(0, inf)": "be a positive number",
+        "[0, inf)": "be a number of at least 0",
+        "(-inf, inf)": "be a finite number",
+    }.get(interval, f"lie in {interval}")
+
+
 def check_at_most(name: str, value: int, most: int) -> None:
     if value > most:
         raise RelunetError(f"{name} must be at most {most}. Received: {value!r}.")

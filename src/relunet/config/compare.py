@@ -16,6 +16,7 @@ from relunet.config.fields import (
     NO_SPLIT,
     DataConfig,
     OptimConfig,
+    check_numbers,
     check_verbose,
     field_defaults,
     option,
@@ -67,7 +68,9 @@ class CompareConfig(OptimConfig, DataConfig):
     )
     widths: tuple[int, ...] = option((256,), "the widths (units per hidden layer) compared")
     dropouts: tuple[float, ...] = option(
-        (0.0,), "the dropout rates compared (after each hidden layer; 0 keeps every unit)"
+        (0.0,),
+        "the dropout rates compared (after each hidden layer; 0 keeps every unit)",
+        interval="[0, 1)",
     )
     batch_norms: tuple[str, ...] = option(
         ("off",), "batch normalization compared: off, on, or off,on"
@@ -98,6 +101,7 @@ class CompareConfig(OptimConfig, DataConfig):
 
     def validate(self) -> CompareConfig:
         """Raise RelunetError naming the first bad field; return self so calls chain."""
+        check_numbers(self)
         if self.series is not None:
             self._check_series()
         for name in self.AXES:
@@ -111,11 +115,6 @@ class CompareConfig(OptimConfig, DataConfig):
             check_count("depths", depth)
         for width in self.widths:
             check_count("widths", width)
-        for dropout in self.dropouts:
-            if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-                raise RelunetError(f"dropouts must be numbers. Received: {dropout!r}.")
-            if not 0 <= dropout < 1:
-                raise RelunetError(f"dropouts must each lie in [0, 1). Received: {dropout!r}.")
         for batch_norm in self.batch_norms:
             check_choice("batch_norms", batch_norm, ("off", "on"))
         self.check_data()

@@ -19,6 +19,7 @@ from relunet.config.fields import (
     DataConfig,
     ModelConfig,
     OptimConfig,
+    check_numbers,
     check_verbose,
     differences,
     option,
@@ -69,6 +70,7 @@ class TrainConfig(AugmentConfig, OptimConfig, ModelConfig, DataConfig):  # flags
 
     def validate(self) -> TrainConfig:
         """Raise RelunetError naming the first bad field; return self so calls chain."""
+        check_numbers(self)
         self.check_data()
         self.check_model()
         self.check_optim()

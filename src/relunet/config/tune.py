@@ -17,6 +17,7 @@ from relunet.config.fields import (
     DataConfig,
     ModelConfig,
     OptimConfig,
+    check_numbers,
     check_verbose,
     differences,
     field_defaults,
@@ -27,7 +28,6 @@ from relunet.values import (
     check_choice,
     check_count,
     check_fits_in_memory,
-    check_positive,
     check_split,
 )
 
@@ -71,8 +71,12 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
     max_trials: int = option(10, "trials in all; for hyperband a cap on its brackets")
     executions_per_trial: int = option(1, "fits per trial, averaged")
     patience: int = option(2, "EarlyStopping patience on val_accuracy, in epochs")
-    lr_min: float = option(1e-4, "smallest learning rate searched (log-uniform)", metavar="LR")
-    lr_max: float = option(1e-2, "largest learning rate searched", metavar="LR")
+    lr_min: float = option(
+        1e-4, "smallest learning rate searched (log-uniform)", metavar="LR", interval="(0, inf)"
+    )
+    lr_max: float = option(
+        1e-2, "largest learning rate searched", metavar="LR", interval="(0, inf)"
+    )
     width_min: int = option(32, "smallest width searched")
     width_max: int = option(1024, f"largest width searched (step {WIDTH_STEP})")
     epochs_min: int = option(1, "fewest epochs a trial draws, with --search epochs")
@@ -107,6 +111,7 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
 
     def validate(self) -> TuneConfig:
         """Raise RelunetError naming the first bad field; return self so calls chain."""
+        check_numbers(self)
         if self.summary:
             self._check_only_naming_the_project()
             return self
@@ -124,8 +129,6 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
             check_count(name, getattr(self, name))
         check_count("width_max", self.width_max)
         check_count("epochs_min", self.epochs_min)
-        check_positive("lr_min", self.lr_min)
-        check_positive("lr_max", self.lr_max)
         if not self.search:
             raise RelunetError("search must name at least one hyperparameter. Received: ''.")
         for name in self.search:
