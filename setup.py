@@ -45,6 +45,7 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-xdist>=3.6",  # the suite runs on two workers
+            "hypothesis>=6.100",  # property-based tests of what clients send
             "nbclient>=0.10",
             "nbformat>=5.10",
             "ipykernel>=6.29",

@@ -19,6 +19,7 @@ wrote to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
@@ -56,10 +57,12 @@ def problems(notebook: nbformat.NotebookNode) -> list[str]:
 
 def execute(path: Path) -> float:
     """Run the notebook at `path` as it stands and write it back with its outputs and
-    its code hash; the seconds it took."""
+    its code hash; the seconds it took. Failed (exit 1, one line) when a cell raises or
+    its outputs show a problem, Refused (exit 2) when `path` is not a notebook."""
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
-    notebook = nbformat.read(path, as_version=4)
+    notebook = read(path)
     with tempfile.TemporaryDirectory(prefix="relunet-notebook-") as scratch:
         client = NotebookClient(
             notebook,
@@ -69,13 +72,15 @@ def execute(path: Path) -> float:
             resources={"metadata": {"path": scratch}},
         )
         start = time.monotonic()
-        client.execute(env=dict(os.environ))
+        try:
+            with kernel_stderr_dropped():  # the kernel's own log (its transport, say)
+                client.execute(env=dict(os.environ))
+        except CellExecutionError as error:
+            raise Failed(f"{path.name}: not written: {cell_error(notebook, error)}") from None
         seconds = time.monotonic() - start
     found = problems(notebook)
     if found:
-        raise SystemExit(
-            f"{path.name}: not written, its outputs show problems:\n" + "\n".join(found)
-        )
+        raise Failed(f"{path.name}: not written, its outputs show problems: {'; '.join(found)}")
     notebook.metadata["relunet"] = {
         "code_sha256": code_sha256(notebook),
         "executed_by": "python notebooks/execute_for_commit.py",
@@ -85,13 +90,72 @@ def execute(path: Path) -> float:
     return seconds
 
 
+class Refused(Exception):
+    """Not a notebook: exit 2."""
+
+
+class Failed(Exception):
+    """A notebook that raised, or whose outputs show a problem: exit 1."""
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    """The notebook at `path`, or Refused saying why it is not one."""
+    if not path.exists():
+        raise Refused(f"{path} does not exist.")
+    if path.is_dir():
+        raise Refused(f"{path} is a folder, not a notebook.")
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as error:  # nbformat raises JSON, validation and reader errors
+        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        raise Refused(f"{path} is not a Jupyter notebook ({reason}).") from None
+
+
+def cell_error(notebook: nbformat.NotebookNode, error: Exception) -> str:
+    """Which cell raised what, from the error output the cell recorded."""
+    for i, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                return f"cell {i} raised {output.ename}: {output.evalue}"
+    return " ".join(str(error).split())[-200:]
+
+
+@contextlib.contextmanager
+def kernel_stderr_dropped():
+    """File descriptor 2 to nowhere while the kernel runs: what it logs is not the
+    notebook's output (a cell's stderr reaches the notebook, and `problems` reads it)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as nowhere:
+        os.dup2(nowhere.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="execute_for_commit.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook")
     args = parser.parse_args(argv)
-    for path in args.notebooks or sorted(NOTEBOOKS.glob("*.ipynb")):
-        print(f"{path.name}: executing", flush=True)
-        print(f"{path.name}: written, {execute(path):.0f} s", flush=True)
+    try:
+        for path in args.notebooks or sorted(NOTEBOOKS.glob("*.ipynb")):
+            read(path)  # every one checked before the first runs for minutes
+        for path in args.notebooks or sorted(NOTEBOOKS.glob("*.ipynb")):
+            print(f"{path.name}: executing", flush=True)
+            print(f"{path.name}: written, {execute(path):.0f} s", flush=True)
+    except Refused as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except Failed as error:
+        print(f"{parser.prog}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

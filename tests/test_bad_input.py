@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import socket
 
 import keras
 import numpy as np
@@ -59,7 +60,29 @@ def workspace(tmp_path_factory, trained_run):
     _add_broken_runs(root, trained_run)
     _add_broken_searches(root)
     _add_image_folders(root)
+    _add_hostile_files(root)
     return root
+
+
+def _add_hostile_files(root):
+    """Files that lie about their size: an image header declaring 20000x20000 pixels, a
+    JPEG cut in half, a .npy header declaring terabytes; a link to nothing in a folder of
+    digits; and a port another process listens on (the workspace holds it open)."""
+    png = tf.io.encode_png(np.zeros((10, 10, 1), np.uint8)).numpy()
+    bomb = png[:16] + (20000).to_bytes(4, "big") * 2 + png[24:]
+    (root / "bomb.png").write_bytes(bomb)
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)
+    jpeg = tf.io.encode_jpeg(noise).numpy()
+    (root / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 28, 28)}
+    )
+    (root / "huge.npy").write_bytes(header.getvalue() + bytes(16))
+    (root / "images" / "dangling" / "5").mkdir(parents=True)
+    (root / "images" / "dangling" / "5" / "gone.png").symlink_to(root / "nowhere.png")
+    (root / "images" / "bomb" / "2").mkdir(parents=True)
+    (root / "images" / "bomb" / "2" / "bomb.png").write_bytes(bomb)
 
 
 def _add_odd_models(root):
@@ -533,7 +556,31 @@ CASES = {
         ["evaluate", "--model", "run", "--images", "nowhere"],
         "The image folder nowhere does not exist",
     ),
+    "predict: a PNG that declares 20000x20000 pixels": (
+        ["predict", "--model", "run", "bomb.png"],
+        "bomb.png declares 20000x20000 pixels, more than the 50,000,000 pixels relunet reads",
+    ),
+    "predict: a JPEG cut short (libjpeg's own lines kept off stderr)": (
+        ["predict", "--model", "run", "cut.jpg"],
+        "cut.jpg cannot be decoded as an image",
+    ),
+    "predict: an .npy whose header declares 6 TB in a few bytes": (
+        ["predict", "--model", "run", "huge.npy"],
+        "declares an array of 6,272,000,000,000,000 bytes (1000000000000, 28, 28) but holds",
+    ),
+    "evaluate: an image folder holding a link to nothing": (
+        ["evaluate", "--model", "run", "--images", "images/dangling"],
+        "gone.png is a link to nothing",
+    ),
+    "evaluate: a decompression bomb in an image folder": (
+        ["evaluate", "--model", "run", "--images", "images/bomb"],
+        "bomb.png declares 20000x20000 pixels",
+    ),
     # serve
+    "serve: a port another process listens on": (
+        ["serve", "flat_model", "--port", "HELD_PORT"],
+        "cannot be listened on (Address already in use)",
+    ),
     "serve: port outside 1..65535": (
         ["serve", "saved", "--port", "99999"],
         "port must be a port number from 1 to 65535. Received: 99999",
@@ -589,7 +636,19 @@ SLOW = {
     "train: backup at step 10**6",
     "train: backup in a format relunet does not write",
     "train: backup records that are not records",
+    "predict: a PNG that declares 20000x20000 pixels",
+    "predict: a JPEG cut short (libjpeg's own lines kept off stderr)",
+    "evaluate: a decompression bomb in an image folder",
 }
+
+
+@pytest.fixture(scope="module")
+def held_port():
+    """A port another process (here, this one) listens on."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield str(held.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -607,11 +666,12 @@ def loading_cases(workspace):
 @pytest.mark.parametrize(
     "case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in CASES]
 )
-def test_bad_input_exits_2_with_one_line_and_changes_nothing(workspace, case, request):
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(workspace, case, request, held_port):
     """The cases answered before TensorFlow is imported run the command line in this
     process; those that load a model or a backup, in a process of their own making
     (`loading_cases`)."""
     args, message, *env = CASES[case]
+    args = [held_port if arg == "HELD_PORT" else arg for arg in args]
     if case in SLOW:
         before, ran = request.getfixturevalue("loading_cases")
         code, stderr, after = ran[case].returncode, ran[case].stderr, ran[case].files

@@ -140,3 +140,34 @@ def test_a_page_without_a_digit_is_not_found(page):
     png = tf.io.encode_png(np.clip(pixels, 0, 255).astype(np.uint8)[..., None]).numpy()
     read_back, found = read(png)
     assert not found and read_back.max() == 0
+
+
+def test_a_file_s_declared_size_is_read_from_its_header_without_decoding_it():
+    """PNG, JPEG, GIF (every frame counted: TensorFlow decodes them all) and BMP; a file
+    that declares more than MAX_PIXELS is refused inside the graph too (where a TF
+    Serving client meets it), before decode_image allocates anything."""
+    import tensorflow as tf
+
+    from relunet.headers import declared_size
+    from relunet.images import mnist_digit
+
+    pixels = np.zeros((45, 123, 1), np.uint8)
+    for encoded in (tf.io.encode_png(pixels), tf.io.encode_jpeg(pixels)):
+        assert declared_size(encoded).numpy().tolist() == [1, 45, 123]
+    png = tf.io.encode_png(pixels).numpy()
+    gif = (  # GIF89a, 3 frames of 2x1, a 2-colour global table, LZW code size 2
+        b"GIF89a\x02\x00\x01\x00\x80\x00\x00"
+        + bytes(6)
+        + b",\x00\x00\x00\x00\x02\x00\x01\x00\x00\x02\x02\x04\x01\x00" * 3
+        + b";"
+    )
+    assert declared_size(tf.constant(gif)).numpy().tolist() == [3, 1, 2]
+    assert tf.io.decode_gif(gif).shape[0] == 3
+    bmp = b"BM" + bytes(12) + (40).to_bytes(4, "little") + (123).to_bytes(4, "little")
+    bmp += (-45).to_bytes(4, "little", signed=True) + bytes(30)  # top-down: negative height
+    assert declared_size(tf.constant(bmp)).numpy().tolist() == [1, 45, 123]
+    assert declared_size(tf.constant(b"text, not an image")).numpy().tolist() == [0, 0, 0]
+    bomb = png[:16] + (20000).to_bytes(4, "big") * 2 + png[24:]
+    assert declared_size(tf.constant(bomb)).numpy().tolist() == [1, 20000, 20000]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more pixels than relunet reads"):
+        mnist_digit(tf.constant(bomb))

@@ -19,11 +19,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "relunet"
 
 # Lowest first. Modules on the first three floors import no TensorFlow.
 FLOORS = {
-    "leaves": "errors mnist signatures table files values paths quiet _compat",
+    "leaves": "errors mnist signatures table files values paths listen quiet _compat",
     "plain values and files": "series config idx inputs trust distribute.cluster rundir "
     "pypi_copy sources trials preflight",
-    "the concepts": "model data prepare builder images ink augment backup callbacks classifier "
-    "runtime export inference report plots distribute.devices",
+    "the concepts": "model data prepare builder headers images ink augment backup callbacks "
+    "classifier runtime export inference report plots distribute.devices",
     "the commands' work": "train tune compare serve serve.batching serve.decode serve.models "
     "serve.rest",
     "the command line": "commands cli",

@@ -12,6 +12,8 @@ import ast
 import importlib.util
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -97,3 +99,43 @@ def test_editing_any_code_cell_makes_the_outputs_stale(path):
     markdown = next(c for c in notebook.cells if c.cell_type == "markdown")
     markdown.source += " (prose may change without a rerun)"
     assert execute_for_commit.code_sha256(notebook) == recorded
+
+
+def _execute_for_commit(*args: str, cwd: Path) -> tuple[int, list[str]]:
+    done = subprocess.run(
+        [sys.executable, str(_SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    return done.returncode, [line for line in done.stderr.splitlines() if line.strip()]
+
+
+def test_execute_for_commit_refuses_what_is_not_a_notebook_in_one_line(tmp_path):
+    (tmp_path / "text.ipynb").write_text("not a notebook")
+    (tmp_path / "empty.ipynb").write_bytes(b"")
+    (tmp_path / "folder.ipynb").mkdir()
+    for name, says in (
+        ("missing.ipynb", "missing.ipynb does not exist"),
+        ("text.ipynb", "text.ipynb is not a Jupyter notebook"),
+        ("empty.ipynb", "empty.ipynb is not a Jupyter notebook"),
+        ("folder.ipynb", "folder.ipynb is a folder, not a notebook"),
+    ):
+        code, lines = _execute_for_commit(name, cwd=tmp_path)
+        assert code == 2 and len(lines) == 1 and says in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "empty.ipynb",
+        "folder.ipynb",
+        "text.ipynb",
+    ]
+
+
+@pytest.mark.slow  # a kernel
+def test_execute_for_commit_names_the_cell_that_raised_and_writes_nothing(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]
+    nbformat.write(notebook, tmp_path / "raises.ipynb")
+    before = (tmp_path / "raises.ipynb").read_bytes()
+    code, lines = _execute_for_commit("raises.ipynb", cwd=tmp_path)
+    assert code == 1 and lines == [
+        "execute_for_commit.py: raises.ipynb: not written: cell 1 raised ZeroDivisionError: "
+        "division by zero"
+    ]
+    assert (tmp_path / "raises.ipynb").read_bytes() == before

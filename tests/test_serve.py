@@ -5,6 +5,7 @@ import http.client
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -440,6 +441,8 @@ def test_a_bad_request_among_concurrent_ones_fails_alone(server, digits):
         ),
         ({"instances": [[[[300]] * 28] * 28]}, 400, "outside the whole numbers 0..255"),
         ({"inputs": {"pixels": [[0]]}}, 400, "The signature's input is 'images'"),
+        ({"signature_name": ["serving_bytes"], "instances": [[0]]}, 400, "must be a string"),
+        ({"signature_name": {"a": 1}, "instances": [[0]]}, 400, "must be a string"),
     ],
 )
 def test_bad_requests_get_a_400_with_a_json_error(server, body, status, says):
@@ -456,6 +459,26 @@ def test_unknown_models_versions_and_broken_bodies_are_refused(server):
     assert status == 400 and "not JSON" in answer["error"]
     assert call(f"{base}/v1/models/relunet:classify", {"instances": [[0]]})[0] == 404
     assert call(f"{base}/v2/models/relunet")[0] == 404
+
+
+def test_methods_versions_and_waiting_clients_are_answered_as_tf_serving_does(server):
+    """PUT is a 405 with a JSON error; a version in other digits than ASCII's is not a
+    number; a client that waits for "100 Continue" before sending a body over the limit
+    gets the 413 at once, and no 100."""
+    host, port = server["base"].removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.request("PUT", "/v1/models/relunet:predict", body=b"{}")
+    response = connection.getresponse()
+    assert response.status == 405 and "PUT" in json.loads(response.read())["error"]
+    status, answer = call(f"{server['base']}/v1/models/relunet/versions/%D9%A1")  # Arabic 1
+    assert status == 400 and "is not a number" in answer["error"]
+    with socket.create_connection((host, int(port)), timeout=10) as waiting:
+        waiting.sendall(
+            b"POST /v1/models/relunet:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n"
+        )
+        first = waiting.recv(100)
+    assert first.startswith(b"HTTP/1.1 413"), first
 
 
 def test_a_body_over_the_limit_gets_a_413_the_client_can_read(server, many):
@@ -489,6 +512,67 @@ def test_a_new_version_is_served_without_a_restart(server, digits):
     status, answer = call(url, {"instances": images.tolist()})
     assert status == 200 and [p["class"] for p in answer["predictions"]] == labels.tolist()
     shutil.rmtree(server["folder"] / "3")
+
+
+def test_a_version_copied_in_is_served_once_whole_and_the_others_keep_serving(server, digits):
+    """A user's `cp -r` of a new export into the served folder, as it happens: the new
+    version's folder with half its saved_model.pb, then its variables missing, then whole.
+    Until it is whole, every request to the other versions is answered and the status
+    says version 3 is not loaded and why; then it serves."""
+    images, labels = digits
+    base, folder = f"{server['base']}/v1/models/relunet", server["folder"]
+    source = folder.parent / "export-to-copy"
+    export_saved_model(server["model"], source, verbose=False)  # source/1, copied as 3
+    pb = (source / "1" / "saved_model.pb").read_bytes()
+    copy = folder / "3"
+    copy.mkdir()
+    (copy / "saved_model.pb").write_bytes(pb[: len(pb) // 2])
+
+    def still_serving(expected_newest):
+        for path in ("", "/versions/1", "/labels/stable"):
+            status, answer = call(f"{base}{path}:predict", {"instances": images.tolist()})
+            assert status == 200, answer
+            assert [p["class"] for p in answer["predictions"]] == labels.tolist()
+        status, answer = call(base)
+        states = {v["version"]: v for v in answer["model_version_status"]}
+        assert status == 200 and states["2"]["state"] == "AVAILABLE"
+        assert max(v for v, s in states.items() if s["state"] == "AVAILABLE") == expected_newest
+        return states
+
+    states = still_serving("2")
+    assert states["3"]["state"] == "END" and states["3"]["status"]["error_message"]
+    status, answer = call(f"{base}/versions/3:predict", {"instances": images.tolist()})
+    assert status == 404 and "could not be loaded" in answer["error"]
+    (copy / "saved_model.pb").write_bytes(pb)  # the graph whole, the variables not yet
+    time.sleep(1.1)  # a version that failed is looked at again once its files change
+    assert still_serving("2")["3"]["state"] == "END"
+    shutil.copytree(source / "1" / "variables", copy / "variables")
+    for rest in (p for p in (source / "1").iterdir() if not (copy / p.name).exists()):
+        (shutil.copytree if rest.is_dir() else shutil.copy)(rest, copy / rest.name)
+    time.sleep(1.1)
+    assert still_serving("3")["3"]["status"] == {"error_code": "OK", "error_message": ""}
+    status, answer = call(f"{base}/versions/3:predict", {"instances": images.tolist()})
+    assert status == 200 and [p["class"] for p in answer["predictions"]] == labels.tolist()
+    shutil.rmtree(copy)
+
+
+def test_a_bomb_among_concurrent_requests_is_refused_before_it_is_batched(server, digits):
+    """An image whose header declares 20000x20000 pixels gets a 400 naming the limit
+    at once, and the good requests sent with it are answered as quickly as without it."""
+    images, labels = digits
+    png = tf.io.encode_png(np.zeros((10, 10, 1), np.uint8)).numpy()
+    bomb = png[:16] + (20000).to_bytes(4, "big") * 2 + png[24:]
+    url = f"{server['base']}/v1/models/relunet:predict"
+    good = {"signature_name": "serving_bytes", "instances": [b64_png(images[0])]}
+    bomb = {"b64": base64.b64encode(bomb).decode()}
+    bad = {"signature_name": "serving_bytes", "instances": [bomb]}
+    start = time.monotonic()
+    answers = at_once([(url, good)] * 4 + [(url, bad)])
+    assert time.monotonic() - start < 5  # decoding the bomb takes minutes and gigabytes
+    assert [status for status, _, _ in answers] == [200] * 4 + [400]
+    assert all(answer["predictions"][0]["class"] == labels[0] for _, answer, _ in answers[:4])
+    assert "declares 20000x20000 pixels" in answers[4][1]["error"]
+    assert "50,000,000" in answers[4][1]["error"]
 
 
 def test_it_listens_on_this_machine_only_by_default(server):

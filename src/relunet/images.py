@@ -26,6 +26,10 @@ a photo of nothing), so callers say "no digit found" instead of the model's gues
 28x28 greyscale image on a dark background (an MNIST digit saved as a file) is taken as
 it is. `deskew` straightens a batch of digits by their moments; the model applies it
 (relunet.model) when asked, so training and serving see it alike.
+
+Before anything is decoded, the size the file declares in its header must be at most
+relunet.headers.MAX_PIXELS: a small file can declare a huge image (a decompression
+bomb), and decoding it would take the memory and the minutes of every request beside it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from relunet import ink
+from relunet.headers import MAX_PIXELS, declared_size, within_budget
 from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, PIXEL_MAX
 
 DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
@@ -46,8 +51,19 @@ DIGIT = tf.TensorSpec(INPUT_SHAPE, tf.uint8)
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
 def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(uint8 [28, 28, 1], bool found) from the bytes of one image file."""
-    image = tf.io.decode_image(encoded, expand_animations=False)
+    """(uint8 [28, 28, 1], bool found) from the bytes of one image file; an
+    InvalidArgumentError for one that declares more than MAX_PIXELS."""
+    size = declared_size(encoded)
+    fits = tf.debugging.Assert(
+        within_budget(size),
+        [
+            f"the image declares more pixels than relunet reads ({MAX_PIXELS}), as frames, "
+            "height and width:",
+            size,
+        ],
+    )
+    with tf.control_dependencies([fits]):
+        image = tf.io.decode_image(encoded, expand_animations=False)
     gray = ink.grayscale(tf.cast(image, tf.float32))
     is_mnist = tf.logical_and(
         tf.reduce_all(tf.equal(tf.shape(image), INPUT_SHAPE)),

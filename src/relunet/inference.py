@@ -17,6 +17,7 @@ from relunet import data, preflight
 from relunet.classifier import BATCH, Classifier, load_classifier
 from relunet.config import EvaluateConfig, PredictConfig
 from relunet.errors import RelunetError
+from relunet.headers import over_budget
 from relunet.images import found_as_is, mnist_digit
 from relunet.inputs import labelled_image_files, read_npy_images
 
@@ -44,6 +45,9 @@ def to_mnist_image(encoded: bytes, name: str = "image", many: bool = False) -> t
     `many` runs the traced function, traced once for all of them."""
     digit = mnist_digit if many else mnist_digit.python_function
     try:
+        too_many = over_budget(tf.constant(encoded))
+        if too_many:
+            raise RelunetError(f"{name} {too_many}.")
         image, found = digit(tf.constant(encoded))
     except (tf.errors.InvalidArgumentError, ValueError):
         raise RelunetError(

@@ -29,6 +29,7 @@ from relunet.config import (
 from relunet.distribute.cluster import worker_task
 from relunet.errors import RelunetError
 from relunet.inputs import labelled_image_files, read_npy_images
+from relunet.listen import listening_socket
 from relunet.paths import (
     check_folder,
     check_new_output_dir,
@@ -126,6 +127,7 @@ def serve(config: ServeConfig) -> ServeConfig:
     """The flags, a folder of SavedModel versions holding every labelled version, and the
     batching settings resolved (when batching is on)."""
     config.validate()
+    listening_socket(config.host, config.port).close()  # bound again, for good, by serve
     versions = check_versions_folder(config.model_dir)
     for label, number in config.version_labels().items():
         if number not in versions:

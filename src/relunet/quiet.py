@@ -19,6 +19,35 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
+# The messages libjpeg-turbo prints to stderr on its own (its jerror.h), as they begin.
+_LIBJPEG = "|".join(
+    (
+        r"Corrupt JPEG data: ",
+        r"Premature end of (JPEG|input) file",
+        r"Invalid (SOS parameters|JPEG file structure|component ID|progressive parameters)",
+        r"Inconsistent progression sequence",
+        r"Unknown Adobe color transform",
+        r"Warning: (unknown JFIF revision|thumbnail image size)",
+        r"Application transferred too (many|few) scanlines",
+        r"Not a JPEG file: ",
+        r"Unsupported (JPEG (process|data precision)|marker type|color conversion)",
+        r"Bogus ",
+        r"(Huffman|Quantization|Arithmetic) table 0x",
+        r"Empty (JPEG image|input file)",
+        r"JPEG datastream contains no image",
+        r"Maximum supported image dimension",
+        r"Sampling factors too large",
+        r"Improper call to JPEG library",
+        r"Insufficient memory \(case",
+        r"Missing Huffman code table entry",
+        r"Huffman code size table overflow",
+        r"DCT coefficient out of range",
+        r"Didn't expect more than one scan",
+        r"Too many color components",
+        r"Image too wide for this implementation",
+        r"Scan script does not transmit all data",
+    )
+)
 _TF_NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
     r"cudart_stub\.cc|Could not find cuda drivers|failed call to cuInit|"
@@ -27,7 +56,11 @@ _TF_NOISE = re.compile(
     # XLA's persistent compilation cache, each time it loads an entry: it first tries
     # the text format, and it takes its own tuning flags for machine features.
     r"Error parsing text-format tensorflow\.XlaSerializedCacheEntry|"
-    r"Loading XLA:CPU AOT result\. Target machine feature \+prefer-no-(scatter|gather) is not"
+    r"Loading XLA:CPU AOT result\. Target machine feature \+prefer-no-(scatter|gather) is not|"
+    # TensorFlow's image decoders and libjpeg (in TensorFlow), on a broken image file: a
+    # warning or an error, logged as it goes; relunet's own one line says what is wrong.
+    r"(jpeg_mem|png_io|gif_io|decode_image_op)\.cc:\d+\] |"
+    rf"^({_LIBJPEG})"
 )
 
 

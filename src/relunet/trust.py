@@ -32,7 +32,8 @@ ALLOWED_OPS = frozenset(
     Neg Maximum Minimum Square Sqrt Rsqrt Exp Log Log1p Abs Sign Round Floor Ceil Pow Sum
     Mean Max Min Prod ArgMax ArgMin ClipByValue
     Relu Relu6 LeakyRelu Elu Selu Sigmoid Tanh Softplus Softsign Softmax LogSoftmax
-    DecodeImage DecodePng DecodeJpeg DecodeGif DecodeBmp ResizeBilinear ResizeArea
+    DecodeImage DecodePng DecodeJpeg DecodeGif DecodeBmp DecodeRaw ExtractJpegShape LeftShift
+    ResizeBilinear ResizeArea
     ResizeBicubic ResizeNearestNeighbor ScaleAndTranslate
     MaxPool MaxPoolV2 Cumsum Bincount DenseBincount TopKV2 UnsortedSegmentSum UnsortedSegmentMax
 """.split()

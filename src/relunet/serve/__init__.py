@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from relunet import preflight
 from relunet.config import ServeConfig
+from relunet.listen import listening_socket
 
 __all__ = ["run", "serve"]
 
@@ -42,6 +43,7 @@ def run(config: ServeConfig) -> None:
     from relunet.serve.models import ModelFolder
     from relunet.serve.rest import create_app
 
+    listener = listening_socket(config.host, config.port)  # before the seconds of loading
     labels = config.version_labels()
     models = ModelFolder(config.model_dir, config.name, config.trust_model, labels)
     print(
@@ -49,6 +51,8 @@ def run(config: ServeConfig) -> None:
         f"http://{config.host}:{config.port}/ (REST: /v1/models/{config.name}:predict)",
         flush=True,
     )
+    for number, failed in sorted(models.unloadable.items()):
+        print(f"serve: version {number} is not served: {failed.error}", flush=True)
     if labels:
         named = ", ".join(f"{label}={number}" for label, number in labels.items())
         print(f"serve: labels {named} (/v1/models/{config.name}/labels/LABEL)", flush=True)
@@ -66,7 +70,9 @@ def run(config: ServeConfig) -> None:
         )
     try:
         app = create_app(models, batcher, config.max_body_bytes)
-        uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.run(sockets=[listener])
     finally:
+        listener.close()
         if batcher is not None:
             batcher.close()

@@ -166,7 +166,10 @@ def read_request(body: bytes) -> tuple[str | None, bool, Any]:
             '"inputs" (columnar format), not both.'
         )
     rows = "instances" in request
-    return request.get("signature_name") or None, rows, request["instances" if rows else "inputs"]
+    name = request.get("signature_name")
+    if name is not None and not isinstance(name, str):
+        raise BadRequest(f'"signature_name" must be a string. Received: {json.dumps(name)[:100]}.')
+    return name or None, rows, request["instances" if rows else "inputs"]
 
 
 def to_input(values: Any, spec: InputSpec, rows: bool) -> np.ndarray | list[bytes]:

@@ -1,13 +1,16 @@
 """The served model: a folder of numbered SavedModel versions, their labels, and each
 version's signatures as functions of NumPy batches.
 
-A version that appears in the folder is loaded at the next request (the folder is
-looked at again when its modification time changes, and at least once a second, as TF
-Serving polls its file system). Labels (`--label stable=1`) name versions, as TF
-Serving's `version_labels`. The metadata answer is TF Serving's: the SignatureDefs of
-`saved_model.pb` in protobuf's JSON with the proto field names (`tensor_shape`,
-`method_name`) and every field written, defaults too (`"name": ""` in each `dim`,
-`"unknown_rank": false`, `"defaults": {}`), as its model servers print them.
+The folder is looked at again when its modification time changes, and at least once
+a second, as TF Serving polls its file system. A version is served once it loads whole
+(its saved_model.pb parses, its variables restore, its signatures pass the checks); a
+folder still being copied, or a broken one, fails to load, is reported in the status
+with TF Serving's state and error fields, and is tried again only when its files
+change, while the versions already loaded keep serving. Labels (`--label stable=1`)
+name versions, as TF Serving's `version_labels`. The metadata answer is TF Serving's:
+the SignatureDefs of `saved_model.pb` in protobuf's JSON with the proto field names
+(`tensor_shape`, `method_name`) and every field written, defaults too (`"name": ""` in
+each `dim`, `"unknown_rank": false`, `"defaults": {}`), as its model servers print them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from relunet.classifier import load_classifier
+from relunet.errors import RelunetError
 from relunet.paths import no_versions, saved_model_versions
 from relunet.serve.decode import BadRequest, InputSpec
 from relunet.signatures import SIGNATURE
@@ -53,8 +57,7 @@ class Signature:
         try:
             outputs = self.function(**{self.spec.name: joined})
         except (tf.errors.InvalidArgumentError, ValueError) as error:
-            message = " ".join(str(error).split())[:300]
-            raise BadRequest(f"The model could not run on this input: {message}") from None
+            raise BadRequest(f"The model could not run on this input: {_reason(error)}") from None
         outputs = {name: value.numpy() for name, value in outputs.items()}
         if len(inputs) == 1:
             return [outputs]
@@ -74,6 +77,7 @@ class Version:
     loaded: Any  # the tf.saved_model.load result, kept alive with its variables
     signatures: dict[str, Signature]
     metadata: dict[str, Any]
+    files: tuple = ()  # its folder's files when it was loaded (see _files)
 
     def signature(self, name: str | None) -> Signature:
         name = name or SIGNATURE
@@ -85,8 +89,19 @@ class Version:
         return self.signatures[name]
 
 
+@dataclass
+class Unloadable:
+    """A version folder that did not load: why, and its files as they were then (it is
+    tried again once they change)."""
+
+    number: int
+    error: str
+    files: tuple
+
+
 class ModelFolder:
-    """The numbered SavedModel versions in one folder, loaded as they appear."""
+    """The numbered SavedModel versions in one folder, loaded once they are whole and
+    unloaded once they are gone."""
 
     def __init__(
         self,
@@ -98,21 +113,44 @@ class ModelFolder:
         self.folder, self.name, self.trust_model = Path(folder), name, trust_model
         self.labels = dict(labels or {})
         self._versions: dict[int, Version] = {}
+        self.unloadable: dict[int, Unloadable] = {}
         self._lock = threading.Lock()
         self._seen: tuple[int, float] | None = None  # (folder mtime, when) of the last scan
         if not self.refresh():
+            if self.unloadable:  # no version loaded: the first reason is the user's answer
+                raise RelunetError(next(iter(self.unloadable.values())).error)
             raise no_versions(self.folder)
 
     def refresh(self) -> dict[int, Version]:
-        """Load any version that appeared since the last look; return all of them."""
+        """Load any version that appeared, or changed since it failed, since the last
+        look; return the loaded ones."""
         with self._lock:
             mtime, now = os.stat(self.folder).st_mtime_ns, time.monotonic()
             if self._seen is None or self._seen[0] != mtime or now - self._seen[1] > RESCAN_SECONDS:
-                for number in saved_model_versions(self.folder):
-                    if number not in self._versions:
-                        self._versions[number] = self._load(number)
+                on_disk = saved_model_versions(self.folder)
+                for number, path in on_disk.items():
+                    loaded = self._versions.get(number)
+                    if loaded is None or loaded.files != _files(path):  # new, or replaced
+                        self._versions.pop(number, None)
+                        self._try_to_load(number, path)
+                for gone in (set(self._versions) | set(self.unloadable)) - set(on_disk):
+                    self._versions.pop(gone, None)  # unloaded, as TF Serving unloads it
+                    self.unloadable.pop(gone, None)
                 self._seen = (mtime, now)
             return dict(self._versions)
+
+    def _try_to_load(self, number: int, path: Path) -> None:
+        files = _files(path)
+        failed = self.unloadable.get(number)
+        if failed is not None and failed.files == files:
+            return  # nothing changed since it failed
+        try:
+            self._versions[number] = self._load(number, path)
+            self._versions[number].files = files
+            self.unloadable.pop(number, None)
+        except Exception as error:  # any failure: a half-copied folder fails many ways
+            reason = " ".join(str(error).split())[:300] or type(error).__name__
+            self.unloadable[number] = Unloadable(number, reason, files)
 
     def version(self, number: int | None = None, label: str | None = None) -> Version:
         """The version a request names by number or label (the newest if neither)."""
@@ -121,22 +159,51 @@ class ModelFolder:
                 raise BadRequest(f"Unrecognized servable version label: {label}")
             number = self.labels[label]
         versions = self.refresh()
+        if not versions:
+            raise BadRequest(f"No version of {self.name} is loaded now; see its status.", 503)
         if number is None:
             return versions[max(versions)]
         if number not in versions:
+            failed = self.unloadable.get(number)
+            why = f"; version {number} could not be loaded: {failed.error}" if failed else ""
             raise BadRequest(
-                f"Servable not found for request: Specific({self.name}, {number})", 404
+                f"Servable not found for request: Specific({self.name}, {number}){why}", 404
             )
         return versions[number]
 
-    def _load(self, number: int) -> Version:
-        path = self.folder / str(number)
+    def _load(self, number: int, path: Path) -> Version:
         loaded = load_classifier(path, trust_model=self.trust_model).saved_model  # and checks
         signatures = {
             name: Signature(name, function, _input_spec(function))
             for name, function in loaded.signatures.items()
         }
         return Version(number, path, loaded, signatures, metadata(path, number, self.name))
+
+
+def _reason(error: Exception) -> str:
+    """What an op's error says, without TensorFlow's frame of it (where in the graph)."""
+    text = getattr(error, "message", None) or str(error)
+    kept = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip()
+        and not line.strip().startswith(("Graph execution error", "Detected at node", "[[", "<"))
+    ]
+    return " ".join(" ".join(kept).split())[:300] or type(error).__name__
+
+
+def _files(path: Path) -> tuple:
+    """Every file of a version folder with its size and modification time: a copy still
+    under way changes them."""
+    found = []
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                stat = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            found.append((os.path.join(root, name), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
 
 
 def _input_spec(function: Any) -> InputSpec | None:

@@ -23,12 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
+import tensorflow as tf
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from relunet.errors import RelunetError
+from relunet.headers import over_budget
 from relunet.serve.batching import Batcher
 from relunet.serve.decode import BadRequest, answer, read_request, to_input
 from relunet.serve.models import ModelFolder, Signature, Version
@@ -61,6 +63,12 @@ def create_app(models: ModelFolder, batcher: Batcher | None, max_body_bytes: int
                 raise BadRequest(f"Servable not found for request: Latest({path['name']})", 404)
             number = _version_number(path["version"])
             verb = (path["verb"] or "").lower()
+            if request.method not in ("GET", "POST"):
+                raise BadRequest(
+                    f"The method {request.method} is not allowed here; GET the status or "
+                    "metadata, POST :predict.",
+                    405,
+                )
             if request.method == "POST":
                 if verb != "predict" or path["metadata"]:
                     raise BadRequest(f"The verb {verb!r} is not supported; use :predict.", 404)
@@ -83,7 +91,8 @@ def create_app(models: ModelFolder, batcher: Batcher | None, max_body_bytes: int
         html = resources.files("relunet").joinpath("static/draw.html").read_text()
         return HTMLResponse(html.replace("{{MODEL}}", models.name))
 
-    return Starlette(routes=[Route("/", page), Route("/{path:path}", api, methods=["GET", "POST"])])
+    every = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]  # all answered in JSON
+    return Starlette(routes=[Route("/", page), Route("/{path:path}", api, methods=every)])
 
 
 async def _predict(
@@ -123,7 +132,22 @@ def _decode(
             f'The signature "{signature.name}" does not take exactly one input; '
             "relunet serve runs those that do."
         )
-    return version, signature, to_input(values, signature.spec, rows), rows
+    inputs = to_input(values, signature.spec, rows)
+    if signature.spec.dtype is None:  # encoded images: none may be a bomb (before batching)
+        for index, encoded in enumerate(inputs):
+            _check_pixels(encoded, index)
+    return version, signature, inputs, rows
+
+
+def _check_pixels(encoded: bytes, index: int) -> None:
+    """Refuse, before it is batched with others, an image whose header declares more than
+    relunet reads, or a JPEG whose header cannot be read."""
+    try:
+        too_many = over_budget(tf.constant(encoded))
+    except tf.errors.InvalidArgumentError:
+        raise BadRequest(f"Image {index} cannot be decoded as an image.") from None
+    if too_many:
+        raise BadRequest(f"Image {index} {too_many}.")
 
 
 def _served(models: ModelFolder, number: int | None, label: str | None) -> Version | None:
@@ -137,7 +161,7 @@ def _served(models: ModelFolder, number: int | None, label: str | None) -> Versi
 def _version_number(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise BadRequest(f"The version {text!r} is not a number.")
     return int(text)
 
@@ -145,7 +169,10 @@ def _version_number(text: str | None) -> int | None:
 async def _read_body(request: Request, limit: int) -> bytes:
     """The body, or a 413 once all of it (up to DRAIN_BYTES past the limit) is read."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + DRAIN_BYTES:
+    waits = "100-continue" in request.headers.get("expect", "").lower()
+    # A client that waits for "100 Continue" before sending its body gets the 413 at
+    # once (the server sends 100 only when the body is first read).
+    if declared.isdigit() and int(declared) > (limit if waits else limit + DRAIN_BYTES):
         raise BadRequest(
             f"The request is {int(declared):,} bytes; the limit is {limit:,} bytes.", 413
         )
@@ -163,14 +190,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _status(models: ModelFolder, only: Version | None) -> dict[str, Any]:
-    versions = [only] if only else sorted(models.refresh().values(), key=lambda v: -v.number)
+    """TF Serving's version status: AVAILABLE with OK, or (for a version folder that did
+    not load) END with the error, as TF Serving reports a servable that failed."""
+    loaded = [only] if only else list(models.refresh().values())
+    found = {v.number: ("AVAILABLE", "OK", "") for v in loaded}
+    if only is None:
+        for number, failed in models.unloadable.items():
+            found[number] = ("END", "UNKNOWN", failed.error)
     return {
         "model_version_status": [
             {
-                "version": str(v.number),
-                "state": "AVAILABLE",
-                "status": {"error_code": "OK", "error_message": ""},
+                "version": str(number),
+                "state": state,
+                "status": {"error_code": code, "error_message": message},
             }
-            for v in versions
+            for number, (state, code, message) in sorted(found.items(), reverse=True)
         ]
     }

@@ -1,0 +1,26 @@
+"""The server's listening socket, bound before anything is loaded: a port that another
+process holds is answered in one line at once, not after seconds of loading models."""
+
+from __future__ import annotations
+
+import socket
+
+from relunet.errors import RelunetError
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port), as uvicorn binds its own; RelunetError naming
+    the address when it cannot be bound (in use, not this machine's, not allowed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        reason = error.strerror or str(error)
+        raise RelunetError(f"The address {host}:{port} cannot be listened on ({reason}).") from None
+    except UnicodeError:  # a host name that is not one
+        sock.close()
+        raise RelunetError(f"The host {host!r} is not an address of this machine.") from None
+    return sock
