@@ -173,6 +173,10 @@ def _add_image_folders(root):
     png = tf.io.encode_png(np.full((28, 28, 1), 255, np.uint8)).numpy()
     for name in ("not_a_digit/3", "not_a_digit/cats", "unreadable/7", "empty_image/1", "loose"):
         (root / "images" / name).mkdir(parents=True)
+    for name in ("times/4x2", "negative/-1", "negative/2", "hollow/42", "hollow/7"):
+        (root / "images" / name).mkdir(parents=True)
+    for name in ("times/4x2", "negative/-1", "negative/2", "hollow/42"):
+        (root / "images" / name / "a.png").write_bytes(png)
     (root / "images" / "not_a_digit" / "3" / "a.png").write_bytes(png)
     (root / "images" / "unreadable" / "7" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
     (root / "images" / "empty_image" / "1" / "a.png").write_bytes(b"")
@@ -530,7 +534,19 @@ CASES = {
     ),
     "evaluate: an image folder whose subfolder is not a digit": (
         ["evaluate", "--model", "run", "--images", "images/not_a_digit"],
-        "has a subfolder 'cats'; its subfolders must be named after digits",
+        "has a subfolder 'cats'; a subfolder is named after what its images should read",
+    ),
+    "evaluate: an image folder whose subfolder is not a number": (
+        ["evaluate", "--model", "run", "--images", "images/times"],
+        "has a subfolder '4x2'; a subfolder is named after what its images should read",
+    ),
+    "evaluate: an image folder whose subfolder is a negative number": (
+        ["evaluate", "--model", "run", "--images", "images/negative"],
+        "has a subfolder '-1'; a subfolder is named after what its images should read",
+    ),
+    "evaluate: an image folder with an empty subfolder": (
+        ["evaluate", "--model", "run", "--images", "images/hollow"],
+        "hollow/7 holds no images",
     ),
     "evaluate: an image folder with no images": (
         ["evaluate", "--model", "run", "--images", "images/none"],

@@ -26,15 +26,25 @@ def test_images(mnist_dir):
     return read_folder(mnist_dir).splits["test"].images[:64]
 
 
-def test_serving_signature_equals_the_keras_model_softmax(model, test_images, tmp_path):
+def test_serving_signature_gives_the_calibrated_softmax_and_rejects_below_the_floor(
+    model, test_images, tmp_path
+):
+    """probabilities: softmax(logits / temperature), the temperature the run fitted; class
+    is -1 exactly where the top probability is under reject_below."""
+    assert model.temperature != 1.0 and model.reject_below > 0  # the run calibrated it
     version_dir = export_saved_model(model, tmp_path / "relunet")
     assert version_dir == tmp_path / "relunet" / "1"
 
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     outputs = serve(images=tf.constant(test_images))
-    expected = tf.nn.softmax(model(test_images.astype(np.float32) / 255.0)).numpy()
+    logits = model(test_images.astype(np.float32) / 255.0).numpy()
+    expected = tf.nn.softmax(logits / model.temperature).numpy()
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-6)
-    np.testing.assert_array_equal(outputs["class"].numpy(), expected.argmax(-1))
+    rejected = expected.max(-1) < model.reject_below
+    np.testing.assert_array_equal(outputs["not_a_digit"].numpy(), rejected)
+    np.testing.assert_array_equal(
+        outputs["class"].numpy(), np.where(rejected, -1, expected.argmax(-1))
+    )
     assert serve.structured_input_signature[1]["images"] == tf.TensorSpec(
         [None, 28, 28, 1], tf.uint8, name="images"
     )
@@ -111,6 +121,7 @@ def test_saved_model_cli_shows_and_runs_the_signature(model, test_images, tmp_pa
     assert run.returncode == 0, run.stderr[-2000:]
     probabilities = np.load(tmp_path / "out" / "probabilities.npy")
     classes = np.load(tmp_path / "out" / "class.npy")
-    expected = tf.nn.softmax(model(test_images[:8].astype(np.float32) / 255.0)).numpy()
+    expected = model.probabilities(test_images[:8].astype(np.float32) / 255.0).numpy()
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
-    np.testing.assert_array_equal(classes, expected.argmax(-1))
+    rejected = expected.max(-1) < model.reject_below
+    np.testing.assert_array_equal(classes, np.where(rejected, -1, expected.argmax(-1)))

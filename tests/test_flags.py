@@ -135,6 +135,7 @@ TRAIN = {
             ("thickness", "1"),
         )
     },
+    "non_digits": case("--non-digits", "0.5"),
     "verbose": case("--verbose", "0"),
     "preset": case("--preset", "fast98"),
 }

@@ -20,11 +20,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "relunet"
 # Lowest first. Modules on the first three floors import no TensorFlow.
 FLOORS = {
     "leaves": "errors mnist signatures table files values paths listen quiet _compat",
-    "plain values and files": "series config idx inputs trust distribute.cluster rundir "
+    "plain values and files": "series config calibrate idx inputs trust distribute.cluster rundir "
     "pypi_copy sources trials preflight",
-    "the concepts": "model data prepare builder headers images ink augment backup callbacks "
-    "classifier runtime export inference report plots distribute.devices",
-    "the commands' work": "train tune compare serve serve.batching serve.decode serve.models "
+    "the concepts": "model data prepare builder headers images ink segment nondigits augment "
+    "backup callbacks classifier answers runtime export inference report plots "
+    "distribute.devices",
+    "the commands' work": "train evaluation tune compare serve serve.batching serve.decode serve.models "
     "serve.rest",
     "the command line": "commands cli",
 }

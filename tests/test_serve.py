@@ -187,10 +187,13 @@ def model(trained_run):
 
 @pytest.fixture(scope="module")
 def digits(model, mnist_dir):
-    """Two MNIST test digits the model classifies right, with their labels."""
+    """Two MNIST test digits the model classifies right (and does not reject), with their
+    labels."""
     test = read_folder(mnist_dir).splits["test"]
     images, labels = test.images[:50], test.labels[:50]
-    right = np.flatnonzero(model.predict(to_inputs(images), verbose=0).argmax(-1) == labels)
+    probabilities = model.probabilities(to_inputs(images)).numpy()
+    read = (probabilities.argmax(-1) == labels) & (probabilities.max(-1) >= model.reject_below)
+    right = np.flatnonzero(read)
     chosen = right[[0, 1]]
     return images[chosen], labels[chosen].astype(int)
 
@@ -267,9 +270,20 @@ SERVING_DEFAULT = {
     "outputs": {
         "class": {"dtype": "DT_INT64", "tensor_shape": dims(-1), "name": "OUTPUT"},
         "probabilities": {"dtype": "DT_FLOAT", "tensor_shape": dims(-1, 10), "name": "OUTPUT"},
+        "not_a_digit": {"dtype": "DT_BOOL", "tensor_shape": dims(-1), "name": "OUTPUT"},
     },
     "method_name": "tensorflow/serving/predict",
     "defaults": {},
+}
+# serving_bytes' outputs: serving_default's, and the number read (relunet.answers).
+SERVING_BYTES_OUTPUTS = {
+    **SERVING_DEFAULT["outputs"],
+    "digit_found": {"dtype": "DT_BOOL", "tensor_shape": dims(-1), "name": "OUTPUT"},
+    "number": {"dtype": "DT_STRING", "tensor_shape": dims(-1), "name": "OUTPUT"},
+    "digits": {"dtype": "DT_INT64", "tensor_shape": dims(-1, 8), "name": "OUTPUT"},
+    "digit_count": {"dtype": "DT_INT32", "tensor_shape": dims(-1), "name": "OUTPUT"},
+    "digit_probabilities": {"dtype": "DT_FLOAT", "tensor_shape": dims(-1, 8), "name": "OUTPUT"},
+    "digit_boxes": {"dtype": "DT_INT32", "tensor_shape": dims(-1, 8, 4), "name": "OUTPUT"},
 }
 
 
@@ -296,11 +310,12 @@ def test_the_status_and_metadata_answer_as_tf_serving_does(server):
             assert set(info["tensor_shape"]) == {"dim", "unknown_rank"}
             assert all(set(d) == {"size", "name"} for d in info["tensor_shape"]["dim"])
             assert all(isinstance(d["size"], str) for d in info["tensor_shape"]["dim"])
-    served = signatures["serving_default"]
-    for output in served["outputs"].values():
-        assert output["name"].startswith("StatefulPartitionedCall") and ":" in output["name"]
-        output["name"] = "OUTPUT"
-    assert served == SERVING_DEFAULT
+    for signature in signatures.values():
+        for output in signature["outputs"].values():
+            assert output["name"].startswith("StatefulPartitionedCall") and ":" in output["name"]
+            output["name"] = "OUTPUT"
+    assert signatures["serving_default"] == SERVING_DEFAULT
+    assert signatures["serving_bytes"]["outputs"] == SERVING_BYTES_OUTPUTS
     assert signatures["serving_bytes"]["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
     assert signatures["serving_bytes"]["inputs"]["image_bytes"]["tensor_shape"] == dims(-1)
 
@@ -350,11 +365,15 @@ def test_a_large_pixel_request_gets_the_models_own_answer(server, many):
     images = many[0][:200]
     url = f"{server['base']}/v1/models/relunet:predict"
     status, answer = call(url, {"instances": images.tolist()})
-    logits = server["model"].predict(to_inputs(images), verbose=0)
+    model = server["model"]
+    probabilities = model.probabilities(to_inputs(images)).numpy()
+    rejected = probabilities.max(-1) < model.reject_below
     assert status == 200 and len(answer["predictions"]) == len(images)
-    assert [p["class"] for p in answer["predictions"]] == logits.argmax(-1).tolist()
+    assert [p["not_a_digit"] for p in answer["predictions"]] == rejected.tolist()
+    classes = np.where(rejected, -1, probabilities.argmax(-1))
+    assert [p["class"] for p in answer["predictions"]] == classes.tolist()
     got = np.array([p["probabilities"] for p in answer["predictions"]])
-    assert np.allclose(got, tf.nn.softmax(logits).numpy(), atol=1e-5)
+    assert np.allclose(got, probabilities, atol=1e-5)
 
 
 def test_b64_pngs_get_the_right_classes_through_the_bytes_signature(server, digits):

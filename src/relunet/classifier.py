@@ -21,7 +21,7 @@ from relunet.errors import RelunetError
 from relunet.mnist import INPUT_SHAPE, NUM_CLASSES
 from relunet.model import load_model
 from relunet.paths import resolve_model_path
-from relunet.signatures import IMAGES, PROBABILITIES, SIGNATURE
+from relunet.signatures import IMAGES, NOT_A_DIGIT, PROBABILITIES, SIGNATURE
 from relunet.trust import check_trusted
 
 BATCH = 1024  # images per call when classifying many: about 3 MB of float32 pixels
@@ -29,28 +29,38 @@ BATCH = 1024  # images per call when classifying many: about 3 MB of float32 pix
 
 @dataclass
 class Classifier:
-    """Anything that maps uint8 images [n, 28, 28, 1] to class probabilities [n, 10]."""
+    """Anything that maps uint8 digits [n, 28, 28, 1] to calibrated class probabilities
+    [n, 10], and says which stay under its "not a digit" threshold."""
 
     path: Path
     keras_model: keras.Model | None = None
     signature: object | None = None  # the SavedModel's serving_default function
     saved_model: object | None = None  # keeps the loaded SavedModel (and its variables) alive
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities [n, 10] of uint8 images [n, 28, 28, 1], BATCH at a time."""
-        return np.concatenate(
-            [
-                self._probabilities(images[start : start + BATCH])
-                for start in range(0, len(images), BATCH)
-            ]
-        )
+    def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities [n, 10], not a digit [n] bool) of uint8 digits, BATCH at a time."""
+        parts = [self._classify(images[i : i + BATCH]) for i in range(0, len(images), BATCH)]
+        if not parts:
+            return np.zeros((0, NUM_CLASSES), np.float32), np.zeros(0, bool)
+        return np.concatenate([p for p, _ in parts]), np.concatenate([r for _, r in parts])
 
-    def _probabilities(self, images: np.ndarray) -> np.ndarray:
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities [n, 10] of uint8 digits [n, 28, 28, 1]."""
+        return self.classify(images)[0]
+
+    def _classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.keras_model is None:
-            return self.signature(**{IMAGES: tf.constant(images, tf.uint8)})[PROBABILITIES].numpy()
+            out = self.signature(**{IMAGES: tf.constant(images, tf.uint8)})
+            probabilities = out[PROBABILITIES].numpy()
+            if NOT_A_DIGIT in out:
+                return probabilities, out[NOT_A_DIGIT].numpy()
+            return probabilities, np.zeros(len(images), bool)  # an export before 0.3
         # Called directly: predict() would first build (and with XLA, compile) a function,
         # which costs a short command more than the math does.
-        return tf.nn.softmax(self.keras_model(to_inputs(images), training=False)).numpy()
+        model = self.keras_model
+        logits = model(to_inputs(images), training=False)
+        probabilities = tf.nn.softmax(logits / getattr(model, "temperature", 1.0)).numpy()
+        return probabilities, probabilities.max(-1) < getattr(model, "reject_below", 0.0)
 
 
 def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:

@@ -77,7 +77,7 @@ def export(config: ExportConfig) -> int:
 def predict(config: PredictConfig) -> int:
     config = preflight.predict(config)
     _import_tensorflow()
-    from relunet.inference import run_predict
+    from relunet.inference import run_predict, said_in_words
 
     results = run_predict(config)
     if config.json:
@@ -85,25 +85,20 @@ def predict(config: PredictConfig) -> int:
         return 0
     width = max(len(r["input"]) for r in results)
     for r in results:
-        answer = f"{r['class']}  (p={r['probability']:.3f})" if r["digit_found"] else ""
-        print(f"{r['input']:<{width}}  {answer or 'no digit found'}")
+        print(f"{r['input']:<{width}}  {said_in_words(r)}")
     return 0
 
 
 def evaluate(config: EvaluateConfig) -> int:
     config = preflight.evaluate(config)
     _import_tensorflow()
-    from relunet.inference import run_evaluate
+    from relunet.evaluation import run_evaluate, summary
 
     result = run_evaluate(config, verbose=not config.json)
     if config.json:
         print(json.dumps(result, indent=2))
         return 0
-    none = f", no digit found in {result['no_digit']}" if result.get("no_digit") else ""
-    print(
-        f"{result['data']}: accuracy {result['accuracy']:.4f}, "
-        f"loss {result['loss']:.4f} ({result['examples']} images{none}, {result['model']})"
-    )
+    print(summary(result))
     if config.report:
         from relunet.report import format_scores
 

@@ -33,6 +33,7 @@ from relunet.config import NO_SPLIT, AugmentConfig, DataConfig, OptimConfig, tak
 from relunet.errors import RelunetError
 from relunet.files import TMP_PREFIX, read_json, sha256_file, write_json_atomic
 from relunet.mnist import NUM_CLASSES, PIXEL_MAX
+from relunet.nondigits import non_digits
 from relunet.prepare import find_source
 from relunet.sources import Source, default_tfds_dir  # noqa: F401  (public here)
 from relunet.values import check_split
@@ -263,11 +264,22 @@ def _epochs(
             lambda step: (epoch, step, order[step * batch_size : (step + 1) * batch_size])
         )
 
+    extra = round((config.augment.non_digits if config.augment else 0.0) * batch_size)
+
     def batch(epoch: tf.Tensor, step: tf.Tensor, indices: tf.Tensor):
         images = tf.gather(arrays.images, indices)
         if augment is not None:
             images = distort(images, batch_key(seed, epoch, step), augment)
-        return normalize(images, tf.gather(arrays.labels, indices), config.label_smoothing)
+        images, labels = normalize(
+            images, tf.gather(arrays.labels, indices), config.label_smoothing
+        )
+        if not extra:
+            return images, labels
+        # Shapes that are not digits, labelled with no class (relunet.nondigits).
+        key = tf.random.experimental.stateless_fold_in(batch_key(seed, epoch, step), 7)
+        shapes = to_inputs(non_digits(tf.gather(arrays.images, indices), extra, key))
+        no_class = tf.fill([extra, NUM_CLASSES], 1.0 / NUM_CLASSES)
+        return tf.concat([images, shapes], 0), tf.concat([labels, no_class], 0)
 
     return (
         tf.data.Dataset.range(1)

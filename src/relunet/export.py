@@ -1,15 +1,19 @@
 """Export a trained model as a SavedModel that TensorFlow Serving loads as-is.
 
 Layout: `<out>/<version>/saved_model.pb`, integer versions, as TF Serving expects.
-Two signatures, each returning `probabilities` [batch, 10] and `class` [batch]:
+Two signatures, each returning calibrated `probabilities` [batch, 10], `class` [batch]
+and `not_a_digit` [batch] (relunet.calibrate: a digit under the model's threshold is not
+read, and its class is -1):
 
-  serving_default  `images`: raw uint8 pixels [batch, 28, 28, 1], normalised inside,
-                   so a client sends pixels and never needs the training pipeline;
-  serving_bytes    `image_bytes`: encoded PNG/JPEG/GIF/BMP files [batch], decoded and
-                   made into MNIST digits inside (`relunet.images`), so a TF Serving
-                   REST client can post `{"b64": ...}` images; it also returns
-                   `digit_found` [batch], false for an image with no digit in it (a
-                   blank page), whose `class` is then -1.
+  serving_default  `images`: raw uint8 pixels [batch, 28, 28, 1], one digit each,
+                   normalised inside, so a client sends pixels and never needs the
+                   training pipeline;
+  serving_bytes    `image_bytes`: encoded PNG/JPEG/GIF/BMP files [batch], each read as
+                   a row of digits inside (`relunet.images`, one to MAX_DIGITS of them,
+                   each made an MNIST digit), so a TF Serving REST client can post
+                   `{"b64": ...}` images; it also returns the number read and each
+                   digit's class, probability and box (`relunet.answers`), and
+                   `digit_found`, false for a blank page.
 
 A version is written to a hidden temporary folder and renamed into place: a crash
 never leaves half a version.
@@ -25,17 +29,18 @@ import keras
 import tensorflow as tf
 
 from relunet import preflight
+from relunet.answers import answers
 from relunet.classifier import load_classifier
 from relunet.config import ExportConfig
 from relunet.data import to_inputs
-from relunet.images import mnist_digits
-from relunet.mnist import INPUT_SHAPE
+from relunet.images import read_batch
+from relunet.mnist import INPUT_SHAPE, MAX_DIGITS
 from relunet.signatures import (
     BYTES_SIGNATURE,
     CLASS,
-    DIGIT_FOUND,
     IMAGE_BYTES,
     IMAGES,
+    NOT_A_DIGIT,
     PROBABILITIES,
     SIGNATURE,
 )
@@ -88,22 +93,33 @@ def write_version(model: keras.Model, out: Path, version: int, verbose: bool = T
 def _archive(model: keras.Model) -> keras.export.ExportArchive:
     archive = keras.export.ExportArchive()
     archive.track(model)
+    # The calibration relunet.calibrate fitted (a model from elsewhere has none).
+    temperature = float(getattr(model, "temperature", 1.0))
+    reject_below = float(getattr(model, "reject_below", 0.0))
 
     def classify(images):
-        probabilities = tf.nn.softmax(model(to_inputs(images), training=False), axis=-1)
-        return {PROBABILITIES: probabilities, CLASS: tf.argmax(probabilities, axis=-1)}
+        """Calibrated probabilities of uint8 digits [n, 28, 28, 1], and whether each
+        stays under the threshold."""
+        logits = model(to_inputs(images), training=False)
+        probabilities = tf.nn.softmax(logits / temperature, axis=-1)
+        return probabilities, tf.reduce_max(probabilities, axis=-1) < reject_below
 
     @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8, name=IMAGES)])
     def serve(images):
-        return classify(images)
+        probabilities, rejected = classify(images)
+        best = tf.where(rejected, tf.constant(-1, tf.int64), tf.argmax(probabilities, axis=-1))
+        return {PROBABILITIES: probabilities, CLASS: best, NOT_A_DIGIT: rejected}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
     def serve_bytes(image_bytes):
-        digits, found = mnist_digits(image_bytes)
-        answer = classify(digits)
-        # An image with no digit in it (a blank page) has no class: -1, and digit_found says so.
-        no_class = tf.constant(-1, answer[CLASS].dtype)
-        return {**answer, CLASS: tf.where(found, answer[CLASS], no_class), DIGIT_FOUND: found}
+        read = read_batch(image_bytes)
+        probabilities, rejected = classify(tf.reshape(read["digits"], [-1, *INPUT_SHAPE]))
+        per_image = [-1, MAX_DIGITS]
+        return answers(
+            read,
+            tf.reshape(probabilities, [*per_image, probabilities.shape[-1]]),
+            tf.reshape(rejected, per_image),
+        )
 
     archive.add_endpoint(SIGNATURE, serve)
     archive.add_endpoint(BYTES_SIGNATURE, serve_bytes)

@@ -36,23 +36,31 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from relunet import ink
+from relunet import ink, segment
 from relunet.headers import MAX_PIXELS, declared_size, within_budget
-from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, PIXEL_MAX
+from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, MAX_DIGITS, PIXEL_MAX
 
 DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
 WORK_BOX = 80  # where stroke width is measured and changed (4 x DIGIT_BOX)
 STROKE_WIDTH = 8.0  # MNIST's median stroke width in the working box
 STROKE_TOLERANCE = 0.25  # a width within 25% of it is left alone
 MAX_STROKE_CHANGE = 2  # pixels of erosion or dilation a side, at most
-MIN_DIGIT_SIDE = 3  # pixels, after scaling to at most 256 a side: smaller ink is a dot
+MIN_DIGIT_SIDE = 3  # pixels, once the page is scaled down (relunet.ink.shrink): a dot
 DIGIT = tf.TensorSpec(INPUT_SHAPE, tf.uint8)
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
-def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(uint8 [28, 28, 1], bool found) from the bytes of one image file; an
-    InvalidArgumentError for one that declares more than MAX_PIXELS."""
+def read_digits(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The digits written in one image file, left to right, each made an MNIST digit:
+
+        digits    uint8 [MAX_DIGITS, 28, 28, 1], zeros past `count`
+        count     int32, the digits found (0 for a blank page)
+        boxes     int32 [MAX_DIGITS, 4], each digit's top, left, bottom, right (ends
+                  excluded) in the file's pixels
+        found     bool, ink that stands out from the paper, in a digit's size or more
+        too_many  bool, more marks than MAX_DIGITS: not a number relunet reads
+
+    An InvalidArgumentError for a file that declares more than MAX_PIXELS."""
     size = declared_size(encoded)
     fits = tf.debugging.Assert(
         within_budget(size),
@@ -69,11 +77,39 @@ def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         tf.reduce_all(tf.equal(tf.shape(image), INPUT_SHAPE)),
         tf.reduce_mean(ink.border(gray)) < PIXEL_MAX / 2,
     )
-    return tf.cond(
-        is_mnist,
-        lambda: (tf.reshape(image, INPUT_SHAPE), found_as_is(tf.reshape(image, INPUT_SHAPE))),
-        lambda: like_mnist(gray),
-    )
+    return tf.cond(is_mnist, lambda: _as_it_is(tf.reshape(image, INPUT_SHAPE)), lambda: page(gray))
+
+
+READ = {  # what read_digits returns, for tf.map_fn over a batch of files
+    "digits": tf.TensorSpec([MAX_DIGITS, *INPUT_SHAPE], tf.uint8),
+    "count": tf.TensorSpec([], tf.int32),
+    "boxes": tf.TensorSpec([MAX_DIGITS, 4], tf.int32),
+    "found": tf.TensorSpec([], tf.bool),
+    "too_many": tf.TensorSpec([], tf.bool),
+}
+
+
+def read_batch(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
+    """read_digits of each of a batch [n] of image files' bytes, stacked."""
+    return tf.map_fn(read_digits, encoded, fn_output_signature=READ)
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(uint8 [28, 28, 1], bool found): the first digit an image file holds (of a file of
+    one digit, that digit)."""
+    read = read_digits(encoded)
+    return read["digits"][0], tf.logical_and(read["found"], read["count"] > 0)
+
+
+def _as_it_is(digit: tf.Tensor) -> dict[str, tf.Tensor]:
+    """A 28x28 greyscale image on a dark ground (an MNIST digit saved as a file): one digit."""
+    found = found_as_is(digit)
+    digits = tf.concat([digit[None], tf.zeros([MAX_DIGITS - 1, *INPUT_SHAPE], tf.uint8)], 0)
+    box = tf.constant([0, 0, IMAGE_SIZE, IMAGE_SIZE], tf.int32)
+    boxes = tf.concat([box[None], tf.zeros([MAX_DIGITS - 1, 4], tf.int32)], 0)
+    count = tf.cast(found, tf.int32)
+    return {"digits": digits, "count": count, "boxes": boxes, "found": found, "too_many": False}
 
 
 def found_as_is(digits: tf.Tensor) -> tf.Tensor:
@@ -83,33 +119,88 @@ def found_as_is(digits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(pixels, axis=[-3, -2, -1]) > ink.MIN_CONTRAST
 
 
-def mnist_digits(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(uint8 [n, 28, 28, 1], bool [n] found) from a batch [n] of image files' bytes."""
-    spec = (DIGIT, tf.TensorSpec([], tf.bool))
-    return tf.map_fn(mnist_digit, encoded, fn_output_signature=spec)
-
-
-def like_mnist(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(uint8 [28, 28, 1], bool found) from a grey image [h, w] in 0..255."""
-    x = ink.without_paper(ink.ink_up(ink.on_the_paper(ink.shrink(gray))))
+def page(gray: tf.Tensor) -> dict[str, tf.Tensor]:
+    """read_digits of a grey image [h, w] in 0..255: the page's ink found (relunet.ink),
+    split into digits (relunet.segment), each made an MNIST digit (`as_mnist`)."""
+    small, factor = ink.shrink(gray)
+    sheet, corner = ink.on_the_paper(small)
+    x = ink.without_paper(ink.ink_up(sheet))
     threshold = ink.otsu(x, tf.reduce_max(x))
     strokes = x > threshold
     level = ink.ink_level(x, strokes)
     contrast = ink.stands_out(x, strokes, level)
     x = ink.stretched(x, level, threshold)
-    x, strokes = ink.without_specks(x, strokes)
-    where = tf.where(strokes)
+    x, strokes, ids = ink.without_specks(x, strokes)
     found = tf.logical_and(contrast, tf.reduce_any(strokes))
-    start = tf.where(found, tf.reduce_min(where, axis=0), [0, 0])
-    stop = tf.where(found, tf.reduce_max(where, axis=0) + 1, tf.cast(tf.shape(x), tf.int64))
-    found = tf.logical_and(found, tf.reduce_max(stop - start) >= MIN_DIGIT_SIDE)  # a dot is not
-    square = _pad_to_square(x[start[0] : stop[0], start[1] : stop[1]])
-    digit = tf.clip_by_value(_boxed(square), 0.0, PIXEL_MAX)
+    group, columns, group_map = segment.digit_slots(tf.where(found, ids, 0))
+    slots = tf.size(group)
+    too_many = slots > MAX_DIGITS
+    spare = tf.maximum(MAX_DIGITS - slots, 0)
+    group = tf.concat([group[:MAX_DIGITS], -tf.ones([spare], tf.int32)], 0)
+    columns = tf.concat([columns[:MAX_DIGITS], tf.zeros([spare, 2], tf.int32)], 0)
+    edge = tf.nn.max_pool2d(tf.cast(group_map, tf.float32)[None, ..., None], 3, 1, "SAME")[
+        0, ..., 0
+    ]  # each group with its strokes' antialiased fringe
+    digits, boxes, real = tf.map_fn(
+        lambda slot: _one_digit(x, group_map, edge, *slot),
+        (group, columns),
+        fn_output_signature=(
+            tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE], tf.float32),
+            tf.TensorSpec([4], tf.int32),
+            tf.TensorSpec([], tf.bool),
+        ),
+    )
+    keep = tf.argsort(tf.cast(tf.logical_not(real), tf.int32), stable=True)  # real ones first
+    digits, boxes, real = (tf.gather(t, keep) for t in (digits, boxes, real))
+    count = tf.reduce_sum(tf.cast(real, tf.int32))
+    offset = tf.tile(tf.cast(corner, tf.float32), [2])
+    boxes = tf.cast(tf.round((tf.cast(boxes, tf.float32) + offset) / factor), tf.int32)
+    boxes = tf.where(real[:, None], boxes, 0)
+    digits = tf.where(real[:, None, None], digits, 0.0)
+    return {
+        "digits": tf.cast(tf.round(digits), tf.uint8)[..., None],
+        "count": count,
+        "boxes": boxes,
+        "found": tf.logical_and(found, count > 0),
+        "too_many": too_many,
+    }
+
+
+def _one_digit(x, group_map, edge, group, columns) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One digit's slot: its ink (its group's, between its columns) cropped tight and made
+    an MNIST digit; its box in the page's pixels; whether it is one (a slot of padding,
+    or ink smaller than MIN_DIGIT_SIDE, is not)."""
+    w = tf.shape(x)[1]
+    inside = (tf.range(w) >= columns[0]) & (tf.range(w) < columns[1])
+    own = tf.equal(group_map, group + 1) & inside[None, :]
+    rows, cols = tf.reduce_any(own, 1), tf.reduce_any(own, 0)
+    top, bottom = _span(rows)
+    left, right = _span(cols)
+    real = (group >= 0) & (tf.maximum(bottom - top, right - left) >= MIN_DIGIT_SIDE)
+    fringe = tf.equal(edge, tf.cast(group + 1, tf.float32)) & inside[None, :]
+    piece = tf.where(fringe | own, x, 0.0)[top:bottom, left:right]
+    digit = tf.cond(real, lambda: as_mnist(piece), lambda: tf.zeros([IMAGE_SIZE, IMAGE_SIZE]))
+    return digit, tf.stack([top, left, bottom, right]), real
+
+
+def _span(flags: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The first index where `flags` holds and one past the last; (0, 0) if none does."""
+    where = tf.cast(tf.where(flags)[:, 0], tf.int32)
+    some = tf.size(where) > 0
+    return (
+        tf.cond(some, lambda: where[0], lambda: 0),
+        tf.cond(some, lambda: where[-1] + 1, lambda: 0),
+    )
+
+
+def as_mnist(piece: tf.Tensor) -> tf.Tensor:
+    """A digit's ink [h, w] (cropped to it, ink high) made as MNIST's digits were made:
+    padded square, its strokes brought toward MNIST's width, scaled into 20x20 and put
+    in 28x28 with its centre of mass at the centre. float [28, 28] in 0..255."""
+    digit = tf.clip_by_value(_boxed(_pad_to_square(piece)), 0.0, PIXEL_MAX)
     top, left = _mass_centred_offsets(digit)
     margin = IMAGE_SIZE - DIGIT_BOX
-    placed = tf.pad(digit, [[top, margin - top], [left, margin - left]])
-    placed = tf.where(found, placed, tf.zeros_like(placed))
-    return tf.cast(tf.round(placed), tf.uint8)[..., None], found
+    return tf.pad(digit, [[top, margin - top], [left, margin - left]])
 
 
 def _boxed(square: tf.Tensor) -> tf.Tensor:

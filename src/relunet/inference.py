@@ -1,146 +1,157 @@
-"""Use a trained model on images: `relunet predict` and `relunet evaluate`.
+"""Read what people wrote: `relunet predict`, and the reading `relunet evaluate` shares.
 
-The model comes from any path relunet writes (`relunet.classifier`). Images may be
-PNG, JPEG, GIF or BMP files of any size, each made into an MNIST digit
-(`relunet.images`), or `.npy` arrays of 28x28 images; `evaluate` reads a split of
-the dataset or a folder of labelled image files.
+The model comes from any path relunet writes (`relunet.classifier`). An image file
+(PNG, JPEG, GIF or BMP, any size) is read as a row of digits (`relunet.images`), every
+digit of every file classified in one batch, and each file answered as a number, one
+digit, "not a digit" or "no digit found" (`relunet.answers`, the exported
+serving_bytes signature's own function). A `.npy` array holds 28x28 digits, one each.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from relunet import data, preflight
-from relunet.classifier import BATCH, Classifier, load_classifier
-from relunet.config import EvaluateConfig, PredictConfig
+from relunet import preflight
+from relunet.answers import answers
+from relunet.classifier import Classifier, load_classifier
+from relunet.config import PredictConfig
 from relunet.errors import RelunetError
 from relunet.headers import over_budget
-from relunet.images import found_as_is, mnist_digit
-from relunet.inputs import labelled_image_files, read_npy_images
+from relunet.images import READ, found_as_is, read_digits
+from relunet.inputs import read_npy_images
+from relunet.mnist import INPUT_SHAPE, MAX_DIGITS
+from relunet.signatures import (
+    CLASS,
+    DIGIT_BOXES,
+    DIGIT_COUNT,
+    DIGIT_FOUND,
+    DIGIT_PROBABILITIES,
+    DIGITS,
+    NOT_A_DIGIT,
+    NUMBER,
+    PROBABILITIES,
+)
 
 
-def read_inputs(paths: list[str]) -> list[tuple[str, np.ndarray, bool]]:
-    """(name, uint8 [28, 28, 1], digit found) for every image in the given image and
-    .npy files (an array's image counts as a digit when any pixel stands out from 0)."""
-    inputs = []
-    for name in paths:
-        path = Path(name)  # that it is a file: relunet.preflight.predict's check
+@dataclass
+class Read:
+    """What was found in some inputs, by name: each one's digits, as read_digits says."""
+
+    names: list[str]
+    read: dict[str, np.ndarray]  # read_digits' keys, each stacked over the inputs
+
+
+def read_files(paths: list[str | Path], many: bool = False) -> Read:
+    """Every input of the given image and .npy files (an array holds one digit an image,
+    found when a pixel stands out from 0). RelunetError naming a file that declares too
+    many pixels or cannot be decoded. One file runs eagerly (a few hundred ops, where
+    tracing takes seconds); `many` runs the traced function, traced once for all."""
+    names, reads = [], []
+    for name in map(str, paths):
+        path = Path(name)  # that it is a file: relunet.preflight's check
         if path.suffix.lower() == ".npy":
             images = read_npy_images(path)
-            names = [name] if len(images) == 1 else [f"{name}[{i}]" for i in range(len(images))]
-            found = found_as_is(images).numpy()
-            inputs.extend(zip(names, images, found.tolist(), strict=True))
+            names += [name] if len(images) == 1 else [f"{name}[{i}]" for i in range(len(images))]
+            reads += [_as_one_digit(image) for image in images]
         else:
-            inputs.append((name, *to_mnist_image(path.read_bytes(), name)))
-    return inputs
+            names.append(name)
+            reads.append(read_file(path.read_bytes(), name, many))
+    return Read(names, {key: np.stack([r[key] for r in reads]) for key in READ})
 
 
-def to_mnist_image(encoded: bytes, name: str = "image", many: bool = False) -> tuple:
-    """Decode an image file and make it look like an MNIST digit: (uint8 [28, 28, 1],
-    digit found), see relunet.images; the exported serving_bytes signature does the
-    same. One image runs eagerly (a few dozen ops, where tracing would take longer);
-    `many` runs the traced function, traced once for all of them."""
-    digit = mnist_digit if many else mnist_digit.python_function
+def read_file(encoded: bytes, name: str = "image", many: bool = False) -> dict[str, np.ndarray]:
+    """read_digits of one file's bytes, as NumPy; RelunetError for a file that declares
+    more pixels than relunet reads, or that cannot be decoded."""
+    read = read_digits if many else read_digits.python_function
     try:
         too_many = over_budget(tf.constant(encoded))
         if too_many:
             raise RelunetError(f"{name} {too_many}.")
-        image, found = digit(tf.constant(encoded))
+        found = read(tf.constant(encoded))
     except (tf.errors.InvalidArgumentError, ValueError):
         raise RelunetError(
             f"{name} cannot be decoded as an image (PNG, JPEG, GIF or BMP)."
         ) from None
-    return image.numpy(), bool(found)
+    return {key: value.numpy() for key, value in found.items()}
 
 
-def evaluate_arrays(
-    classifier: Classifier, arrays: data.Arrays, found: np.ndarray | None = None
-) -> dict:
-    """Mean cross-entropy and accuracy of the classifier on images held in memory; with
-    `found` (bool per image), an image in which no digit was found counts as a mistake,
-    and `no_digit` says how many there were."""
-    if classifier.keras_model is not None and found is None:
-        result = classifier.keras_model.evaluate(
-            data.evaluation_pipeline(arrays, batch_size=BATCH), verbose=0, return_dict=True
-        )
-        return {
-            "loss": float(result["loss"]),
-            "accuracy": float(result["accuracy"]),
-            "examples": len(arrays),
-        }
-    probabilities, labels = classifier.probabilities(arrays.images.numpy()), arrays.labels.numpy()
-    found = np.ones(len(labels), bool) if found is None else found
-    chosen = probabilities[np.arange(len(labels)), labels]
-    # Clipped as Keras clips probabilities in categorical_crossentropy.
-    loss = float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean())
-    correct = (probabilities.argmax(-1) == labels) & found
-    result = {"loss": loss, "accuracy": float(correct.mean()), "examples": len(labels)}
-    if not found.all():
-        result["no_digit"] = int((~found).sum())
-    return result
+def _as_one_digit(image: np.ndarray) -> dict[str, np.ndarray]:
+    found = bool(found_as_is(image))
+    digits = np.zeros((MAX_DIGITS, *INPUT_SHAPE), np.uint8)
+    digits[0] = image
+    boxes = np.zeros((MAX_DIGITS, 4), np.int32)
+    boxes[0] = [0, 0, *INPUT_SHAPE[:2]]
+    return {
+        "digits": digits,
+        "count": np.int32(found),
+        "boxes": boxes,
+        "found": np.bool_(found),
+        "too_many": np.bool_(False),
+    }
+
+
+def answer(classifier: Classifier, found: Read) -> dict[str, np.ndarray]:
+    """relunet.answers' outputs for every input, its digits classified in one batch."""
+    digits = found.read["digits"].reshape(-1, *INPUT_SHAPE)
+    probabilities, rejected = classifier.classify(digits)
+    n = len(found.names)
+    tensors = {key: tf.constant(value) for key, value in found.read.items()}
+    said = answers(
+        tensors,
+        tf.constant(probabilities.reshape(n, MAX_DIGITS, -1)),
+        tf.constant(rejected.reshape(n, MAX_DIGITS)),
+    )
+    return {key: value.numpy() for key, value in said.items()}
 
 
 def predict(config: PredictConfig) -> list[dict]:
-    """`relunet predict`: one result per image (a .npy array may hold several): its
-    class, that class's probability and all ten. RelunetError for bad input."""
+    """`relunet predict`: one result per image (a .npy array may hold several). See
+    `run_predict`. RelunetError for bad input."""
     return run_predict(preflight.predict(config))
 
 
 def run_predict(config: PredictConfig) -> list[dict]:
-    """`predict` for a config that has passed `relunet.preflight.predict`. An image in
-    which no digit was found has no class: "digit_found" is false, the rest None."""
-    inputs = read_inputs(config.inputs)
+    """`predict` for a config that has passed `relunet.preflight.predict`: for each input
+    the number read (`digits`, "" if none), each digit found with its class, probability
+    and box (`per_digit`), whether something was written that is not read as digits
+    (`not_a_digit`) or nothing at all (`digit_found` false); and, when exactly one digit
+    was read, its `class`, `probability` and all ten `probabilities` (else None)."""
+    found = read_files(config.inputs)
     classifier = load_classifier(config.model, trust_model=config.trust_model)
-    probabilities = classifier.probabilities(np.stack([image for _, image, _ in inputs]))
-    return [
-        {
-            "input": name,
-            "digit_found": found,
-            "class": int(p.argmax()) if found else None,
-            "probability": round(float(p.max()), 6) if found else None,
-            "probabilities": [round(float(x), 6) for x in p] if found else None,
-        }
-        for (name, _, found), p in zip(inputs, probabilities, strict=True)
-    ]
+    said = answer(classifier, found)
+    return [_result(name, {k: v[i] for k, v in said.items()}) for i, name in enumerate(found.names)]
 
 
-def evaluate(config: EvaluateConfig) -> dict:
-    """`relunet evaluate`: loss and accuracy on a split, and the report where asked.
-    RelunetError for bad input."""
-    return run_evaluate(preflight.evaluate(config))
+def _result(name: str, said: dict[str, np.ndarray]) -> dict:
+    one = int(said[CLASS]) >= 0
+    count = int(said[DIGIT_COUNT])
+    return {
+        "input": name,
+        "digits": said[NUMBER].decode(),
+        "class": int(said[CLASS]) if one else None,
+        "probability": round(float(said[PROBABILITIES].max()), 6) if one else None,
+        "probabilities": [round(float(p), 6) for p in said[PROBABILITIES]] if one else None,
+        "digit_found": bool(said[DIGIT_FOUND]),
+        "not_a_digit": bool(said[NOT_A_DIGIT]),
+        "per_digit": [
+            {
+                "class": int(said[DIGITS][k]),
+                "probability": round(float(said[DIGIT_PROBABILITIES][k]), 6),
+                "box": [int(v) for v in said[DIGIT_BOXES][k]],
+            }
+            for k in range(count)
+        ],
+    }
 
 
-def run_evaluate(config: EvaluateConfig, verbose: bool = True) -> dict:
-    """`evaluate` for a config that has passed `relunet.preflight.evaluate`."""
-    classifier = load_classifier(config.model, trust_model=config.trust_model)
-    found = None
-    if config.images:
-        (arrays, found), what = read_image_folder(config.images), f"images in {config.images}"
-        facts = {"images": config.images}
-    else:
-        source = data.find_source(config.dataset, config.data_dir, config.tfds_dir, verbose=verbose)
-        arrays, what = data.split_arrays(source, config.split), f"{config.dataset} {config.split}"
-        facts = {"dataset": config.dataset, "split": config.split}
-    result = evaluate_arrays(classifier, arrays, found)
-    result.update(model=str(classifier.path), data=what, **facts)
-    if config.report:
-        from relunet.report import write_report
-
-        title = f"{what}, {classifier.path}"
-        result["report"], result["per_class"] = write_report(
-            classifier, arrays, config.report, title, found
-        )
-    return result
-
-
-def read_image_folder(folder: str | Path) -> tuple[data.Arrays, np.ndarray]:
-    """Every image of a folder of subfolders 0 to 9, as predict sees it (relunet.images),
-    with its subfolder's digit as its label; and whether a digit was found in each."""
-    files = labelled_image_files(folder)
-    digits = [to_mnist_image(path.read_bytes(), str(path), many=True) for path, _ in files]
-    images = np.stack([image for image, _ in digits])
-    labels = tf.constant([label for _, label in files], tf.int32)
-    return data.Arrays(tf.constant(images), labels), np.array([found for _, found in digits])
+def said_in_words(result: dict) -> str:
+    """One input's answer as predict prints it: `2026  (p=0.97 0.99 0.93 0.98)`, `3
+    (p=0.896)`, "not a digit" or "no digit found"."""
+    if result["digits"]:
+        shown = " ".join(f"{d['probability']:.3f}" for d in result["per_digit"])
+        return f"{result['digits']}  (p={shown})"
+    return "not a digit" if result["not_a_digit"] else "no digit found"

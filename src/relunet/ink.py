@@ -10,11 +10,15 @@ import tensorflow as tf
 from relunet.mnist import PIXEL_MAX
 
 LUMA = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale
-MAX_SIDE = 256  # larger images are first scaled down: the digit ends up 20 px tall anyway
+# Larger images are first scaled down, to at most SHORT_SIDE px on their shorter side and
+# LONG_SIDE on their longer: a digit ends up 20 px tall anyway, and a row of six digits
+# written across a page keeps each about 100 px wide.
+SHORT_SIDE = 160
+LONG_SIDE = 640
 MIN_CONTRAST = 24.0  # grey levels between paper and ink below which there is no digit
 NOISE_RATIO = 6.0  # ... or fewer than this many times the paper's own noise
 SPECK = 0.1  # a component under this fraction of the heaviest one's mass is a speck
-MASK_SIDE = 64  # connected components are found on a mask of at most this many px a side
+MASK_SIDE = 64  # components are found on a mask of at most this many px on its short side
 PAPER_SOLID = 0.85  # a sheet on a dark surround: this share of its pixels is light
 RULED_SPAN = 0.9  # a component at least this share of the image's width ...
 RULED_FLAT = 8.0  # ... and at least this many times wider than tall is a ruled line
@@ -36,16 +40,20 @@ def grayscale(image: tf.Tensor) -> tf.Tensor:
     return gray * alpha + PIXEL_MAX * (1.0 - alpha)
 
 
-def shrink(gray: tf.Tensor) -> tf.Tensor:
-    """At most MAX_SIDE pixels a side (antialiased)."""
+def shrink(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(the image at most SHORT_SIDE by LONG_SIDE pixels (antialiased), the factor it was
+    scaled by (at most 1))."""
     shape = tf.cast(tf.shape(gray), tf.float32)
-    factor = tf.minimum(1.0, MAX_SIDE / tf.reduce_max(shape))
+    factor = tf.minimum(
+        1.0, tf.minimum(SHORT_SIDE / tf.reduce_min(shape), LONG_SIDE / tf.reduce_max(shape))
+    )
     size = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), 1)
-    return tf.cond(
+    small = tf.cond(
         factor < 1.0,
         lambda: tf.image.resize(gray[..., None], size, antialias=True)[..., 0],
         lambda: gray,
     )
+    return small, factor
 
 
 def border(gray: tf.Tensor) -> tf.Tensor:
@@ -58,12 +66,13 @@ def median(values: tf.Tensor) -> tf.Tensor:
     return values[tf.size(values) // 2]
 
 
-def on_the_paper(gray: tf.Tensor) -> tf.Tensor:
-    """The light sheet, when a photo shows one on a dark surround (a table all around
-    it): cropped to the rows and columns that are mostly light, if those span at least
-    half the image each way, leave dark on all four sides and are nearly all light
-    (PAPER_SOLID). Else the image as it is: a light digit on a dark ground is strokes,
-    never that solid, and uneven light is not dark all round."""
+def on_the_paper(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(the image, [top, left] of what was cut off): the light sheet, when a photo shows
+    one on a dark surround (a table all around it), cropped to the rows and columns that
+    are mostly light, if those span at least half the image each way, leave dark on all
+    four sides and are nearly all light (PAPER_SOLID). Else the image as it is: a light
+    digit on a dark ground is strokes, never that solid, and uneven light is not dark all
+    round."""
     threshold = otsu(gray, tf.maximum(tf.reduce_max(gray), 1.0))
     light = gray > threshold
     lit = tf.cast(light, tf.float32)
@@ -79,7 +88,9 @@ def on_the_paper(gray: tf.Tensor) -> tf.Tensor:
         lambda: tf.reduce_mean(lit[top : bottom + 1, left : right + 1]) >= PAPER_SOLID,
         lambda: tf.constant(False),
     )
-    return tf.cond(is_sheet, lambda: gray[top : bottom + 1, left : right + 1], lambda: gray)
+    crop = tf.where(is_sheet, tf.stack([top, left]), tf.zeros([2], tf.int64))
+    sheet = tf.cond(is_sheet, lambda: gray[top : bottom + 1, left : right + 1], lambda: gray)
+    return sheet, crop
 
 
 def _first_and_last(flags: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -163,12 +174,14 @@ def stretched(x: tf.Tensor, level: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor
     return tf.clip_by_value((x - low) / tf.maximum(level - low, 1e-3), 0.0, 1.0) * PIXEL_MAX
 
 
-def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(x, ink) with only the ink worth keeping, by 8-connected components of the ink on a
-    mask of at most MASK_SIDE px a side: specks and paper edges neither set the crop box
-    nor reach the model (see `_kept_components`)."""
+def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(x, ink, component ids) with only the ink worth keeping, by 8-connected components
+    of the ink on a mask of at most MASK_SIDE px on its shorter side: specks and paper
+    edges neither set a digit's box nor reach the model (see `_kept_components`). The
+    ids [h, w] (int32, 0 where no ink is kept) say which component each ink pixel is
+    part of: relunet.segment groups them into digits."""
     h, w = tf.shape(ink)[0], tf.shape(ink)[1]
-    f = tf.maximum(1, (tf.maximum(h, w) + MASK_SIDE - 1) // MASK_SIDE)
+    f = tf.maximum(1, (tf.minimum(h, w) + MASK_SIDE - 1) // MASK_SIDE)
     hh, ww = (h + f - 1) // f, (w + f - 1) // f
     pad = [[0, hh * f - h], [0, ww * f - w]]
 
@@ -178,15 +191,20 @@ def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     small_ink = tf.reduce_any(blocks(ink), axis=[1, 3])
     small_mass = tf.reduce_sum(blocks(x), axis=[1, 3])
     edge_run = tf.where(tf.maximum(h, w) < 32, 2.0, 0.5)  # small images: no paper edges
-    kept = _kept_components(small_ink, small_mass, edge_run)
+    kept, ids = _kept_components(small_ink, small_mass, edge_run)
     kept = tf.repeat(tf.repeat(kept, f, axis=0), f, axis=1)[:h, :w]
+    ids = tf.repeat(tf.repeat(ids, f, axis=0), f, axis=1)[:h, :w]
     # Keep a pixel of fringe around what is kept (antialiased stroke edges).
     near = tf.nn.max_pool2d(tf.cast(kept, tf.float32)[None, ..., None], 3, 1, "SAME")[0, ..., 0]
-    return tf.where(near > 0, x, 0.0), tf.logical_and(ink, kept)
+    ink = tf.logical_and(ink, kept)
+    return tf.where(near > 0, x, 0.0), ink, tf.where(ink, ids, 0)
 
 
-def _kept_components(mask: tf.Tensor, weight: tf.Tensor, edge_run: tf.Tensor) -> tf.Tensor:
-    """bool [h, w]: the components of `mask` worth keeping. One lying along the image's
+def _kept_components(
+    mask: tf.Tensor, weight: tf.Tensor, edge_run: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """(bool [h, w], int32 [h, w] ids): the components of `mask` worth keeping, and each
+    pixel's component (its label). One lying along the image's
     edge (touching a side over at least `edge_run` of its length: a paper edge, the table
     beyond it, a ruled margin) goes when another carries 5% of the heaviest one's weight
     (a tightly cropped digit touches the edges too, and is then kept); of the rest, those
@@ -237,7 +255,7 @@ def _kept_components(mask: tf.Tensor, weight: tf.Tensor, edge_run: tf.Tensor) ->
     candidate = tf.logical_and(real, tf.logical_not(tf.logical_and(edge, drop_edges)))
     top = tf.reduce_max(tf.where(candidate, mass, 0.0))
     keep = candidate & (mass >= SPECK * top) & (mass > 0)
-    return tf.logical_and(tf.gather(keep, ids), mask)
+    return tf.logical_and(tf.gather(keep, ids), mask), ids
 
 
 def stroke_width(work: tf.Tensor) -> tf.Tensor:

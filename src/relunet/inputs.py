@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from relunet.errors import RelunetError
-from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, NUM_CLASSES, PIXEL_MAX
+from relunet.mnist import IMAGE_SIZE, INPUT_SHAPE, MAX_DIGITS, PIXEL_MAX
 
 
 def read_npy_images(path: Path) -> np.ndarray:
@@ -92,11 +92,17 @@ def _check_npy_header(path: Path) -> None:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # image_dataset_from_directory's
 
 
-def labelled_image_files(folder: str | Path) -> list[tuple[Path, int]]:
-    """(file, digit) for every image in `folder`'s subfolders 0 to 9, the layout of
-    `keras.utils.image_dataset_from_directory`; files of other types are passed over, as
-    Keras passes them. RelunetError naming the problem: not a folder, a subfolder that is
-    not a digit, an image outside the subfolders, a file that cannot be read, no images."""
+NOTHING = "none"  # the subfolder of images in which nothing should be read
+
+
+def labelled_image_files(folder: str | Path) -> list[tuple[Path, str]]:
+    """(file, what it should read) for every image in `folder`'s subfolders: a subfolder
+    is named after what its images should read, a digit (0 to 9, the layout of
+    `keras.utils.image_dataset_from_directory`) or a number (`42`, `2026`), or `none`
+    for images in which nothing should be read as digits. Files of other types are passed
+    over, as Keras passes them. RelunetError naming the problem: not a folder, a
+    subfolder named otherwise, an image outside the subfolders, a file that cannot be
+    read, no images."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RelunetError(f"The image folder {folder} does not exist or is not a folder.")
@@ -107,20 +113,28 @@ def labelled_image_files(folder: str | Path) -> list[tuple[Path, int]]:
         if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
             raise RelunetError(
                 f"{entry} lies outside the subfolders; put each image in the subfolder of "
-                "its digit (0 to 9)."
+                "what it should read (a digit, a number, or none)."
             )
         if not entry.is_dir():
             continue
-        if entry.name not in [str(d) for d in range(NUM_CLASSES)]:
+        name = entry.name
+        if name != NOTHING and not (name.isascii() and name.isdigit() and len(name) <= MAX_DIGITS):
             raise RelunetError(
-                f"The image folder {folder} has a subfolder {entry.name!r}; its subfolders "
-                f"must be named after digits, 0 to {NUM_CLASSES - 1}."
+                f"The image folder {folder} has a subfolder {name!r}; a subfolder is named "
+                f"after what its images should read: a digit or a number of up to "
+                f"{MAX_DIGITS} digits (0 to 9 each), or none."
             )
-        found += [(path, int(entry.name)) for path in _images_under(entry)]
+        images = _images_under(entry)
+        if not images:
+            raise RelunetError(
+                f"The subfolder {entry} holds no images ({', '.join(IMAGE_SUFFIXES)} files); "
+                "remove it or put in it the images it names."
+            )
+        found += [(path, name) for path in images]
     if not found:
         raise RelunetError(
             f"The image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)} files in "
-            f"subfolders named 0 to {NUM_CLASSES - 1})."
+            "subfolders named after what they should read)."
         )
     return found
 

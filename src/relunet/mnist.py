@@ -6,3 +6,4 @@ INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)  # what the Keras model takes, per ima
 IMAGE_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NUM_CLASSES = 10
 PIXEL_MAX = 255  # uint8 pixels; the model sees them divided by this, in [0, 1]
+MAX_DIGITS = 8  # digits read in a row in one image; more marks than this are not a number

@@ -48,11 +48,16 @@ def loss_fn(
 def accuracy_fn(
     model: keras.Model, images: tf.Tensor, labels: tf.Tensor, logits: tf.Tensor | None = None
 ) -> tf.Tensor:
-    """Fraction of images whose highest logit is the labelled class."""
+    """Fraction of images whose highest logit is the labelled class (an image labelled
+    with no class, a shape that is not a digit, is not counted)."""
     if logits is None:
         logits = model(images, training=False)
     correct = tf.equal(tf.argmax(logits, axis=-1), tf.argmax(labels, axis=-1))
-    return tf.reduce_mean(tf.cast(correct, tf.float32))
+    has_class = tf.reduce_max(labels, axis=-1) > 1.0 / NUM_CLASSES + 1e-4  # not uniform
+    counted = tf.cast(has_class, tf.float32)
+    return tf.reduce_sum(tf.cast(correct, tf.float32) * counted) / tf.maximum(
+        tf.reduce_sum(counted), 1.0
+    )
 
 
 class Gradients(list):
@@ -105,6 +110,8 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         *,
         num_classes: int = NUM_CLASSES,
         grad_norms: bool = False,
+        temperature: float = 1.0,
+        reject_below: float = 0.0,
         **kwargs,
     ):
         # A saved model comes back with its config's fields as keywords (get_config).
@@ -112,6 +119,10 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         super().__init__(**kwargs)
         config = dataclasses.replace(config or ModelConfig(), **fields).check_model()
         self.config, self.num_classes, self.grad_norms = config, num_classes, grad_norms
+        # Set by relunet.calibrate once trained: the logits are divided by the temperature
+        # before the softmax, and a digit whose probability stays below `reject_below`
+        # is answered "not a digit". The defaults change nothing.
+        self.temperature, self.reject_below = float(temperature), float(reject_below)
         self.flatten = keras.layers.Flatten()
         self.hidden = [
             keras.layers.Dense(config.width, kernel_initializer=config.init, name=f"dense_{i}")
@@ -218,12 +229,19 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
             tracker.update_state(norm)
         return _step_logs(self.grad_norm_trackers)
 
+    def probabilities(self, images: tf.Tensor) -> tf.Tensor:
+        """Calibrated class probabilities of float images [n, 28, 28, 1]: the softmax of
+        the logits over the temperature (relunet.calibrate fits it)."""
+        return tf.nn.softmax(self(images, training=False) / self.temperature, axis=-1)
+
     def get_config(self) -> dict:
         return {
             **super().get_config(),
             **dataclasses.asdict(self.config),
             "num_classes": self.num_classes,
             "grad_norms": self.grad_norms,
+            "temperature": self.temperature,
+            "reject_below": self.reject_below,
         }
 
 

@@ -1,8 +1,11 @@
 """`relunet evaluate --report DIR`: where a model goes wrong, not only how often.
 
-confusion_matrix.csv, .png   counts of (true class, predicted class)
+confusion_matrix.csv, .png   counts of (true class, predicted class); a "none" column for
+                             digits not read ("not a digit", or nothing found)
 per_class.csv, .json         precision, recall, F1 and support of each class
 mistakes.png                 the most confident mistakes, with true and predicted labels
+reliability.png              how often each confidence is right (a calibrated model's
+                             bars follow the diagonal), with the ECE
 """
 
 from __future__ import annotations
@@ -17,40 +20,40 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
 
-from relunet import data
-from relunet.classifier import Classifier
+from relunet.calibrate import BINS, ece, reliability
 from relunet.mnist import NUM_CLASSES
 from relunet.table import format_table
 
 MISTAKES_SHOWN = 32
-NONE = NUM_CLASSES  # the predicted "class" of an image in which no digit was found
+NONE = NUM_CLASSES  # the "class" of a digit not read: not a digit, or nothing found
 
 
 def write_report(
-    classifier: Classifier,
-    arrays: data.Arrays,
+    images: np.ndarray,
+    truth: np.ndarray,
+    probabilities: np.ndarray,
+    predicted: np.ndarray,
     out: str | Path,
     title: str,
-    found: np.ndarray | None = None,
 ) -> tuple[dict[str, str], dict]:
-    """Write the report's files into `out`; return them by kind, and the per-class scores.
-    With `found` (bool per image), an image in which no digit was found is answered
-    "none", a column of its own in the confusion matrix."""
+    """Write the report's files into `out` for digits [n, 28, 28, 1] of classes `truth`
+    [n], the model's calibrated probabilities [n, 10] and its answers `predicted` [n]
+    (NONE for a digit not read); return the files by kind, and the per-class scores."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    probabilities = classifier.probabilities(arrays.images.numpy())
-    truth, predicted = arrays.labels.numpy(), probabilities.argmax(-1)
-    if found is not None:
-        predicted = np.where(found, predicted, NONE)
     matrix = confusion_matrix(truth, predicted)
     scores = per_class_scores(matrix)
+    scores["ece"] = round(ece(probabilities, truth), 5)
     files = {
         "confusion_csv": _write_matrix_csv(matrix, out / "confusion_matrix.csv"),
         "confusion_png": _plot_matrix(matrix, out / "confusion_matrix.png", title),
         "per_class_csv": _write_scores_csv(scores, out / "per_class.csv"),
         "per_class_json": _write_json(scores, out / "per_class.json"),
         "mistakes_png": _plot_mistakes(
-            arrays.images.numpy(), truth, predicted, probabilities, out / "mistakes.png", title
+            images, truth, predicted, probabilities, out / "mistakes.png", title
+        ),
+        "reliability_png": _plot_reliability(
+            probabilities, truth, scores["ece"], out / "reliability.png", title
         ),
     }
     return {kind: str(path) for kind, path in files.items()}, scores
@@ -162,6 +165,39 @@ def _plot_matrix(matrix: np.ndarray, path: Path, title: str) -> Path:
     return path
 
 
+def _plot_reliability(
+    probabilities: np.ndarray, truth: np.ndarray, error: float, path: Path, title: str
+) -> Path:
+    """A reliability diagram: each confidence bin's accuracy against its confidence."""
+    confidence, correct = probabilities.max(-1), probabilities.argmax(-1) == truth
+    bins = reliability(confidence, correct)
+    fig, ax = plt.subplots(figsize=(5.2, 5.2))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    width = 1.0 / BINS
+    ax.bar(
+        [c for _, c, _ in bins],
+        [a for a, _, _ in bins],
+        width=width * 0.9,
+        color="tab:blue",
+        alpha=0.8,
+        label="accuracy in the bin",
+    )
+    for accuracy, conf, share in bins:
+        ax.annotate(f"{share:.0%}", (conf, accuracy), ha="center", va="bottom", fontsize=6)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.05),
+        xlabel="confidence (the probability printed)",
+        ylabel="accuracy",
+        title=f"Reliability, ECE {error:.4f}\n{title}",
+    )
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _plot_mistakes(
     images: np.ndarray,
     truth: np.ndarray,
@@ -183,7 +219,7 @@ def _plot_mistakes(
         guess = probabilities[index].argmax()
         said = f"said {guess}\np={probabilities[index, guess]:.2f}"
         if predicted[index] == NONE:
-            said = "no digit found"
+            said = f"not read\n(p={probabilities[index, guess]:.2f})"
         ax.set_title(f"true {truth[index]}, {said}", fontsize=8)
     fig.suptitle(f"The {len(wrong)} most confident mistakes ({title})", fontsize=10)
     fig.tight_layout()

@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
+import numpy as np
 
 from relunet import data, distribute, preflight
 from relunet.backup import AtomicBackupAndRestore, BackupState, RestoreEpochMetrics, optimizer_steps
+from relunet.calibrate import Calibration, calibration, ece, softmax
 from relunet.callbacks import EpochTimer, make_callbacks
 from relunet.config import ModelConfig, OptimConfig, TrainConfig, take
 from relunet.errors import Preempted, RelunetError, TrainingDiverged, WorkerLost  # noqa: F401
-from relunet.files import write_json_atomic
+from relunet.files import TMP_PREFIX, move_into_place, write_json_atomic
 from relunet.model import build_model, load_model
 from relunet.rundir import RunDir
 from relunet.runtime import how_it_ran, seed_everything, set_threads
@@ -59,7 +61,8 @@ def run(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict[s
         if not devices.chief:
             devices.barrier()  # until the chief has written the results
             return {}
-        metrics = test_and_record(config, run_dir, trained, splits, timeline)
+        calibrated = calibrate_best(run_dir, splits.val) if splits.val is not None else None
+        metrics = test_and_record(config, run_dir, trained, splits, timeline, calibrated)
         trained.backup.delete()  # the run is trained and tested: the backup has served
         devices.barrier()  # so that the workers leave together
         return metrics
@@ -202,16 +205,45 @@ def fit_epochs(
                 )
 
 
+def calibrate_best(run_dir: RunDir, val: data.Arrays) -> Calibration:
+    """Fit best.keras's temperature and its "not a digit" threshold on the validation
+    split (relunet.calibrate), and write it back with them."""
+    model = load_best(run_dir)
+    found = calibration(logits_of(model, val), val.labels.numpy())
+    model.temperature, model.reject_below = found.temperature, found.reject_below
+    tmp = run_dir.best.with_name(f"{TMP_PREFIX}{run_dir.best.name}")
+    model.save(tmp)
+    move_into_place(tmp, run_dir.best)
+    print(
+        f"calibrate: temperature {found.temperature:.3f} on {found.images} validation images "
+        f"(ECE {found.ece_before:.4f} -> {found.ece_after:.4f}); not a digit below "
+        f"p={found.reject_below:.3f}",
+        flush=True,
+    )
+    return found
+
+
+def logits_of(model: keras.Model, arrays: data.Arrays) -> np.ndarray:
+    """The model's logits [n, 10] of a split held in memory."""
+    return np.concatenate(
+        [
+            model(images, training=False).numpy()
+            for images, _ in data.evaluation_pipeline(arrays, batch_size=1024)
+        ]
+    )
+
+
 def test_and_record(
     config: TrainConfig,
     run_dir: RunDir,
     trained: Trained,
     splits: data.Splits,
     timeline: dict[str, float],
+    calibrated: Calibration | None = None,
 ) -> dict[str, Any]:
     """Test the run's model once and write metrics.json. Without validation the model
     that just finished is the one kept; else best.keras is (and a model on several
-    replicas is reloaded to be tested on this process)."""
+    replicas is reloaded to be tested on this process), calibrated."""
     model = trained.model
     keep = trained.fitted and model.distribute_strategy.num_replicas_in_sync == 1
     if not (keep and not splits.val):
@@ -221,6 +253,9 @@ def test_and_record(
         verbose=0,
         return_dict=True,
     )
+    probabilities = softmax(logits_of(model, splits.test) / getattr(model, "temperature", 1.0))
+    labels = splits.test.labels.numpy()
+    rejected = probabilities.max(-1) < getattr(model, "reject_below", 0.0)
     timeline["evaluated"] = time.time()
     rows = run_dir.history_rows()
     timer = trained.timer
@@ -236,6 +271,9 @@ def test_and_record(
         "train_examples": len(splits.train),
         "data_source": splits.source.description,
         "best_model": str(run_dir.best),
+        "test_ece": round(ece(probabilities, labels), 5),
+        "test_rejected": round(float(rejected.mean()), 5),  # answered "not a digit"
+        "calibration": calibrated.to_dict() if calibrated else None,
         "optimizer_steps": optimizer_steps(trained.model) or None,  # None: trained before
         "backups_written": trained.backup.written,  # by this process
         "step": how_it_ran(trained.model),
@@ -243,7 +281,8 @@ def test_and_record(
     }
     write_json_atomic(run_dir.metrics, metrics)
     print(
-        f"test: accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
+        f"test: accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f}, "
+        f"ECE {metrics['test_ece']:.4f}, not a digit {metrics['test_rejected']:.2%} "
         f"({config.test_split}); metrics written to {run_dir.metrics}",
         flush=True,
     )

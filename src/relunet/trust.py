@@ -36,6 +36,7 @@ ALLOWED_OPS = frozenset(
     ResizeBilinear ResizeArea
     ResizeBicubic ResizeNearestNeighbor ScaleAndTranslate
     MaxPool MaxPoolV2 Cumsum Bincount DenseBincount TopKV2 UnsortedSegmentSum UnsortedSegmentMax
+    UnsortedSegmentMin Unique ScatterNd AsString ReduceJoin
 """.split()
 )
 

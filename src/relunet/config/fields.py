@@ -220,8 +220,9 @@ class OptimConfig:
 
 @dataclass
 class AugmentConfig:
-    """Random distortions of the training images (relunet.augment): off by default, as
-    in the lab; the strengths apply once --augment is above 0."""
+    """What training adds to MNIST's own images, off by default as in the lab: random
+    distortions of them (relunet.augment; the strengths apply once --augment is above
+    0), and shapes that are not digits (relunet.nondigits)."""
 
     augment: float = option(
         0.0,
@@ -257,10 +258,18 @@ class AugmentConfig:
         metavar="X",
         interval="[0, 1]",
     )
+    non_digits: float = option(
+        0.0,
+        "shapes that are not digits (pen strokes, stars, grids, two digits drawn as one) "
+        "added to each batch, as a share of its digits, labelled with no class: what the "
+        "model learns to answer 'not a digit' (0: none, as in the lab)",
+        metavar="P",
+        interval="[0, 1]",
+    )
 
     def check_augment(self) -> None:
         defaults = field_defaults(AugmentConfig)
-        for name in defaults.keys() - {"augment"}:
+        for name in defaults.keys() - {"augment", "non_digits"}:
             value = getattr(self, name)
             if not self.augment and value != defaults[name]:
                 raise RelunetError(

@@ -211,13 +211,21 @@ def answer(outputs: dict[str, np.ndarray], rows: bool) -> bytes:
     """The JSON answer to one request: `predictions`, one object per image (row
     format), or `outputs`, one list per output (columnar); outputs by name, as TF
     Serving writes them."""
-    columns = {name: outputs[name].tolist() for name in sorted(outputs)}
+    columns = {name: _listed(outputs[name]) for name in sorted(outputs)}
     if rows:
         count = len(next(iter(columns.values())))
         body = {"predictions": [{k: v[i] for k, v in columns.items()} for i in range(count)]}
     else:
         body = {"outputs": columns}
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _listed(array: np.ndarray) -> list:
+    """An output as JSON lists; strings (the number read) as UTF-8 text, as TF Serving
+    writes an output whose name does not end in _bytes."""
+    if array.dtype == object:
+        return np.vectorize(lambda b: b.decode(), otypes=[object])(array).tolist()
+    return array.tolist()
 
 
 def _b64(value: Any, name: str) -> bytes:
