@@ -4,12 +4,12 @@ The tests never touch the network. They read the genuine MNIST IDX files from
 $RELUNET_DATA_DIR (CI points it at ../shared/data/mnist, the default here too) and
 prepare them once per test run into a private tfds data dir, which subprocesses
 inherit through $TFDS_DATA_DIR. Without those files, the tests that need them skip
-(through the `mnist_dir` fixture, which `source` and `trained_run` use) and the
-others run.
+(through the `mnist_dir` fixture, which `source`, `trained_run` and `reader_run` use)
+and the others run.
 
 The suite runs on two pytest-xdist workers (pyproject.toml). The controller imports
 this file first and makes the run's scratch folder; the workers inherit its name, so
-MNIST is prepared once and the one trained model is trained once, by whichever worker
+MNIST is prepared once and each trained model is trained once, by whichever worker
 asks first (the other waits on a lock), and the controller removes the folder at the
 end. `-n 0` runs everything in one process, the same way.
 """
@@ -123,6 +123,31 @@ def trained_run(source) -> Path:
                 epochs=1,
                 run_dir=str(run_dir),
                 verbose=0,
+            )
+            train(config)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def reader_run(source) -> Path:
+    """A run dir holding `--preset robust` trained briefly (4 epochs on 20000 images,
+    about 30 s): a model that reads numbers on paper and says "not a digit" (98.5% on
+    MNIST's test digits). One for the whole test run, which no test writes into."""
+    from relunet import TrainConfig
+    from relunet.config import PRESETS
+    from relunet.train import train
+
+    with run_wide("reader-run") as run_dir:
+        if not (run_dir / "metrics.json").is_file():
+            config = TrainConfig(
+                **{
+                    **PRESETS["robust"],
+                    "train_split": "train[:20000]",
+                    "test_split": "test[:2000]",
+                    "epochs": 4,
+                    "run_dir": str(run_dir),
+                    "verbose": 0,
+                }
             )
             train(config)
     return run_dir

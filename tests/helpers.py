@@ -1,11 +1,19 @@
-"""Helpers shared by the tests: running the real CLI, writing small IDX folders."""
+"""Helpers shared by the tests: running the real CLI and the real server, a real headless
+browser, writing small IDX folders."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,3 +91,84 @@ def write_idx_folder(folder: Path, n_train: int = 30, n_test: int = 10, seed: in
         idx.write_images(folder / f"{images}.gz", rng.integers(0, 256, (n, 28, 28), np.uint8))
         idx.write_labels(folder / f"{labels}.gz", np.arange(n, dtype=np.uint8) % 10)
     return folder
+
+
+def call(url, body=None, raw=None, headers=False):
+    """(status, JSON answer) of a GET, or of a POST of `body` as JSON (or `raw` bytes);
+    with `headers`, (status, answer, the response's headers)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="POST" if data is not None else "GET",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            got = response.status, json.loads(response.read()), response.headers
+    except urllib.error.HTTPError as error:
+        got = error.code, json.loads(error.read()), error.headers
+    return got if headers else got[:2]
+
+
+@contextlib.contextmanager
+def serving(folder: Path, *args: str, model: str = "relunet") -> Iterator[dict]:
+    """`relunet serve FOLDER ARGS` on a free port of 127.0.0.1, once its model answers:
+    {"base": its URL, "process": the Popen}. Stopped with SIGINT at the end."""
+    (port,) = free_ports(1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relunet.cli", "serve", str(folder), "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            if call(f"{base}/v1/models/{model}")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    try:
+        yield {"base": base, "process": process}
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def headless_chromium():
+    """A real headless Chromium driven by Selenium; the test skips without Debian's
+    chromium and chromium-driver (.ci/run installs them)."""
+    import pytest
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
+        )
+    options = Options()
+    options.binary_location = shutil.which("chromium")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--window-size=1200,800",
+    ):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        yield browser
+    finally:
+        browser.quit()

@@ -25,8 +25,8 @@ FLOORS = {
     "the concepts": "model data prepare builder headers images ink segment nondigits augment "
     "backup callbacks classifier answers runtime export inference report plots "
     "distribute.devices",
-    "the commands' work": "train evaluation tune compare serve serve.batching serve.decode serve.models "
-    "serve.rest",
+    "the commands' work": "train evaluation tune compare serve serve.batching serve.decode "
+    "serve.models serve.rest",
     "the command line": "commands cli",
 }
 NO_TENSORFLOW = ("leaves", "plain values and files")

@@ -4,47 +4,21 @@ import base64
 import http.client
 import json
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import free_ports
+from helpers import call, serving
 
 from relunet.data import to_inputs
 from relunet.export import export_saved_model
 from relunet.idx import read_folder
 from relunet.model import load_model
 from relunet.serve.decode import BadRequest, numeric_array, parse_body
-
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
-
-
-def call(url, body=None, raw=None, headers=False):
-    """(status, JSON answer) of a GET, or of a POST of `body` as JSON (or `raw` bytes);
-    with `headers`, (status, answer, the response's headers)."""
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method="POST" if data is not None else "GET",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            got = response.status, json.loads(response.read()), response.headers
-    except urllib.error.HTTPError as error:
-        got = error.code, json.loads(error.read()), error.headers
-    return got if headers else got[:2]
 
 
 def b64_png(image):
@@ -212,41 +186,9 @@ def server(model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("served") / "relunet"
     for _ in range(2):
         export_saved_model(model, folder, verbose=False)
-    (port,) = free_ports(1)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "relunet.cli",
-            "serve",
-            str(folder),
-            "--port",
-            str(port),
-            "--max-body-bytes",
-            "1000000",
-            "--label",
-            "stable=1",
-            "--label",
-            "canary=2",
-            "--batch-timeout-micros",
-            "50000",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read()
-        try:
-            if call(f"{base}/v1/models/relunet")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    yield {"base": base, "folder": folder, "model": model}
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
+    flags = ["--max-body-bytes", "1000000", "--label", "stable=1", "--label", "canary=2"]
+    with serving(folder, *flags, "--batch-timeout-micros", "50000") as served:
+        yield {"base": served["base"], "folder": folder, "model": model}
 
 
 def dims(*sizes):
@@ -598,102 +540,3 @@ def test_it_listens_on_this_machine_only_by_default(server):
     port = server["base"].rsplit(":", 1)[1]
     listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
     assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
-
-
-# Digits drawn as mouse strokes on the 280x280 canvas: (pen width, strokes), each stroke
-# a list of points as offsets from the canvas's centre. Thin and thick, small and off
-# centre, as people draw them.
-DRAWN = {
-    "1": (6, [[(-70, -100), (-75, -60), (-80, -20)]]),  # thin and small, top left
-    "7": (36, [[(-70, -90), (70, -90), (30, -20), (0, 100)]]),  # thick, across the canvas
-    "0": (14, [[(70 + 35 * np.sin(t), 60 - 55 * np.cos(t)) for t in np.linspace(0, 6.4, 17)]]),
-    "4": (18, [[(0, -100), (-60, 20), (60, 20)], [(25, -40), (25, 110)]]),
-}
-
-
-def _draw(browser, canvas, pen, strokes):
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    browser.execute_script(f"document.getElementById('pen').value = {pen};")
-    for points in strokes:
-        (x, y), *rest = [(round(x), round(y)) for x, y in points]
-        chain = ActionChains(browser).move_to_element_with_offset(canvas, x, y).click_and_hold()
-        for nx, ny in rest:
-            chain = chain.move_by_offset(nx - x, ny - y)
-            x, y = nx, ny
-        chain.release().perform()
-
-
-@pytest.mark.slow
-def test_digits_drawn_in_a_real_browser_are_read_and_a_cleared_canvas_shows_nothing(server):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip(
-            "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
-        )
-    options = Options()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--window-size=900,700",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-
-    def answer():
-        return browser.find_element(By.ID, "class").text
-
-    def settled():  # the page's answer to the drawing, once it stops changing
-        seen = []
-
-        def same_twice(b):
-            seen.append(answer())
-            return len(seen) > 3 and seen[-1] == seen[-2] == seen[-3] != "-" and seen[-1]
-
-        time.sleep(0.3)
-        return WebDriverWait(browser, 30, poll_frequency=0.2).until(same_twice)
-
-    try:
-        browser.get(server["base"] + "/")
-        canvas = browser.find_element(By.ID, "canvas")
-        clear = browser.find_element(By.ID, "clear")
-        assert answer() == "-"
-        read = {}
-        for digit, (pen, strokes) in DRAWN.items():
-            clear.click()
-            _draw(browser, canvas, pen, strokes)
-            read[digit] = settled()
-            if digit == "7":
-                ARTIFACTS.mkdir(exist_ok=True)
-                browser.save_screenshot(str(ARTIFACTS / "serve_page.png"))
-                bars = browser.find_elements(By.CSS_SELECTOR, ".bar")
-                drawn, track = browser.execute_script(
-                    "const bar = document.getElementById('bar7');"
-                    "return [bar.getBoundingClientRect().width,"
-                    "        bar.parentElement.getBoundingClientRect().width];"
-                )
-                # The winner's bar is drawn as wide as its probability.
-                assert len(bars) == 10 and drawn > track / 2 > 0
-        assert read == {digit: digit for digit in DRAWN}
-        assert browser.find_element(By.ID, "error").text == ""
-        clear.click()
-        time.sleep(1.0)  # an answer still on its way must not come back
-        assert answer() == "-"
-        widths = browser.execute_script(
-            "return [...document.querySelectorAll('.bar')].map(b => b.style.width);"
-        )
-        assert set(widths) == {"0%"}  # every bar empty
-    finally:
-        browser.quit()

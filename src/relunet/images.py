@@ -109,7 +109,8 @@ def _as_it_is(digit: tf.Tensor) -> dict[str, tf.Tensor]:
     box = tf.constant([0, 0, IMAGE_SIZE, IMAGE_SIZE], tf.int32)
     boxes = tf.concat([box[None], tf.zeros([MAX_DIGITS - 1, 4], tf.int32)], 0)
     count = tf.cast(found, tf.int32)
-    return {"digits": digits, "count": count, "boxes": boxes, "found": found, "too_many": False}
+    too_many = tf.constant(False)
+    return {"digits": digits, "count": count, "boxes": boxes, "found": found, "too_many": too_many}
 
 
 def found_as_is(digits: tf.Tensor) -> tf.Tensor:

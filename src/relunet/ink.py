@@ -18,6 +18,7 @@ LONG_SIDE = 640
 MIN_CONTRAST = 24.0  # grey levels between paper and ink below which there is no digit
 NOISE_RATIO = 6.0  # ... or fewer than this many times the paper's own noise
 SPECK = 0.1  # a component under this fraction of the heaviest one's mass is a speck
+MARK = 0.01  # ... unless it is enclosed by what is kept (a face's eyes) and this heavy
 MASK_SIDE = 64  # components are found on a mask of at most this many px on its short side
 PAPER_SOLID = 0.85  # a sheet on a dark surround: this share of its pixels is light
 RULED_SPAN = 0.9  # a component at least this share of the image's width ...
@@ -208,8 +209,10 @@ def _kept_components(
     edge (touching a side over at least `edge_run` of its length: a paper edge, the table
     beyond it, a ruled margin) goes when another carries 5% of the heaviest one's weight
     (a tightly cropped digit touches the edges too, and is then kept); of the rest, those
-    under SPECK of the heaviest are specks. A ruled line (RULED_SPAN, RULED_FLAT) always
-    goes. Labels spread by 3x3 max pooling of pixel indices until nothing changes."""
+    under SPECK of the heaviest are specks, unless enclosed by the ink kept (ink to their
+    left, right, above and below: the eyes of a face are part of it). A ruled line
+    (RULED_SPAN, RULED_FLAT) always goes. Labels spread by 3x3 max pooling of pixel
+    indices until nothing changes."""
     h, w = tf.shape(mask)[0], tf.shape(mask)[1]
     m = tf.cast(mask, tf.float32)
     labels = (tf.cast(tf.reshape(tf.range(h * w), [h, w]), tf.float32) + 1.0) * m
@@ -255,7 +258,20 @@ def _kept_components(
     candidate = tf.logical_and(real, tf.logical_not(tf.logical_and(edge, drop_edges)))
     top = tf.reduce_max(tf.where(candidate, mass, 0.0))
     keep = candidate & (mass >= SPECK * top) & (mass > 0)
+    enclosed = per_label(tf.cast(_enclosed(tf.gather(keep, ids)), tf.float32), ids) > 0
+    keep |= candidate & enclosed & (mass >= MARK * top)
     return tf.logical_and(tf.gather(keep, ids), mask), ids
+
+
+def _enclosed(kept: tf.Tensor) -> tf.Tensor:
+    """bool [h, w]: pixels with kept ink somewhere to their left, right, above and below."""
+    k = tf.cast(kept, tf.float32)
+    sides = [
+        tf.math.cumsum(k, axis, exclusive=True, reverse=reverse) > 0
+        for axis in (0, 1)
+        for reverse in (False, True)
+    ]
+    return tf.reduce_all(tf.stack(sides), 0)
 
 
 def stroke_width(work: tf.Tensor) -> tf.Tensor:

@@ -158,7 +158,9 @@ def _segments(
     ring_part = ring(phase + 2 * math.pi * tf.minimum(t, 10.0) / 10.0, 1.0) * tf.concat(
         [tf.ones_like(aspect), aspect], -1
     )
-    marks = 0.5 * noise
+    # Marks are short: dots and dashes (a face's eyes and mouth), not lines across it.
+    starts = 0.55 * tf.roll(noise, 1, axis=1)
+    marks = tf.where((t[..., None] % 2 == 0), starts + 0.3 * noise, 0.55 * noise)
     marked = tf.where(t[..., None] <= 10, ring_part, marks)
     vertices.append(marked)
     connected.append(

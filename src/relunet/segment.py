@@ -133,7 +133,9 @@ def _cuts(top, bottom, left, right, profile) -> tf.Tensor:
             tf.stack([starts, stops], 1),
             fn_output_signature=tf.float32,
         )
-        wide_enough = tf.cast(stops - starts, tf.float32) >= PART_WIDTH * tf.cast(height, tf.float32)
+        wide_enough = tf.cast(stops - starts, tf.float32) >= PART_WIDTH * tf.cast(
+            height, tf.float32
+        )
         inky_enough = ink >= PART_INK * total / tf.cast(parts, tf.float32)
         thin = tf.gather(profile, tf.minimum(inner, tf.size(profile) - 1)) <= CUT_INK * median
         fair = tf.reduce_all(~real | (wide_enough & inky_enough)) & tf.reduce_all(

@@ -132,11 +132,12 @@ PRESETS = {
     # 98.5% within T + 15 s (T: importing TensorFlow); until 0.2 it was 8 epochs at 2e-3,
     # 98.7% in twice the time (benchmarks/README.md has both).
     "best": dict(_FAST, width=512, learning_rate=3e-3, epochs=4),
-    # Reads real handwriting, not only MNIST's test split: 99% on MNIST's test split and
-    # 90% on real digits that are not MNIST (benchmarks/bench_real_digits.py) within 5
-    # minutes; a wide net, deskewed, trained on distorted digits (rotated, sheared,
-    # moved, strokes thickened or thinned) for 20 epochs. Elastic distortion cost more
-    # time than it gave on real digits (benchmarks/README.md).
+    # Reads what people write, not only MNIST's test split: numbers, "not a digit" for
+    # what is not one, calibrated probabilities (benchmarks/README.md has the figures).
+    # A wide net, deskewed, trained on distorted digits (rotated, sheared, moved, strokes
+    # thickened or thinned) with shapes that are not digits (relunet.nondigits) among
+    # them, for 16 epochs; calibrated on the held-out train[55000:]. Elastic distortion
+    # cost more time than it gave on real digits.
     "robust": dict(
         _FAST,
         train_split="train[:55000]",

@@ -1,0 +1,196 @@
+"""What people write, read end to end by a briefly trained `--preset robust` model: the
+number 42 and the year 2026 written on paper, a letter A and a smiley face, through
+`relunet predict`, `evaluate --images`, the exported `serving_bytes` signature over TF
+Serving's REST API, and the drawing page in a real browser."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+from drawings import png, strokes
+from helpers import call, headless_chromium, run_cli_cases, serving
+
+from relunet.export import export_saved_model
+from relunet.model import load_model
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+WRITTEN = {"42": "42", "2026": "2026", "A": "not a digit", "smiley": "not a digit"}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    """WRITTEN's texts as PNG files, dark ink on light paper: <name>.png."""
+    folder = tmp_path_factory.mktemp("written")
+    for text in WRITTEN:
+        (folder / f"{text}.png").write_bytes(png(text))
+    return folder
+
+
+@pytest.mark.slow
+def test_predict_reads_numbers_and_says_not_a_digit_for_a_letter_and_a_smiley(reader_run, written):
+    files = [f"{text}.png" for text in WRITTEN]
+    model = str(reader_run / "best.keras")
+    plain, as_json = run_cli_cases(
+        [
+            (["predict", "--model", model, *files], written),
+            (["predict", "--model", model, "--json", *files], written),
+        ]
+    )
+    assert plain.returncode == 0 and as_json.returncode == 0, plain.stderr + as_json.stderr
+    said = {line.split()[0][: -len(".png")]: line for line in plain.stdout.splitlines()}
+    assert said["42"].split()[1:3] == ["42", "(p=" + said["42"].split("(p=")[1].split()[0]]
+    for text, reads in WRITTEN.items():
+        assert said[text].split(None, 1)[1].startswith(reads), said[text]
+    answers = {a["input"][: -len(".png")]: a for a in json.loads(as_json.stdout)}
+    assert [answers[t]["digits"] for t in WRITTEN] == ["42", "2026", "", ""]
+    assert [answers[t]["not_a_digit"] for t in WRITTEN] == [False, False, True, True]
+    assert all(answers[t]["class"] is None for t in WRITTEN)  # not exactly one digit
+    per_digit = answers["2026"]["per_digit"]
+    assert [d["class"] for d in per_digit] == [2, 0, 2, 6]
+    lefts = [d["box"][1] for d in per_digit]
+    assert lefts == sorted(lefts) and all(0.5 < d["probability"] <= 1 for d in per_digit)
+
+
+@pytest.mark.slow
+def test_evaluate_images_scores_numbers_digits_and_what_should_read_as_nothing(
+    reader_run, written, tmp_path
+):
+    folder = tmp_path / "folder"
+    for text in ("42", "2026"):
+        (folder / text).mkdir(parents=True)
+        (folder / text / "a.png").write_bytes((written / f"{text}.png").read_bytes())
+    (folder / "none").mkdir()
+    for text in ("A", "smiley"):
+        (folder / "none" / f"{text}.png").write_bytes((written / f"{text}.png").read_bytes())
+    (folder / "4").mkdir()  # a number with a wrong label: two digits read, one expected
+    (folder / "4" / "42.png").write_bytes((written / "42.png").read_bytes())
+    report = tmp_path / "report"
+    (evaluated,) = run_cli_cases(
+        [
+            (
+                [
+                    "evaluate",
+                    "--model",
+                    str(reader_run),
+                    "--images",
+                    str(folder),
+                    "--json",
+                    "--report",
+                    str(report),
+                ],
+                tmp_path,
+            )
+        ]
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    result = json.loads(evaluated.stdout)
+    assert result["examples"] == 5
+    assert result["accuracy"] == pytest.approx(2 / 3)  # 42 and 2026 right, "4" not
+    assert result["digit_accuracy"] == pytest.approx(7 / 7)  # "4" matches 42's first digit
+    assert result["none"] == {"images": 2, "answered": 2}
+    assert (report / "reliability.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def reader_server(reader_run, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reader-served") / "relunet"
+    export_saved_model(load_model(str(reader_run / "best.keras")), folder, verbose=False)
+    with serving(folder) as served:
+        yield served
+
+
+@pytest.mark.slow
+def test_serving_bytes_answers_the_number_its_digits_and_not_a_digit(reader_server, written):
+    instances = [
+        {"b64": base64.b64encode((written / f"{t}.png").read_bytes()).decode()} for t in WRITTEN
+    ]
+    url = f"{reader_server['base']}/v1/models/relunet:predict"
+    status, answer = call(url, {"signature_name": "serving_bytes", "instances": instances})
+    assert status == 200, answer
+    predictions = dict(zip(WRITTEN, answer["predictions"], strict=True))
+    assert [predictions[t]["number"] for t in WRITTEN] == ["42", "2026", "", ""]
+    assert [predictions[t]["not_a_digit"] for t in WRITTEN] == [False, False, True, True]
+    assert [predictions[t]["digit_count"] for t in ("42", "2026")] == [2, 4]
+    assert predictions["2026"]["digits"] == [2, 0, 2, 6, -1, -1, -1, -1]
+    assert all(p["class"] == -1 for p in predictions.values())
+
+
+# Digits drawn as mouse strokes on the 560x280 canvas: (pen width, strokes), each stroke
+# a list of points as offsets from the canvas's centre. Thin and thick, small and off
+# centre, as people draw them; then a number and a letter drawn with the tests' glyphs.
+DRAWN = {
+    "1": (6, [[(-70, -100), (-75, -60), (-80, -20)]]),  # thin and small, top left
+    "7": (36, [[(-70, -90), (70, -90), (30, -20), (0, 100)]]),  # thick, across the canvas
+    "0": (14, [[(70, 60 - 55), (105, 60), (70, 115), (35, 60), (70, 5)]]),
+    "42": (16, strokes("42", 150)),
+    "not a digit": (16, strokes("A", 150)),
+}
+
+
+def _draw(browser, canvas, pen, lines):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    browser.execute_script(f"document.getElementById('pen').value = {pen};")
+    for points in lines:
+        (x, y), *rest = [(round(x), round(y)) for x, y in points]
+        chain = ActionChains(browser).move_to_element_with_offset(canvas, x, y).click_and_hold()
+        for nx, ny in rest:
+            chain = chain.move_by_offset(nx - x, ny - y)
+            x, y = nx, ny
+        chain.release().perform()
+
+
+@pytest.mark.slow
+def test_the_page_reads_digits_a_number_and_a_letter_drawn_in_a_real_browser(reader_server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with headless_chromium() as browser:
+
+        def answer():
+            return browser.find_element(By.ID, "answer").text
+
+        def settled():  # the page's answer to the drawing, once it stops changing
+            seen = []
+
+            def same_twice(b):
+                seen.append(answer())
+                return len(seen) > 3 and seen[-1] == seen[-2] == seen[-3] != "-" and seen[-1]
+
+            time.sleep(0.3)
+            return WebDriverWait(browser, 30, poll_frequency=0.2).until(same_twice)
+
+        browser.get(reader_server["base"] + "/")
+        canvas = browser.find_element(By.ID, "canvas")
+        clear = browser.find_element(By.ID, "clear")
+        assert answer() == "-"
+        read = {}
+        for expected, (pen, lines) in DRAWN.items():
+            clear.click()
+            _draw(browser, canvas, pen, lines)
+            read[expected] = settled()
+            if expected == "7":  # one digit: its ten bars, the winner's as wide as its p
+                drawn, track = browser.execute_script(
+                    "const bar = document.getElementById('bar7');"
+                    "return [bar.getBoundingClientRect().width,"
+                    "        bar.parentElement.getBoundingClientRect().width];"
+                )
+                assert drawn > track / 2 > 0
+            if expected == "42":  # several: each digit with its p, and no bars
+                ARTIFACTS.mkdir(exist_ok=True)
+                browser.save_screenshot(str(ARTIFACTS / "serve_page.png"))
+                shown = browser.find_element(By.ID, "digits").text
+                assert shown.split()[::2] == ["4", "2"], shown
+                widths = browser.execute_script(
+                    "return [...document.querySelectorAll('.bar')].map(b => b.style.width);"
+                )
+                assert set(widths) == {"0%"}
+        assert read == {expected: expected for expected in DRAWN}
+        assert browser.find_element(By.ID, "error").text == ""
+        clear.click()
+        time.sleep(1.0)  # an answer still on its way must not come back
+        assert answer() == "-" and browser.find_element(By.ID, "digits").text == ""
