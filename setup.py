@@ -37,6 +37,7 @@ setup(
         "tensorboard>=2.21,<2.22",
         "importlib_resources",  # needed by tensorflow-datasets to prepare datasets
         "matplotlib>=3.8",  # relunet compare's plots and evaluate's report
+        "prometheus_client>=0.20",  # relunet serve's /monitoring/prometheus/metrics
         "starlette>=0.40",  # relunet serve
         "uvicorn>=0.30",
     ],

@@ -50,17 +50,25 @@ def _tight(digit: np.ndarray) -> np.ndarray:
     return digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def number_ink(
-    digits: list[np.ndarray], spacing: str, rng: np.random.Generator
-) -> np.ndarray:
+def number_ink(digits: list[np.ndarray], spacing: str, rng: np.random.Generator) -> np.ndarray:
     """MNIST digits [28, 28] written left to right at 3 to 5 times their size: with
     gaps (a fifth to two thirds of a digit's width), slight overlaps of their boxes (the
     ink kept apart), or touching."""
     scale = rng.uniform(3.0, 5.0)
-    parts = [np.asarray(Image.fromarray(_tight(d)).resize(
-        (max(1, round(_tight(d).shape[1] * scale)), max(1, round(_tight(d).shape[0] * scale))),
-        Image.BILINEAR,
-    ), np.float32) / 255 for d in digits]
+    parts = [
+        np.asarray(
+            Image.fromarray(_tight(d)).resize(
+                (
+                    max(1, round(_tight(d).shape[1] * scale)),
+                    max(1, round(_tight(d).shape[0] * scale)),
+                ),
+                Image.BILINEAR,
+            ),
+            np.float32,
+        )
+        / 255
+        for d in digits
+    ]
     height = max(p.shape[0] for p in parts)
     canvas = np.zeros((height * 2, 2 * sum(p.shape[1] for p in parts) + height * 2), np.float32)
     x = height
@@ -118,35 +126,70 @@ def doodle_ink(kind: str, rng: np.random.Generator) -> np.ndarray:
         for dx in (-0.35, 0.35):
             e = c + np.array([dx * r, -0.3 * r])
             draw.ellipse([e[0] - pen, e[1] - pen, e[0] + pen, e[1] + pen], fill=255)
-        draw.arc([c[0] - 0.55 * r, c[1] - 0.4 * r, c[0] + 0.55 * r, c[1] + 0.55 * r], 20, 160, 255, pen)
+        draw.arc(
+            [c[0] - 0.55 * r, c[1] - 0.4 * r, c[0] + 0.55 * r, c[1] + 0.55 * r], 20, 160, 255, pen
+        )
     elif kind == "house":
         draw.rectangle([c[0] - r, c[1] - 0.2 * r, c[0] + r, c[1] + r], outline=255, width=pen)
-        draw.line([(c[0] - r, c[1] - 0.2 * r), (c[0], c[1] - r), (c[0] + r, c[1] - 0.2 * r)], 255, pen)
+        draw.line(
+            [(c[0] - r, c[1] - 0.2 * r), (c[0], c[1] - r), (c[0] + r, c[1] - 0.2 * r)], 255, pen
+        )
     elif kind == "heart":
         t = np.linspace(0, 2 * np.pi, 60)
-        x, y = 16 * np.sin(t) ** 3, 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
-        draw.line(list(zip(c[0] + x * r / 17, c[1] - y * r / 17)), 255, pen)
+        x, y = (
+            16 * np.sin(t) ** 3,
+            13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t),
+        )
+        draw.line(list(zip(c[0] + x * r / 17, c[1] - y * r / 17, strict=True)), 255, pen)
     elif kind == "sun":
-        draw.ellipse([c[0] - r / 2, c[1] - r / 2, c[0] + r / 2, c[1] + r / 2], outline=255, width=pen)
+        draw.ellipse(
+            [c[0] - r / 2, c[1] - r / 2, c[0] + r / 2, c[1] + r / 2], outline=255, width=pen
+        )
         for a in np.linspace(0, 2 * np.pi, 9)[:-1]:
-            draw.line([tuple(c + 0.65 * r * np.array([np.cos(a), np.sin(a)])),
-                       tuple(c + r * np.array([np.cos(a), np.sin(a)]))], 255, pen)
+            draw.line(
+                [
+                    tuple(c + 0.65 * r * np.array([np.cos(a), np.sin(a)])),
+                    tuple(c + r * np.array([np.cos(a), np.sin(a)])),
+                ],
+                255,
+                pen,
+            )
     elif kind == "tree":
         draw.line([(c[0], c[1] + r), (c[0], c[1])], 255, pen)
-        draw.polygon([(c[0] - r * 0.7, c[1]), (c[0], c[1] - r), (c[0] + r * 0.7, c[1])], outline=255, width=pen)
+        draw.polygon(
+            [(c[0] - r * 0.7, c[1]), (c[0], c[1] - r), (c[0] + r * 0.7, c[1])],
+            outline=255,
+            width=pen,
+        )
     elif kind == "spiral":
         t = np.linspace(0, 4 * np.pi, 80)
-        draw.line(list(zip(c[0] + t / (4 * np.pi) * r * np.cos(t), c[1] + t / (4 * np.pi) * r * np.sin(t))), 255, pen)
+        draw.line(
+            list(
+                zip(
+                    c[0] + t / (4 * np.pi) * r * np.cos(t),
+                    c[1] + t / (4 * np.pi) * r * np.sin(t),
+                    strict=True,
+                )
+            ),
+            255,
+            pen,
+        )
     elif kind == "scribble":
         points = c + rng.normal(0, r / 2, (int(rng.integers(8, 16)), 2))
         draw.line([tuple(p) for p in points], 255, pen)
     elif kind == "hatch":
         for k in range(-2, 3):
-            draw.line([(c[0] - r, c[1] + k * r / 3), (c[0] + r, c[1] + k * r / 3 + r / 2)], 255, pen)
-            draw.line([(c[0] + k * r / 3, c[1] - r), (c[0] + k * r / 3 - r / 2, c[1] + r)], 255, pen)
+            draw.line(
+                [(c[0] - r, c[1] + k * r / 3), (c[0] + r, c[1] + k * r / 3 + r / 2)], 255, pen
+            )
+            draw.line(
+                [(c[0] + k * r / 3, c[1] - r), (c[0] + k * r / 3 - r / 2, c[1] + r)], 255, pen
+            )
     else:  # a wavy line
         t = np.linspace(-1, 1, 60)
-        draw.line(list(zip(c[0] + t * r * 1.3, c[1] + 0.3 * r * np.sin(t * 9))), 255, pen)
+        draw.line(
+            list(zip(c[0] + t * r * 1.3, c[1] + 0.3 * r * np.sin(t * 9), strict=True)), 255, pen
+        )
     ink = np.asarray(image, np.float32) / 255
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     return np.pad(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], 40)
@@ -160,7 +203,52 @@ def fonts() -> list[str]:
     import matplotlib
 
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    names = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
-             "DejaVuSerif.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSansMono.ttf",
-             "STIXGeneral.ttf", "STIXGeneralItalic.ttf", "cmr10.ttf")
+    names = (
+        "DejaVuSans.ttf",
+        "DejaVuSans-Bold.ttf",
+        "DejaVuSans-Oblique.ttf",
+        "DejaVuSerif.ttf",
+        "DejaVuSerif-Italic.ttf",
+        "DejaVuSansMono.ttf",
+        "STIXGeneral.ttf",
+        "STIXGeneralItalic.ttf",
+        "cmr10.ttf",
+    )
     return [str(folder / n) for n in names if (folder / n).is_file()]
+
+
+SETS = ("gaps", "overlaps", "touching", "singles", "letters", "symbols", "doodles")
+
+
+def write_sets(root: Path, data_dir: str, seed: int = 12345) -> dict[str, int]:
+    """Every set under root/<set>/<what it reads>/: numbers of 2 to 6 MNIST test digits
+    (150 with gaps, 40 overlapping, 40 touching), 200 single test digits, 104 letters,
+    69 symbols, 90 doodles. Each test digit is used once. How many images each set has."""
+    rng = np.random.default_rng(seed)
+    images, labels = mnist_test(data_dir)
+    order = iter(rng.permutation(len(labels)))
+    counts = {}
+    for spacing, n in (("gaps", 150), ("overlaps", 40), ("touching", 40)):
+        for i in range(n):
+            picked = [next(order) for _ in range(int(rng.integers(2, 7)))]
+            name = "".join(str(int(labels[j])) for j in picked)
+            ink = number_ink([images[j] for j in picked], spacing, rng)
+            save(photo(ink, rng), root / spacing / name, f"n{i}", rng)
+        counts[spacing] = n
+    for i in range(200):
+        j = next(order)
+        big = Image.fromarray(images[j]).resize((112, 112), Image.BILINEAR)
+        ink = np.pad(np.asarray(big, np.float32) / 255, 20)
+        save(photo(ink, rng), root / "singles" / str(int(labels[j])), f"s{i}", rng)
+    counts["singles"] = 200
+    faces = fonts()
+    for name, chars in (("letters", LETTERS * 2), ("symbols", SYMBOLS * 3)):
+        for i, char in enumerate(chars):
+            ink = glyph_ink(char, faces[i % len(faces)], rng)
+            save(photo(ink, rng), root / name / "none", f"{name[0]}{i}_{ord(char)}", rng)
+        counts[name] = len(chars)
+    for i in range(90):
+        kind = DOODLES[i % len(DOODLES)]
+        save(photo(doodle_ink(kind, rng), rng), root / "doodles" / "none", f"d{i}_{kind}", rng)
+    counts["doodles"] = 90
+    return counts

@@ -111,10 +111,9 @@ def call(url, body=None, raw=None, headers=False):
     return got if headers else got[:2]
 
 
-@contextlib.contextmanager
-def serving(folder: Path, *args: str, model: str = "relunet") -> Iterator[dict]:
-    """`relunet serve FOLDER ARGS` on a free port of 127.0.0.1, once its model answers:
-    {"base": its URL, "process": the Popen}. Stopped with SIGINT at the end."""
+def start_serving(folder: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """`relunet serve FOLDER ARGS` started on a free port of 127.0.0.1: (the process, its
+    base URL). Its stdout and stderr together in process.stdout, as text."""
     (port,) = free_ports(1)
     process = subprocess.Popen(
         [sys.executable, "-m", "relunet.cli", "serve", str(folder), "--port", str(port), *args],
@@ -122,16 +121,29 @@ def serving(folder: Path, *args: str, model: str = "relunet") -> Iterator[dict]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_until_ready(process: subprocess.Popen, base: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stdout.read()
         try:
-            if call(f"{base}/v1/models/{model}")[0] == 200:
-                break
+            if call(f"{base}/readyz")[0] == 200:
+                return
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"not ready within {timeout} s")
+
+
+@contextlib.contextmanager
+def serving(folder: Path, *args: str) -> Iterator[dict]:
+    """`relunet serve FOLDER ARGS` on a free port of 127.0.0.1, once it is ready:
+    {"base": its URL, "process": the Popen}. Stopped with SIGINT at the end."""
+    process, base = start_serving(folder, *args)
     try:
+        wait_until_ready(process, base)
         yield {"base": base, "process": process}
     finally:
         if process.poll() is None:

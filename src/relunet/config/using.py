@@ -143,6 +143,16 @@ class ServeConfig:
     num_batch_threads: int | None = option(
         None, "batches run at the same time (default: one per core)"
     )
+    drain_seconds: float = option(
+        30.0,
+        "on SIGTERM, how long requests in flight may take to finish before the server "
+        "stops anyway (a second SIGTERM stops it at once)",
+        metavar="S",
+        interval="[0, 3600]",
+    )
+    access_log: bool = option(
+        False, "print one line per request on stdout: time, method, path, status, ms, images"
+    )
     trust_model: bool = option(False, TRUST_HELP)
 
     def validate(self) -> ServeConfig:

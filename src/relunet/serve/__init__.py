@@ -15,12 +15,16 @@ restart. Bad requests get a 400 with a JSON `error`, as TF Serving answers them.
     decode.py    the JSON bodies, read into NumPy (no TensorFlow)
     batching.py  concurrent requests as one model call
     models.py    the folder of versions, their labels, signatures and metadata
+    lifecycle.py loading, ready, draining: /healthz, /readyz, SIGTERM
+    watch.py     Prometheus metrics and the access log
 
 Importing the package imports neither TensorFlow nor Starlette (`decode` needs NumPy
 only); `run` does.
 """
 
 from __future__ import annotations
+
+import sys
 
 from relunet import preflight
 from relunet.config import ServeConfig
@@ -36,16 +40,54 @@ def serve(config: ServeConfig) -> None:
 
 
 def run(config: ServeConfig) -> None:
-    """`serve` for a config that has passed `relunet.preflight.serve`."""
+    """`serve` for a config that has passed `relunet.preflight.serve`: listen at once,
+    load and warm up the versions in the background (relunet.serve.lifecycle), serve
+    until a signal, drain, exit."""
     import uvicorn
 
     from relunet.serve.batching import Batcher
-    from relunet.serve.models import ModelFolder
+    from relunet.serve.lifecycle import DrainingServer, Life, load_in_background
     from relunet.serve.rest import create_app
+    from relunet.serve.watch import Metrics, Watched
 
     listener = listening_socket(config.host, config.port)  # before the seconds of loading
+    batcher = None
+    if config.enable_batching == "true":
+        batcher = Batcher(
+            config.max_batch_size, config.batch_timeout_micros / 1e6, config.num_batch_threads
+        )
+    metrics = Metrics(queued=batcher.waiting if batcher else lambda: 0)
+    life = Life()
+    app = create_app(life, config.name, batcher, config.max_body_bytes, metrics)
+    log = sys.stdout if config.access_log else None
+    server = DrainingServer(
+        uvicorn.Config(
+            Watched(app, metrics, log),
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=config.drain_seconds,
+        ),
+        life,
+    )
+    load_in_background(life, lambda: _load(config), server)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
+        if batcher is not None:
+            batcher.close(wait=not server.force_exit)
+    if life.failed is not None:
+        raise life.failed
+
+
+def _load(config: ServeConfig):
+    """The folder's versions, loaded and warmed up, with the lines that say so."""
+    from relunet.serve.models import ModelFolder
+    from relunet.serve.rest import warm_up
+
     labels = config.version_labels()
     models = ModelFolder(config.model_dir, config.name, config.trust_model, labels)
+    warm_up()
     print(
         f"serve: {config.name} version {max(models.refresh())} from {config.model_dir} at "
         f"http://{config.host}:{config.port}/ (REST: /v1/models/{config.name}:predict)",
@@ -56,11 +98,7 @@ def run(config: ServeConfig) -> None:
     if labels:
         named = ", ".join(f"{label}={number}" for label, number in labels.items())
         print(f"serve: labels {named} (/v1/models/{config.name}/labels/LABEL)", flush=True)
-    batcher = None
     if config.enable_batching == "true":
-        batcher = Batcher(
-            config.max_batch_size, config.batch_timeout_micros / 1e6, config.num_batch_threads
-        )
         micros = config.batch_timeout_micros
         print(
             f"serve: batching up to {config.max_batch_size} images a call, "
@@ -68,11 +106,4 @@ def run(config: ServeConfig) -> None:
             + f"{config.num_batch_threads} batch threads",
             flush=True,
         )
-    try:
-        app = create_app(models, batcher, config.max_body_bytes)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        server.run(sockets=[listener])
-    finally:
-        listener.close()
-        if batcher is not None:
-            batcher.close()
+    return models

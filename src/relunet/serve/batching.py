@@ -76,12 +76,17 @@ class Batcher:
             self._changed.notify()
         return future
 
-    def close(self) -> None:
-        """Let the threads finish the batch they run, and stop."""
+    def waiting(self) -> int:
+        """Requests queued, not yet taken by a batch thread."""
+        with self._changed:
+            return sum(len(queue.tasks) for queue in self._queues.values())
+
+    def close(self, wait: bool = True) -> None:
+        """Let the threads finish the batch they run (unless `wait` is False), and stop."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
-        for thread in self._threads:
+        for thread in self._threads if wait else ():
             thread.join(timeout=10)
 
     def _work(self, number: int) -> None:

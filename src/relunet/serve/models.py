@@ -3,7 +3,8 @@ version's signatures as functions of NumPy batches.
 
 The folder is looked at again when its modification time changes, and at least once
 a second, as TF Serving polls its file system. A version is served once it loads whole
-(its saved_model.pb parses, its variables restore, its signatures pass the checks); a
+(its saved_model.pb parses, its variables restore, its signatures pass the checks and
+have each run once on a warm-up input); a
 folder still being copied, or a broken one, fails to load, is reported in the status
 with TF Serving's state and error fields, and is tried again only when its files
 change, while the versions already loaded keep serving. Labels (`--label stable=1`)
@@ -177,7 +178,28 @@ class ModelFolder:
             name: Signature(name, function, _input_spec(function))
             for name, function in loaded.signatures.items()
         }
+        for signature in signatures.values():
+            _warm_up(signature)
         return Version(number, path, loaded, signatures, metadata(path, number, self.name))
+
+
+def warm_up_image() -> bytes:
+    """A PNG of a stroke on paper: read as one digit."""
+    page = np.full((40, 30, 1), 230, np.uint8)
+    page[8:32, 13:17] = 20
+    return tf.io.encode_png(page).numpy()
+
+
+def _warm_up(signature: Signature) -> None:
+    """Run `signature` once on a small input, so that the first request does not pay for
+    the function's first call (its graph optimised, its kernels made)."""
+    spec = signature.spec
+    if spec is None or spec.shape is None or not spec.shape:
+        return
+    if spec.dtype is None:  # encoded images
+        signature.run([[warm_up_image()]])
+    else:
+        signature.run([np.zeros([1 if n is None else n for n in spec.shape], spec.dtype)])
 
 
 def _reason(error: Exception) -> str:

@@ -4,6 +4,8 @@
     GET  /v1/models/<name>[/versions/<v> | /labels/<l>]/metadata    the signatures
     POST /v1/models/<name>[/versions/<v> | /labels/<l>]:predict     instances or inputs
     GET  /                                                          the drawing page
+    GET  /healthz, /readyz                                          alive; ready (lifecycle)
+    GET  /monitoring/prometheus/metrics                             Prometheus (watch)
 
 As in TF Serving, the path's words match in any case (`/V1/MODELS/relunet`), the model
 name and label exactly; an unknown label is a 400, an unknown model or version a 404.
@@ -24,6 +26,7 @@ from importlib import resources
 from typing import Any
 
 import tensorflow as tf
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -31,9 +34,12 @@ from starlette.routing import Route
 
 from relunet.errors import RelunetError
 from relunet.headers import over_budget
+from relunet.serve import watch
 from relunet.serve.batching import Batcher
 from relunet.serve.decode import BadRequest, answer, read_request, to_input
-from relunet.serve.models import ModelFolder, Signature, Version
+from relunet.serve.lifecycle import Life
+from relunet.serve.models import ModelFolder, Signature, Version, warm_up_image
+from relunet.serve.watch import Metrics
 
 DRAIN_BYTES = 64 << 20  # past the limit, read this much more before giving up on a body
 # Threads that decode bodies and write answers. They hold the GIL as they work, so more
@@ -51,14 +57,20 @@ _PATH = re.compile(
 )
 
 
-def create_app(models: ModelFolder, batcher: Batcher | None, max_body_bytes: int) -> Starlette:
-    """The Starlette application serving `models`, batching with `batcher` if given."""
+def create_app(
+    life: Life, name: str, batcher: Batcher | None, max_body_bytes: int, metrics: Metrics
+) -> Starlette:
+    """The Starlette application serving `life.models` (the model `name`) once they are
+    loaded, batching with `batcher` if given, counting in `metrics`."""
 
     async def api(request: Request) -> Response:
         try:
             path = _PATH.fullmatch(request.url.path)
             if not path:
                 raise BadRequest(f"Unknown path {request.url.path}.", 404)
+            models = life.models
+            if models is None:
+                raise BadRequest(f"The model is not ready: {life.not_ready()}.", 503)
             if path["name"] != models.name:
                 raise BadRequest(f"Servable not found for request: Latest({path['name']})", 404)
             number = _version_number(path["version"])
@@ -72,13 +84,18 @@ def create_app(models: ModelFolder, batcher: Batcher | None, max_body_bytes: int
             if request.method == "POST":
                 if verb != "predict" or path["metadata"]:
                     raise BadRequest(f"The verb {verb!r} is not supported; use :predict.", 404)
+                request.scope["relunet"]["model"] = models.name
                 body = await _read_body(request, max_body_bytes)
-                return await _predict(models, batcher, number, path["label"], body)
+                return await _predict(
+                    models, batcher, metrics, request.scope["relunet"], number, path["label"], body
+                )
             if verb:
                 raise BadRequest(f"Unknown path {request.url.path}.", 404)
             served = await _in_worker(_served, models, number, path["label"])
             if path["metadata"]:
                 return JSONResponse((served or models.version()).metadata)
+            if life.draining:
+                raise BadRequest(f"The model is not ready: {life.not_ready()}.", 503)
             return JSONResponse(_status(models, served))
         except BadRequest as error:
             return JSONResponse({"error": str(error)}, status_code=error.status)
@@ -89,24 +106,55 @@ def create_app(models: ModelFolder, batcher: Batcher | None, max_body_bytes: int
 
     async def page(request: Request) -> Response:
         html = resources.files("relunet").joinpath("static/draw.html").read_text()
-        return HTMLResponse(html.replace("{{MODEL}}", models.name))
+        return HTMLResponse(html.replace("{{MODEL}}", name))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "serving"})
+
+    async def readyz(request: Request) -> Response:
+        why = life.not_ready()
+        if why is not None:
+            return JSONResponse({"status": why.split(":")[0], "error": why}, status_code=503)
+        versions = sorted(life.models.refresh(), reverse=True)
+        return JSONResponse({"status": "ready", "versions": [str(v) for v in versions]})
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     every = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]  # all answered in JSON
-    return Starlette(routes=[Route("/", page), Route("/{path:path}", api, methods=every)])
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route(watch.PATH, prometheus),
+            Route("/{path:path}", api, methods=every),
+        ]
+    )
 
 
 async def _predict(
-    models: ModelFolder, batcher: Batcher | None, number: int | None, label: str | None, body: bytes
+    models: ModelFolder,
+    batcher: Batcher | None,
+    metrics: Metrics,
+    about: dict,
+    number: int | None,
+    label: str | None,
+    body: bytes,
 ) -> Response:
     version, signature, inputs, rows = await _in_worker(_decode, models, number, label, body)
+    labels = (models.name, str(version.number), signature.name)
+    about.update(version=labels[1], signature=labels[2], images=len(inputs))
+    run = metrics.timed(signature.run, labels)
     headers = {}
     if batcher is not None and signature.batchable:
         key = (version.number, signature.name)
-        future = batcher.submit(key, signature.run, inputs, len(inputs))
+        future = batcher.submit(key, run, inputs, len(inputs))
         outputs, batch = await asyncio.wrap_future(future)
         headers["X-Relunet-Batch"] = str(batch)
     else:
-        (outputs,) = await _in_worker(signature.run, [inputs])
+        (outputs,) = await _in_worker(run, [inputs])
+    metrics.answered(outputs, *labels[:2])
     if len(inputs) > ANSWER_ON_THE_LOOP:
         content = await _in_worker(answer, outputs, rows)
     else:
@@ -137,6 +185,12 @@ def _decode(
         for index, encoded in enumerate(inputs):
             _check_pixels(encoded, index)
     return version, signature, inputs, rows
+
+
+def warm_up() -> None:
+    """Run the request path's own TensorFlow function (the header check) once, so that
+    the first request does not pay for tracing it."""
+    _check_pixels(warm_up_image(), 0)
 
 
 def _check_pixels(encoded: bytes, index: int) -> None:

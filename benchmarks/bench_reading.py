@@ -1,0 +1,126 @@
+"""What people write, read by `--preset robust`: numbers, single digits, and letters,
+symbols and doodles that should be answered "not a digit"; calibration before and after.
+
+    python benchmarks/bench_reading.py                   # seeds 1, 2, 3
+    python benchmarks/bench_reading.py --seeds 1 --json
+
+The sets (benchmarks/reading_sets.py) are photos of dark ink on paper made by the
+project's own code: numbers of 2 to 6 of MNIST's *test* digits written side by side (with
+gaps, with overlapping boxes, touching), single test digits, letters and symbols in the
+fonts matplotlib ships, doodles drawn by code; and the optdigits scans of 13 people's
+handwriting (bench_real_digits.py). The model is trained on MNIST's training split and
+shapes of relunet.nondigits, calibrated on train[55000:]; none of these images is used
+to train it or to fit its temperature or threshold.
+
+Each model is one `relunet train --preset robust --seed S` process, timed from just
+before it is spawned until it has exited; each set is read with `relunet evaluate
+--images` (its JSON), the path a user's folder takes. ECE before calibration is the
+same model's on MNIST's test split with the temperature set back to 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_real_digits import run, write_real_digits
+from reading_sets import SETS, write_sets
+
+REJECT = ("letters", "symbols", "doodles")
+
+
+def ece_on_test(run_dir: Path, data_dir: str) -> dict:
+    """The expected calibration error on MNIST's test split at temperature 1 and at the
+    fitted one."""
+    import relunet.quiet
+
+    relunet.quiet.import_tensorflow_quietly()
+    from relunet import idx
+    from relunet.calibrate import ece
+    from relunet.data import to_inputs
+    from relunet.model import load_model
+
+    model = load_model(str(run_dir / "best.keras"))
+    test = idx.read_folder(data_dir).splits["test"]
+    fitted = model.temperature
+    scores = {}
+    for name, temperature in (("before", 1.0), ("after", fitted)):
+        model.temperature = temperature
+        p = model.probabilities(to_inputs(test.images)).numpy()
+        scores[f"ece_{name}"] = round(ece(p, test.labels), 5)
+    model.temperature = fitted
+    return scores
+
+
+def one_seed(seed: int, sets: Path, extra: list[str], tmp: Path, data_dir: str) -> dict:
+    run_dir = tmp / f"robust-{seed}"
+    start = time.perf_counter()
+    run("train", "--preset", "robust", "--seed", str(seed), "--run-dir", str(run_dir), *extra)
+    seconds = time.perf_counter() - start
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    row = {
+        "seed": seed,
+        "train_seconds_start_to_exit": round(seconds, 1),
+        "mnist_test_accuracy": metrics["test_accuracy"],
+        "mnist_test_rejected": metrics["test_rejected"],
+        "mnist_test_ece": metrics["test_ece"],
+        **{f"mnist_test_{k}": v for k, v in ece_on_test(run_dir, data_dir).items()},
+    }
+    for name in (*SETS, "optdigits"):
+        read = json.loads(
+            run("evaluate", "--model", str(run_dir), "--images", str(sets / name), "--json")
+        )
+        if name in REJECT:
+            row[f"{name}_answered_not_a_digit"] = read["none"]["answered"] / read["none"]["images"]
+        else:
+            row[f"{name}_read_exactly"] = read["accuracy"]
+        if name in ("singles", "optdigits"):
+            row[f"{name}_ece"] = read["ece"]
+            row[f"{name}_not_a_digit"] = read["not_a_digit"] / read["examples"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument(
+        "--extra", nargs=argparse.REMAINDER, default=[], help="more flags for relunet train"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    data_dir = os.environ.get("RELUNET_DATA_DIR")
+    if not data_dir:
+        raise SystemExit("bench_reading.py: error: set RELUNET_DATA_DIR to the MNIST IDX files")
+
+    with tempfile.TemporaryDirectory(prefix="relunet-reading-") as tmp:
+        sets = Path(tmp) / "sets"
+        counts = write_sets(sets, data_dir)
+        counts["optdigits"] = write_real_digits(sets / "optdigits")
+        if not args.json:
+            print("sets: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
+        rows = []
+        for seed in args.seeds:
+            row = one_seed(seed, sets, args.extra, Path(tmp), data_dir)
+            rows.append(row)
+            if not args.json:
+                print(json.dumps(row), flush=True)
+    result = {
+        "benchmark": "reading",
+        "sets": counts,
+        "rows": rows,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
