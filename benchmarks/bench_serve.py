@@ -5,6 +5,7 @@
     python benchmarks/bench_serve.py --json
     python benchmarks/bench_serve.py --decoders           # the pixel body's readers, in-process
     python benchmarks/bench_serve.py --calls              # a model call's cost by batch size
+    python benchmarks/bench_serve.py --photos 96          # photos beside digits, 1, 16, 64
 
 Starts a real `relunet serve` process on a free port of 127.0.0.1 (loopback only),
 serving an export of an untrained `--preset best` network (784-512-512-10: the weights
@@ -17,6 +18,15 @@ checked (status 200, one prediction per image), so a failed request is counted a
 error, never as a fast one. Latency is each request's round trip (p50, p99, max);
 requests/s counts every answered request, both kinds, over the level's time.
 
+`--photos N` serves photos as users post them: N photos made by
+benchmarks/reading_sets.py from MNIST's test digits written on paper (pages of 200x200
+to 1200x900, JPEG and PNG in turn, one digit or a number of 2 to 4 each; RELUNET_DATA_DIR
+names the MNIST files), each client posting them in turn as b64 to `serving_bytes`;
+at each level the photo clients run, then as many digit clients (with the pixel client
+unless `--pixel-images 0`), on the same server. It also times readiness: from the
+process's start to its first 200 from /readyz, and the first photo request after it
+against the 100th.
+
 `--decoders` times, in this process, the readers of the 1,000-image pixel body that
 were candidates: `json` then `np.asarray`, orjson and msgspec then `np.asarray` (each
 if installed), and relunet's (`relunet.serve.decode.read_request`); best of 5.
@@ -28,6 +38,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import itertools
 import json
 import os
 import platform
@@ -137,10 +148,14 @@ def post(
     return "", int(batch.split(",")[0].split("=")[1]) if batch else None
 
 
-def client(port: int, body: bytes, images: int, tally: Tally, stop: float, every: float) -> None:
-    """Post `body` until `stop` (time.perf_counter), at once or once `every` seconds."""
+def client(
+    port: int, body: bytes | list[bytes], images: int, tally: Tally, stop: float, every: float
+) -> None:
+    """Post `body` (or each of a list in turn) until `stop` (time.perf_counter), at once
+    or once `every` seconds."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     next_start = time.perf_counter()
+    turn = itertools.cycle(body if isinstance(body, list) else [body])
     while True:
         if every:  # on time, or at once when the last answer came late (no catching up)
             time.sleep(max(0.0, next_start - time.perf_counter()))
@@ -149,7 +164,7 @@ def client(port: int, body: bytes, images: int, tally: Tally, stop: float, every
         if start >= stop:
             break
         try:
-            error, batched = post(connection, body, images)
+            error, batched = post(connection, next(turn), images)
         except (OSError, http.client.HTTPException, ValueError) as failure:
             error, batched = f"{type(failure).__name__}: {failure}", None
             connection.close()
@@ -159,12 +174,17 @@ def client(port: int, body: bytes, images: int, tally: Tally, stop: float, every
 
 
 def level(port: int, bodies: dict, clients: int, seconds: float, pixel_images: int) -> dict:
-    """`clients` b64 clients and one pixel client once a second, for `seconds`."""
+    """`clients` b64 clients and one pixel client once a second, for `seconds`. A list
+    of b64 bodies (photos) is posted in turn by each client, from a different start."""
     b64, pixels = Tally(), Tally()
     stop = time.perf_counter() + seconds
+    many = bodies["b64_png"] if isinstance(bodies["b64_png"], list) else [bodies["b64_png"]]
     threads = [
-        threading.Thread(target=client, args=(port, bodies["b64_png"], 1, b64, stop, 0.0))
-        for _ in range(clients)
+        threading.Thread(
+            target=client,
+            args=(port, many[k % len(many) :] + many[: k % len(many)], 1, b64, stop, 0.0),
+        )
+        for k in range(clients)
     ]
     if pixel_images:
         args = (port, bodies["pixels"], pixel_images, pixels, stop, 1.0)
@@ -214,6 +234,65 @@ def decoders(body: bytes) -> dict[str, float]:
     return timings
 
 
+def photo_bodies(count: int) -> list[bytes]:
+    """`count` photos (benchmarks/reading_sets.py), each as a serving_bytes request."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from reading_sets import photos
+
+    data_dir = os.environ.get("RELUNET_DATA_DIR")
+    if not data_dir:
+        raise SystemExit("bench_serve.py: error: --photos needs RELUNET_DATA_DIR (the MNIST files)")
+    return [
+        json.dumps(
+            {
+                "signature_name": "serving_bytes",
+                "instances": [{"b64": base64.b64encode(f).decode()}],
+            }
+        ).encode()
+        for f, _ in photos(count, data_dir)
+    ]
+
+
+def readiness(folder: str, serve_args: list[str], bodies: list[bytes]) -> dict:
+    """A fresh server: seconds from its start to the first 200 from /readyz, and its
+    first photo request's latency against the 100th's (ms)."""
+    port = free_port()
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "relunet.cli", "serve", folder, "--port", str(port), *serve_args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.perf_counter() - start > 120:
+                    raise SystemExit("serve did not become ready") from None
+                time.sleep(0.02)
+        ready = time.perf_counter() - start
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        times = []
+        for k in range(120):
+            began = time.perf_counter()
+            error, _ = post(connection, bodies[k % len(bodies)], 1)
+            assert not error, error
+            times.append(1000 * (time.perf_counter() - began))
+        connection.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    later = statistics.median(times[90:110])
+    return {
+        "seconds_start_to_ready": round(ready, 2),
+        "first_request_ms": round(times[0], 1),
+        "requests_90_to_110_p50_ms": round(later, 1),
+    }
+
+
 def start_server(folder: str, port: int, serve_args: list[str]) -> subprocess.Popen:
     server = subprocess.Popen(
         [sys.executable, "-m", "relunet.cli", "serve", folder, "--port", str(port), *serve_args],
@@ -233,8 +312,8 @@ def start_server(folder: str, port: int, serve_args: list[str]) -> subprocess.Po
             time.sleep(0.2)
 
 
-def export_best(folder: str) -> None:
-    """An untrained `--preset best` network (784-512-512-10), exported to `folder`."""
+def export_untrained(folder: str, preset: str) -> None:
+    """An untrained network of `--preset PRESET`'s shape, exported to `folder`."""
     subprocess.run(
         [
             sys.executable,
@@ -243,7 +322,7 @@ def export_best(folder: str) -> None:
             "from relunet.config import PRESETS, ModelConfig, take; "
             "from relunet.model import build_model; "
             "from relunet.export import export_saved_model; "
-            "model = build_model(take(ModelConfig, N(**PRESETS['best']))); "
+            f"model = build_model(take(ModelConfig, N(**PRESETS[{preset!r}]))); "
             f"export_saved_model(model, {folder!r}, verbose=False)",
         ],
         check=True,
@@ -288,6 +367,8 @@ def main() -> None:
     parser.add_argument("--serve-args", default="", help="more flags for relunet serve")
     parser.add_argument("--decoders", action="store_true", help="time the pixel body's readers")
     parser.add_argument("--calls", action="store_true", help="time model calls by batch size")
+    parser.add_argument("--photos", type=int, default=0, help="serve this many photos too")
+    parser.add_argument("--preset", default="best", help="the served network's shape (untrained)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     serve_args = shlex.split(args.serve_args)
@@ -304,7 +385,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="relunet-bench-serve-") as tmp:
         folder = os.path.join(tmp, "relunet")
-        export_best(folder)
+        export_untrained(folder, args.preset)
         if args.calls:
             result = {"benchmark": "serve calls", "ms_per_image": call_costs(folder)}
             if args.json:
@@ -316,18 +397,31 @@ def main() -> None:
             return
         port = free_port()
         payloads = bodies(args.pixel_images)
+        photographs = photo_bodies(args.photos) if args.photos else []
+        ready = readiness(folder, serve_args, photographs) if photographs else None
         server = start_server(folder, port, serve_args)
         try:
             level(port, payloads, 2, min(2.0, args.seconds), args.pixel_images)  # warm-up
-            results = {
-                f"{n}_clients": level(port, payloads, n, args.seconds, args.pixel_images)
-                for n in map(int, args.clients.split(","))
-            }
+            results = {}
+            for n in map(int, args.clients.split(",")):
+                if photographs:
+                    shown = {"b64_png": photographs}
+                    results[f"{n}_clients_photos"] = level(port, shown, n, args.seconds, 0)
+                    results[f"{n}_clients_digits"] = level(
+                        port, payloads, n, args.seconds, args.pixel_images
+                    )
+                else:
+                    results[f"{n}_clients"] = level(
+                        port, payloads, n, args.seconds, args.pixel_images
+                    )
         finally:
             server.terminate()
             server.wait(timeout=30)
     result = {
         "benchmark": "serve",
+        "preset": args.preset,
+        "photos": args.photos,
+        "readiness": ready,
         "serve_args": serve_args,
         "seconds_per_level": args.seconds,
         "pixel_request_bytes": len(payloads["pixels"]),
@@ -337,7 +431,16 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"relunet serve {' '.join(serve_args)}; {args.seconds:g} s a level; {machine}")
+    print(
+        f"relunet serve {' '.join(serve_args)}; untrained --preset {args.preset}; "
+        f"{args.seconds:g} s a level; {machine}"
+    )
+    if ready:
+        print(
+            f"ready {ready['seconds_start_to_ready']} s after start; first photo request "
+            f"{ready['first_request_ms']} ms, p50 of the 90th-110th "
+            f"{ready['requests_90_to_110_p50_ms']} ms"
+        )
     for name, r in results.items():
         b, p = r["b64_png"], r["pixels"]
         print(

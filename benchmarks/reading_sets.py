@@ -252,3 +252,38 @@ def write_sets(root: Path, data_dir: str, seed: int = 12345) -> dict[str, int]:
         save(photo(doodle_ink(kind, rng), rng), root / "doodles" / "none", f"d{i}_{kind}", rng)
     counts["doodles"] = 90
     return counts
+
+
+PHOTO_SIZES = ((200, 200), (320, 240), (640, 480), (800, 600), (1024, 768), (1200, 900))
+
+
+def photos(count: int, data_dir: str, seed: int = 7) -> list[tuple[bytes, str]]:
+    """`count` photos of MNIST test digits written on paper, as (file bytes, what they
+    read): pages of PHOTO_SIZES in turn, one digit or a number of 2 to 4 digits, the
+    writing across 60% of the page, JPEG and PNG in turn."""
+    import io
+
+    rng = np.random.default_rng(seed)
+    images, labels = mnist_test(data_dir)
+    made = []
+    for i in range(count):
+        picked = rng.integers(0, len(labels), 1 if i % 2 == 0 else int(rng.integers(2, 5)))
+        if len(picked) > 1:
+            ink = number_ink([images[j] for j in picked], "gaps", rng)
+        else:
+            big = Image.fromarray(images[picked[0]]).resize((112, 112), Image.BILINEAR)
+            ink = np.pad(np.asarray(big, np.float32) / 255, 20)
+        width, height = PHOTO_SIZES[i % len(PHOTO_SIZES)]
+        scale = min(0.6 * width / ink.shape[1], 0.6 * height / ink.shape[0])
+        size = (max(1, int(ink.shape[1] * scale)), max(1, int(ink.shape[0] * scale)))
+        writing = Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.BILINEAR)
+        page = np.zeros((height, width), np.float32)
+        top, left = (height - size[1]) // 2, (width - size[0]) // 2
+        page[top : top + size[1], left : left + size[0]] = np.asarray(writing, np.float32) / 255
+        buffer = io.BytesIO()
+        if i % 4 < 2:
+            photo(page, rng).convert("RGB").save(buffer, format="JPEG", quality=88)
+        else:
+            photo(page, rng).convert("RGB").save(buffer, format="PNG")
+        made.append((buffer.getvalue(), "".join(str(int(labels[j])) for j in picked)))
+    return made

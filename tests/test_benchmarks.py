@@ -98,16 +98,28 @@ def test_bench_distribute_reports_every_configuration(source):
     assert all(v > 0 for v in result["images_per_second"].values())
 
 
-def test_bench_serve_reports_rates_latencies_and_errors_at_each_level():
+def test_bench_serve_reports_rates_latencies_and_errors_at_each_level(mnist_dir):
     result = _run_json(
-        "bench_serve.py", "--clients", "1,2", "--seconds", "1", "--pixel-images", "10"
+        "bench_serve.py",
+        "--clients",
+        "1,2",
+        "--seconds",
+        "1",
+        "--pixel-images",
+        "10",
+        "--photos",
+        "4",
     )
-    assert set(result["results"]) == {"1_clients", "2_clients"}
-    for measured in result["results"].values():
+    levels = {f"{n}_clients_{kind}" for n in (1, 2) for kind in ("photos", "digits")}
+    assert set(result["results"]) == levels
+    for name, measured in result["results"].items():
         assert measured["errors"] == 0 and measured["requests_per_second"] > 0
         b64, pixels = measured["b64_png"], measured["pixels"]
         assert b64["requests"] > 0 and 0 < b64["p50_ms"] <= b64["p99_ms"] <= b64["max_ms"]
-        assert pixels["requests"] >= 1 and pixels["errors"] == 0
+        if name.endswith("digits"):
+            assert pixels["requests"] >= 1 and pixels["errors"] == 0
+    ready = result["readiness"]
+    assert ready["seconds_start_to_ready"] > 0 and ready["first_request_ms"] > 0
     readers = _run_json("bench_serve.py", "--decoders", "--pixel-images", "10")["ms"]
     assert {"json + np.asarray", "relunet (NumPy on the text)"} <= set(readers)
     costs = _run_json("bench_serve.py", "--calls")["ms_per_image"]

@@ -71,13 +71,39 @@ def read_digits(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
         ],
     )
     with tf.control_dependencies([fits]):
-        image = tf.io.decode_image(encoded, expand_animations=False)
-    gray = ink.grayscale(tf.cast(image, tf.float32))
+        image = _decoded(encoded, size[1], size[2])
+    small, factor = ink.shrink(image)
+    # Where a JPEG was decoded smaller, boxes are scaled back to the file's pixels.
+    factor = (
+        factor
+        * tf.cast(tf.shape(image)[0], tf.float32)
+        / tf.cast(tf.maximum(size[1], 1), tf.float32)
+    )
     is_mnist = tf.logical_and(
         tf.reduce_all(tf.equal(tf.shape(image), INPUT_SHAPE)),
-        tf.reduce_mean(ink.border(gray)) < PIXEL_MAX / 2,
+        tf.reduce_mean(ink.border(small)) < PIXEL_MAX / 2,
     )
-    return tf.cond(is_mnist, lambda: _as_it_is(tf.reshape(image, INPUT_SHAPE)), lambda: page(gray))
+    return tf.cond(
+        is_mnist,
+        lambda: _as_it_is(tf.reshape(image, INPUT_SHAPE)),
+        lambda: page(small, factor),
+    )
+
+
+def _decoded(encoded: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """uint8 [h, w, channels]: the image, a large JPEG decoded at a half, a quarter or an
+    eighth of its size by libjpeg itself (relunet.ink.reduction), which costs a fraction
+    of decoding it whole and scaling it down."""
+
+    def jpeg(ratio):
+        return lambda: tf.io.decode_jpeg(encoded, ratio=ratio)
+
+    ratio = ink.reduction(height, width)
+    return tf.cond(
+        tf.logical_and(tf.io.is_jpeg(encoded), ratio > 1),
+        lambda: tf.switch_case(ratio // 4, [jpeg(2), jpeg(4), jpeg(8)]),
+        lambda: tf.io.decode_image(encoded, expand_animations=False),
+    )
 
 
 READ = {  # what read_digits returns, for tf.map_fn over a batch of files
@@ -92,6 +118,11 @@ READ = {  # what read_digits returns, for tf.map_fn over a batch of files
 def read_batch(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
     """read_digits of each of a batch [n] of image files' bytes, stacked."""
     return tf.map_fn(read_digits, encoded, fn_output_signature=READ)
+
+
+# read_batch traced once for any number of files: in a traced function map_fn's images
+# are read side by side, on every core (parallel_iterations).
+read_many = tf.function(read_batch, input_signature=[tf.TensorSpec([None], tf.string)])
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
@@ -110,7 +141,13 @@ def _as_it_is(digit: tf.Tensor) -> dict[str, tf.Tensor]:
     boxes = tf.concat([box[None], tf.zeros([MAX_DIGITS - 1, 4], tf.int32)], 0)
     count = tf.cast(found, tf.int32)
     too_many = tf.constant(False)
-    return {"digits": digits, "count": count, "boxes": boxes, "found": found, "too_many": too_many}
+    return {
+        "digits": digits,
+        "count": count,
+        "boxes": boxes,
+        "found": found,
+        "too_many": too_many,
+    }
 
 
 def found_as_is(digits: tf.Tensor) -> tf.Tensor:
@@ -120,10 +157,10 @@ def found_as_is(digits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(pixels, axis=[-3, -2, -1]) > ink.MIN_CONTRAST
 
 
-def page(gray: tf.Tensor) -> dict[str, tf.Tensor]:
-    """read_digits of a grey image [h, w] in 0..255: the page's ink found (relunet.ink),
-    split into digits (relunet.segment), each made an MNIST digit (`as_mnist`)."""
-    small, factor = ink.shrink(gray)
+def page(small: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
+    """read_digits of a grey image [h, w] in 0..255, the file scaled by `factor` (boxes
+    are divided by it): the page's ink found (relunet.ink), split into digits
+    (relunet.segment), each made an MNIST digit (`as_mnist`)."""
     sheet, corner = ink.on_the_paper(small)
     x = ink.without_paper(ink.ink_up(sheet))
     threshold = ink.otsu(x, tf.reduce_max(x))
@@ -136,21 +173,24 @@ def page(gray: tf.Tensor) -> dict[str, tf.Tensor]:
     group, columns, group_map = segment.digit_slots(tf.where(found, ids, 0))
     slots = tf.size(group)
     too_many = slots > MAX_DIGITS
-    spare = tf.maximum(MAX_DIGITS - slots, 0)
-    group = tf.concat([group[:MAX_DIGITS], -tf.ones([spare], tf.int32)], 0)
-    columns = tf.concat([columns[:MAX_DIGITS], tf.zeros([spare, 2], tf.int32)], 0)
     edge = tf.nn.max_pool2d(tf.cast(group_map, tf.float32)[None, ..., None], 3, 1, "SAME")[
         0, ..., 0
     ]  # each group with its strokes' antialiased fringe
-    digits, boxes, real = tf.map_fn(
+    digits, boxes, real = tf.map_fn(  # the slots there are, not MAX_DIGITS of them
         lambda slot: _one_digit(x, group_map, edge, *slot),
-        (group, columns),
+        (group[:MAX_DIGITS], columns[:MAX_DIGITS]),
         fn_output_signature=(
             tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE], tf.float32),
             tf.TensorSpec([4], tf.int32),
             tf.TensorSpec([], tf.bool),
         ),
     )
+    spare = MAX_DIGITS - tf.minimum(slots, MAX_DIGITS)
+    digits = tf.reshape(
+        tf.pad(digits, [[0, spare], [0, 0], [0, 0]]), [MAX_DIGITS, *INPUT_SHAPE[:2]]
+    )
+    boxes = tf.reshape(tf.pad(boxes, [[0, spare], [0, 0]]), [MAX_DIGITS, 4])
+    real = tf.reshape(tf.pad(real, [[0, spare]]), [MAX_DIGITS])
     keep = tf.argsort(tf.cast(tf.logical_not(real), tf.int32), stable=True)  # real ones first
     digits, boxes, real = (tf.gather(t, keep) for t in (digits, boxes, real))
     count = tf.reduce_sum(tf.cast(real, tf.int32))
@@ -215,7 +255,10 @@ def _boxed(square: tf.Tensor) -> tf.Tensor:
     r = tf.where(tf.abs(width - STROKE_WIDTH) <= STROKE_TOLERANCE * STROKE_WIDTH, 0, r)
     k = 2 * tf.abs(r) + 1
     work = tf.case(
-        [(r > 0, lambda: ink.min_filter(work, k)), (r < 0, lambda: ink.max_filter(work, k))],
+        [
+            (r > 0, lambda: ink.min_filter(work, k)),
+            (r < 0, lambda: ink.max_filter(work, k)),
+        ],
         default=lambda: work,
     )
     return tf.image.resize(work[..., None], (DIGIT_BOX, DIGIT_BOX), antialias=True)[..., 0]

@@ -21,7 +21,7 @@ from relunet.classifier import Classifier, load_classifier
 from relunet.config import PredictConfig
 from relunet.errors import RelunetError
 from relunet.headers import over_budget
-from relunet.images import READ, found_as_is, read_digits
+from relunet.images import READ, found_as_is, read_digits, read_many
 from relunet.inputs import read_npy_images
 from relunet.mnist import INPUT_SHAPE, MAX_DIGITS
 from relunet.signatures import (
@@ -36,6 +36,9 @@ from relunet.signatures import (
     PROBABILITIES,
 )
 
+CHUNK = 16  # image files read at once by `read_files(many=True)`
+MANY = 8  # predict reads more files than this by chunks (tracing costs a few seconds)
+
 
 @dataclass
 class Read:
@@ -48,9 +51,10 @@ class Read:
 def read_files(paths: list[str | Path], many: bool = False) -> Read:
     """Every input of the given image and .npy files (an array holds one digit an image,
     found when a pixel stands out from 0). RelunetError naming a file that declares too
-    many pixels or cannot be decoded. One file runs eagerly (a few hundred ops, where
-    tracing takes seconds); `many` runs the traced function, traced once for all."""
-    names, reads = [], []
+    many pixels or cannot be decoded. A few files run eagerly (a few hundred ops, where
+    tracing takes seconds); `many` runs the traced function on CHUNK files at a time,
+    which the cores share."""
+    names, reads, files = [], [], []  # files: (its place in reads, name), read by chunks
     for name in map(str, paths):
         path = Path(name)  # that it is a file: relunet.preflight's check
         if path.suffix.lower() == ".npy":
@@ -59,8 +63,36 @@ def read_files(paths: list[str | Path], many: bool = False) -> Read:
             reads += [_as_one_digit(image) for image in images]
         else:
             names.append(name)
-            reads.append(read_file(path.read_bytes(), name, many))
+            reads.append(None)
+            files.append((len(reads) - 1, name))
+    step = CHUNK if many else 1
+    for start in range(0, len(files), step):
+        chunk = files[start : start + step]
+        for (place, _), read in zip(chunk, _read_chunk([n for _, n in chunk], many), strict=True):
+            reads[place] = read
     return Read(names, {key: np.stack([r[key] for r in reads]) for key in READ})
+
+
+def _read_chunk(names: list[str], many: bool) -> list[dict[str, np.ndarray]]:
+    """read_file of each file, the chunk at once when `many` (one by one again when one
+    of them cannot be decoded, to name it)."""
+    encoded = [Path(name).read_bytes() for name in names]
+    if not many or len(names) == 1:
+        return [read_file(e, n, many) for e, n in zip(encoded, names, strict=True)]
+    for e, name in zip(encoded, names, strict=True):
+        _within_budget(e, name)
+    try:
+        found = read_many(tf.constant(encoded))
+    except (tf.errors.InvalidArgumentError, ValueError):
+        return [read_file(e, n, many) for e, n in zip(encoded, names, strict=True)]
+    arrays = {key: value.numpy() for key, value in found.items()}
+    return [{key: value[i] for key, value in arrays.items()} for i in range(len(names))]
+
+
+def _within_budget(encoded: bytes, name: str) -> None:
+    too_many = over_budget(tf.constant(encoded))
+    if too_many:
+        raise RelunetError(f"{name} {too_many}.")
 
 
 def read_file(encoded: bytes, name: str = "image", many: bool = False) -> dict[str, np.ndarray]:
@@ -68,9 +100,7 @@ def read_file(encoded: bytes, name: str = "image", many: bool = False) -> dict[s
     more pixels than relunet reads, or that cannot be decoded."""
     read = read_digits if many else read_digits.python_function
     try:
-        too_many = over_budget(tf.constant(encoded))
-        if too_many:
-            raise RelunetError(f"{name} {too_many}.")
+        _within_budget(encoded, name)
         found = read(tf.constant(encoded))
     except (tf.errors.InvalidArgumentError, ValueError):
         raise RelunetError(
@@ -120,7 +150,7 @@ def run_predict(config: PredictConfig) -> list[dict]:
     and box (`per_digit`), whether something was written that is not read as digits
     (`not_a_digit`) or nothing at all (`digit_found` false); and, when exactly one digit
     was read, its `class`, `probability` and all ten `probabilities` (else None)."""
-    found = read_files(config.inputs)
+    found = read_files(config.inputs, many=len(config.inputs) > MANY)
     classifier = load_classifier(config.model, trust_model=config.trust_model)
     said = answer(classifier, found)
     return [_result(name, {k: v[i] for k, v in said.items()}) for i, name in enumerate(found.names)]

@@ -19,6 +19,7 @@ MIN_CONTRAST = 24.0  # grey levels between paper and ink below which there is no
 NOISE_RATIO = 6.0  # ... or fewer than this many times the paper's own noise
 SPECK = 0.1  # a component under this fraction of the heaviest one's mass is a speck
 MARK = 0.01  # ... unless it is enclosed by what is kept (a face's eyes) and this heavy
+JUMPS = 3  # label jumps per pass of the component labelling (see _labelled)
 MASK_SIDE = 64  # components are found on a mask of at most this many px on its short side
 PAPER_SOLID = 0.85  # a sheet on a dark surround: this share of its pixels is light
 RULED_SPAN = 0.9  # a component at least this share of the image's width ...
@@ -30,7 +31,9 @@ def grayscale(image: tf.Tensor) -> tf.Tensor:
     channels = tf.shape(image)[-1]
     has_alpha = tf.equal(channels % 2, 0)  # grey + alpha, or RGBA
     alpha = tf.cond(
-        has_alpha, lambda: image[..., -1] / PIXEL_MAX, lambda: tf.ones_like(image[..., 0])
+        has_alpha,
+        lambda: image[..., -1] / PIXEL_MAX,
+        lambda: tf.ones_like(image[..., 0]),
     )
     colour = tf.cond(has_alpha, lambda: image[..., :-1], lambda: image)
     gray = tf.cond(
@@ -41,20 +44,34 @@ def grayscale(image: tf.Tensor) -> tf.Tensor:
     return gray * alpha + PIXEL_MAX * (1.0 - alpha)
 
 
-def shrink(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(the image at most SHORT_SIDE by LONG_SIDE pixels (antialiased), the factor it was
-    scaled by (at most 1))."""
-    shape = tf.cast(tf.shape(gray), tf.float32)
+def shrink(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(the grey image [h', w'] at most SHORT_SIDE by LONG_SIDE pixels, the factor it
+    was scaled by (at most 1)), from decoded pixels [h, w, channels]: scaled (antialiased)
+    before it is made grey, so a large photo's pixels are read once, not three times."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
     factor = tf.minimum(
-        1.0, tf.minimum(SHORT_SIDE / tf.reduce_min(shape), LONG_SIDE / tf.reduce_max(shape))
+        1.0,
+        tf.minimum(SHORT_SIDE / tf.reduce_min(shape), LONG_SIDE / tf.reduce_max(shape)),
     )
     size = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), 1)
     small = tf.cond(
         factor < 1.0,
-        lambda: tf.image.resize(gray[..., None], size, antialias=True)[..., 0],
-        lambda: gray,
+        lambda: tf.image.resize(image, size, antialias=True),
+        lambda: tf.cast(image, tf.float32),
     )
-    return small, factor
+    return grayscale(small), factor
+
+
+def reduction(height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """int32: the largest of 1, 2, 4 and 8 that a JPEG of this size can be decoded
+    smaller by and still be no smaller than `shrink` makes it."""
+    short = tf.cast(tf.minimum(height, width), tf.float32)
+    long = tf.cast(tf.maximum(height, width), tf.float32)
+    room = tf.minimum(short / SHORT_SIDE, long / LONG_SIDE)
+    return tf.cast(
+        tf.gather([1, 2, 4, 8], tf.reduce_sum(tf.cast(room >= [2.0, 4.0, 8.0], tf.int32))),
+        tf.int32,
+    )
 
 
 def border(gray: tf.Tensor) -> tf.Tensor:
@@ -160,7 +177,9 @@ def stands_out(x: tf.Tensor, ink: tf.Tensor, level: tf.Tensor) -> tf.Tensor:
         paper = tf.boolean_mask(x, tf.logical_not(ink))
         paper_level = tf.cond(tf.size(paper) > 0, lambda: median(paper), lambda: 0.0)
         noise = tf.cond(
-            tf.size(paper) > 0, lambda: 1.4826 * median(tf.abs(paper - paper_level)), lambda: 0.0
+            tf.size(paper) > 0,
+            lambda: 1.4826 * median(tf.abs(paper - paper_level)),
+            lambda: 0.0,
         )
         gap = level - paper_level
         return tf.logical_and(gap >= MIN_CONTRAST, gap >= NOISE_RATIO * (noise + 1.0))
@@ -215,19 +234,7 @@ def _kept_components(
     indices until nothing changes."""
     h, w = tf.shape(mask)[0], tf.shape(mask)[1]
     m = tf.cast(mask, tf.float32)
-    labels = (tf.cast(tf.reshape(tf.range(h * w), [h, w]), tf.float32) + 1.0) * m
-
-    def spread(labels, changed):
-        wider = tf.nn.max_pool2d(labels[None, ..., None], 3, 1, "SAME")[0, ..., 0] * m
-        return wider, tf.reduce_any(wider != labels)
-
-    labels, _ = tf.while_loop(
-        lambda labels, changed: changed,
-        spread,
-        (labels, tf.constant(True)),
-        maximum_iterations=h * w,
-    )
-    ids = tf.cast(labels, tf.int32)
+    ids = _labelled(m)
     n = h * w + 1
     real = tf.range(n) > 0  # label 0 is the background
 
@@ -272,6 +279,32 @@ def _enclosed(kept: tf.Tensor) -> tf.Tensor:
         for reverse in (False, True)
     ]
     return tf.reduce_all(tf.stack(sides), 0)
+
+
+def _labelled(m: tf.Tensor) -> tf.Tensor:
+    """int32 [h, w]: each pixel of the 0/1 mask `m` labelled with the largest 1-based index
+    of a pixel of its 8-connected component (0 off the mask). Each pass spreads labels to
+    neighbours (3x3 max pooling), then jumps: a pixel takes the label of the pixel its
+    label names (in its own component, and at least as large), JUMPS times, which
+    shortens long chains exponentially instead of a pixel per pass."""
+    h, w = tf.shape(m)[0], tf.shape(m)[1]
+    labels = (tf.cast(tf.range(h * w), tf.float32) + 1.0) * tf.reshape(m, [-1])
+
+    def spread(labels, changed):
+        wider = tf.nn.max_pool2d(tf.reshape(labels, [1, h, w, 1]), 3, 1, "SAME")
+        flat = tf.reshape(wider, [-1]) * tf.reshape(m, [-1])
+        for _ in range(JUMPS):
+            named = tf.gather(flat, tf.maximum(tf.cast(flat, tf.int32) - 1, 0))
+            flat = tf.where(flat > 0, tf.maximum(flat, named), 0.0)
+        return flat, tf.reduce_any(flat != labels)
+
+    labels, _ = tf.while_loop(
+        lambda labels, changed: changed,
+        spread,
+        (labels, tf.constant(True)),
+        maximum_iterations=h * w,
+    )
+    return tf.reshape(tf.cast(labels, tf.int32), [h, w])
 
 
 def stroke_width(work: tf.Tensor) -> tf.Tensor:

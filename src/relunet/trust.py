@@ -25,8 +25,8 @@ ALLOWED_OPS = frozenset(
     ReadVariableOp VarHandleOp StopGradient Shape Size Rank Pack Unpack Reshape ExpandDims
     Squeeze StridedSlice Slice ConcatV2 Fill ZerosLike OnesLike Range GatherV2 Tile
     Transpose BroadcastTo BroadcastArgs Where Select SelectV2 Cast Bitcast Pad PadV2
-    If StatelessIf While StatelessWhile Assert Equal NotEqual Less LessEqual Greater
-    GreaterEqual LogicalAnd LogicalOr LogicalNot All Any EnsureShape Merge Switch
+    If StatelessIf Case StatelessCase While StatelessWhile Assert Equal NotEqual Less LessEqual
+    Greater GreaterEqual LogicalAnd LogicalOr LogicalNot All Any EnsureShape Merge Switch
     TensorListFromTensor TensorListGetItem TensorListReserve TensorListSetItem TensorListStack
     MatMul BatchMatMulV2 BiasAdd Add AddV2 AddN Sub Mul RealDiv Div DivNoNan FloorDiv FloorMod
     Neg Maximum Minimum Square Sqrt Rsqrt Exp Log Log1p Abs Sign Round Floor Ceil Pow Sum
@@ -36,7 +36,7 @@ ALLOWED_OPS = frozenset(
     ResizeBilinear ResizeArea
     ResizeBicubic ResizeNearestNeighbor ScaleAndTranslate
     MaxPool MaxPoolV2 Cumsum Bincount DenseBincount TopKV2 UnsortedSegmentSum UnsortedSegmentMax
-    UnsortedSegmentMin Unique ScatterNd AsString ReduceJoin
+    UnsortedSegmentMin Unique ScatterNd AsString ReduceJoin Substr
 """.split()
 )
 
