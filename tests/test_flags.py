@@ -266,6 +266,8 @@ SERVE_FLAGS = (
     "batch_timeout_micros",
     "num_batch_threads",
     "trust_model",
+    "access_log",  # below, and tests/test_operations.py
+    "drain_seconds",  # tests/test_operations.py: the drain limit ends it at once
 )
 
 
@@ -598,6 +600,7 @@ def _serve(root: Path, *args: str) -> dict:
             process.send_signal(signal.SIGINT)
         seen["code"] = process.wait(timeout=60)
         seen["err"] = process.stderr.read()
+        seen["out"] = process.stdout.read()
     return seen
 
 
@@ -703,8 +706,21 @@ def test_every_serve_flag_changes_what_the_server_does_or_is_refused(served):
     assert waiting["alone_seconds"] >= 0.3 and len(waiting["threads"]) == os.cpu_count() + 1
     assert [b["requests"] for b in waiting["batches"]] == ["4"] * 4
     # max_batch_size: the same 4 requests, in batches of at most 2 images
-    small = _serve(served, "versions", "--batch-timeout-micros", "300000", "--max-batch-size", "2")
+    # access_log: a line for each request on stdout, where the others write none
+    small = _serve(
+        served,
+        "versions",
+        "--batch-timeout-micros",
+        "300000",
+        "--max-batch-size",
+        "2",
+        "--access-log",
+    )
     assert {b["images"] for b in small["batches"]} == {"2"}, small["batches"]
+    logged = [
+        line for line in small["out"].splitlines() if " POST /v1/models/relunet:predict " in line
+    ]
+    assert len(logged) >= 5 and not any(":predict" in line for line in base["out"].splitlines())
     # ... which mean nothing without batching: refused
     refused = _serve(served, "versions", "--enable-batching", "false", "--max-batch-size", "2")
     assert refused["code"] == 2 and "max_batch_size needs enable_batching true" in refused["err"]

@@ -20,8 +20,10 @@ from relunet.export import export_saved_model
 from relunet.headers import declared_size
 from relunet.model import build_model
 from relunet.serve.batching import Batcher
+from relunet.serve.lifecycle import Life
 from relunet.serve.models import ModelFolder
 from relunet.serve.rest import create_app
+from relunet.serve.watch import Metrics
 
 FUZZ = settings(
     max_examples=120,
@@ -39,7 +41,8 @@ def app(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz") / "relunet"
     export_saved_model(build_model(ModelConfig(width=8)), folder, verbose=False)
     batcher = Batcher(max_batch_size=16, timeout=0.0, threads=2)
-    yield create_app(ModelFolder(folder, "relunet"), batcher, max_body_bytes=1 << 20)
+    life = Life(models=ModelFolder(folder, "relunet"))
+    yield create_app(life, "relunet", batcher, max_body_bytes=1 << 20, metrics=Metrics())
     batcher.close()
 
 

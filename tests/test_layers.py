@@ -26,7 +26,7 @@ FLOORS = {
     "backup callbacks classifier answers runtime export inference report plots "
     "distribute.devices",
     "the commands' work": "train evaluation tune compare serve serve.batching serve.decode "
-    "serve.models serve.rest",
+    "serve.models serve.lifecycle serve.watch serve.rest",
     "the command line": "commands cli",
 }
 NO_TENSORFLOW = ("leaves", "plain values and files")

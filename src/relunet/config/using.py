@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from relunet.config.fields import MAX_THREADS, SourceConfig, field_defaults, option
+from relunet.config.fields import (
+    MAX_THREADS,
+    SourceConfig,
+    check_numbers,
+    field_defaults,
+    option,
+)
 from relunet.errors import RelunetError
 from relunet.values import check_choice, check_count, check_port, check_split
 
@@ -156,6 +162,7 @@ class ServeConfig:
     trust_model: bool = option(False, TRUST_HELP)
 
     def validate(self) -> ServeConfig:
+        check_numbers(self)
         check_port("port", self.port)
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
             raise RelunetError(

@@ -34,11 +34,11 @@ from starlette.routing import Route
 
 from relunet.errors import RelunetError
 from relunet.headers import over_budget
-from relunet.serve import watch
 from relunet.serve.batching import Batcher
 from relunet.serve.decode import BadRequest, answer, read_request, to_input
 from relunet.serve.lifecycle import Life
 from relunet.serve.models import ModelFolder, Signature, Version, warm_up_image
+from relunet.serve.watch import PATH as METRICS_PATH
 from relunet.serve.watch import Metrics
 
 DRAIN_BYTES = 64 << 20  # past the limit, read this much more before giving up on a body
@@ -84,11 +84,10 @@ def create_app(
             if request.method == "POST":
                 if verb != "predict" or path["metadata"]:
                     raise BadRequest(f"The verb {verb!r} is not supported; use :predict.", 404)
-                request.scope["relunet"]["model"] = models.name
+                about = request.scope.setdefault("relunet", {})  # see relunet.serve.watch
+                about["model"] = models.name
                 body = await _read_body(request, max_body_bytes)
-                return await _predict(
-                    models, batcher, metrics, request.scope["relunet"], number, path["label"], body
-                )
+                return await _predict(models, batcher, metrics, about, number, path["label"], body)
             if verb:
                 raise BadRequest(f"Unknown path {request.url.path}.", 404)
             served = await _in_worker(_served, models, number, path["label"])
@@ -127,7 +126,7 @@ def create_app(
             Route("/", page),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route(watch.PATH, prometheus),
+            Route(METRICS_PATH, prometheus),
             Route("/{path:path}", api, methods=every),
         ]
     )
