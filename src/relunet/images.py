@@ -85,7 +85,7 @@ def read_digits(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
     )
     return tf.cond(
         is_mnist,
-        lambda: _as_it_is(tf.reshape(image, INPUT_SHAPE)),
+        lambda: as_it_is(tf.reshape(image, INPUT_SHAPE)),
         lambda: page(small, factor),
     )
 
@@ -133,7 +133,7 @@ def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return read["digits"][0], tf.logical_and(read["found"], read["count"] > 0)
 
 
-def _as_it_is(digit: tf.Tensor) -> dict[str, tf.Tensor]:
+def as_it_is(digit: tf.Tensor) -> dict[str, tf.Tensor]:
     """A 28x28 greyscale image on a dark ground (an MNIST digit saved as a file): one digit."""
     found = found_as_is(digit)
     digits = tf.concat([digit[None], tf.zeros([MAX_DIGITS - 1, *INPUT_SHAPE], tf.uint8)], 0)

@@ -21,7 +21,7 @@ from relunet.classifier import Classifier, load_classifier
 from relunet.config import PredictConfig
 from relunet.errors import RelunetError
 from relunet.headers import over_budget
-from relunet.images import READ, found_as_is, read_digits, read_many
+from relunet.images import READ, as_it_is, read_digits, read_many
 from relunet.inputs import read_npy_images
 from relunet.mnist import INPUT_SHAPE, MAX_DIGITS
 from relunet.signatures import (
@@ -110,18 +110,8 @@ def read_file(encoded: bytes, name: str = "image", many: bool = False) -> dict[s
 
 
 def _as_one_digit(image: np.ndarray) -> dict[str, np.ndarray]:
-    found = bool(found_as_is(image))
-    digits = np.zeros((MAX_DIGITS, *INPUT_SHAPE), np.uint8)
-    digits[0] = image
-    boxes = np.zeros((MAX_DIGITS, 4), np.int32)
-    boxes[0] = [0, 0, *INPUT_SHAPE[:2]]
-    return {
-        "digits": digits,
-        "count": np.int32(found),
-        "boxes": boxes,
-        "found": np.bool_(found),
-        "too_many": np.bool_(False),
-    }
+    """An array's 28x28 digit, found as read_digits finds an MNIST digit saved as a file."""
+    return {key: value.numpy() for key, value in as_it_is(tf.constant(image)).items()}
 
 
 def answer(classifier: Classifier, found: Read) -> dict[str, np.ndarray]:
