@@ -48,12 +48,16 @@ def test_op_determinism_can_still_be_queried():
     assert result.stdout.split() == ["False", "True"], result.stderr[-2000:]
 
 
-def test_keras_tuner_oracles_still_keep_a_retry_queue_and_an_end_order():
-    oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=2)
-    assert oracle._retry_queue == [] and oracle.end_order == []
+def test_keras_tuner_oracles_still_keep_a_retry_queue_an_end_order_and_trial_states():
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=3)
+    assert oracle._retry_queue == [] and oracle.end_order == [] and oracle.trials == {}
+    for trial_id, status in [("0", "COMPLETED"), ("1", "RUNNING"), ("2", "RUNNING")]:
+        oracle.trials[trial_id] = keras_tuner.engine.trial.Trial(
+            hyperparameters=keras_tuner.HyperParameters(), trial_id=trial_id, status=status
+        )
     oracle._retry_queue, oracle.end_order = ["0", "1"], ["0"]
-    _compat.drop_ended_trials_from_retry_queue(oracle)
-    assert oracle._retry_queue == ["1"]
+    _compat.requeue_trials_a_kill_interrupted(oracle)
+    assert oracle._retry_queue == ["1", "2"]
 
 
 def test_keras_tuner_still_writes_its_records_through_utils_save_json(tmp_path):

@@ -210,9 +210,10 @@ def test_sigkill_after_the_first_trial_then_rerun_does_not_repeat_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_trial_that_ended_just_before_a_kill_is_not_queued_for_a_retry(tmp_path):
+def test_trials_a_kill_interrupted_in_keras_tuners_bookkeeping_run_once_on_the_rerun(tmp_path):
     # keras-tuner saves oracle.json in end_trial while the ended trial is still listed as
-    # ongoing; a SIGKILL in that window leaves exactly this state behind.
+    # ongoing, and writes a new trial's trial.json before oracle.json names it: a SIGKILL
+    # in either window leaves one of the two states built here.
     common = [*TINY, "--epochs", "1", "--directory", str(tmp_path)]
     assert run_cli("tune", *common, "--max-trials", "1").returncode == 0
     project = tmp_path / "relunet"
@@ -220,12 +221,17 @@ def test_a_trial_that_ended_just_before_a_kill_is_not_queued_for_a_retry(tmp_pat
     state["ongoing_trials"] = {"tuner0": state["end_order"][0]}
     (project / "oracle.json").write_text(json.dumps(state))
     record = (project / "trial_0" / "relunet_trial.json").read_bytes()
+    started = json.loads((project / "trial_0" / "trial.json").read_text())
+    started.update(trial_id="1", status="RUNNING", metrics={"metrics": {}}, score=None)
+    (project / "trial_1").mkdir()
+    (project / "trial_1" / "trial.json").write_text(json.dumps(started))
 
     result = run_cli("tune", *common, "--max-trials", "2")
     assert result.returncode == 0, result.stderr
     oracle = _oracle(project)
-    assert oracle["run_times"]["0"] == 1 and sorted(oracle["end_order"]) == ["0", "1"]
+    assert oracle["run_times"] == {"0": 1, "1": 1} and sorted(oracle["end_order"]) == ["0", "1"]
     assert (project / "trial_0" / "relunet_trial.json").read_bytes() == record
+    assert json.loads((project / "trial_1" / "trial.json").read_text())["status"] == "COMPLETED"
 
 
 @pytest.mark.slow

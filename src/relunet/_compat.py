@@ -62,13 +62,21 @@ def op_determinism_enabled() -> bool:
 # -- keras-tuner 1.4.8 ----------------------------------------------------------------
 
 
-def drop_ended_trials_from_retry_queue(oracle: Any) -> None:
-    """keras-tuner 1.4.8 saves oracle.json in `end_trial` while the ended trial is still
-    listed as ongoing, so a kill in that window makes `reload()` queue the finished trial
-    for a retry (its private `Oracle._retry_queue`). Drop those after a reload."""
-    if hasattr(oracle, "_retry_queue"):  # the chief's oracle, not a worker's client
-        ended = set(oracle.end_order)
-        oracle._retry_queue = [t for t in oracle._retry_queue if t not in ended]
+def requeue_trials_a_kill_interrupted(oracle: Any) -> None:
+    """Fix the two states a SIGKILL can leave keras-tuner 1.4.8's records in, after a
+    reload (its private `Oracle._retry_queue`):
+    - `end_trial` saves oracle.json while the ended trial is still listed as ongoing, so
+      `reload()` queues the finished trial for a retry: drop it from the queue;
+    - `create_trial` writes the new trial's trial.json (RUNNING) before oracle.json, so
+      the oracle counts the trial towards max_trials but neither runs nor ends it:
+      queue it, as `reload()` queues the trials it knows were ongoing."""
+    if not hasattr(oracle, "_retry_queue"):  # a worker's client, not the chief's oracle
+        return
+    ended = set(oracle.end_order)
+    oracle._retry_queue = [t for t in oracle._retry_queue if t not in ended]
+    for trial_id, trial in sorted(oracle.trials.items()):
+        if trial.status == "RUNNING" and trial_id not in ended | set(oracle._retry_queue):
+            oracle._retry_queue.append(trial_id)
 
 
 @contextlib.contextmanager

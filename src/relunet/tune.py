@@ -135,7 +135,7 @@ class _RecordsTrials:
 
     def reload(self):
         super().reload()
-        _compat.drop_ended_trials_from_retry_queue(self.oracle)
+        _compat.requeue_trials_a_kill_interrupted(self.oracle)
 
     def run_trial(self, trial, *args, **kwargs):
         start, results = time.perf_counter(), []
