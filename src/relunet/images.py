@@ -173,9 +173,7 @@ def page(small: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
     group, columns, group_map = segment.digit_slots(tf.where(found, ids, 0))
     slots = tf.size(group)
     too_many = slots > MAX_DIGITS
-    edge = tf.nn.max_pool2d(tf.cast(group_map, tf.float32)[None, ..., None], 3, 1, "SAME")[
-        0, ..., 0
-    ]  # each group with its strokes' antialiased fringe
+    edge = ink.max3(tf.cast(group_map, tf.float32))  # each group with its antialiased fringe
     digits, boxes, real = tf.map_fn(  # the slots there are, not MAX_DIGITS of them
         lambda slot: _one_digit(x, group_map, edge, *slot),
         (group[:MAX_DIGITS], columns[:MAX_DIGITS]),
