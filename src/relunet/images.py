@@ -170,13 +170,13 @@ def page(small: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
     x = ink.stretched(x, level, threshold)
     x, strokes, ids = ink.without_specks(x, strokes)
     found = tf.logical_and(contrast, tf.reduce_any(strokes))
-    group, columns, group_map = segment.digit_slots(tf.where(found, ids, 0))
+    group, windows, group_map = segment.digit_slots(tf.where(found, ids, 0))
     slots = tf.size(group)
     too_many = slots > MAX_DIGITS
     edge = ink.max3(tf.cast(group_map, tf.float32))  # each group with its antialiased fringe
     digits, boxes, real = tf.map_fn(  # the slots there are, not MAX_DIGITS of them
         lambda slot: _one_digit(x, group_map, edge, *slot),
-        (group[:MAX_DIGITS], columns[:MAX_DIGITS]),
+        (group[:MAX_DIGITS], windows[:MAX_DIGITS]),
         fn_output_signature=(
             tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE], tf.float32),
             tf.TensorSpec([4], tf.int32),
@@ -205,21 +205,20 @@ def page(small: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
     }
 
 
-def _one_digit(x, group_map, edge, group, columns) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """One digit's slot: its ink (its group's, between its columns) cropped tight and made
+def _one_digit(x, group_map, edge, group, window) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One digit's slot: its ink (its group's, within its window) cropped tight and made
     an MNIST digit; its box in the page's pixels; whether it is one (a slot of padding,
     or ink smaller than MIN_DIGIT_SIDE, is not)."""
-    w = tf.shape(x)[1]
-    inside = (tf.range(w) >= columns[0]) & (tf.range(w) < columns[1])
-    own = tf.equal(group_map, group + 1) & inside[None, :]
-    rows, cols = tf.reduce_any(own, 1), tf.reduce_any(own, 0)
-    top, bottom = _span(rows)
-    left, right = _span(cols)
-    real = (group >= 0) & (tf.maximum(bottom - top, right - left) >= MIN_DIGIT_SIDE)
-    fringe = tf.equal(edge, tf.cast(group + 1, tf.float32)) & inside[None, :]
-    piece = tf.where(fringe | own, x, 0.0)[top:bottom, left:right]
+    top, left, bottom, right = tf.unstack(window)
+    x, group_map, edge = (t[top:bottom, left:right] for t in (x, group_map, edge))
+    own = tf.equal(group_map, group + 1)
+    top_, bottom_ = _span(tf.reduce_any(own, 1))
+    left_, right_ = _span(tf.reduce_any(own, 0))
+    real = (group >= 0) & (tf.maximum(bottom_ - top_, right_ - left_) >= MIN_DIGIT_SIDE)
+    fringe = tf.equal(edge, tf.cast(group + 1, tf.float32))
+    piece = tf.where(fringe | own, x, 0.0)[top_:bottom_, left_:right_]
     digit = tf.cond(real, lambda: as_mnist(piece), lambda: tf.zeros([IMAGE_SIZE, IMAGE_SIZE]))
-    return digit, tf.stack([top, left, bottom, right]), real
+    return digit, tf.stack([top + top_, left + left_, top + bottom_, left + right_]), real
 
 
 def _span(flags: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

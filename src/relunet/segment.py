@@ -24,10 +24,10 @@ CUT_INK = 0.6  # a cut column holds under this share of the median inked column'
 
 
 def digit_slots(ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """From component ids [h, w] (0: no ink), each digit's group and columns:
-    (group [k] int32, column ranges [k, 2] int32 of [start, stop), group map [h, w]
-    int32 with 1-based group numbers), left to right, k unbounded (MAX_DIGITS is the
-    caller's to apply)."""
+    """From component ids [h, w] (0: no ink), each digit's group and where to look for it:
+    (group [k] int32, windows [k, 4] int32 of top, left, bottom, right (ends excluded:
+    its group's rows, its own columns), group map [h, w] int32 with 1-based group
+    numbers), left to right, k unbounded (MAX_DIGITS is the caller's to apply)."""
     h, w = tf.shape(ids)[0], tf.shape(ids)[1]
     flat = tf.reshape(ids, [-1])
     inked = tf.where(flat > 0)[:, 0]
@@ -58,9 +58,13 @@ def digit_slots(ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     starts, stops = bounds[:, :-1], bounds[:, 1:]
     real = tf.reshape(stops > starts, [-1])
     slot_group = tf.boolean_mask(tf.repeat(tf.range(g), MAX_PARTS), real)
-    columns = tf.boolean_mask(tf.reshape(tf.stack([starts, stops], -1), [-1, 2]), real)
+    rows_of = tf.repeat(tf.stack([g_top, g_bottom], 1), MAX_PARTS, axis=0)
+    columns = tf.reshape(tf.stack([starts, stops], -1), [-1, 2])
+    windows = tf.boolean_mask(
+        tf.stack([rows_of[:, 0], columns[:, 0], rows_of[:, 1], columns[:, 1]], 1), real
+    )
     group_map = tf.scatter_nd(tf.stack([rows, cols], 1), group_of_pixel + 1, tf.stack([h, w]))
-    return slot_group, columns, group_map
+    return slot_group, windows, group_map
 
 
 def _groups(top, bottom, left, right) -> tf.Tensor:
