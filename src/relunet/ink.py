@@ -362,8 +362,8 @@ def _directional_max(x: tf.Tensor, k: tf.Tensor, axis: int) -> tf.Tensor:
     n = tf.shape(x)[axis]
 
     def fill(length):  # -1e9 in `length` rows (axis 0) or columns (axis 1)
-        shape = tf.tensor_scatter_nd_update(tf.shape(x), [[axis]], [length])
-        return tf.fill(shape, -1e9)
+        h, w = tf.shape(x)[0], tf.shape(x)[1]
+        return tf.fill(tf.stack([length, w] if axis == 0 else [h, length]), -1e9)
 
     def take(m, start, length):
         return m[start : start + length] if axis == 0 else m[:, start : start + length]

@@ -35,7 +35,8 @@ ALLOWED_OPS = frozenset(
     DecodeImage DecodePng DecodeJpeg DecodeGif DecodeBmp DecodeRaw ExtractJpegShape LeftShift
     ResizeBilinear ResizeArea
     ResizeBicubic ResizeNearestNeighbor ScaleAndTranslate
-    MaxPool MaxPoolV2 Cumsum Bincount DenseBincount TopKV2 UnsortedSegmentSum UnsortedSegmentMax
+    MaxPool MaxPoolV2 Cumsum Bincount DenseBincount HistogramFixedWidth TopKV2 UnsortedSegmentSum
+    UnsortedSegmentMax MirrorPad
     UnsortedSegmentMin Unique ScatterNd AsString ReduceJoin Substr
 """.split()
 )
