@@ -49,7 +49,7 @@ MIN_DIGIT_SIDE = 3  # pixels, once the page is scaled down (relunet.ink.shrink):
 DIGIT = tf.TensorSpec(INPUT_SHAPE, tf.uint8)
 
 
-@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 def read_digits(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
     """The digits written in one image file, left to right, each made an MNIST digit:
 
@@ -122,10 +122,12 @@ def read_batch(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
 
 # read_batch traced once for any number of files: in a traced function map_fn's images
 # are read side by side, on every core (parallel_iterations).
-read_many = tf.function(read_batch, input_signature=[tf.TensorSpec([None], tf.string)])
+read_many = tf.function(
+    read_batch, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
+)
 
 
-@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(uint8 [28, 28, 1], bool found): the first digit an image file holds (of a file of
     one digit, that digit)."""
