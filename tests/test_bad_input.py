@@ -628,6 +628,11 @@ CASES = {
         "num_batch_threads needs enable_batching true; batching is off. Received: "
         "num_batch_threads=4.",
     ),
+    "serve: intra-op threads below zero": (
+        ["serve", "flat_model", "--tensorflow-intra-op-parallelism", "-1"],
+        "tensorflow_intra_op_parallelism must be a whole number from 0 (TensorFlow's choice) "
+        "to 1024. Received: -1.",
+    ),
     "serve: batch timeout below zero": (
         ["serve", "flat_model", "--batch-timeout-micros", "-1"],
         "batch_timeout_micros must be a whole number from 0 to 10000000. Received: -1.",

@@ -265,6 +265,7 @@ SERVE_FLAGS = (
     "max_batch_size",
     "batch_timeout_micros",
     "num_batch_threads",
+    "tensorflow_intra_op_parallelism",
     "trust_model",
     "access_log",  # below, and tests/test_operations.py
     "drain_seconds",  # tests/test_operations.py: the drain limit ends it at once
@@ -595,6 +596,7 @@ def _serve(root: Path, *args: str) -> dict:
             except urllib.error.HTTPError as error:
                 seen["predict"] = error.code
             seen.update(_batching_seen(f"http://127.0.0.1:{port}/v1/models/{name}"))
+            seen["os_threads"] = len(os.listdir(f"/proc/{process.pid}/task"))
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -707,6 +709,7 @@ def test_every_serve_flag_changes_what_the_server_does_or_is_refused(served):
     assert [b["requests"] for b in waiting["batches"]] == ["4"] * 4
     # max_batch_size: the same 4 requests, in batches of at most 2 images
     # access_log: a line for each request on stdout, where the others write none
+    # tensorflow_intra_op_parallelism: TensorFlow's pool for one op's threads, 8 not 1
     small = _serve(
         served,
         "versions",
@@ -715,8 +718,11 @@ def test_every_serve_flag_changes_what_the_server_does_or_is_refused(served):
         "--max-batch-size",
         "2",
         "--access-log",
+        "--tensorflow-intra-op-parallelism",
+        "8",
     )
     assert {b["images"] for b in small["batches"]} == {"2"}, small["batches"]
+    assert small["os_threads"] >= base["os_threads"] + 4, (small["os_threads"], base)
     logged = [
         line for line in small["out"].splitlines() if " POST /v1/models/relunet:predict " in line
     ]

@@ -149,6 +149,13 @@ class ServeConfig:
     num_batch_threads: int | None = option(
         None, "batches run at the same time (default: one per core)"
     )
+    tensorflow_intra_op_parallelism: int = option(
+        1,
+        "threads one TensorFlow op may use, as TF Serving's flag (0: TensorFlow's choice, "
+        "one per core); 1 serves photos and digits fastest, as concurrent requests and "
+        "batches then share the cores (benchmarks/README.md)",
+        metavar="N",
+    )
     drain_seconds: float = option(
         30.0,
         "on SIGTERM, how long requests in flight may take to finish before the server "
@@ -169,6 +176,12 @@ class ServeConfig:
                 f"name must be letters, digits, '-', '_' or '.'. Received: {self.name!r}."
             )
         check_count("max_body_bytes", self.max_body_bytes)
+        intra = self.tensorflow_intra_op_parallelism
+        if isinstance(intra, bool) or not isinstance(intra, int) or not 0 <= intra <= MAX_THREADS:
+            raise RelunetError(
+                "tensorflow_intra_op_parallelism must be a whole number from 0 (TensorFlow's "
+                f"choice) to {MAX_THREADS}. Received: {intra!r}."
+            )
         self.version_labels()
         check_choice("enable_batching", self.enable_batching, ("true", "false"))
         batching = ("max_batch_size", "batch_timeout_micros", "num_batch_threads")

@@ -43,6 +43,7 @@ def run(config: ServeConfig) -> None:
     """`serve` for a config that has passed `relunet.preflight.serve`: listen at once,
     load and warm up the versions in the background (relunet.serve.lifecycle), serve
     until a signal, drain, exit."""
+    import tensorflow as tf
     import uvicorn
 
     from relunet.serve.batching import Batcher
@@ -51,6 +52,7 @@ def run(config: ServeConfig) -> None:
     from relunet.serve.watch import Metrics, Watched
 
     listener = listening_socket(config.host, config.port)  # before the seconds of loading
+    tf.config.threading.set_intra_op_parallelism_threads(config.tensorflow_intra_op_parallelism)
     batcher = None
     if config.enable_batching == "true":
         batcher = Batcher(
