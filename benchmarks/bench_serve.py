@@ -26,6 +26,8 @@ at each level the photo clients run, then as many digit clients (with the pixel 
 unless `--pixel-images 0`), on the same server. It also times readiness: from the
 process's start to its first 200 from /readyz, and the first photo request after it
 against the 100th.
+`--single-digit-photos` makes them as the issue describes its set: one digit each, on
+pages of 120x120 to 900x700.
 
 `--decoders` times, in this process, the readers of the 1,000-image pixel body that
 were candidates: `json` then `np.asarray`, orjson and msgspec then `np.asarray` (each
@@ -234,8 +236,9 @@ def decoders(body: bytes) -> dict[str, float]:
     return timings
 
 
-def photo_bodies(count: int) -> list[bytes]:
-    """`count` photos (benchmarks/reading_sets.py), each as a serving_bytes request."""
+def photo_bodies(count: int, single: bool = False) -> list[bytes]:
+    """`count` photos (benchmarks/reading_sets.py), each as a serving_bytes request;
+    `single`: one digit each, on the issue's page sizes."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from reading_sets import photos
 
@@ -249,7 +252,7 @@ def photo_bodies(count: int) -> list[bytes]:
                 "instances": [{"b64": base64.b64encode(f).decode()}],
             }
         ).encode()
-        for f, _ in photos(count, data_dir)
+        for f, _ in photos(count, data_dir, single=single)
     ]
 
 
@@ -368,6 +371,11 @@ def main() -> None:
     parser.add_argument("--decoders", action="store_true", help="time the pixel body's readers")
     parser.add_argument("--calls", action="store_true", help="time model calls by batch size")
     parser.add_argument("--photos", type=int, default=0, help="serve this many photos too")
+    parser.add_argument(
+        "--single-digit-photos",
+        action="store_true",
+        help="--photos of one digit each, 120x120 to 900x700 (the issue's set)",
+    )
     parser.add_argument("--preset", default="best", help="the served network's shape (untrained)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
@@ -397,7 +405,7 @@ def main() -> None:
             return
         port = free_port()
         payloads = bodies(args.pixel_images)
-        photographs = photo_bodies(args.photos) if args.photos else []
+        photographs = photo_bodies(args.photos, args.single_digit_photos) if args.photos else []
         ready = readiness(folder, serve_args, photographs) if photographs else None
         server = start_server(folder, port, serve_args)
         try:
@@ -421,6 +429,7 @@ def main() -> None:
         "benchmark": "serve",
         "preset": args.preset,
         "photos": args.photos,
+        "single_digit_photos": args.single_digit_photos,
         "readiness": ready,
         "serve_args": serve_args,
         "seconds_per_level": args.seconds,

@@ -255,25 +255,32 @@ def write_sets(root: Path, data_dir: str, seed: int = 12345) -> dict[str, int]:
 
 
 PHOTO_SIZES = ((200, 200), (320, 240), (640, 480), (800, 600), (1024, 768), (1200, 900))
+# The issue's photo set, as it describes it: one digit each, 120x120 to 900x700.
+SINGLE_PHOTO_SIZES = ((120, 120), (200, 150), (320, 240), (480, 360), (640, 480), (900, 700))
 
 
-def photos(count: int, data_dir: str, seed: int = 7) -> list[tuple[bytes, str]]:
+def photos(
+    count: int, data_dir: str, seed: int = 7, single: bool = False
+) -> list[tuple[bytes, str]]:
     """`count` photos of MNIST test digits written on paper, as (file bytes, what they
     read): pages of PHOTO_SIZES in turn, one digit or a number of 2 to 4 digits, the
-    writing across 60% of the page, JPEG and PNG in turn."""
+    writing across 60% of the page, JPEG and PNG in turn. `single`: one digit each, on
+    pages of SINGLE_PHOTO_SIZES."""
     import io
 
     rng = np.random.default_rng(seed)
     images, labels = mnist_test(data_dir)
+    sizes = SINGLE_PHOTO_SIZES if single else PHOTO_SIZES
     made = []
     for i in range(count):
-        picked = rng.integers(0, len(labels), 1 if i % 2 == 0 else int(rng.integers(2, 5)))
+        digits = 1 if single or i % 2 == 0 else int(rng.integers(2, 5))
+        picked = rng.integers(0, len(labels), digits)
         if len(picked) > 1:
             ink = number_ink([images[j] for j in picked], "gaps", rng)
         else:
             big = Image.fromarray(images[picked[0]]).resize((112, 112), Image.BILINEAR)
             ink = np.pad(np.asarray(big, np.float32) / 255, 20)
-        width, height = PHOTO_SIZES[i % len(PHOTO_SIZES)]
+        width, height = sizes[i % len(sizes)]
         scale = min(0.6 * width / ink.shape[1], 0.6 * height / ink.shape[0])
         size = (max(1, int(ink.shape[1] * scale)), max(1, int(ink.shape[0] * scale)))
         writing = Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.BILINEAR)
