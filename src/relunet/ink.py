@@ -360,21 +360,15 @@ def _directional_max(x: tf.Tensor, k: tf.Tensor, axis: int) -> tf.Tensor:
     """Max over a centred window of length k (odd) along `axis` (0 or 1); padding never
     wins."""
     n = tf.shape(x)[axis]
-
-    def fill(length):  # -1e9 in `length` rows (axis 0) or columns (axis 1)
-        h, w = tf.shape(x)[0], tf.shape(x)[1]
-        return tf.fill(tf.stack([length, w] if axis == 0 else [h, length]), -1e9)
+    half = [k // 2, k // 2]
+    m = tf.pad(x, [half, [0, 0]] if axis == 0 else [[0, 0], half], constant_values=-1e9)
 
     def take(m, start, length):
         return m[start : start + length] if axis == 0 else m[:, start : start + length]
 
-    low = fill(k // 2)
-    m = tf.concat([low, x, low], axis=axis)  # n + k - 1 along axis
-
     def double(m, span):  # m[i] = max(padded[i : i + span]) -> the same for 2 span
-        rest = tf.shape(m)[axis] - span
-        shifted = tf.concat([take(m, span, rest), fill(span)], axis=axis)
-        return tf.maximum(m, shifted), span * 2
+        rest = tf.shape(m)[axis] - span  # the last span - 1 would reach past the end
+        return tf.maximum(take(m, 0, rest), take(m, span, rest)), span * 2
 
     m, span = tf.while_loop(
         lambda m, span: span * 2 <= k,
