@@ -67,7 +67,7 @@ def reduction(height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     smaller by and still be no smaller than `shrink` makes it."""
     short = tf.cast(tf.minimum(height, width), tf.float32)
     long = tf.cast(tf.maximum(height, width), tf.float32)
-    room = tf.minimum(short / SHORT_SIDE, long / LONG_SIDE)
+    room = tf.maximum(short / SHORT_SIDE, long / LONG_SIDE)  # 1 / shrink's factor
     return tf.cast(
         tf.gather([1, 2, 4, 8], tf.reduce_sum(tf.cast(room >= [2.0, 4.0, 8.0], tf.int32))),
         tf.int32,
