@@ -242,12 +242,8 @@ def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, 
     small_mass = tf.reduce_sum(blocks(x), axis=[1, 3])
     edge_run = tf.where(tf.maximum(h, w) < 32, 2.0, 0.5)  # small images: no paper edges
     kept, ids = _kept_components(small_ink, small_mass, edge_run)
-    rows, cols = tf.range(h) // f, tf.range(w) // f  # each pixel's block
-
-    def full_size(a):
-        return tf.gather(tf.gather(a, rows, axis=0), cols, axis=1)
-
-    kept, ids = full_size(kept), full_size(ids)
+    block = (tf.range(h) // f)[:, None] * ww + (tf.range(w) // f)[None, :]  # each pixel's
+    kept, ids = (tf.gather(tf.reshape(a, [-1]), block) for a in (kept, ids))
     # Keep a pixel of fringe around what is kept (antialiased stroke edges).
     near = max3(tf.cast(kept, tf.float32))
     ink = tf.logical_and(ink, kept)
