@@ -242,8 +242,11 @@ def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, 
     small_mass = tf.reduce_sum(blocks(x), axis=[1, 3])
     edge_run = tf.where(tf.maximum(h, w) < 32, 2.0, 0.5)  # small images: no paper edges
     kept, ids = _kept_components(small_ink, small_mass, edge_run)
-    block = (tf.range(h) // f)[:, None] * ww + (tf.range(w) // f)[None, :]  # each pixel's
-    kept, ids = (tf.gather(tf.reshape(a, [-1]), block) for a in (kept, ids))
+    def full_size(a):  # each block's value in each of its pixels
+        spread = tf.broadcast_to(a[:, None, :, None], [hh, f, ww, f])
+        return tf.reshape(spread, [hh * f, ww * f])[:h, :w]
+
+    kept, ids = full_size(kept), full_size(ids)
     # Keep a pixel of fringe around what is kept (antialiased stroke edges).
     near = max3(tf.cast(kept, tf.float32))
     ink = tf.logical_and(ink, kept)
