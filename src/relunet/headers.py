@@ -61,8 +61,7 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
     decoding it: PNG's IHDR, JPEG's frame header, BMP's info header, and GIF's logical
     screen times its frames (TensorFlow decodes every frame of a GIF). [0, 0, 0] for
     anything else (a PNG without its IHDR, say), which decode_image then refuses."""
-    data = tf.pad(tf.io.decode_raw(encoded, tf.uint8), [[0, 32]])  # short files read as 0
-    size = tf.size(data, out_type=tf.int64) - 32
+    data = _bytes(tf.strings.substr(encoded, 0, 32))  # the headers but GIF's frames
 
     def byte(i):
         return tf.cast(data[i], tf.int64)
@@ -84,8 +83,9 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
         shape = tf.cast(tf.io.extract_jpeg_shape(encoded), tf.int64)
         return tf.stack([one, shape[0], shape[1]])
 
-    def gif():
-        frames = _gif_frames(data, size)
+    def gif():  # its frames are counted through the whole file
+        whole = _bytes(encoded)
+        frames = _gif_frames(whole, tf.size(whole, out_type=tf.int64) - 32)
         return tf.stack([frames, byte(8) + 256 * byte(9), byte(6) + 256 * byte(7)])
 
     def bmp():
@@ -105,6 +105,11 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
         ],
         default=lambda: tf.zeros([3], tf.int64),
     )
+
+
+def _bytes(encoded: tf.Tensor) -> tf.Tensor:
+    """uint8 of a file's bytes and 32 zeros after them: a short file's missing fields read 0."""
+    return tf.pad(tf.io.decode_raw(encoded, tf.uint8), [[0, 32]])
 
 
 def _gif_frames(data: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
