@@ -26,6 +26,12 @@ from relunet.signatures import (
 )
 
 
+def found_slots(count: tf.Tensor) -> tf.Tensor:
+    """bool [n, MAX_DIGITS]: the digit slots that hold a digit, the first `count` [n] of
+    each image's; only these need classifying."""
+    return tf.range(MAX_DIGITS)[None, :] < count[:, None]
+
+
 def answers(read: dict[str, tf.Tensor], probabilities: tf.Tensor, rejected: tf.Tensor) -> dict:
     """serving_bytes' outputs for a batch of n images, from relunet.images.read_batch's
     dict and each digit slot's probabilities [n, MAX_DIGITS, 10] and rejection [n,
@@ -43,7 +49,7 @@ def answers(read: dict[str, tf.Tensor], probabilities: tf.Tensor, rejected: tf.T
                              file's pixels (ends excluded)
     """
     count = read["count"]
-    slot = tf.range(MAX_DIGITS)[None, :] < count[:, None]
+    slot = found_slots(count)
     classes = tf.where(slot, tf.argmax(probabilities, -1), -1)
     confidence = tf.where(slot, tf.reduce_max(probabilities, -1), 0.0)
     found = read["found"]

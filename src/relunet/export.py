@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from relunet import preflight
-from relunet.answers import answers
+from relunet.answers import answers, found_slots
 from relunet.classifier import load_classifier
 from relunet.config import ExportConfig
 from relunet.data import to_inputs
@@ -113,7 +113,15 @@ def _archive(model: keras.Model) -> keras.export.ExportArchive:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
     def serve_bytes(image_bytes):
         read = read_batch(image_bytes)
-        probabilities, rejected = classify(tf.reshape(read["digits"], [-1, *INPUT_SHAPE]))
+        # The digits found are classified, not the empty slots (most, in a photo of one).
+        slots = tf.reshape(read["digits"], [-1, *INPUT_SHAPE])
+        found = tf.where(tf.reshape(found_slots(read["count"]), [-1]))
+        probabilities, rejected = classify(tf.gather(slots, found[:, 0]))
+        every = tf.shape(slots, out_type=tf.int64)[:1]
+        probabilities = tf.scatter_nd(
+            found, probabilities, tf.concat([every, [probabilities.shape[-1]]], 0)
+        )
+        rejected = tf.scatter_nd(found, tf.cast(rejected, tf.int32), every) > 0
         per_image = [-1, MAX_DIGITS]
         return answers(
             read,

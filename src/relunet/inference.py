@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from relunet import preflight
-from relunet.answers import answers
+from relunet.answers import answers, found_slots
 from relunet.classifier import Classifier, load_classifier
 from relunet.config import PredictConfig
 from relunet.errors import RelunetError
@@ -117,7 +117,12 @@ def _as_one_digit(image: np.ndarray) -> dict[str, np.ndarray]:
 def answer(classifier: Classifier, found: Read) -> dict[str, np.ndarray]:
     """relunet.answers' outputs for every input, its digits classified in one batch."""
     digits = found.read["digits"].reshape(-1, *INPUT_SHAPE)
-    probabilities, rejected = classifier.classify(digits)
+    # The digits found are classified, not the empty slots (most, in a photo of one).
+    slots = np.flatnonzero(found_slots(tf.constant(found.read["count"])).numpy())
+    found_probabilities, found_rejected = classifier.classify(digits[slots])
+    probabilities = np.zeros((len(digits), found_probabilities.shape[1]), np.float32)
+    rejected = np.zeros(len(digits), bool)
+    probabilities[slots], rejected[slots] = found_probabilities, found_rejected
     n = len(found.names)
     tensors = {key: tf.constant(value) for key, value in found.read.items()}
     said = answers(
