@@ -53,7 +53,9 @@ def test_a_saved_model_that_writes_files_runs_only_when_trusted(tmp_path):
     tf.saved_model.save(
         module, str(tmp_path / "hostile" / "1"), signatures={SIGNATURE: module.serve}
     )
-    np.save(tmp_path / "digit.npy", np.zeros((28, 28), np.uint8))
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 13:16] = 255  # a 1: ink the model is run on (a blank input runs nothing)
+    np.save(tmp_path / "digit.npy", digit)
 
     refused = run_cli("predict", "--model", str(tmp_path / "hostile"), str(tmp_path / "digit.npy"))
     assert refused.returncode == 2
