@@ -40,6 +40,8 @@ setup(
         "prometheus_client>=0.20",  # relunet serve's /monitoring/prometheus/metrics
         "starlette>=0.40",  # relunet serve
         "uvicorn>=0.30",
+        "httptools>=0.6",  # uvicorn's C HTTP parser and event loop, when installed
+        "uvloop>=0.19",
     ],
     extras_require={
         # the test suite (with the notebooks and a real browser), and the linter CI runs
