@@ -26,6 +26,8 @@ at each level the photo clients run, then as many digit clients (with the pixel 
 unless `--pixel-images 0`), on the same server. It also times readiness: from the
 process's start to its first 200 from /readyz, and the first photo request after it
 against the 100th.
+The server's own metrics say how long its model took to load
+and then to warm up (`relunet_model_load_seconds`, `relunet_model_warm_up_seconds`).
 `--single-digit-photos` makes them as the issue describes its set: one digit each, on
 pages of 120x120 to 900x700.
 
@@ -277,6 +279,7 @@ def readiness(folder: str, serve_args: list[str], bodies: list[bytes]) -> dict:
                     raise SystemExit("serve did not become ready") from None
                 time.sleep(0.02)
         ready = time.perf_counter() - start
+        loading = loading_seconds(port)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         times = []
         for k in range(120):
@@ -291,8 +294,28 @@ def readiness(folder: str, serve_args: list[str], bodies: list[bytes]) -> dict:
     later = statistics.median(times[90:110])
     return {
         "seconds_start_to_ready": round(ready, 2),
+        **loading,
         "first_request_ms": round(times[0], 1),
         "requests_90_to_110_p50_ms": round(later, 1),
+    }
+
+
+def loading_seconds(port: int) -> dict[str, float]:
+    """The served version's load and warm-up seconds, from the server's own metrics: how
+    long after its model had loaded the server became ready."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{port}/monitoring/prometheus/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    return {
+        "load_seconds": round(found["relunet_model_load_seconds"], 2),
+        "warm_up_seconds": round(found["relunet_model_warm_up_seconds"], 2),
     }
 
 
@@ -446,7 +469,9 @@ def main() -> None:
     )
     if ready:
         print(
-            f"ready {ready['seconds_start_to_ready']} s after start; first photo request "
+            f"ready {ready['seconds_start_to_ready']} s after start (the model's load "
+            f"{ready['load_seconds']} s, then its warm-up {ready['warm_up_seconds']} s); "
+            "first photo request "
             f"{ready['first_request_ms']} ms, p50 of the 90th-110th "
             f"{ready['requests_90_to_110_p50_ms']} ms"
         )

@@ -109,6 +109,7 @@ def test_bench_serve_reports_rates_latencies_and_errors_at_each_level(mnist_dir)
         "10",
         "--photos",
         "4",
+        "--single-digit-photos",
     )
     levels = {f"{n}_clients_{kind}" for n in (1, 2) for kind in ("photos", "digits")}
     assert set(result["results"]) == levels
@@ -120,6 +121,7 @@ def test_bench_serve_reports_rates_latencies_and_errors_at_each_level(mnist_dir)
             assert pixels["requests"] >= 1 and pixels["errors"] == 0
     ready = result["readiness"]
     assert ready["seconds_start_to_ready"] > 0 and ready["first_request_ms"] > 0
+    assert 0 < ready["load_seconds"] + ready["warm_up_seconds"] < ready["seconds_start_to_ready"]
     readers = _run_json("bench_serve.py", "--decoders", "--pixel-images", "10")["ms"]
     assert {"json + np.asarray", "relunet (NumPy on the text)"} <= set(readers)
     costs = _run_json("bench_serve.py", "--calls")["ms_per_image"]

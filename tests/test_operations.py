@@ -151,6 +151,9 @@ def test_metrics_count_the_requests_made(exported, digits, tmp_path):
     assert grew("relunet_images_no_digit_found_total", **call_of) == 1
     assert after[("relunet_requests_in_flight", ())] == 1  # the scrape itself
     assert after[("relunet_requests_queued", ())] == 0
+    loaded = tuple(sorted(call_of.items()))
+    assert 0 < after[("relunet_model_load_seconds", loaded)] < 60
+    assert 0 < after[("relunet_model_warm_up_seconds", loaded)] < 60
 
 
 def _send_all(base, images, answers):

@@ -79,6 +79,8 @@ class Version:
     signatures: dict[str, Signature]
     metadata: dict[str, Any]
     files: tuple = ()  # its folder's files when it was loaded (see _files)
+    load_seconds: float = 0.0  # reading and restoring the SavedModel
+    warm_up_seconds: float = 0.0  # every signature run once after that
 
     def signature(self, name: str | None) -> Signature:
         name = name or SIGNATURE
@@ -173,14 +175,18 @@ class ModelFolder:
         return versions[number]
 
     def _load(self, number: int, path: Path) -> Version:
+        start = time.perf_counter()
         loaded = load_classifier(path, trust_model=self.trust_model).saved_model  # and checks
         signatures = {
             name: Signature(name, function, _input_spec(function))
             for name, function in loaded.signatures.items()
         }
+        read = time.perf_counter()
         for signature in signatures.values():
             _warm_up(signature)
-        return Version(number, path, loaded, signatures, metadata(path, number, self.name))
+        version = Version(number, path, loaded, signatures, metadata(path, number, self.name))
+        version.load_seconds, version.warm_up_seconds = read - start, time.perf_counter() - read
+        return version
 
 
 def warm_up_image() -> bytes:

@@ -118,6 +118,8 @@ def create_app(
         return JSONResponse({"status": "ready", "versions": [str(v) for v in versions]})
 
     async def prometheus(request: Request) -> Response:
+        if life.models is not None:
+            metrics.versions(life.models.name, life.models.refresh())
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     every = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]  # all answered in JSON

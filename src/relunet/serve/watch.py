@@ -69,12 +69,33 @@ class Metrics:
             ["model", "version"],
             registry=r,
         )
+        self.load = Gauge(
+            "relunet_model_load_seconds",
+            "Seconds a version took to load: its SavedModel read and restored.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.warm_up = Gauge(
+            "relunet_model_warm_up_seconds",
+            "Seconds a version's warm-up took once loaded: each signature run once.",
+            ["model", "version"],
+            registry=r,
+        )
         self.not_a_digit = Counter(
             "relunet_images_not_a_digit",
             'Images posted to serving_bytes answered "not a digit".',
             ["model", "version"],
             registry=r,
         )
+
+    def versions(self, model: str, loaded: dict[int, Any]) -> None:
+        """The load and warm-up times of the versions now loaded (relunet.serve.models'
+        Version), as TF Serving reports load_latency and model_warmup_latency."""
+        self.load.clear()
+        self.warm_up.clear()
+        for number, version in loaded.items():
+            self.load.labels(model, str(number)).set(version.load_seconds)
+            self.warm_up.labels(model, str(number)).set(version.warm_up_seconds)
 
     def timed(self, run: Callable, labels: tuple[str, str, str]) -> Callable:
         """`run` (a signature's call on a list of requests' inputs), counted: its time
