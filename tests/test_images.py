@@ -171,3 +171,42 @@ def test_a_file_s_declared_size_is_read_from_its_header_without_decoding_it():
     assert declared_size(tf.constant(bomb)).numpy().tolist() == [1, 20000, 20000]
     with pytest.raises(tf.errors.InvalidArgumentError, match="more pixels than relunet reads"):
         mnist_digit(tf.constant(bomb))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(0).uniform(0, 255, 30001),  # a page's grey levels
+        np.where(np.random.default_rng(1).random(20000) < 0.7, 0.0, 3.5),  # paper: one value
+        np.random.default_rng(2).exponential(2.0, 9999),  # noise, crowded near 0
+        np.random.default_rng(3).uniform(-300, 600, 101),  # beyond 0..255
+        np.full(7, 255.0),
+        np.array([42.0]),
+    ],
+    ids=["uniform", "mostly one value", "crowded", "out of range", "constant", "one"],
+)
+def test_the_median_is_exactly_the_middle_of_the_sorted_values(values):
+    """ink.median narrows by histograms instead of sorting: it must still be exact."""
+    import tensorflow as tf
+
+    from relunet import ink
+
+    values = values.astype(np.float32)
+    found = tf.function(ink.median)(tf.constant(values)).numpy()
+    assert found == np.sort(values)[len(values) // 2]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (40, 33), (160, 213)])
+def test_the_max_filters_are_grey_dilations(shape):
+    """ink.max3 and ink.max_filter (slices and doubling, not pooling) against scipy's."""
+    import tensorflow as tf
+
+    from relunet import ink
+
+    x = np.random.default_rng(sum(shape)).normal(0, 100, shape).astype(np.float32)
+    assert np.array_equal(ink.max3(tf.constant(x)).numpy(), ndimage.maximum_filter(x, 3))
+    window = tf.function(ink.max_filter)
+    for k in (1, 3, 9, 41):
+        found = window(tf.constant(x), tf.constant(k)).numpy()
+        expected = ndimage.maximum_filter(x, size=k, mode="constant", cval=-1e9)
+        assert np.array_equal(found, expected), k

@@ -242,6 +242,7 @@ def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, 
     small_mass = tf.reduce_sum(blocks(x), axis=[1, 3])
     edge_run = tf.where(tf.maximum(h, w) < 32, 2.0, 0.5)  # small images: no paper edges
     kept, ids = _kept_components(small_ink, small_mass, edge_run)
+
     def full_size(a):  # each block's value in each of its pixels
         spread = tf.broadcast_to(a[:, None, :, None], [hh, f, ww, f])
         return tf.reshape(spread, [hh * f, ww * f])[:h, :w]
