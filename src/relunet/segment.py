@@ -58,10 +58,9 @@ def digit_slots(ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     starts, stops = bounds[:, :-1], bounds[:, 1:]
     real = tf.reshape(stops > starts, [-1])
     slot_group = tf.boolean_mask(tf.repeat(tf.range(g), MAX_PARTS), real)
-    rows_of = tf.repeat(tf.stack([g_top, g_bottom], 1), MAX_PARTS, axis=0)
-    columns = tf.reshape(tf.stack([starts, stops], -1), [-1, 2])
+    top_of, bottom_of = (tf.repeat(g, MAX_PARTS) for g in (g_top, g_bottom))  # each part's
     windows = tf.boolean_mask(
-        tf.stack([rows_of[:, 0], columns[:, 0], rows_of[:, 1], columns[:, 1]], 1), real
+        tf.stack([top_of, tf.reshape(starts, [-1]), bottom_of, tf.reshape(stops, [-1])], 1), real
     )
     group_map = tf.scatter_nd(tf.stack([rows, cols], 1), group_of_pixel + 1, tf.stack([h, w]))
     return slot_group, windows, group_map

@@ -86,6 +86,14 @@ def check_count(name: str, value: Any, most: int = COUNT_MAX) -> None:
     check_at_most(name, value, most)
 
 
+def check_whole_from_zero(name: str, value: Any, most: int, zero: str = "") -> None:
+    """A whole number from 0 to `most`; `zero` says what 0 means, where it means more."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise RelunetError(
+            f"{name} must be a whole number from 0{zero} to {most}. Received: {value!r}."
+        )
+
+
 def check_port(name: str, port: Any) -> None:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise RelunetError(f"{name} must be a port number from 1 to 65535. Received: {port!r}.")

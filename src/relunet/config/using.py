@@ -18,7 +18,13 @@ from relunet.config.fields import (
     option,
 )
 from relunet.errors import RelunetError
-from relunet.values import check_choice, check_count, check_port, check_split
+from relunet.values import (
+    check_choice,
+    check_count,
+    check_port,
+    check_split,
+    check_whole_from_zero,
+)
 
 TRUST_HELP = (
     "run a SavedModel even if its signature uses ops relunet's exports never do (file or "
@@ -176,12 +182,12 @@ class ServeConfig:
                 f"name must be letters, digits, '-', '_' or '.'. Received: {self.name!r}."
             )
         check_count("max_body_bytes", self.max_body_bytes)
-        intra = self.tensorflow_intra_op_parallelism
-        if isinstance(intra, bool) or not isinstance(intra, int) or not 0 <= intra <= MAX_THREADS:
-            raise RelunetError(
-                "tensorflow_intra_op_parallelism must be a whole number from 0 (TensorFlow's "
-                f"choice) to {MAX_THREADS}. Received: {intra!r}."
-            )
+        check_whole_from_zero(
+            "tensorflow_intra_op_parallelism",
+            self.tensorflow_intra_op_parallelism,
+            MAX_THREADS,
+            " (TensorFlow's choice)",
+        )
         self.version_labels()
         check_choice("enable_batching", self.enable_batching, ("true", "false"))
         batching = ("max_batch_size", "batch_timeout_micros", "num_batch_threads")
@@ -196,15 +202,9 @@ class ServeConfig:
             check_count("max_batch_size", self.max_batch_size)
         if self.num_batch_threads is not None:
             check_count("num_batch_threads", self.num_batch_threads, MAX_THREADS)
-        timeout = self.batch_timeout_micros
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int)
-            or not 0 <= timeout <= self.MAX_BATCH_TIMEOUT_MICROS
-        ):
-            raise RelunetError(
-                "batch_timeout_micros must be a whole number from 0 to "
-                f"{self.MAX_BATCH_TIMEOUT_MICROS}. Received: {timeout!r}."
+        if self.batch_timeout_micros is not None:
+            check_whole_from_zero(
+                "batch_timeout_micros", self.batch_timeout_micros, self.MAX_BATCH_TIMEOUT_MICROS
             )
         return self
 
