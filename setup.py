@@ -26,7 +26,7 @@ setup(
     ],
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={"relunet": ["static/*.html"]},
+    package_data={"relunet.serve": ["static/*.html"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10",

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from relunet.quiet import import_tensorflow_quietly
+from relunet.base.quiet import import_tensorflow_quietly
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
 
     from relunet import data
     from relunet.config import ModelConfig, OptimConfig, TrainConfig, take
-    from relunet.model import build_model
+    from relunet.training.model import build_model
 
     tfds.disable_progress_bar()
     config = TrainConfig()
@@ -111,7 +111,7 @@ def augmentation_cost(tfds, arrays, rounds: int) -> dict:
     """Samples/s delivered and trained with and without distortions (module docstring)."""
     from relunet import data
     from relunet.config import PRESETS, AugmentConfig, ModelConfig, OptimConfig, TrainConfig, take
-    from relunet.model import build_model
+    from relunet.training.model import build_model
 
     robust = TrainConfig(**{**PRESETS["robust"], "epochs": 1})
     everything = AugmentConfig(augment=1.0)  # elastic too, at its default strength

@@ -9,7 +9,7 @@ project's own code: numbers of 2 to 6 of MNIST's *test* digits written side by s
 gaps, with overlapping boxes, touching), single test digits, letters and symbols in the
 fonts matplotlib ships, doodles drawn by code; and the optdigits scans of 13 people's
 handwriting (bench_real_digits.py). The model is trained on MNIST's training split and
-shapes of relunet.nondigits, calibrated on train[55000:]; none of these images is used
+shapes of relunet.data.nondigits, calibrated on train[55000:]; none of these images is used
 to train it or to fit its temperature or threshold.
 
 Each model is one `relunet train --preset robust --seed S` process, timed from just
@@ -40,13 +40,13 @@ REJECT = ("letters", "symbols", "doodles")
 def ece_on_test(run_dir: Path, data_dir: str) -> dict:
     """The expected calibration error on MNIST's test split at temperature 1 and at the
     fitted one."""
-    import relunet.quiet
+    import relunet.base.quiet
 
-    relunet.quiet.import_tensorflow_quietly()
-    from relunet import idx
-    from relunet.calibrate import ece
-    from relunet.data import to_inputs
-    from relunet.model import load_model
+    relunet.base.quiet.import_tensorflow_quietly()
+    from relunet.data import idx
+    from relunet.data.pipelines import to_inputs
+    from relunet.training.calibrate import ece
+    from relunet.training.model import load_model
 
     model = load_model(str(run_dir / "best.keras"))
     test = idx.read_folder(data_dir).splits["test"]

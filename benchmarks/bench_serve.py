@@ -346,8 +346,8 @@ def export_untrained(folder: str, preset: str) -> None:
             "-c",
             "from types import SimpleNamespace as N; "
             "from relunet.config import PRESETS, ModelConfig, take; "
-            "from relunet.model import build_model; "
-            "from relunet.export import export_saved_model; "
+            "from relunet.training.model import build_model; "
+            "from relunet.inference.export import export_saved_model; "
             f"model = build_model(take(ModelConfig, N(**PRESETS[{preset!r}]))); "
             f"export_saved_model(model, {folder!r}, verbose=False)",
         ],
@@ -359,7 +359,7 @@ def export_untrained(folder: str, preset: str) -> None:
 def call_costs(folder: str) -> dict[str, dict[int, float]]:
     """Milliseconds per image of one call of each signature, by images in the call
     (in this process, best of 20 calls): what batching saves."""
-    from relunet.quiet import import_tensorflow_quietly
+    from relunet.base.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import tensorflow as tf

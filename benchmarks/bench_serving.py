@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import time
 
-from relunet.quiet import import_tensorflow_quietly
+from relunet.base.quiet import import_tensorflow_quietly
 
 
 def main() -> None:
@@ -73,8 +73,8 @@ def main() -> None:
 
 
 def export_fresh_model(folder: str) -> str:
-    from relunet.export import export_saved_model
-    from relunet.model import build_model
+    from relunet.inference.export import export_saved_model
+    from relunet.training.model import build_model
 
     return str(export_saved_model(build_model(), os.path.join(folder, "relunet"), verbose=False))
 

@@ -99,7 +99,7 @@ def keras_trainers(images, labels):
     import keras
 
     from relunet import data
-    from relunet.model import build_model
+    from relunet.training.model import build_model
 
     arrays = data.Arrays(images, labels)
     keras.utils.set_random_seed(777)

@@ -19,7 +19,7 @@ SYMBOLS = "+-=?!@#$%&*()[]<>/\\~^{}"
 
 
 def mnist_test(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    from relunet import idx
+    from relunet.data import idx
 
     test = idx.read_folder(data_dir).splits["test"]
     return test.images[..., 0], test.labels

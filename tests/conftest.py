@@ -112,7 +112,7 @@ def trained_run(source) -> Path:
     """A run dir holding a model trained for one epoch on 10000 real images (~95%): one
     for the whole test run, which no test writes into."""
     from relunet import TrainConfig
-    from relunet.train import train
+    from relunet.training.train import train
 
     with run_wide("trained-run") as run_dir:
         if not (run_dir / "metrics.json").is_file():
@@ -135,7 +135,7 @@ def reader_run(source) -> Path:
     MNIST's test digits). One for the whole test run, which no test writes into."""
     from relunet import TrainConfig
     from relunet.config import PRESETS
-    from relunet.train import train
+    from relunet.training.train import train
 
     with run_wide("reader-run") as run_dir:
         if not (run_dir / "metrics.json").is_file():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from relunet import idx
+from relunet.data import idx
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -722,7 +722,7 @@ def _float_flags() -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("command, flag, name", _float_flags())
 def test_every_float_flag_takes_only_a_finite_number_in_its_interval(command, flag, name, tmp_path):
-    """One rule (relunet.values.check_in, walked over the fields by config.check_numbers):
+    """One rule (relunet.base.values.check_in, walked over the fields by config.check_numbers):
     NaN, the infinities and 1e400 (an infinity once read) are refused for every float
     flag of every command, before anything is read or written."""
     required = {"serve": ["versions"]}.get(command, [])  # its positional argument

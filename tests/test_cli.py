@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from helpers import error_lines, run_cli, run_cli_cases
 
-from relunet.idx import read_folder
+from relunet.data.idx import read_folder
 
 
 def test_flag_errors_answer_before_importing_tensorflow():
@@ -132,7 +132,7 @@ def test_train_prints_nothing_on_stderr_even_from_a_warm_compilation_cache(tmp_p
         [
             sys.executable,
             "-c",
-            f"from relunet.quiet import filtered_stderr\nwith filtered_stderr(): {python}",
+            f"from relunet.base.quiet import filtered_stderr\nwith filtered_stderr(): {python}",
         ],
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""Each private library API that relunet._compat uses still exists and still behaves as
+"""Each private library API that relunet.base._compat uses still exists and still behaves as
 relunet relies on. A library upgrade that moves one fails here, by name."""
 
 import inspect
@@ -10,9 +10,9 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
-from relunet import _compat
+from relunet.base import _compat
 from relunet.config import ModelConfig, OptimConfig
-from relunet.model import build_model
+from relunet.training.model import build_model
 
 
 def test_keras_fit_still_calls_maybe_symbolic_build_with_these_arguments():
@@ -39,7 +39,7 @@ def test_fit_still_starts_at_the_private_initial_epoch():
 
 def test_op_determinism_can_still_be_queried():
     code = (
-        "import tensorflow as tf\nfrom relunet._compat import op_determinism_enabled as on\n"
+        "import tensorflow as tf\nfrom relunet.base._compat import op_determinism_enabled as on\n"
         "before = on()\ntf.config.experimental.enable_op_determinism()\nprint(before, on())"
     )
     result = subprocess.run(
@@ -83,7 +83,7 @@ def test_keras_tuner_still_reads_its_role_from_the_environment(monkeypatch):
 def test_keras_tuner_still_decides_notebook_or_not_in_utils_and_is_told_outside_one(capsys):
     from keras_tuner.src import utils
 
-    from relunet._compat import keras_tuner_knows_it_is_not_in_a_notebook
+    from relunet.base._compat import keras_tuner_knows_it_is_not_in_a_notebook
 
     assert isinstance(utils.IS_NOTEBOOK, bool) and callable(utils.try_clear)
     with keras_tuner_knows_it_is_not_in_a_notebook():

@@ -10,8 +10,8 @@ import tensorflow_datasets as tfds
 from helpers import write_idx_folder
 
 from relunet import data
-from relunet.data import PipelineConfig as P
-from relunet.errors import RelunetError
+from relunet.base.errors import RelunetError
+from relunet.data.pipelines import PipelineConfig as P
 
 
 def test_tfds_path_gives_supervised_uint8_images_and_labels():

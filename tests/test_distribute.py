@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from helpers import free_ports, run_cli
 
-from relunet.distribute import scratch_dir
-from relunet.model import load_model
+from relunet.training.distribute import scratch_dir
+from relunet.training.model import load_model
 
 pytestmark = pytest.mark.slow  # real processes, minutes: the full suite's
 
@@ -33,11 +33,12 @@ COMPARE_SCRIPT = r"""
 import json, sys
 import numpy as np
 from relunet.config import ModelConfig, OptimConfig, TrainConfig
-from relunet import data, distribute
+from relunet import data
+from relunet.training import distribute
 mirrored = distribute.make_strategy(TrainConfig(strategy="mirrored", cpu_replicas=2))
 import keras
 import tensorflow as tf
-from relunet.model import build_model
+from relunet.training.model import build_model
 
 source = data.find_source("mnist", None, None)
 (arrays,) = [data.load_arrays(d) for d in data.load_tfds(source, ["train[:631]"])]

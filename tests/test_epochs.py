@@ -15,11 +15,11 @@ import pytest
 import tensorflow as tf
 
 from relunet import TrainConfig, data
-from relunet.callbacks import StepProgress
 from relunet.config import ModelConfig, OptimConfig
-from relunet.data import PipelineConfig as P
-from relunet.model import build_model
-from relunet.train import train
+from relunet.data.pipelines import PipelineConfig as P
+from relunet.training.callbacks import StepProgress
+from relunet.training.model import build_model
+from relunet.training.train import train
 
 
 def _arrays(n, seed=0):

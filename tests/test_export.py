@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from relunet.errors import RelunetError
-from relunet.export import export_saved_model
-from relunet.idx import read_folder
-from relunet.model import load_model
+from relunet.base.errors import RelunetError
+from relunet.data.idx import read_folder
+from relunet.inference.export import export_saved_model
+from relunet.training.model import load_model
 
 SAVED_MODEL_CLI = str(Path(sys.executable).with_name("saved_model_cli"))
 

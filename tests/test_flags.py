@@ -290,8 +290,8 @@ def _trial_and_retrain(argv: list[str]) -> tuple[dict, dict]:
     optimizer) and the train config its retrain would run."""
     import keras_tuner
 
-    from relunet import trials
-    from relunet.tune import ReluNetHyperModel, retrain_config
+    from relunet.experiments import trials
+    from relunet.experiments.tune import ReluNetHyperModel, retrain_config
 
     args = cli.build_parser().parse_args(argv)
     config = cli.config_from_args(args.config, args).validate()

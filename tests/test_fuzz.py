@@ -16,14 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relunet.config import ModelConfig
-from relunet.export import export_saved_model
-from relunet.headers import declared_size
-from relunet.model import build_model
+from relunet.inference.export import export_saved_model
+from relunet.reading.image_headers import declared_size
 from relunet.serve.batching import Batcher
 from relunet.serve.lifecycle import Life
 from relunet.serve.models import ModelFolder
 from relunet.serve.rest import create_app
 from relunet.serve.watch import Metrics
+from relunet.training.model import build_model
 
 FUZZ = settings(
     max_examples=120,

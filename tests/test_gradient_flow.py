@@ -7,9 +7,9 @@ import tensorflow as tf
 from helpers import run_cli
 
 from relunet import data
-from relunet.compare import run_one
 from relunet.config import CompareConfig, ModelConfig
-from relunet.model import build_model, grad, load_model
+from relunet.experiments.compare import run_one
+from relunet.training.model import build_model, grad, load_model
 
 SLICE = dict(train_split="train[:5000]", val_split="train[50000:51000]", test_split="test[:1000]")
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from helpers import write_idx_folder
 
-from relunet import idx
-from relunet.errors import RelunetError
+from relunet.base.errors import RelunetError
+from relunet.data import idx
 
 # Class counts of the genuine MNIST (train, test), from its documentation.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

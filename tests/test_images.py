@@ -1,4 +1,4 @@
-"""relunet.images makes a photo of a digit on paper look like MNIST: the paper's level,
+"""relunet.reading.digits makes a photo of a digit on paper look like MNIST: the paper's level,
 uneven light, specks, a paper edge and noise do not reach the digit, strokes far thinner
 or thicker than MNIST's are brought toward its width, and a page without a digit says so.
 
@@ -16,7 +16,7 @@ DIGITS = 20  # the first 20 of MNIST's test split: every class, several writers
 
 @pytest.fixture(scope="module")
 def mnist_digits(mnist_dir):
-    from relunet import idx
+    from relunet.data import idx
 
     return idx.read_folder(mnist_dir).splits["test"].images[:DIGITS].reshape(-1, 28, 28)
 
@@ -56,7 +56,7 @@ def photo(digit: np.ndarray, paper: str = "plain", stroke: int = 0, seed: int = 
 
 
 def read(png: bytes) -> tuple[np.ndarray, bool]:
-    from relunet import images
+    from relunet.reading import digits as images
 
     digit, found = images.mnist_digit(png)
     return digit.numpy()[..., 0], bool(found)
@@ -148,8 +148,8 @@ def test_a_file_s_declared_size_is_read_from_its_header_without_decoding_it():
     Serving client meets it), before decode_image allocates anything."""
     import tensorflow as tf
 
-    from relunet.headers import declared_size
-    from relunet.images import mnist_digit
+    from relunet.reading.digits import mnist_digit
+    from relunet.reading.image_headers import declared_size
 
     pixels = np.zeros((45, 123, 1), np.uint8)
     for encoded in (tf.io.encode_png(pixels), tf.io.encode_jpeg(pixels)):
@@ -189,7 +189,7 @@ def test_the_median_is_exactly_the_middle_of_the_sorted_values(values):
     """ink.median narrows by histograms instead of sorting: it must still be exact."""
     import tensorflow as tf
 
-    from relunet import ink
+    from relunet.reading import ink
 
     values = values.astype(np.float32)
     found = tf.function(ink.median)(tf.constant(values)).numpy()
@@ -201,7 +201,7 @@ def test_the_max_filters_are_grey_dilations(shape):
     """ink.max3 and ink.max_filter (slices and doubling, not pooling) against scipy's."""
     import tensorflow as tf
 
-    from relunet import ink
+    from relunet.reading import ink
 
     x = np.random.default_rng(sum(shape)).normal(0, 100, shape).astype(np.float32)
     assert np.array_equal(ink.max3(tf.constant(x)).numpy(), ndimage.maximum_filter(x, 3))

@@ -1,36 +1,71 @@
-"""The package's floors, as docs/layout.md lists them: a module imports only from its own
-floor or the floors below, at its top or inside a function; no modules import one another
-in a circle, however far round; the floors below the concepts never import TensorFlow
-when they are imported; and the concept modules stay free of the run directory's
-bookkeeping.
+"""The package's rooms and floors, as docs/layout.md draws them.
+
+Rooms: each package under src/relunet/ holds one domain, and imports only from the rooms
+its row of ROOMS names (at its top or inside a function); each rule is shown failing on
+an import planted across it. Floors: the modules listed in NO_TENSORFLOW import no
+TensorFlow (nor anything that does) when they are imported, so the command line answers
+`--help` and bad flags at once. And no modules import one another in a circle, however
+far round (the circle finder is shown failing on one hidden in functions).
 
 Read from the source (every import statement, and importlib.import_module of a literal
-name), so a new import that climbs the wrong way, or closes a circle, fails here by name.
+name), so a new import that crosses a room's wall, or closes a circle, fails here by name.
 """
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "relunet"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "relunet"
 
-# Lowest first. Modules on the first three floors import no TensorFlow.
-FLOORS = {
-    "leaves": "errors mnist signatures table files values paths listen quiet _compat",
-    "plain values and files": "series config calibrate idx inputs trust distribute.cluster rundir "
-    "pypi_copy sources trials preflight",
-    "the concepts": "model data prepare builder headers images ink segment nondigits augment "
-    "backup callbacks classifier answers runtime export inference report plots "
-    "distribute.devices",
-    "the commands' work": "train evaluation tune compare serve serve.batching serve.decode "
-    "serve.models serve.lifecycle serve.watch serve.rest",
-    "the command line": "commands cli",
+# What each room may import of relunet besides itself: one table, which docs/layout.md
+# shows too (test_the_layout_page_shows_this_table). "preflight" is the command line's
+# edge checks (relunet/preflight.py), which the library functions of the commands run
+# too; "the command line" is cli.py, commands.py and the package's front, relunet/.
+ROOMS = {
+    "base": (),
+    "config": ("base",),
+    "imaging": ("base",),
+    "reading": ("base", "imaging"),
+    "data": ("base", "config", "imaging"),
+    "training": ("base", "config", "imaging", "data", "preflight"),
+    "inference": ("base", "config", "reading", "data", "training", "preflight"),
+    "experiments": ("base", "config", "data", "training", "inference", "preflight"),
+    "serve": ("base", "config", "reading", "inference", "preflight"),
+    "preflight": ("base", "config", "data", "training", "experiments", "inference", "serve"),
+    "the command line": (
+        "base",
+        "config",
+        "imaging",
+        "reading",
+        "data",
+        "training",
+        "inference",
+        "experiments",
+        "serve",
+        "preflight",
+    ),
 }
-NO_TENSORFLOW = ("leaves", "plain values and files")
-FLOOR_OF = {m: i for i, (_, modules) in enumerate(FLOORS.items()) for m in modules.split()}
+TOP_LEVEL = {"": "the command line", "cli": "the command line", "commands": "the command line"}
+
+# Modules that import no TensorFlow (nor keras, tfds, keras-tuner) when imported; each
+# imports only modules of this list at its top. Every package's front is one of them.
+NO_TENSORFLOW = """
+    base.errors base.mnist base.signatures base.files base.values base.paths base.table
+    base.quiet base._compat
+    config.fields config.train config.tune config.compare config.using config.series
+    data.idx data.pypi_copy data.sources
+    training.rundir training.calibrate training.distribute.cluster
+    experiments.trials
+    inference.npy_inputs inference.trust
+    serve.listen serve.decode serve.server
+    preflight commands cli
+""".split()
+HEAVY = {"tensorflow", "keras", "tensorflow_datasets", "keras_tuner"}
 
 
 def _module_name(path: Path) -> str:
@@ -39,8 +74,12 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def room_of(module: str) -> str:
+    return TOP_LEVEL.get(module) or module.split(".")[0]
+
+
 def _imported(node: ast.AST) -> set[str]:
-    if (  # importlib.import_module("relunet.model") is an import too
+    if (  # importlib.import_module("relunet.training.model") is an import too
         isinstance(node, ast.Call)
         and ast.unparse(node.func).endswith("import_module")
         and node.args
@@ -50,9 +89,8 @@ def _imported(node: ast.AST) -> set[str]:
     if isinstance(node, ast.Import):
         return {alias.name for alias in node.names}
     if isinstance(node, ast.ImportFrom) and node.module:
-        if node.module == "relunet":  # from relunet import data, preflight
-            return {node.module, *(f"relunet.{alias.name}" for alias in node.names)}
-        return {node.module}
+        # from relunet.data import idx: the module, and each name that may be a submodule
+        return {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
     return set()
 
 
@@ -76,23 +114,26 @@ def _all_imports(tree: ast.Module) -> set[str]:
 
 MODULES: dict[str, set[str]] = {}  # what each module imports at its top
 EVER: dict[str, set[str]] = {}  # and inside its functions too
-for _path in PACKAGE.rglob("*.py"):
-    _name = _module_name(_path)
-    if _name in ("", "distribute"):  # the package's and the subpackage's lazy fronts
-        continue
-    _name = "config" if _name.startswith("config") else _name  # one floor, several files
+for _path in sorted(PACKAGE.rglob("*.py")):
     _tree = ast.parse(_path.read_text())
-    MODULES[_name] = MODULES.get(_name, set()) | _top_level_imports(_tree)
-    EVER[_name] = EVER.get(_name, set()) | _all_imports(_tree)
+    MODULES[_module_name(_path)] = _top_level_imports(_tree)
+    EVER[_module_name(_path)] = _all_imports(_tree)
 
 
 def _relunet_imports(module: str, imports: dict[str, set[str]] = MODULES) -> set[str]:
+    """The relunet modules `module` imports, with the package fronts each one's import
+    runs first (importing relunet.serve.listen runs relunet/serve/__init__.py)."""
     found = set()
     for name in imports[module]:
-        if name.startswith("relunet."):
-            inner = name.removeprefix("relunet.")
-            found.add(inner if inner in FLOOR_OF else inner.split(".")[0])
-    return found - {"__version__", module}
+        parts = name.split(".")
+        if parts[0] != "relunet":
+            continue
+        for end in range(2, len(parts) + 1):
+            inner = ".".join(parts[1:end])
+            # A package's front has run before any module inside it runs.
+            if inner in MODULES and not module.startswith(f"{inner}."):
+                found.add(inner)
+    return found - {module}
 
 
 def _closure(module: str) -> set[str]:
@@ -100,27 +141,85 @@ def _closure(module: str) -> set[str]:
     while pending:
         for name in _relunet_imports(pending.pop()) - seen:
             seen.add(name)
-            if name in MODULES:
-                pending.append(name)
+            pending.append(name)
     return seen
 
 
-def test_every_module_has_a_floor():
-    assert set(MODULES) == set(FLOOR_OF)
+def crossed(module: str, imports: dict[str, set[str]] = EVER) -> set[str]:
+    """The rooms `module` imports from that its room may not."""
+    room = room_of(module)
+    rooms = {room_of(name) for name in _relunet_imports(module, imports)}
+    return rooms - {room, *ROOMS[room]}
 
 
-@pytest.mark.parametrize("module", sorted(FLOOR_OF))
-def test_a_module_imports_only_its_own_floor_or_below(module):
-    """At its top or inside a function: an import that climbs is a floor crossed."""
-    above = {
-        name
-        for name in _relunet_imports(module, EVER)
-        if FLOOR_OF.get(name, FLOOR_OF.get(name.split(".")[0], 0)) > FLOOR_OF[module]
-    }
-    assert not above, f"{module} imports {sorted(above)} from a higher floor"
-    if list(FLOORS)[FLOOR_OF[module]] in NO_TENSORFLOW:
-        heavy = {"tensorflow", "keras", "tensorflow_datasets", "keras_tuner"}
-        assert not {n.split(".")[0] for n in MODULES[module]} & heavy, module
+def test_every_module_is_in_a_room():
+    assert {room_of(m) for m in MODULES} <= set(ROOMS), sorted(MODULES)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES), ids=lambda m: m or "relunet")
+def test_a_module_imports_only_from_the_rooms_its_room_may(module):
+    """At its top or inside a function: an import is an import."""
+    assert not crossed(module), f"{module or 'relunet'} imports from {sorted(crossed(module))}"
+
+
+def _planted_pairs() -> list[tuple[str, str]]:
+    present = {room_of(m) for m in MODULES}
+    return [
+        (room, other)
+        for room in ROOMS
+        for other in ROOMS
+        if room in present and other in present and other != room and other not in ROOMS[room]
+    ]
+
+
+@pytest.mark.parametrize("room, other", _planted_pairs())
+def test_each_rule_fails_on_an_import_planted_across_it(room, other):
+    """A module of `room` given one import, inside a function, of a module of `other`,
+    which its room may not import: the room test names it."""
+    module = next(m for m in sorted(MODULES) if room_of(m) == room)
+    target = next(m for m in sorted(MODULES) if room_of(m) == other and m)
+    planted = ast.parse(f"def f():\n    from relunet.{target} import anything\n")
+    assert other not in crossed(module)
+    assert other in crossed(module, {**EVER, module: EVER[module] | _all_imports(planted)})
+
+
+def _rules(text: str) -> tuple[str, ...]:
+    """The rooms a "May import:" sentence names ("no other room": none)."""
+    listed = re.split(r"[;.(]", text, maxsplit=1)[0]
+    return () if listed.startswith("no other") else tuple(r.strip() for r in listed.split(","))
+
+
+@pytest.mark.parametrize("room", [r for r in ROOMS if (PACKAGE / r).is_dir()])
+def test_each_room_says_in_two_lines_what_it_holds_and_what_it_may_import(room):
+    doc = ast.get_docstring(ast.parse((PACKAGE / room / "__init__.py").read_text()))
+    assert doc and len(doc.splitlines()) == 2, f"{room}/__init__.py: two lines, please"
+    may = doc.splitlines()[1]
+    assert may.startswith("May import: "), may
+    assert set(_rules(may.removeprefix("May import: "))) == set(ROOMS[room]), may
+
+
+def test_the_layout_page_shows_this_table():
+    """docs/layout.md's table of rooms and what each may import is ROOMS, row for row."""
+    page = (ROOT / "docs" / "layout.md").read_text()
+    rows = re.findall(r"^\| `?([\w ]+?)`? \| ([^|]*) \|$", page, re.M)
+    shown = {room: _rules(rules) for room, rules in rows if room in ROOMS}
+    assert shown == {room: tuple(rules) for room, rules in ROOMS.items()}
+
+
+def test_the_modules_without_tensorflow_import_none_when_imported():
+    for module in NO_TENSORFLOW:
+        heavy = {name.split(".")[0] for name in MODULES[module]} & HEAVY
+        assert not heavy, f"{module} imports {sorted(heavy)}"
+        fronts = {m for m in MODULES if not m or m in {n.rsplit(".", 1)[0] for n in MODULES}}
+        climbed = _relunet_imports(module) - set(NO_TENSORFLOW) - fronts
+        assert not climbed, f"{module} imports {sorted(climbed)}, which import TensorFlow"
+
+
+def test_every_package_front_imports_nothing_heavy():
+    fronts = [m for m in MODULES if (PACKAGE / m.replace(".", "/") / "__init__.py").is_file()]
+    for front in fronts:
+        assert not {name.split(".")[0] for name in MODULES[front]} & HEAVY, front
+        assert _relunet_imports(front) <= set(NO_TENSORFLOW) | set(fronts), front
 
 
 def import_circles(imports: dict[str, set[str]]) -> list[list[str]]:
@@ -151,26 +250,41 @@ def test_no_module_imports_itself_through_others_even_inside_a_function():
 
 
 def test_a_circle_hidden_inside_functions_is_found():
-    """Two modules that import each other only inside functions, as export and inference
+    """Two modules that import each other only inside functions, as export and predict
     did before 0.3: the top-level reading misses it, the full one does not."""
-    export = ast.parse("def run():\n    from relunet.inference import load_classifier\n")
-    inference = ast.parse("def load_classifier():\n    from relunet.export import SIGNATURE\n")
-    swapped = {"export": export, "inference": inference}
+    export = ast.parse("def run():\n    from relunet.inference.predict import read_files\n")
+    predict = ast.parse("def read_files():\n    from relunet.inference.export import run\n")
+    swapped = {"inference.export": export, "inference.predict": predict}
     everywhere = {**EVER, **{m: _all_imports(t) for m, t in swapped.items()}}
     at_the_top = {**EVER, **{m: _top_level_imports(t) for m, t in swapped.items()}}
-    assert {"export", "inference"} in [set(c) for c in import_circles(everywhere)]
+    assert {"inference.export", "inference.predict"} in [set(c) for c in import_circles(everywhere)]
     assert not import_circles(at_the_top)
 
 
 def test_the_model_does_not_reach_into_run_dirs_backups_or_paths():
-    assert not _closure("model") & {"rundir", "backup", "paths", "preflight", "callbacks"}
-    assert "model" not in _closure("data")
-    assert _relunet_imports("files") <= {"errors"}  # the leaf for files
+    reached = _closure("training.model")
+    assert not reached & {
+        "training.rundir",
+        "training.backup",
+        "base.paths",
+        "preflight",
+        "training.callbacks",
+    }
+    assert "training.model" not in _closure("data.pipelines")
+    assert _relunet_imports("base.files") <= {"base", "base.errors"}  # the leaf for files
 
 
 def test_importing_the_model_loads_only_what_it_needs():
-    code = "import sys, relunet.model; print(sorted(m for m in sys.modules if 'relunet' in m))"
+    code = (
+        "import sys, relunet.training.model; "
+        "print(sorted(m for m in sys.modules if 'relunet' in m))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     loaded = set(eval(result.stdout))  # a printed list of module names
-    assert "relunet.model" in loaded
-    assert not loaded & {"relunet.rundir", "relunet.backup", "relunet.paths", "relunet.files"}
+    assert "relunet.training.model" in loaded
+    assert not loaded & {
+        "relunet.training.rundir",
+        "relunet.training.backup",
+        "relunet.base.paths",
+        "relunet.base.files",
+    }

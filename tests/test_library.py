@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from relunet.config import ModelConfig
-from relunet.model import build_model
+from relunet.training.model import build_model
 
 # What a process looks like after importing TensorFlow and Keras: the import system's
 # finders and hooks, the loaders that ran the two packages, their logging levels and
@@ -43,7 +43,7 @@ def _state(first: str) -> dict:
 
 def test_importing_relunet_leaves_the_import_system_and_tensorflow_as_they_were():
     without = _state("")
-    with_relunet = _state("import relunet, relunet.model")
+    with_relunet = _state("import relunet, relunet.training.model")
     assert with_relunet == without
     assert not any("relunet" in f or "After" in f for f in with_relunet["meta_path"])
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from relunet.base.errors import RelunetError
 from relunet.config import ModelConfig, OptimConfig
-from relunet.errors import RelunetError
-from relunet.images import deskew
-from relunet.model import ReluNet, accuracy_fn, build_model, grad, load_model, loss_fn
+from relunet.imaging.transform import deskew
+from relunet.training.model import ReluNet, accuracy_fn, build_model, grad, load_model, loss_fn
 
 NO_XLA = OptimConfig(jit_compile="off")
 
@@ -98,7 +98,7 @@ XLA_PROBE = """
 import sys, keras, numpy as np, tensorflow as tf
 from pathlib import Path
 from relunet.config import OptimConfig
-from relunet.model import build_model
+from relunet.training.model import build_model
 
 dump = Path(sys.argv[1])
 rng = np.random.default_rng(0)
@@ -164,16 +164,16 @@ def test_unknown_activation_is_refused_by_name():
 def test_run_eagerly_runs_the_lab_s_functions_op_by_op(monkeypatch):
     """--run-eagerly: train_step's Python runs at every step, so print() and a debugger
     see the lab's functions at work (no tf.function, no XLA)."""
-    import relunet.model
+    import relunet.training.model
 
     calls = []
-    lab_loss = relunet.model.loss_fn
+    lab_loss = relunet.training.model.loss_fn
 
     def watched(model, images, labels, logits=None):
         calls.append(tf.executing_eagerly())
         return lab_loss(model, images, labels, logits)
 
-    monkeypatch.setattr(relunet.model, "loss_fn", watched)
+    monkeypatch.setattr(relunet.training.model, "loss_fn", watched)
     _, _, dataset = _batches(n=192, batch=64)  # 3 steps
     model = build_model(ModelConfig(width=8), OptimConfig(run_eagerly=True))
     model.fit(dataset, epochs=1, verbose=0, shuffle=False)

@@ -21,9 +21,9 @@ import tensorflow as tf
 from helpers import call, serving, start_serving
 from prometheus_client.parser import text_string_to_metric_families
 
-from relunet.export import export_saved_model
-from relunet.idx import read_folder
-from relunet.model import load_model
+from relunet.data.idx import read_folder
+from relunet.inference.export import export_saved_model
+from relunet.training.model import load_model
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from relunet import idx, pypi_copy
-from relunet.errors import RelunetError
+from relunet.base.errors import RelunetError
+from relunet.data import idx, pypi_copy
 
 
 def _synthetic_pickle(sizes=(50, 10, 10), seed=0):

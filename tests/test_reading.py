@@ -14,8 +14,8 @@ import pytest
 from drawings import png, strokes
 from helpers import call, headless_chromium, run_cli_cases, serving
 
-from relunet.export import export_saved_model
-from relunet.model import load_model
+from relunet.inference.export import export_saved_model
+from relunet.training.model import load_model
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 WRITTEN = {"42": "42", "2026": "2026", "A": "not a digit", "smiley": "not a digit"}

@@ -7,10 +7,9 @@ import pytest
 import tensorflow as tf
 from helpers import run_cli
 
-from relunet import series
+from relunet.base.errors import RelunetError
 from relunet.cli import build_parser, config_from_args
-from relunet.config import CompareConfig
-from relunet.errors import RelunetError
+from relunet.config import CompareConfig, series
 
 
 def cell(lab, *accuracies):

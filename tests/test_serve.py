@@ -14,11 +14,11 @@ import pytest
 import tensorflow as tf
 from helpers import call, serving
 
-from relunet.data import to_inputs
-from relunet.export import export_saved_model
-from relunet.idx import read_folder
-from relunet.model import load_model
+from relunet.data.idx import read_folder
+from relunet.data.pipelines import to_inputs
+from relunet.inference.export import export_saved_model
 from relunet.serve.decode import BadRequest, numeric_array, parse_body
+from relunet.training.model import load_model
 
 
 def b64_png(image):
@@ -217,7 +217,7 @@ SERVING_DEFAULT = {
     "method_name": "tensorflow/serving/predict",
     "defaults": {},
 }
-# serving_bytes' outputs: serving_default's, and the number read (relunet.answers).
+# serving_bytes' outputs: serving_default's, and the number read (relunet.inference.answers).
 SERVING_BYTES_OUTPUTS = {
     **SERVING_DEFAULT["outputs"],
     "digit_found": {"dtype": "DT_BOOL", "tensor_shape": dims(-1), "name": "OUTPUT"},

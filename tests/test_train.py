@@ -11,8 +11,8 @@ import time
 import pytest
 
 from relunet import TrainConfig
-from relunet.errors import RelunetError
-from relunet.train import train
+from relunet.base.errors import RelunetError
+from relunet.training.train import train
 
 SMALL = dict(train_split="train[:5000]", val_split="train[50000:51000]", test_split="test[:2000]")
 
@@ -128,9 +128,9 @@ def test_a_process_that_built_other_models_first_resumes_a_backup(tmp_path):
     import keras
     import numpy as np
 
-    from relunet.backup import AtomicBackupAndRestore
     from relunet.config import ModelConfig, OptimConfig
-    from relunet.model import build_model
+    from relunet.training.backup import AtomicBackupAndRestore
+    from relunet.training.model import build_model
 
     def fresh():
         return build_model(ModelConfig(width=8), OptimConfig(jit_compile="off"))

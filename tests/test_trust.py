@@ -5,11 +5,11 @@ import pytest
 import tensorflow as tf
 from helpers import error_lines, run_cli
 
+from relunet.base.signatures import SIGNATURE
 from relunet.config import ModelConfig
-from relunet.export import export_saved_model
-from relunet.model import build_model
-from relunet.signatures import SIGNATURE
-from relunet.trust import ALLOWED_OPS, signature_ops
+from relunet.inference.export import export_saved_model
+from relunet.inference.trust import ALLOWED_OPS, signature_ops
+from relunet.training.model import build_model
 
 
 @pytest.mark.parametrize(

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from helpers import error_lines, free_ports, run_cli
 
-from relunet.classifier import load_classifier
+from relunet.base.errors import RelunetError
 from relunet.config import TuneConfig
-from relunet.errors import RelunetError
-from relunet.idx import read_folder
-from relunet.model import ReluNet
-from relunet.tune import ReluNetHyperModel, tune
+from relunet.data.idx import read_folder
+from relunet.experiments.tune import ReluNetHyperModel, tune
+from relunet.inference.classifier import load_classifier
+from relunet.training.model import ReluNet
 
 TINY = [
     "--train-split",
@@ -328,8 +328,8 @@ def test_distributed_search_with_a_chief_and_two_workers_on_localhost(tmp_path):
 def test_keras_tuner_records_are_written_atomically_while_tuning_only(tmp_path, monkeypatch):
     from keras_tuner.src import utils as keras_tuner_utils
 
-    from relunet._compat import atomic_keras_tuner_records
-    from relunet.files import write_text_atomic
+    from relunet.base._compat import atomic_keras_tuner_records
+    from relunet.base.files import write_text_atomic
 
     original = keras_tuner_utils.save_json
     record = tmp_path / "trial.json"
@@ -350,7 +350,7 @@ def test_keras_tuner_records_are_written_atomically_while_tuning_only(tmp_path, 
 
 
 def test_a_bayesian_search_too_short_to_leave_its_random_start_is_warned_about(capsys):
-    from relunet.tune import warn_if_bayesian_is_random
+    from relunet.experiments.tune import warn_if_bayesian_is_random
 
     warn_if_bayesian_is_random(TuneConfig(tuner="bayesian", max_trials=5))  # 2 searched: 6 random
     (line,) = capsys.readouterr().err.splitlines()

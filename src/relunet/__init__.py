@@ -2,13 +2,13 @@
 
 The public names below load on first use, so `import relunet` (and the `relunet`
 command's start-up) does not pay for importing TensorFlow until it is needed.
-Training itself is `from relunet.train import train` (the module shares its name).
+Training itself is `from relunet.training.train import train` (the module shares its name).
 
 Importing relunet only defines names: it changes nothing in how Python imports other
 libraries, and leaves TensorFlow's logging and stderr alone (the `relunet` command
 quiets TensorFlow's start-up lines in its own process). Load a saved model with
 `relunet.load_model(path)`; `ReluNet` registers itself with Keras where it is defined,
-so `keras.models.load_model` finds it too once `relunet.model` has been imported.
+so `keras.models.load_model` finds it too once `relunet.training.model` has been imported.
 """
 
 import importlib
@@ -21,21 +21,21 @@ _PUBLIC = {
     "TrainConfig": "relunet.config",
     "TuneConfig": "relunet.config",
     "CompareConfig": "relunet.config",
-    "RelunetError": "relunet.errors",
-    "ReluNet": "relunet.model",
-    "build_model": "relunet.model",
-    "load_model": "relunet.model",
-    "loss_fn": "relunet.model",
-    "accuracy_fn": "relunet.model",
-    "grad": "relunet.model",
+    "RelunetError": "relunet.base.errors",
+    "ReluNet": "relunet.training.model",
+    "build_model": "relunet.training.model",
+    "load_model": "relunet.training.model",
+    "loss_fn": "relunet.training.model",
+    "accuracy_fn": "relunet.training.model",
+    "grad": "relunet.training.model",
     "find_source": "relunet.data",
     "load_tfds": "relunet.data",
     "training_pipeline": "relunet.data",
     "EpochCounter": "relunet.data",
     "evaluation_pipeline": "relunet.data",
-    "make_callbacks": "relunet.callbacks",
-    "export_saved_model": "relunet.export",
-    "load_classifier": "relunet.classifier",
+    "make_callbacks": "relunet.training.callbacks",
+    "export_saved_model": "relunet.inference.export",
+    "load_classifier": "relunet.inference.classifier",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -15,6 +15,8 @@ import sys
 from typing import Any
 
 from relunet import __version__, commands
+from relunet.base.errors import Preempted, RelunetError, TrainingDiverged, TuningFailed, WorkerLost
+from relunet.base.quiet import filtered_stderr
 from relunet.config import (
     PRESETS,
     CompareConfig,
@@ -27,8 +29,6 @@ from relunet.config import (
     field_kinds,
     flags_of,
 )
-from relunet.errors import Preempted, RelunetError, TrainingDiverged, TuningFailed, WorkerLost
-from relunet.quiet import filtered_stderr
 
 # name: (config, what the command does, its one-line help)
 COMMANDS = {

@@ -15,7 +15,8 @@ import sys
 import time
 from collections.abc import Iterator
 
-from relunet import preflight, trials
+from relunet import preflight
+from relunet.base.quiet import import_tensorflow_quietly, say_now
 from relunet.config import (
     CompareConfig,
     EvaluateConfig,
@@ -25,7 +26,7 @@ from relunet.config import (
     TrainConfig,
     TuneConfig,
 )
-from relunet.quiet import import_tensorflow_quietly, say_now
+from relunet.experiments import trials
 
 START = time.time()  # once the command's own (light) modules are in: a timeline's origin
 
@@ -37,7 +38,7 @@ def train(config: TrainConfig) -> int:
     config = preflight.train(config)
     with _signals_end_the_run():
         _import_tensorflow()
-        from relunet.train import run
+        from relunet.training.train import run
 
         run(config, timeline={"cli": START, "imports": time.time()})
         _ignore_signals()  # the results are written: nothing is left to interrupt
@@ -50,7 +51,7 @@ def tune(config: TuneConfig) -> int:
         trials.summarize(trials.project_dir(config))
         return 0
     _import_tensorflow()
-    from relunet.tune import run
+    from relunet.experiments.tune import run
 
     run(config)
     return 0
@@ -59,7 +60,7 @@ def tune(config: TuneConfig) -> int:
 def compare(config: CompareConfig) -> int:
     config = preflight.compare(config)
     _import_tensorflow()
-    from relunet.compare import run
+    from relunet.experiments.compare import run
 
     run(config)
     return 0
@@ -68,7 +69,7 @@ def compare(config: CompareConfig) -> int:
 def export(config: ExportConfig) -> int:
     config = preflight.export(config)
     _import_tensorflow()
-    from relunet.export import run
+    from relunet.inference.export import run
 
     run(config)
     return 0
@@ -77,7 +78,7 @@ def export(config: ExportConfig) -> int:
 def predict(config: PredictConfig) -> int:
     config = preflight.predict(config)
     _import_tensorflow()
-    from relunet.inference import run_predict, said_in_words
+    from relunet.inference.predict import run_predict, said_in_words
 
     results = run_predict(config)
     if config.json:
@@ -92,7 +93,7 @@ def predict(config: PredictConfig) -> int:
 def evaluate(config: EvaluateConfig) -> int:
     config = preflight.evaluate(config)
     _import_tensorflow()
-    from relunet.evaluation import run_evaluate, summary
+    from relunet.inference.evaluate import run_evaluate, summary
 
     result = run_evaluate(config, verbose=not config.json)
     if config.json:
@@ -100,7 +101,7 @@ def evaluate(config: EvaluateConfig) -> int:
         return 0
     print(summary(result))
     if config.report:
-        from relunet.report import format_scores
+        from relunet.inference.report import format_scores
 
         print(format_scores(result["per_class"]))
         print(f"report: {', '.join(result['report'].values())}")
@@ -110,7 +111,7 @@ def evaluate(config: EvaluateConfig) -> int:
 def serve(config: ServeConfig) -> int:
     config = preflight.serve(config)
     _import_tensorflow()
-    from relunet.serve import run
+    from relunet.serve.server import run
 
     run(config)
     return 0

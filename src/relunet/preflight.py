@@ -15,7 +15,14 @@ import os
 import time
 from pathlib import Path
 
-from relunet import sources, trials
+from relunet.base.errors import RelunetError
+from relunet.base.paths import (
+    check_folder,
+    check_new_output_dir,
+    check_output_dir,
+    check_versions_folder,
+    resolve_model_path,
+)
 from relunet.config import (
     CompareConfig,
     EvaluateConfig,
@@ -26,18 +33,12 @@ from relunet.config import (
     TrainConfig,
     TuneConfig,
 )
-from relunet.distribute.cluster import worker_task
-from relunet.errors import RelunetError
-from relunet.inputs import labelled_image_files, read_npy_images
-from relunet.listen import listening_socket
-from relunet.paths import (
-    check_folder,
-    check_new_output_dir,
-    check_output_dir,
-    check_versions_folder,
-    resolve_model_path,
-)
-from relunet.rundir import RunDir, with_run_dir
+from relunet.data import sources
+from relunet.experiments import trials
+from relunet.inference.npy_inputs import labelled_image_files, read_npy_images
+from relunet.serve.listen import listening_socket
+from relunet.training.distribute.cluster import worker_task
+from relunet.training.rundir import RunDir, with_run_dir
 
 
 def train(config: TrainConfig) -> TrainConfig:

@@ -18,14 +18,15 @@ import sys
 import threading
 import time
 
-from relunet.quiet import import_tensorflow_quietly
+from relunet.base.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # as the real command does, before TensorFlow is imported
 
 import keras  # noqa: E402
 
-from relunet import backup, cli, train  # noqa: E402
-from relunet.backup import optimizer_steps  # noqa: E402
+from relunet import cli  # noqa: E402
+from relunet.training import backup, train  # noqa: E402
+from relunet.training.backup import optimizer_steps  # noqa: E402
 
 FAULT = os.environ.get("RELUNET_TEST_FAULT", "")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relunet.model import load_model
+from relunet.training.model import load_model
 
 pytestmark = pytest.mark.slow  # real processes, minutes: the full suite's
 

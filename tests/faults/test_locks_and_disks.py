@@ -13,7 +13,7 @@ import pytest
 
 from relunet.cli import build_parser, config_from_args
 from relunet.config import TrainConfig
-from relunet.rundir import with_run_dir
+from relunet.training.rundir import with_run_dir
 
 pytestmark = pytest.mark.slow  # real processes, minutes: the full suite's
 

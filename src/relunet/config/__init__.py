@@ -1,12 +1,12 @@
-"""Configuration as plain values: field groups composed into each command's config.
+"""Configuration as plain values: each command's config, composed of field groups; named series.
+May import: base."""
 
-The groups (`relunet.config.fields`) declare each field once, with its default and
-its help; the commands' configs compose them and add their own: `train`, `tune` and
-`compare` one module each, and `using` for the commands that use a trained model.
-`relunet.cli` builds the command line from these fields, a run dir's `config.json` is
-`asdict` of one, and nothing here imports TensorFlow, so the command line checks flags
-in milliseconds before paying for the TensorFlow import.
-"""
+# The groups (relunet.config.fields) declare each field once, with its default and its
+# help; the commands' configs compose them and add their own: train, tune and compare
+# one module each, using for the commands that use a trained model, and series for the
+# networks `relunet compare --series` trains. relunet.cli builds the command line from
+# these fields, a run dir's config.json is `asdict` of one, and nothing here imports
+# TensorFlow, so the command line checks flags in milliseconds.
 
 from relunet.config.compare import CompareConfig
 from relunet.config.fields import (

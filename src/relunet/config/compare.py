@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relunet.base.errors import RelunetError
+from relunet.base.values import SEED_MAX, check_choice, check_count, check_fits_in_memory
 from relunet.config.fields import (
     ACTIVATIONS,
     INITS,
@@ -21,9 +23,7 @@ from relunet.config.fields import (
     field_defaults,
     option,
 )
-from relunet.errors import RelunetError
-from relunet.series import SERIES
-from relunet.values import SEED_MAX, check_choice, check_count, check_fits_in_memory
+from relunet.config.series import SERIES
 
 
 @dataclass

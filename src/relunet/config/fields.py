@@ -21,8 +21,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from relunet.errors import RelunetError
-from relunet.values import check_choice, check_count, check_in, check_seed, check_split
+from relunet.base.errors import RelunetError
+from relunet.base.values import check_choice, check_count, check_in, check_seed, check_split
 
 DATASETS = ("mnist", "fashion_mnist", "kmnist")
 ACTIVATIONS = ("relu", "sigmoid", "leaky_relu")
@@ -221,8 +221,8 @@ class OptimConfig:
 @dataclass
 class AugmentConfig:
     """What training adds to MNIST's own images, off by default as in the lab: random
-    distortions of them (relunet.augment; the strengths apply once --augment is above
-    0), and shapes that are not digits (relunet.nondigits)."""
+    distortions of them (relunet.data.augment; the strengths apply once --augment is above
+    0), and shapes that are not digits (relunet.data.nondigits)."""
 
     augment: float = option(
         0.0,

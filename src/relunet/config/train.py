@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from relunet.base.errors import RelunetError
+from relunet.base.values import check_choice, check_count, check_fits_in_memory
 from relunet.config.fields import (
     NO_SPLIT,
     AugmentConfig,
@@ -24,10 +26,12 @@ from relunet.config.fields import (
     differences,
     option,
 )
-from relunet.errors import RelunetError
-from relunet.values import check_choice, check_count, check_fits_in_memory
 
-STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute; see relunet.distribute
+STRATEGIES = (
+    "default",
+    "mirrored",
+    "multiworker",
+)  # tf.distribute; see relunet.training.distribute
 MAX_CPU_REPLICAS = 64  # each logical CPU device costs memory; more is a typo
 
 
@@ -135,7 +139,7 @@ PRESETS = {
     # Reads what people write, not only MNIST's test split: numbers, "not a digit" for
     # what is not one, calibrated probabilities (benchmarks/README.md has the figures).
     # A wide net, deskewed, trained on distorted digits (rotated, sheared, moved, strokes
-    # thickened or thinned) with shapes that are not digits (relunet.nondigits) among
+    # thickened or thinned) with shapes that are not digits (relunet.data.nondigits) among
     # them, for 16 epochs; calibrated on the held-out train[55000:]. Elastic distortion
     # cost more time than it gave on real digits.
     "robust": dict(

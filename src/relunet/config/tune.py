@@ -11,6 +11,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from relunet.base.errors import RelunetError
+from relunet.base.values import (
+    check_choice,
+    check_count,
+    check_fits_in_memory,
+    check_split,
+)
 from relunet.config.fields import (
     JIT_MODES,
     NO_SPLIT,
@@ -22,13 +29,6 @@ from relunet.config.fields import (
     differences,
     field_defaults,
     option,
-)
-from relunet.errors import RelunetError
-from relunet.values import (
-    check_choice,
-    check_count,
-    check_fits_in_memory,
-    check_split,
 )
 
 TUNERS = ("random", "hyperband", "bayesian")

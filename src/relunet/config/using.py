@@ -10,20 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from relunet.base.errors import RelunetError
+from relunet.base.values import (
+    check_choice,
+    check_count,
+    check_port,
+    check_split,
+    check_whole_from_zero,
+)
 from relunet.config.fields import (
     MAX_THREADS,
     SourceConfig,
     check_numbers,
     field_defaults,
     option,
-)
-from relunet.errors import RelunetError
-from relunet.values import (
-    check_choice,
-    check_count,
-    check_port,
-    check_split,
-    check_whole_from_zero,
 )
 
 TRUST_HELP = (

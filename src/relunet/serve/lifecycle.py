@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from relunet.errors import RelunetError
+from relunet.base.errors import RelunetError
 
 
 @dataclass

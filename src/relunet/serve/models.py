@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from relunet.classifier import load_classifier
-from relunet.errors import RelunetError
-from relunet.paths import no_versions, saved_model_versions
+from relunet.base.errors import RelunetError
+from relunet.base.paths import no_versions, saved_model_versions
+from relunet.base.signatures import SIGNATURE
+from relunet.inference.classifier import load_classifier
 from relunet.serve.decode import BadRequest, InputSpec
-from relunet.signatures import SIGNATURE
 
 RESCAN_SECONDS = 1.0  # TF Serving's --file_system_poll_wait_seconds default
 

@@ -32,8 +32,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from relunet.errors import RelunetError
-from relunet.headers import over_budget
+from relunet.base.errors import RelunetError
+from relunet.reading.image_headers import over_budget
 from relunet.serve.batching import Batcher
 from relunet.serve.decode import BadRequest, answer, read_request, to_input
 from relunet.serve.lifecycle import Life
@@ -104,7 +104,7 @@ def create_app(
             return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
 
     async def page(request: Request) -> Response:
-        html = resources.files("relunet").joinpath("static/draw.html").read_text()
+        html = resources.files("relunet.serve").joinpath("static/draw.html").read_text()
         return HTMLResponse(html.replace("{{MODEL}}", name))
 
     async def healthz(request: Request) -> Response:

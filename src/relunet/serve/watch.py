@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from relunet.signatures import DIGIT_FOUND, NOT_A_DIGIT
+from relunet.base.signatures import DIGIT_FOUND, NOT_A_DIGIT
 
 PATH = "/monitoring/prometheus/metrics"  # TF Serving's --monitoring_config_file path
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

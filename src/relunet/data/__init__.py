@@ -1,0 +1,44 @@
+"""Data: where MNIST comes from (tfds, IDX files, a PyPI copy) and what training is fed.
+May import: base, config, imaging."""
+
+# The names below load on first use (as relunet's own do), so `from relunet import data`
+# and `relunet.data.idx` cost no TensorFlow until a pipeline is asked for.
+
+import importlib
+
+_PUBLIC = {
+    **dict.fromkeys(("Source", "default_tfds_dir"), "relunet.data.sources"),
+    "find_source": "relunet.data.prepare",
+    **dict.fromkeys(
+        (
+            "AUTOTUNE",
+            "Arrays",
+            "EpochCounter",
+            "PipelineConfig",
+            "Splits",
+            "evaluation_pipeline",
+            "load_arrays",
+            "load_splits",
+            "load_tfds",
+            "normalize",
+            "rest_of_epoch",
+            "split_arrays",
+            "steps_per_epoch",
+            "to_inputs",
+            "training_pipeline",
+        ),
+        "relunet.data.pipelines",
+    ),
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'relunet.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_PUBLIC])

@@ -1,0 +1,174 @@
+"""A search's records, read straight from the files keras-tuner and relunet write.
+
+Plain JSON and CSV, no TensorFlow: `relunet tune --summary` answers at once.
+
+    <directory>/<project>/relunet_search.json     the TuneConfig the search was started with
+    <directory>/<project>/trial_<id>/trial.json   keras-tuner's record of the trial
+    <directory>/<project>/trial_<id>/relunet_trial.json   seconds and epochs it ran
+    <directory>/<project>/summary.csv, summary.json       the table below
+    <directory>/<project>/relunet_final.json      the retrained best model's result
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from relunet.base.errors import RelunetError
+from relunet.base.files import read_json, write_json_atomic, write_text_atomic
+from relunet.base.table import format_table
+from relunet.config import SEARCHABLE, TuneConfig
+
+SEARCH_CONFIG = "relunet_search.json"
+TRIAL_TIMING = "relunet_trial.json"
+FINAL = "relunet_final.json"
+OBJECTIVE = "val_accuracy"
+
+
+def project_dir(config: TuneConfig) -> Path:
+    return Path(config.directory) / config.project_name
+
+
+def check_search_space(config: TuneConfig) -> None:
+    """Refuse to continue a search whose space differs, unless told to start over."""
+    saved_path = project_dir(config) / SEARCH_CONFIG
+    if config.overwrite or not saved_path.is_file():
+        return
+    diffs = config.space_differences(read_json(saved_path, expect=dict))
+    if diffs:
+        raise RelunetError(
+            f"The search in {project_dir(config)} was started with another search space "
+            f"({'; '.join(diffs)}); rerun with the same flags, or pass --overwrite to start over."
+        )
+
+
+@dataclass
+class TrialRow:
+    trial_id: str
+    status: str
+    hyperparameters: dict[str, Any]
+    val_accuracy: float | None  # best over the trial's epochs (mean over executions)
+    best_epoch: int | None  # 1-based epoch that gave it
+    epochs: int | None  # epochs the trial ran (EarlyStopping may stop it early)
+    seconds: float | None
+    message: str | None = None  # why a trial failed
+
+    @property
+    def number(self) -> int:
+        """The trial's number as keras-tuner prints it ("Trial 3 Complete"): id + 1."""
+        return int(self.trial_id) + 1 if self.trial_id.isdigit() else 0
+
+
+def read_trials(project_dir: str | Path) -> list[TrialRow]:
+    """All trials of a search, best val_accuracy first, unscored trials last."""
+    rows = [_read_trial(path.parent) for path in Path(project_dir).glob("trial_*/trial.json")]
+    return sorted(rows, key=lambda r: (r.val_accuracy is None, -(r.val_accuracy or 0), r.trial_id))
+
+
+def summarize(project_dir: str | Path) -> list[TrialRow]:
+    """Print the table of a search's trials and write it as summary.csv and summary.json."""
+    rows = read_trials(project_dir)
+    if not rows:
+        raise RelunetError(f"No trials found in {project_dir}.")
+    csv_path, json_path = write_summary(project_dir, rows)
+    print(trials_table(rows))
+    print(f"tune: {len(rows)} trials; table written to {csv_path} and {json_path}", flush=True)
+    return rows
+
+
+def write_summary(project_dir: str | Path, rows: list[TrialRow]) -> tuple[Path, Path]:
+    """summary.csv (one column per hyperparameter) and summary.json beside the trials."""
+    project_dir = Path(project_dir)
+    names = hyperparameter_names(rows)
+    csv_path, json_path = project_dir / "summary.csv", project_dir / "summary.json"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["trial", "trial_id", "status", *names, "val_accuracy", "best_epoch"]
+    writer.writerow([*header, "epochs", "seconds"])
+    for r in rows:
+        values = (r.hyperparameters.get(n, "") for n in names)
+        scores = (r.val_accuracy, r.best_epoch, r.epochs, r.seconds)
+        writer.writerow([r.number, r.trial_id, r.status, *values, *map(_blank, scores)])
+    write_text_atomic(csv_path, out.getvalue())
+    write_json_atomic(json_path, [{"trial": r.number, **asdict(r)} for r in rows])
+    return csv_path, json_path
+
+
+def trials_table(rows: list[TrialRow]) -> str:
+    """The trials as an aligned text table, best first, and why the failed ones failed."""
+    names = hyperparameter_names(rows)
+    header = ["trial", "status", *names, "val_accuracy", "epochs", "seconds"]
+    lines = [
+        [
+            str(r.number),
+            r.status,
+            *(_format_value(r.hyperparameters.get(n)) for n in names),
+            "" if r.val_accuracy is None else f"{r.val_accuracy:.4f}",
+            "" if r.epochs is None else str(r.epochs),
+            "" if r.seconds is None else f"{r.seconds:.1f}",
+        ]
+        for r in rows
+    ]
+    failures = [f"trial {r.number} failed: {r.message}" for r in rows if r.status == "FAILED"]
+    return "\n".join([format_table(header, lines), *failures])
+
+
+def hyperparameter_names(rows: list[TrialRow]) -> list[str]:
+    """The searched hyperparameters, in a stable order; keras-tuner's own (tuner/...) left out."""
+    names = {n for r in rows for n in r.hyperparameters if not n.startswith("tuner/")}
+    order = list(SEARCHABLE)
+    return [n for n in order if n in names] + sorted(names - set(order))
+
+
+def _read_trial(trial_dir: Path) -> TrialRow:
+    record = read_json(trial_dir / "trial.json", expect=dict)
+    try:
+        return _trial_row(trial_dir, record)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        raise RelunetError(
+            f"{trial_dir / 'trial.json'} is not a trial record keras-tuner "
+            "wrote; remove that trial's folder or start over with --overwrite."
+        ) from None
+
+
+def _trial_row(trial_dir: Path, record: dict[str, Any]) -> TrialRow:
+    values = record.get("hyperparameters", {}).get("values", {})
+    observations = (
+        record.get("metrics", {}).get("metrics", {}).get(OBJECTIVE, {}).get("observations", [])
+    )
+    best = None
+    for observation in observations:
+        value = observation.get("value", [None])[0]
+        if value is not None and not math.isnan(value) and (best is None or value > best[0]):
+            best = (value, observation.get("step", 0))
+    timing = {}
+    if (trial_dir / TRIAL_TIMING).is_file():
+        timing = read_json(trial_dir / TRIAL_TIMING, expect=dict)
+    return TrialRow(
+        trial_id=str(record.get("trial_id", trial_dir.name.removeprefix("trial_"))),
+        status=str(record.get("status", "UNKNOWN")),
+        hyperparameters=values,
+        val_accuracy=None if best is None else float(best[0]),
+        best_epoch=None if best is None else int(best[1]) + 1,
+        epochs=timing.get("epochs"),
+        seconds=timing.get("seconds"),
+        message=timing.get("failure") or _last_line(record.get("message")),
+    )
+
+
+def _last_line(message: str | None) -> str | None:
+    return message.strip().splitlines()[-1] if message and message.strip() else None
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2e}"
+    return "" if value is None else str(value)
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value

@@ -1,0 +1,397 @@
+"""Search relunet's hyperparameters with keras-tuner, then retrain the winner for real.
+
+`ReluNetHyperModel` draws a trial's values (learning rate and width by default; depth,
+batch size, init, schedule, label smoothing, epochs, dropout and batch norm on request)
+and builds the very model `relunet train` trains, so a trial runs the lab's
+`train_step`. keras-tuner keeps every trial on disk: rerunning the same command reloads
+them and carries on to `max_trials`. Each trial's TensorBoard logs carry its
+hyperparameters for the HParams dashboard (`tensorboard --logdir tuning/relunet/logs`).
+
+The winner is then retrained as a plain `relunet train` run on the full train split,
+and the command that does it is printed, so anyone can reproduce the result.
+The test split is seen once, by that run. Nothing is exported unless `--export DIR`.
+
+keras-tuner writes its records (oracle.json, tuner0.json, trial.json) in place; while
+`tune` runs, they are written atomically instead, so a kill never leaves half a record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner
+
+from relunet import data, preflight
+from relunet.base import _compat
+from relunet.base.errors import TuningFailed
+from relunet.base.files import hold_lock, read_json, write_json_atomic, write_text_atomic
+from relunet.base.values import SEED_MAX
+from relunet.config import (
+    BATCH_SIZE_CHOICES,
+    DEPTH_RANGE,
+    DROPOUT_CHOICES,
+    INITS,
+    LABEL_SMOOTHING_CHOICES,
+    LR_SCHEDULES,
+    NO_SPLIT,
+    WIDTH_STEP,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    TuneConfig,
+    flags_of,
+    take,
+)
+from relunet.experiments import trials
+from relunet.inference.export import export_saved_model
+from relunet.training.model import build_model, load_model
+from relunet.training.rundir import RunDir
+from relunet.training.runtime import how_it_ran, progress_verbosity, seed_everything, set_threads
+from relunet.training.train import train
+
+
+class ReluNetHyperModel(keras_tuner.HyperModel):
+    """The project's ReluNet, with hyperparameters drawn from a TuneConfig's space."""
+
+    def __init__(self, config: TuneConfig, train_examples: int):
+        super().__init__(name="relunet")
+        self.config, self.train_examples = config, train_examples
+        # Which of a trial's --executions-per-trial fits comes next (the tuner resets it
+        # for each trial): execution k draws its weights and data order from seed + k, so
+        # the fits it averages differ, while every trial's first fit starts alike.
+        self.execution = 0
+        self.last_step: dict[str, Any] | None = None  # how the last fit's step ran
+
+    def seed(self) -> int:
+        """The seed of the trial's current execution."""
+        return (self.config.seed + self.execution) % (SEED_MAX + 1)
+
+    def values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """This trial's training values: searched ones from `hp`, the others fixed."""
+        c, searched = self.config, set(self.config.search)
+        space = {
+            "learning_rate": lambda: hp.Float("learning_rate", c.lr_min, c.lr_max, sampling="log"),
+            "width": lambda: hp.Int("width", c.width_min, c.width_max, step=WIDTH_STEP),
+            "depth": lambda: hp.Int("depth", *DEPTH_RANGE),
+            "batch_size": lambda: hp.Choice("batch_size", list(BATCH_SIZE_CHOICES)),
+            "init": lambda: hp.Choice("init", list(INITS)),
+            "lr_schedule": lambda: hp.Choice("lr_schedule", list(LR_SCHEDULES)),
+            "label_smoothing": lambda: hp.Choice("label_smoothing", list(LABEL_SMOOTHING_CHOICES)),
+            "epochs": lambda: hp.Int("epochs", c.epochs_min, c.epochs),
+            "dropout": lambda: hp.Choice("dropout", list(DROPOUT_CHOICES)),
+            "batch_norm": lambda: hp.Boolean("batch_norm"),
+        }
+        values = {
+            name: draw() if name in searched else getattr(c, name) for name, draw in space.items()
+        }
+        values["epochs"] = hp.values.get("tuner/epochs", values["epochs"])  # Hyperband's say
+        return values
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        trial = dataclasses.replace(self.config, **self.values(hp))
+        # Every trial starts from the same seed, so trials differ only in hyperparameters.
+        keras.utils.set_random_seed(self.seed())
+        steps = math.ceil(self.train_examples / trial.batch_size)
+        return build_model(
+            take(ModelConfig, trial), take(OptimConfig, trial), decay_steps=trial.epochs * steps
+        )
+
+    def fit(self, hp, model, x: data.Arrays, validation_data: data.Arrays, **kwargs):
+        """Batch the in-memory splits as this trial says and fit.
+
+        `kwargs` carries the tuner's own callbacks and epochs, so it is passed on whole.
+        A loss that became NaN is reported as a NaN objective, which keras-tuner
+        records as a failed trial before it goes on with the search.
+        """
+        v = self.values(hp)
+        if "epochs" in self.config.search:
+            kwargs["epochs"] = v["epochs"]
+        counter = data.EpochCounter(kwargs.get("initial_epoch", 0))
+        kwargs["callbacks"] = [counter, *kwargs.get("callbacks", [])]
+        pipeline = data.PipelineConfig(
+            batch_size=v["batch_size"], seed=self.seed(), label_smoothing=v["label_smoothing"]
+        )
+        history = model.fit(
+            data.training_pipeline(x, pipeline, counter=counter),
+            validation_data=data.evaluation_pipeline(validation_data, batch_size=v["batch_size"]),
+            shuffle=False,
+            **kwargs,
+        )
+        self.execution += 1
+        self.last_step = how_it_ran(model)  # recorded with the trial
+        if any(not math.isfinite(loss) for loss in history.history.get("loss", [])):
+            return {trials.OBJECTIVE: math.nan}
+        return history
+
+
+class _RecordsTrials:
+    """Mixed into each tuner: record how long each trial ran, for how many epochs, and
+    why it failed if it did; and never rerun a trial that already ended."""
+
+    def reload(self):
+        super().reload()
+        _compat.requeue_trials_a_kill_interrupted(self.oracle)
+
+    def run_trial(self, trial, *args, **kwargs):
+        start, results = time.perf_counter(), []
+        self.hypermodel.execution = 0
+        try:
+            results = super().run_trial(trial, *args, **kwargs)
+            return results
+        finally:
+            epochs = [len(r.history.get("loss", [])) for r in results if hasattr(r, "history")]
+            diverged = any(isinstance(r, dict) and math.isnan(r[trials.OBJECTIVE]) for r in results)
+            write_json_atomic(
+                Path(self.get_trial_dir(trial.trial_id)) / trials.TRIAL_TIMING,
+                {
+                    "seconds": round(time.perf_counter() - start, 2),
+                    "epochs": max(epochs) if epochs else None,
+                    "failure": "the loss became NaN" if diverged else None,
+                    "tuner_id": self.tuner_id,  # which process ran it, in a distributed search
+                    "step": self.hypermodel.last_step,
+                },
+            )
+
+
+class RandomSearch(_RecordsTrials, keras_tuner.RandomSearch):
+    pass
+
+
+class Hyperband(_RecordsTrials, keras_tuner.Hyperband):
+    pass
+
+
+class BayesianOptimization(_RecordsTrials, keras_tuner.BayesianOptimization):
+    pass
+
+
+def make_tuner(config: TuneConfig, train_examples: int) -> keras_tuner.Tuner:
+    """The configured keras-tuner tuner; it reloads an existing project unless overwrite."""
+    common = dict(
+        hypermodel=ReluNetHyperModel(config, train_examples),
+        objective=keras_tuner.Objective(trials.OBJECTIVE, direction="max"),
+        executions_per_trial=config.executions_per_trial,
+        seed=config.seed,
+        directory=config.directory,
+        project_name=config.project_name,
+        overwrite=config.overwrite,
+        # A failed (NaN) trial is recorded and the search goes on to max_trials.
+        max_consecutive_failed_trials=config.max_trials + 1,
+    )
+    if config.tuner == "hyperband":
+        tuner = Hyperband(max_epochs=config.epochs, factor=3, **common)
+        if isinstance(tuner.oracle, keras_tuner.Oracle):  # on the chief, or when alone
+            tuner.oracle.max_trials = config.max_trials
+        return tuner
+    if config.tuner == "bayesian":
+        warn_if_bayesian_is_random(config)
+        return BayesianOptimization(max_trials=config.max_trials, **common)
+    return RandomSearch(max_trials=config.max_trials, **common)
+
+
+def warn_if_bayesian_is_random(config: TuneConfig) -> None:
+    """keras-tuner's Bayesian search draws max(3, 3 x hyperparameters) random trials
+    before its model guides it: fewer trials than that are a random search."""
+    initial = max(3, 3 * len(config.search))
+    if config.max_trials <= initial:
+        print(
+            f"relunet tune: warning: bayesian search starts with {initial} random trials "
+            f"for {len(config.search)} searched hyperparameters, so --max-trials "
+            f"{config.max_trials} makes it a random search; give it more than {initial}.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def tune(config: TuneConfig) -> dict[str, Any]:
+    """Run (or resume) the search, print its table and retrain and test the best; with
+    `summary`, print the table of the search so far. RelunetError for bad input (the
+    checks of relunet.preflight.tune)."""
+    return run(preflight.tune(config))
+
+
+def run(config: TuneConfig) -> dict[str, Any]:
+    """`tune` for a config that has passed `relunet.preflight.tune`."""
+    if config.summary:
+        return {
+            "trials": [dataclasses.asdict(r) for r in trials.summarize(trials.project_dir(config))]
+        }
+    set_threads(config.threads)
+    seed_everything(config.seed, config.deterministic)
+    project = trials.project_dir(config)
+    project.mkdir(parents=True, exist_ok=True)
+    # Beside the project, which keras-tuner deletes on --overwrite. Workers of a
+    # distributed search share the project with their chief, which holds the lock.
+    lock = project.with_name(f".{project.name}.lock")
+    worker = _compat.is_keras_tuner_worker()
+    with (
+        contextlib.nullcontext() if worker else hold_lock(lock, f"tuning project {project}"),
+        _compat.atomic_keras_tuner_records(write_text_atomic),
+        _compat.keras_tuner_knows_it_is_not_in_a_notebook(),
+    ):
+        return _search(config)
+
+
+def _search(config: TuneConfig) -> dict[str, Any]:
+    project = trials.project_dir(config)
+    source = data.find_source(config.dataset, config.data_dir, config.tfds_dir)
+    train_split, val = (
+        data.split_arrays(source, s) for s in (config.train_split, config.val_split)
+    )
+    tuner = make_tuner(config, len(train_split))
+    project.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(project / trials.SEARCH_CONFIG, config.to_dict())
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor=trials.OBJECTIVE, mode="max", patience=config.patience
+        ),
+        keras.callbacks.TerminateOnNaN(),
+        # keras-tuner gives each trial its own log dir and adds its HParams there.
+        keras.callbacks.TensorBoard(log_dir=str(project / "logs")),
+    ]
+    # The splits are decoded once, here; every trial batches the same arrays.
+    tuner.search(
+        train_split,
+        validation_data=val,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=progress_verbosity(config.verbose),
+    )
+    if _compat.is_keras_tuner_worker():
+        print("tune: this worker has no trials left; the chief reports the results")
+        return {}
+    rows = trials.summarize(project)
+    best = next((r for r in rows if r.status == "COMPLETED" and r.val_accuracy is not None), None)
+    if best is None:
+        raise TuningFailed(
+            f"tune: no trial in {project} completed; try a narrower --lr-min/--lr-max"
+        )
+    return finish(config, tuner.hypermodel, tuner.get_best_hyperparameters(1)[0], best)
+
+
+def retrain_config(
+    config: TuneConfig, values: dict[str, Any], best: trials.TrialRow, run_dir: str | None
+) -> TrainConfig:
+    """The `relunet train` run that retrains a trial's values on the full train split:
+    for the epoch that scored best, or all its epochs under a cosine schedule (which
+    anneals over all of them)."""
+    epochs = (
+        values["epochs"]
+        if values["lr_schedule"] == "cosine"
+        else (best.best_epoch or values["epochs"])
+    )
+    shared = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if hasattr(config, f.name) and f.name not in ("jit_compile", "verbose")
+    }
+    return TrainConfig(
+        **{
+            **shared,
+            **values,
+            "epochs": epochs,
+            "train_split": config.full_train_split,
+            "val_split": NO_SPLIT,
+            "run_dir": run_dir,
+            "verbose": config.verbose,
+        }
+    )
+
+
+def train_command(train_config: TrainConfig) -> str:
+    """The `relunet train` command line of a config: the flags that differ from the
+    defaults (the data's location aside)."""
+    defaults, flags = TrainConfig(), []
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(train_config, field.name)
+        if value == getattr(defaults, field.name) or field.name in (
+            "data_dir",
+            "tfds_dir",
+            "verbose",
+        ):
+            continue
+        flag = flags_of(field)[0]
+        shown = repr(value) if isinstance(value, float) else str(value)  # exact: it reproduces
+        flags.append(flag if value is True else f"{flag} {_quoted(shown)}")
+    return " ".join(["relunet train", *flags])
+
+
+def finish(
+    config: TuneConfig,
+    hypermodel: ReluNetHyperModel,
+    hp: keras_tuner.HyperParameters,
+    best: trials.TrialRow,
+) -> dict[str, Any]:
+    """Retrain the best trial's values as a `relunet train` run, test it once, export it
+    where asked, and say how to reproduce it."""
+    project = trials.project_dir(config)
+    final_path = project / trials.FINAL
+    if final_path.is_file():
+        final = read_json(final_path, expect=dict)
+        if final.get("trial_id") == best.trial_id:
+            print(f"tune: the best trial was already retrained: {_result_line(final)}")
+            return final
+    values = hypermodel.values(hp)
+    retrain = retrain_config(config, values, best, None)
+    retrain = dataclasses.replace(retrain, run_dir=str(retrain_dir(project, best, retrain)))
+    command = train_command(dataclasses.replace(retrain, run_dir=None))
+    print(
+        f"tune: retraining trial {best.number} on {config.full_train_split}: {command}", flush=True
+    )
+    metrics = train(retrain)
+    final = {
+        "trial_id": best.trial_id,
+        "trial": best.number,
+        "hyperparameters": {k: v for k, v in hp.values.items() if not k.startswith("tuner/")},
+        "val_accuracy": best.val_accuracy,
+        "retrained_on": config.full_train_split,
+        "epochs": retrain.epochs,
+        "test_split": config.test_split,
+        "test_accuracy": metrics["test_accuracy"],
+        "test_loss": metrics["test_loss"],
+        "model": metrics["best_model"],
+        "command": command,
+        "export": None,
+    }
+    if config.export_dir:
+        final["export"] = str(export_saved_model(load_model(final["model"]), config.export_dir))
+    write_json_atomic(final_path, final)
+    print(f"tune: {_result_line(final)}")
+    return final
+
+
+def retrain_dir(project: Path, best: trials.TrialRow, retrain: TrainConfig) -> Path:
+    """Where the best trial is retrained: best_trial_N, N the trial's number as the table
+    and the messages give it. Until relunet 0.3 the folder was named by keras-tuner's
+    trial id (N - 1); a search retrained then has such a folder of this very run, and
+    it is continued (or read back) there."""
+    numbered = project / f"best_trial_{best.number}"
+    by_id = project / f"best_trial_{best.trial_id}"
+    if by_id != numbered and not numbered.exists() and RunDir(by_id).started_with(retrain):
+        return by_id
+    return numbered
+
+
+def _quoted(text: str) -> str:
+    return f"'{text}'" if any(c in text for c in "[]%*? ") else text
+
+
+def _result_line(final: dict[str, Any]) -> str:
+    hps = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in final["hyperparameters"].items()
+    )
+    where = f"; exported to {final['export']}" if final.get("export") else ""
+    return (
+        f"best trial {final.get('trial', final['trial_id'])} ({hps}): val_accuracy "
+        f"{final['val_accuracy']:.4f}; retrained on {final['retrained_on']} for "
+        f"{final['epochs']} epoch(s): test accuracy {final['test_accuracy']:.4f}; model "
+        f"{final['model']}{where}. Reproduce it with: {final.get('command', '?')}"
+    )

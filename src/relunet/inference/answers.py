@@ -1,0 +1,70 @@
+"""What each image reads as, from its digits' calibrated probabilities: a number, one
+digit, "not a digit", or nothing at all. One function for `relunet predict`, `evaluate
+--images`, the exported `serving_bytes` signature and the drawing page behind it.
+
+An image reads as a number when ink was found and every digit found in it was read
+(none under the model's `reject_below`, no more than MAX_DIGITS); its digits, left to
+right, are the number. Otherwise it is "not a digit" (something was written that relunet
+will not read as digits) or, with no ink at all, "no digit found".
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from relunet.base.mnist import MAX_DIGITS
+from relunet.base.signatures import (
+    CLASS,
+    DIGIT_BOXES,
+    DIGIT_COUNT,
+    DIGIT_FOUND,
+    DIGIT_PROBABILITIES,
+    DIGITS,
+    NOT_A_DIGIT,
+    NUMBER,
+    PROBABILITIES,
+)
+
+
+def found_slots(count: tf.Tensor) -> tf.Tensor:
+    """bool [n, MAX_DIGITS]: the digit slots that hold a digit, the first `count` [n] of
+    each image's; only these need classifying."""
+    return tf.range(MAX_DIGITS)[None, :] < count[:, None]
+
+
+def answers(read: dict[str, tf.Tensor], probabilities: tf.Tensor, rejected: tf.Tensor) -> dict:
+    """serving_bytes' outputs for a batch of n images, from relunet.reading.digits.read_batch's
+    dict and each digit slot's probabilities [n, MAX_DIGITS, 10] and rejection [n,
+    MAX_DIGITS] (a slot past an image's count is ignored):
+
+        class                int64 [n]: the digit when exactly one was read, else -1
+        probabilities        float [n, 10]: the first digit's (zeros with no digit)
+        digit_found          bool [n]: ink that stands out, in a digit's size or more
+        not_a_digit          bool [n]: something written that is not read as digits
+        number               string [n]: the digits read, left to right ("" if none)
+        digits               int64 [n, MAX_DIGITS]: each digit's class, -1 past the count
+        digit_count          int32 [n]: the digits found
+        digit_probabilities  float [n, MAX_DIGITS]: each digit's probability
+        digit_boxes          int32 [n, MAX_DIGITS, 4]: top, left, bottom, right in the
+                             file's pixels (ends excluded)
+    """
+    count = read["count"]
+    slot = found_slots(count)
+    classes = tf.where(slot, tf.argmax(probabilities, -1), -1)
+    confidence = tf.where(slot, tf.reduce_max(probabilities, -1), 0.0)
+    found = read["found"]
+    not_a_digit = found & (tf.reduce_any(rejected & slot, 1) | read["too_many"])
+    read_as_digits = found & tf.logical_not(not_a_digit)
+    joined = tf.strings.reduce_join(tf.where(slot, tf.strings.as_string(classes), ""), axis=1)
+    one = read_as_digits & tf.equal(count, 1)
+    return {
+        CLASS: tf.where(one, classes[:, 0], -1),
+        PROBABILITIES: probabilities[:, 0] * tf.cast(found, probabilities.dtype)[:, None],
+        DIGIT_FOUND: found,
+        NOT_A_DIGIT: not_a_digit,
+        NUMBER: tf.where(read_as_digits, joined, ""),
+        DIGITS: classes,
+        DIGIT_COUNT: count,
+        DIGIT_PROBABILITIES: confidence,
+        DIGIT_BOXES: read["boxes"],
+    }

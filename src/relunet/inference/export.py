@@ -1,0 +1,152 @@
+"""Export a trained model as a SavedModel that TensorFlow Serving loads as-is.
+
+Layout: `<out>/<version>/saved_model.pb`, integer versions, as TF Serving expects.
+Two signatures, each returning calibrated `probabilities` [batch, 10], `class` [batch]
+and `not_a_digit` [batch] (relunet.training.calibrate: a digit under the model's threshold is not
+read, and its class is -1):
+
+  serving_default  `images`: raw uint8 pixels [batch, 28, 28, 1], one digit each,
+                   normalised inside, so a client sends pixels and never needs the
+                   training pipeline;
+  serving_bytes    `image_bytes`: encoded PNG/JPEG/GIF/BMP files [batch], each read as
+                   a row of digits inside (`relunet.reading.digits`, one to MAX_DIGITS of them,
+                   each made an MNIST digit), so a TF Serving REST client can post
+                   `{"b64": ...}` images; it also returns the number read and each
+                   digit's class, probability and box (`relunet.inference.answers`), and
+                   `digit_found`, false for a blank page.
+
+A version is written to a hidden temporary folder and renamed into place: a crash
+never leaves half a version.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from relunet import preflight
+from relunet.base.mnist import INPUT_SHAPE, MAX_DIGITS
+from relunet.base.signatures import (
+    BYTES_SIGNATURE,
+    CLASS,
+    IMAGE_BYTES,
+    IMAGES,
+    NOT_A_DIGIT,
+    PROBABILITIES,
+    SIGNATURE,
+)
+from relunet.config import ExportConfig
+from relunet.data.pipelines import to_inputs
+from relunet.inference.answers import answers, found_slots
+from relunet.inference.classifier import load_classifier
+from relunet.reading.digits import read_batch
+
+_INCOMPLETE = ".incomplete-"
+
+
+def export(config: ExportConfig) -> Path:
+    """`relunet export`: the config's .keras model (or run dir) as a new version; return
+    its folder. RelunetError for bad input (relunet.preflight.export's checks)."""
+    return run(preflight.export(config))
+
+
+def run(config: ExportConfig) -> Path:
+    """`export` for a config that has passed `relunet.preflight.export`."""
+    model = load_classifier(config.model).keras_model
+    return write_version(model, Path(config.out), config.version)
+
+
+def export_saved_model(
+    model: keras.Model, out: str | os.PathLike, version: int | None = None, verbose: bool = True
+) -> Path:
+    """Write `model` as `<out>/<version>` (next free version by default); return that path.
+    RelunetError if `out` cannot be written or the version exists."""
+    out, version = preflight.export_target(out, version)
+    return write_version(model, out, version, verbose)
+
+
+def write_version(model: keras.Model, out: Path, version: int, verbose: bool = True) -> Path:
+    """Write `model` as `<out>/<version>`, atomically: a crash never leaves half a version."""
+    archive = _archive(model)  # traced here: a model that does not fit fails before any write
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
+    final, tmp = out / str(version), out / f"{_INCOMPLETE}{version}-{os.getpid()}"
+    try:
+        archive.write_out(str(tmp), verbose=False)
+        os.rename(tmp, final)  # atomic on one file system; refuses an existing version
+    except BaseException:
+        if created:  # leave no empty folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if verbose:
+        print(f"export: wrote SavedModel version {version} to {final}", flush=True)
+    return final
+
+
+def _archive(model: keras.Model) -> keras.export.ExportArchive:
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # The calibration relunet.training.calibrate fitted (a model from elsewhere has none).
+    temperature = float(getattr(model, "temperature", 1.0))
+    reject_below = float(getattr(model, "reject_below", 0.0))
+
+    def classify(images):
+        """Calibrated probabilities of uint8 digits [n, 28, 28, 1], and whether each
+        stays under the threshold."""
+        logits = model(to_inputs(images), training=False)
+        probabilities = tf.nn.softmax(logits / temperature, axis=-1)
+        return probabilities, tf.reduce_max(probabilities, axis=-1) < reject_below
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8, name=IMAGES)])
+    def serve(images):
+        probabilities, rejected = classify(images)
+        best = tf.where(rejected, tf.constant(-1, tf.int64), tf.argmax(probabilities, axis=-1))
+        return {PROBABILITIES: probabilities, CLASS: best, NOT_A_DIGIT: rejected}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
+    def serve_bytes(image_bytes):
+        read = read_batch(image_bytes)
+        # The digits found are classified, not the empty slots (most, in a photo of one).
+        slots = tf.reshape(read["digits"], [-1, *INPUT_SHAPE])
+        found = tf.where(tf.reshape(found_slots(read["count"]), [-1]))
+        probabilities, rejected = classify(tf.gather(slots, found[:, 0]))
+        every = tf.shape(slots, out_type=tf.int64)[:1]
+        probabilities = tf.scatter_nd(
+            found, probabilities, tf.concat([every, [probabilities.shape[-1]]], 0)
+        )
+        rejected = tf.scatter_nd(found, tf.cast(rejected, tf.int32), every) > 0
+        per_image = [-1, MAX_DIGITS]
+        return answers(
+            read,
+            tf.reshape(probabilities, [*per_image, probabilities.shape[-1]]),
+            tf.reshape(rejected, per_image),
+        )
+
+    archive.add_endpoint(SIGNATURE, serve)
+    archive.add_endpoint(BYTES_SIGNATURE, serve_bytes)
+    return archive
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Remove temporary folders left by exports whose process has died."""
+    for tmp in out.glob(f"{_INCOMPLETE}*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

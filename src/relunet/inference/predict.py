@@ -1,0 +1,182 @@
+"""Read what people wrote: `relunet predict`, and the reading `relunet evaluate` shares.
+
+The model comes from any path relunet writes (`relunet.inference.classifier`). An image file
+(PNG, JPEG, GIF or BMP, any size) is read as a row of digits (`relunet.reading.digits`), every
+digit of every file classified in one batch, and each file answered as a number, one
+digit, "not a digit" or "no digit found" (`relunet.inference.answers`, the exported
+serving_bytes signature's own function). A `.npy` array holds 28x28 digits, one each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from relunet import preflight
+from relunet.base.errors import RelunetError
+from relunet.base.mnist import INPUT_SHAPE, MAX_DIGITS
+from relunet.base.signatures import (
+    CLASS,
+    DIGIT_BOXES,
+    DIGIT_COUNT,
+    DIGIT_FOUND,
+    DIGIT_PROBABILITIES,
+    DIGITS,
+    NOT_A_DIGIT,
+    NUMBER,
+    PROBABILITIES,
+)
+from relunet.config import PredictConfig
+from relunet.inference.answers import answers, found_slots
+from relunet.inference.classifier import Classifier, load_classifier
+from relunet.inference.npy_inputs import read_npy_images
+from relunet.reading.digits import READ, as_it_is, read_digits, read_many
+from relunet.reading.image_headers import over_budget
+
+CHUNK = 16  # image files read at once by `read_files(many=True)`
+MANY = 8  # predict reads more files than this by chunks (tracing costs a few seconds)
+
+
+@dataclass
+class Read:
+    """What was found in some inputs, by name: each one's digits, as read_digits says."""
+
+    names: list[str]
+    read: dict[str, np.ndarray]  # read_digits' keys, each stacked over the inputs
+
+
+def read_files(paths: list[str | Path], many: bool = False) -> Read:
+    """Every input of the given image and .npy files (an array holds one digit an image,
+    found when a pixel stands out from 0). RelunetError naming a file that declares too
+    many pixels or cannot be decoded. A few files run eagerly (a few hundred ops, where
+    tracing takes seconds); `many` runs the traced function on CHUNK files at a time,
+    which the cores share."""
+    names, reads, files = [], [], []  # files: (its place in reads, name), read by chunks
+    for name in map(str, paths):
+        path = Path(name)  # that it is a file: relunet.preflight's check
+        if path.suffix.lower() == ".npy":
+            images = read_npy_images(path)
+            names += [name] if len(images) == 1 else [f"{name}[{i}]" for i in range(len(images))]
+            reads += [_as_one_digit(image) for image in images]
+        else:
+            names.append(name)
+            reads.append(None)
+            files.append((len(reads) - 1, name))
+    step = CHUNK if many else 1
+    for start in range(0, len(files), step):
+        chunk = files[start : start + step]
+        for (place, _), read in zip(chunk, _read_chunk([n for _, n in chunk], many), strict=True):
+            reads[place] = read
+    return Read(names, {key: np.stack([r[key] for r in reads]) for key in READ})
+
+
+def _read_chunk(names: list[str], many: bool) -> list[dict[str, np.ndarray]]:
+    """read_file of each file, the chunk at once when `many` (one by one again when one
+    of them cannot be decoded, to name it)."""
+    encoded = [Path(name).read_bytes() for name in names]
+    if not many or len(names) == 1:
+        return [read_file(e, n, many) for e, n in zip(encoded, names, strict=True)]
+    for e, name in zip(encoded, names, strict=True):
+        _within_budget(e, name)
+    try:
+        found = read_many(tf.constant(encoded))
+    except (tf.errors.InvalidArgumentError, ValueError):
+        return [read_file(e, n, many) for e, n in zip(encoded, names, strict=True)]
+    arrays = {key: value.numpy() for key, value in found.items()}
+    return [{key: value[i] for key, value in arrays.items()} for i in range(len(names))]
+
+
+def _within_budget(encoded: bytes, name: str) -> None:
+    too_many = over_budget(tf.constant(encoded))
+    if too_many:
+        raise RelunetError(f"{name} {too_many}.")
+
+
+def read_file(encoded: bytes, name: str = "image", many: bool = False) -> dict[str, np.ndarray]:
+    """read_digits of one file's bytes, as NumPy; RelunetError for a file that declares
+    more pixels than relunet reads, or that cannot be decoded."""
+    read = read_digits if many else read_digits.python_function
+    try:
+        _within_budget(encoded, name)
+        found = read(tf.constant(encoded))
+    except (tf.errors.InvalidArgumentError, ValueError):
+        raise RelunetError(
+            f"{name} cannot be decoded as an image (PNG, JPEG, GIF or BMP)."
+        ) from None
+    return {key: value.numpy() for key, value in found.items()}
+
+
+def _as_one_digit(image: np.ndarray) -> dict[str, np.ndarray]:
+    """An array's 28x28 digit, found as read_digits finds an MNIST digit saved as a file."""
+    return {key: value.numpy() for key, value in as_it_is(tf.constant(image)).items()}
+
+
+def answer(classifier: Classifier, found: Read) -> dict[str, np.ndarray]:
+    """relunet.inference.answers' outputs for every input, its digits classified in one batch."""
+    digits = found.read["digits"].reshape(-1, *INPUT_SHAPE)
+    # The digits found are classified, not the empty slots (most, in a photo of one).
+    slots = np.flatnonzero(found_slots(tf.constant(found.read["count"])).numpy())
+    found_probabilities, found_rejected = classifier.classify(digits[slots])
+    probabilities = np.zeros((len(digits), found_probabilities.shape[1]), np.float32)
+    rejected = np.zeros(len(digits), bool)
+    probabilities[slots], rejected[slots] = found_probabilities, found_rejected
+    n = len(found.names)
+    tensors = {key: tf.constant(value) for key, value in found.read.items()}
+    said = answers(
+        tensors,
+        tf.constant(probabilities.reshape(n, MAX_DIGITS, -1)),
+        tf.constant(rejected.reshape(n, MAX_DIGITS)),
+    )
+    return {key: value.numpy() for key, value in said.items()}
+
+
+def predict(config: PredictConfig) -> list[dict]:
+    """`relunet predict`: one result per image (a .npy array may hold several). See
+    `run_predict`. RelunetError for bad input."""
+    return run_predict(preflight.predict(config))
+
+
+def run_predict(config: PredictConfig) -> list[dict]:
+    """`predict` for a config that has passed `relunet.preflight.predict`: for each input
+    the number read (`digits`, "" if none), each digit found with its class, probability
+    and box (`per_digit`), whether something was written that is not read as digits
+    (`not_a_digit`) or nothing at all (`digit_found` false); and, when exactly one digit
+    was read, its `class`, `probability` and all ten `probabilities` (else None)."""
+    found = read_files(config.inputs, many=len(config.inputs) > MANY)
+    classifier = load_classifier(config.model, trust_model=config.trust_model)
+    said = answer(classifier, found)
+    return [_result(name, {k: v[i] for k, v in said.items()}) for i, name in enumerate(found.names)]
+
+
+def _result(name: str, said: dict[str, np.ndarray]) -> dict:
+    one = int(said[CLASS]) >= 0
+    count = int(said[DIGIT_COUNT])
+    return {
+        "input": name,
+        "digits": said[NUMBER].decode(),
+        "class": int(said[CLASS]) if one else None,
+        "probability": round(float(said[PROBABILITIES].max()), 6) if one else None,
+        "probabilities": [round(float(p), 6) for p in said[PROBABILITIES]] if one else None,
+        "digit_found": bool(said[DIGIT_FOUND]),
+        "not_a_digit": bool(said[NOT_A_DIGIT]),
+        "per_digit": [
+            {
+                "class": int(said[DIGITS][k]),
+                "probability": round(float(said[DIGIT_PROBABILITIES][k]), 6),
+                "box": [int(v) for v in said[DIGIT_BOXES][k]],
+            }
+            for k in range(count)
+        ],
+    }
+
+
+def said_in_words(result: dict) -> str:
+    """One input's answer as predict prints it: `2026  (p=0.97 0.99 0.93 0.98)`, `3
+    (p=0.896)`, "not a digit" or "no digit found"."""
+    if result["digits"]:
+        shown = " ".join(f"{d['probability']:.3f}" for d in result["per_digit"])
+        return f"{result['digits']}  (p={shown})"
+    return "not a digit" if result["not_a_digit"] else "no digit found"

@@ -1,0 +1,154 @@
+"""What an image file declares in its header, read without decoding it, and the most
+pixels relunet decodes.
+
+A file of a few hundred bytes can declare a 20000x20000 image (a decompression bomb);
+decoding it would take gigabytes and the minutes of every request beside it. So
+`relunet predict`, `evaluate --images`, `relunet serve` (before it batches a request)
+and the exported `serving_bytes` signature (relunet.reading.digits.mnist_digit, where a TF
+Serving client meets it) read the declared size first, with `declared_size`, the one
+reader of PNG, JPEG, GIF and BMP headers, and refuse a file over MAX_PIXELS.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import tensorflow as tf
+
+# The most pixels (frames x height x width) an image file may declare: a 48-megapixel
+# phone photo (8000x6000) passes, a 20000x20000 decompression bomb does not. Decoding
+# the largest that passes takes about 150 MB (RGB) and half a second on one core.
+MAX_PIXELS = 50_000_000
+
+
+def over_budget(encoded: tf.Tensor) -> str | None:
+    """None for an image file within MAX_PIXELS; else what its header declares, in words,
+    for a one-line refusal before anything is decoded."""
+    size, fits = _size_and_fit_traced()(encoded)
+    if fits:
+        return None
+    frames, height, width = size.numpy().tolist()
+    shown = f"{width}x{height} pixels" + (f" in each of {frames} frames" if frames > 1 else "")
+    return (
+        f"declares {shown}, more than the {MAX_PIXELS:,} pixels relunet reads "
+        "(relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's)"
+    )
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+def _size_and_fit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """declared_size and within_budget in one call: a server checks every image."""
+    size = declared_size(encoded)
+    return size, within_budget(size)
+
+
+@functools.cache
+def _size_and_fit_traced() -> Callable:
+    """_size_and_fit's traced function, called directly: a server checks every image, and
+    a tf.function's dispatch on its arguments costs as much as the check (0.2 ms)."""
+    return _size_and_fit.get_concrete_function()
+
+
+def within_budget(size: tf.Tensor) -> tf.Tensor:
+    """Whether a declared size ([frames, height, width]) is at most MAX_PIXELS."""
+    return tf.reduce_prod(tf.cast(size, tf.float64)) <= MAX_PIXELS
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+def declared_size(encoded: tf.Tensor) -> tf.Tensor:
+    """int64 [frames, height, width] that an image file's header declares, read without
+    decoding it: PNG's IHDR, JPEG's frame header, BMP's info header, and GIF's logical
+    screen times its frames (TensorFlow decodes every frame of a GIF). [0, 0, 0] for
+    anything else (a PNG without its IHDR, say), which decode_image then refuses."""
+    data = _bytes(tf.strings.substr(encoded, 0, 32))  # the headers but GIF's frames
+
+    def byte(i):
+        return tf.cast(data[i], tf.int64)
+
+    def le32(i):  # little-endian, signed
+        return tf.cast(tf.bitcast(data[i : i + 4], tf.int32), tf.int64)
+
+    def begins(magic: list[int]) -> tf.Tensor:
+        return tf.reduce_all(tf.equal(data[: len(magic)], magic))
+
+    one = tf.constant(1, tf.int64)
+
+    def png():
+        big_endian = [2**24, 2**16, 2**8, 1]
+        height = tf.reduce_sum(tf.cast(data[20:24], tf.int64) * big_endian)
+        return tf.stack([one, height, tf.reduce_sum(tf.cast(data[16:20], tf.int64) * big_endian)])
+
+    def jpeg():
+        shape = tf.cast(tf.io.extract_jpeg_shape(encoded), tf.int64)
+        return tf.stack([one, shape[0], shape[1]])
+
+    def gif():  # its frames are counted through the whole file
+        whole = _bytes(encoded)
+        frames = _gif_frames(whole, tf.size(whole, out_type=tf.int64) - 32)
+        return tf.stack([frames, byte(8) + 256 * byte(9), byte(6) + 256 * byte(7)])
+
+    def bmp():
+        return tf.stack([one, tf.abs(le32(22)), tf.abs(le32(18))])
+
+    # Each format by its signature and a field that only a real header holds: PNG's first
+    # chunk is IHDR, a GIF is version 87a or 89a, a BMP's info header has a known size.
+    ihdr = tf.reduce_all(tf.equal(data[12:16], [73, 72, 68, 82]))
+    gif_version = tf.logical_or(begins([71, 73, 70, 56, 55, 97]), begins([71, 73, 70, 56, 57, 97]))
+    info_header = tf.reduce_any(tf.equal(le32(14), [12, 40, 52, 56, 64, 108, 124]))
+    return tf.case(
+        [
+            (tf.logical_and(begins([137, 80, 78, 71, 13, 10, 26, 10]), ihdr), png),
+            (begins([255, 216]), jpeg),
+            (gif_version, gif),
+            (tf.logical_and(begins([66, 77]), info_header), bmp),
+        ],
+        default=lambda: tf.zeros([3], tf.int64),
+    )
+
+
+def _bytes(encoded: tf.Tensor) -> tf.Tensor:
+    """uint8 of a file's bytes and 32 zeros after them: a short file's missing fields read 0."""
+    return tf.pad(tf.io.decode_raw(encoded, tf.uint8), [[0, 32]])
+
+
+def _gif_frames(data: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """The image descriptors in a GIF (at least 1), counted block by block: each block and
+    each data sub-block is one step, so a file of n bytes takes at most n steps."""
+
+    def table(flags):  # the size of a colour table that `flags` announces
+        return tf.where(
+            flags >= 128, 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), flags % 8), 0
+        )
+
+    def at(i):
+        return tf.cast(tf.gather(data, tf.minimum(tf.cast(i, tf.int64), size)), tf.int64)
+
+    def step(pos, frames, in_blocks, done):
+        byte = at(pos)
+
+        def sub_block():  # a size byte and that many bytes; a 0 ends the blocks
+            return tf.where(byte == 0, pos + 1, pos + byte + 1), frames, byte != 0, done
+
+        def image():  # 10 bytes, a local colour table, the LZW code size, then its blocks
+            return pos + 11 + table(at(pos + 9)), frames + 1, tf.constant(True), done
+
+        def extension():  # its introducer and label, then its blocks
+            return pos + 2, frames, tf.constant(True), done
+
+        def trailer():  # or anything else: the frames are counted
+            return pos, frames, tf.constant(False), tf.constant(True)
+
+        def block():
+            return tf.case([(byte == 0x2C, image), (byte == 0x21, extension)], default=trailer)
+
+        return tf.cond(in_blocks, sub_block, block)
+
+    start = 13 + table(at(10))
+    _, frames, _, _ = tf.while_loop(
+        lambda pos, frames, in_blocks, done: tf.logical_and(tf.logical_not(done), pos < size),
+        step,
+        [start, tf.constant(0, tf.int64), tf.constant(False), tf.constant(False)],
+        maximum_iterations=tf.cast(tf.maximum(size, 1), tf.int32),
+    )
+    return tf.maximum(frames, 1)
