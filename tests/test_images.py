@@ -194,19 +194,3 @@ def test_the_median_is_exactly_the_middle_of_the_sorted_values(values):
     values = values.astype(np.float32)
     found = tf.function(ink.median)(tf.constant(values)).numpy()
     assert found == np.sort(values)[len(values) // 2]
-
-
-@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (40, 33), (160, 213)])
-def test_the_max_filters_are_grey_dilations(shape):
-    """ink.max3 and ink.max_filter (slices and doubling, not pooling) against scipy's."""
-    import tensorflow as tf
-
-    from relunet.reading import ink
-
-    x = np.random.default_rng(sum(shape)).normal(0, 100, shape).astype(np.float32)
-    assert np.array_equal(ink.max3(tf.constant(x)).numpy(), ndimage.maximum_filter(x, 3))
-    window = tf.function(ink.max_filter)
-    for k in (1, 3, 9, 41):
-        found = window(tf.constant(x), tf.constant(k)).numpy()
-        expected = ndimage.maximum_filter(x, size=k, mode="constant", cval=-1e9)
-        assert np.array_equal(found, expected), k

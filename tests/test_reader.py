@@ -1,7 +1,8 @@
-"""The reader (relunet.reading) tested without a model: its labelling against scipy's,
-its grouping and cutting on rows drawn with known boxes, and its answers on a fixed set
-of generated pages against tests/reading_golden.json, so that a change which alters an
-answer (a speed-up, a new heuristic) fails here, not in a benchmark.
+"""The reader (relunet.reading) tested without a model: the labelling it uses
+(relunet.imaging.measure.label) against scipy's, its grouping and cutting on rows drawn
+with known boxes, and its answers on a fixed set of generated pages against
+tests/reading_golden.json, so that a change which alters an answer (a speed-up, a new
+heuristic) fails here, not in a benchmark.
 
 The pages are drawn by seeded code in tests/reading_pages.py; when an answer is meant to
 change, `python tests/reading_pages.py` writes the golden file again (say why in the
@@ -23,10 +24,10 @@ EIGHT = np.ones((3, 3), bool)  # 8-connectivity, as the reader labels ink
 def label(mask: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
-    from relunet.reading.ink import _labelled
+    from relunet.imaging.measure import label
 
-    traced = tf.function(_labelled, input_signature=[tf.TensorSpec([None, None], tf.float32)])
-    return traced(tf.constant(mask, tf.float32)).numpy()
+    traced = tf.function(label, input_signature=[tf.TensorSpec([None, None], tf.bool)])
+    return traced(tf.constant(mask)).numpy()
 
 
 @pytest.mark.parametrize(

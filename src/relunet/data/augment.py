@@ -29,6 +29,8 @@ import tensorflow as tf
 
 from relunet.base.mnist import IMAGE_SIZE, PIXEL_MAX
 from relunet.config import AugmentConfig
+from relunet.imaging.morphology import dilate3, erode3
+from relunet.imaging.transform import bilinear_sample
 
 
 def batch_key(seed: tf.Tensor, epoch: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
@@ -87,8 +89,7 @@ def _affine_coordinates(angle, sx, sy, shear, translate) -> tuple[tf.Tensor, tf.
 def change_thickness(x: tf.Tensor, amount: tf.Tensor) -> tf.Tensor:
     """Grey images [b, h, w]; `amount` [b] in [-1, 1]: above 0 a blend toward a 3x3 grey
     dilation (thicker strokes), below 0 toward a 3x3 grey erosion (thinner)."""
-    dilated = tf.nn.max_pool2d(x[..., None], 3, 1, "SAME")[..., 0]
-    eroded = -tf.nn.max_pool2d(-x[..., None], 3, 1, "SAME")[..., 0]
+    dilated, eroded = dilate3(x), erode3(x)
     a = amount[:, None, None]
     return tf.where(a >= 0, x + a * (dilated - x), x - a * (eroded - x))
 
@@ -102,25 +103,3 @@ def gaussian_matrix(n: int, sigma: float, truncate: float = 4.0) -> tf.Tensor:
     offset = tf.range(n)[None, :] - tf.range(n)[:, None] + radius
     inside = (offset >= 0) & (offset <= 2 * radius)
     return tf.where(inside, tf.gather(taps, tf.clip_by_value(offset, 0, 2 * radius)), 0.0)
-
-
-def bilinear_sample(images: tf.Tensor, xs: tf.Tensor, ys: tf.Tensor) -> tf.Tensor:
-    """Grey images [b, h, w] sampled bilinearly at float pixel coordinates xs, ys
-    (broadcastable to [b, h', w']), zeros outside the image."""
-    shape = tf.shape(images)
-    b, h, w = shape[0], shape[1], shape[2]
-    xs, ys = xs + tf.zeros_like(ys), ys + tf.zeros_like(xs)
-    x0, y0 = tf.floor(xs), tf.floor(ys)
-    fx, fy = xs - x0, ys - y0
-    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
-    flat = tf.reshape(images, [b, -1])
-
-    def tap(yi, xi):
-        valid = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        index = tf.clip_by_value(yi, 0, h - 1) * w + tf.clip_by_value(xi, 0, w - 1)
-        values = tf.gather(flat, tf.reshape(index, [b, -1]), batch_dims=1)
-        return tf.where(valid, tf.reshape(values, tf.shape(index)), 0.0)
-
-    top = tap(y0, x0) * (1 - fx) + tap(y0, x0 + 1) * fx
-    bottom = tap(y0 + 1, x0) * (1 - fx) + tap(y0 + 1, x0 + 1) * fx
-    return top * (1 - fy) + bottom * fy

@@ -26,6 +26,7 @@ import math
 import tensorflow as tf
 
 from relunet.base.mnist import IMAGE_SIZE, PIXEL_MAX
+from relunet.imaging.measure import centre_of_mass, span
 
 BOX = 20  # MNIST's digits fill a 20x20 box centred in 28x28
 SEGMENTS = 16  # the most pen strokes one shape has
@@ -248,14 +249,12 @@ def _reboxed(images: tf.Tensor) -> tf.Tensor:
     ink = images > 0.1
     rows, cols = tf.reduce_any(ink, 2), tf.reduce_any(ink, 1)
 
-    def span(flags, size):
-        index = tf.range(size)[None, :]
-        low = tf.reduce_min(tf.where(flags, index, size), 1)
-        high = tf.reduce_max(tf.where(flags, index, -1), 1) + 1
+    def ends(flags):  # [n] first and one past the last inked row (or column), floats
+        low, high = span(flags)
         return tf.cast(low, tf.float32), tf.cast(tf.maximum(high, low + 1), tf.float32)
 
-    top, bottom = span(rows, h)
-    left, right = span(cols, w)
+    top, bottom = ends(rows)
+    left, right = ends(cols)
     side = tf.maximum(bottom - top, right - left)
     cy, cx = (top + bottom) / 2, (left + right) / 2
     hf, wf = tf.cast(h - 1, tf.float32), tf.cast(w - 1, tf.float32)
@@ -269,24 +268,12 @@ def _reboxed(images: tf.Tensor) -> tf.Tensor:
     return _centred(tf.pad(boxed, [[0, 0], [margin, margin], [margin, margin]]))
 
 
-def _centre_of_mass(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """([n, 1, 1] row, col) of each image's centre of mass (its centre when empty)."""
-    position = tf.range(IMAGE_SIZE, dtype=tf.float32)
-    mass = tf.reduce_sum(images, [1, 2])
-    total = tf.maximum(mass, 1e-6)
-    row = tf.reduce_sum(images * position[None, :, None], [1, 2]) / total
-    col = tf.reduce_sum(images * position[None, None, :], [1, 2]) / total
-    middle = (IMAGE_SIZE - 1) / 2.0
-    row, col = tf.where(mass > 0, row, middle), tf.where(mass > 0, col, middle)
-    return row[:, None, None], col[:, None, None]
-
-
 def _centred(images: tf.Tensor) -> tf.Tensor:
     """[n, 28, 28] moved by whole pixels so that each centre of mass is the centre."""
-    row, col = _centre_of_mass(images)
+    row, col = centre_of_mass(images)
     middle = (IMAGE_SIZE - 1) / 2.0
-    dy = tf.cast(tf.round(middle - row[:, 0, 0]), tf.int32)
-    dx = tf.cast(tf.round(middle - col[:, 0, 0]), tf.int32)
+    dy = tf.cast(tf.round(middle - row), tf.int32)
+    dx = tf.cast(tf.round(middle - col), tf.int32)
     return tf.map_fn(
         lambda args: tf.roll(args[0], shift=[args[1], args[2]], axis=[0, 1]),
         (images, dy, dx),

@@ -1,8 +1,33 @@
-"""Geometric transforms of grey images, in TensorFlow ops: deskewing digits by their moments."""
+"""Geometric transforms of grey images in TensorFlow ops: bilinear sampling (which the
+training distortions and the model's deskew share), deskewing, squaring and resizing."""
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from relunet.imaging.measure import centre_of_mass
+
+
+def bilinear_sample(images: tf.Tensor, xs: tf.Tensor, ys: tf.Tensor) -> tf.Tensor:
+    """Grey images [b, h, w] sampled bilinearly at float pixel coordinates xs, ys
+    (broadcastable to [b, h', w']), zeros outside the image."""
+    shape = tf.shape(images)
+    b, h, w = shape[0], shape[1], shape[2]
+    xs, ys = xs + tf.zeros_like(ys), ys + tf.zeros_like(xs)
+    x0, y0 = tf.floor(xs), tf.floor(ys)
+    fx, fy = xs - x0, ys - y0
+    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+    flat = tf.reshape(images, [b, -1])
+
+    def tap(yi, xi):
+        valid = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        index = tf.clip_by_value(yi, 0, h - 1) * w + tf.clip_by_value(xi, 0, w - 1)
+        values = tf.gather(flat, tf.reshape(index, [b, -1]), batch_dims=1)
+        return tf.where(valid, tf.reshape(values, tf.shape(index)), 0.0)
+
+    top = tap(y0, x0) * (1 - fx) + tap(y0, x0 + 1) * fx
+    bottom = tap(y0 + 1, x0) * (1 - fx) + tap(y0 + 1, x0 + 1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def deskew(images: tf.Tensor, max_skew: float = 1.0) -> tf.Tensor:
@@ -10,12 +35,10 @@ def deskew(images: tf.Tensor, max_skew: float = 1.0) -> tf.Tensor:
     of mass so that its mixed second moment is zero: the classic moment deskew, which
     makes a slanted 1 or 7 upright (the shear is at most `max_skew` pixels a row)."""
     x = images[..., 0]
-    n = tf.shape(x)[1]
-    position = tf.range(n, dtype=x.dtype)
+    position = tf.range(tf.shape(x)[1], dtype=x.dtype)
     mass = tf.reduce_sum(x, axis=[1, 2])
     total = tf.maximum(mass, 1e-6)
-    row = tf.reduce_sum(x * position[None, :, None], axis=[1, 2]) / total
-    col = tf.reduce_sum(x * position[None, None, :], axis=[1, 2]) / total
+    row, col = centre_of_mass(x)
     dy = position[None, :, None] - row[:, None, None]
     dx = position[None, None, :] - col[:, None, None]
     mu11 = tf.reduce_sum(x * dx * dy, axis=[1, 2]) / total
@@ -24,12 +47,17 @@ def deskew(images: tf.Tensor, max_skew: float = 1.0) -> tf.Tensor:
     skew = tf.clip_by_value(skew, -max_skew, max_skew)
     # Output pixel (x, y) samples the input at (x + skew * (y - row), y): each row shifts.
     xs = position[None, None, :] + skew[:, None, None] * dy
-    x0 = tf.floor(xs)
-    fraction = xs - x0
-    x0 = tf.cast(x0, tf.int32)
+    return bilinear_sample(x, xs, position[None, :, None])[..., None]
 
-    def tap(xi):
-        inside = (xi >= 0) & (xi < n)
-        return tf.where(inside, tf.gather(x, tf.clip_by_value(xi, 0, n - 1), batch_dims=2), 0.0)
 
-    return (tap(x0) * (1 - fraction) + tap(x0 + 1) * fraction)[..., None]
+def padded_square(grey: tf.Tensor) -> tf.Tensor:
+    """A grey image [h, w] padded with zeros, evenly on both sides, to a square."""
+    height, width = tf.shape(grey)[0], tf.shape(grey)[1]
+    side = tf.maximum(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    return tf.pad(grey, [[top, side - height - top], [left, side - width - left]])
+
+
+def resized(grey: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """A grey image [h, w] scaled to `size` (bilinear, antialiased when shrinking)."""
+    return tf.image.resize(grey[..., None], size, antialias=True)[..., 0]

@@ -36,7 +36,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from relunet.base.mnist import IMAGE_SIZE, INPUT_SHAPE, MAX_DIGITS, PIXEL_MAX
-from relunet.reading import ink, segment
+from relunet.imaging.measure import centre_of_mass, span
+from relunet.imaging.morphology import dilate3, max_filter, min_filter
+from relunet.imaging.transform import padded_square, resized
+from relunet.reading import components, ink, segment
 from relunet.reading.image_headers import MAX_PIXELS, declared_size, within_budget
 
 DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
@@ -169,12 +172,12 @@ def page(small: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
     level = ink.ink_level(x, strokes)
     contrast = ink.stands_out(x, strokes, level)
     x = ink.stretched(x, level, threshold)
-    x, strokes, ids = ink.without_specks(x, strokes)
+    x, strokes, ids = components.without_specks(x, strokes)
     found = tf.logical_and(contrast, tf.reduce_any(strokes))
     group, windows, group_map = segment.digit_slots(tf.where(found, ids, 0))
     slots = tf.size(group)
     too_many = slots > MAX_DIGITS
-    edge = ink.max3(tf.cast(group_map, tf.float32))  # each group with its antialiased fringe
+    edge = dilate3(tf.cast(group_map, tf.float32))  # each group with its antialiased fringe
     digits, boxes, real = tf.map_fn(  # the slots there are, not MAX_DIGITS of them
         lambda slot: _one_digit(x, group_map, edge, *slot),
         (group[:MAX_DIGITS], windows[:MAX_DIGITS]),
@@ -213,8 +216,8 @@ def _one_digit(x, group_map, edge, group, window) -> tuple[tf.Tensor, tf.Tensor,
     top, left, bottom, right = tf.unstack(window)
     x, group_map, edge = (t[top:bottom, left:right] for t in (x, group_map, edge))
     own = tf.equal(group_map, group + 1)
-    top_, bottom_ = _span(tf.reduce_any(own, 1))
-    left_, right_ = _span(tf.reduce_any(own, 0))
+    top_, bottom_ = span(tf.reduce_any(own, 1))  # (n, 0) for no ink: not real
+    left_, right_ = span(tf.reduce_any(own, 0))
     real = (group >= 0) & (tf.maximum(bottom_ - top_, right_ - left_) >= MIN_DIGIT_SIDE)
     fringe = tf.equal(edge, tf.cast(group + 1, tf.float32))
     piece = tf.where(fringe | own, x, 0.0)[top_:bottom_, left_:right_]
@@ -222,21 +225,11 @@ def _one_digit(x, group_map, edge, group, window) -> tuple[tf.Tensor, tf.Tensor,
     return digit, tf.stack([top + top_, left + left_, top + bottom_, left + right_]), real
 
 
-def _span(flags: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """The first index where `flags` holds and one past the last; (0, 0) if none does."""
-    where = tf.cast(tf.where(flags)[:, 0], tf.int32)
-    some = tf.size(where) > 0
-    return (
-        tf.cond(some, lambda: where[0], lambda: 0),
-        tf.cond(some, lambda: where[-1] + 1, lambda: 0),
-    )
-
-
 def as_mnist(piece: tf.Tensor) -> tf.Tensor:
     """A digit's ink [h, w] (cropped to it, ink high) made as MNIST's digits were made:
     padded square, its strokes brought toward MNIST's width, scaled into 20x20 and put
     in 28x28 with its centre of mass at the centre. float [28, 28] in 0..255."""
-    digit = tf.clip_by_value(_boxed(_pad_to_square(piece)), 0.0, PIXEL_MAX)
+    digit = tf.clip_by_value(_boxed(padded_square(piece)), 0.0, PIXEL_MAX)
     top, left = _mass_centred_offsets(digit)
     margin = IMAGE_SIZE - DIGIT_BOX
     return tf.pad(digit, [[top, margin - top], [left, margin - left]])
@@ -245,7 +238,7 @@ def as_mnist(piece: tf.Tensor) -> tf.Tensor:
 def _boxed(square: tf.Tensor) -> tf.Tensor:
     """The 20x20 digit from the cropped square, its strokes brought toward MNIST's width
     in the 80x80 working box."""
-    work = tf.image.resize(square[..., None], (WORK_BOX, WORK_BOX), antialias=True)[..., 0]
+    work = resized(square, (WORK_BOX, WORK_BOX))
     width = ink.stroke_width(work)
     # Eroding (or dilating) by r pixels a side changes the width by 2 r.
     r = tf.cast(tf.round((width - STROKE_WIDTH) / 2.0), tf.int32)
@@ -254,29 +247,18 @@ def _boxed(square: tf.Tensor) -> tf.Tensor:
     k = 2 * tf.abs(r) + 1
     work = tf.case(
         [
-            (r > 0, lambda: ink.min_filter(work, k)),
-            (r < 0, lambda: ink.max_filter(work, k)),
+            (r > 0, lambda: min_filter(work, k)),
+            (r < 0, lambda: max_filter(work, k)),
         ],
         default=lambda: work,
     )
-    return tf.image.resize(work[..., None], (DIGIT_BOX, DIGIT_BOX), antialias=True)[..., 0]
-
-
-def _pad_to_square(gray: tf.Tensor) -> tf.Tensor:
-    height, width = tf.shape(gray)[0], tf.shape(gray)[1]
-    side = tf.maximum(height, width)
-    top, left = (side - height) // 2, (side - width) // 2
-    return tf.pad(gray, [[top, side - height - top], [left, side - width - left]])
+    return resized(work, (DIGIT_BOX, DIGIT_BOX))
 
 
 def _mass_centred_offsets(digit: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Where to put the 20x20 digit in 28x28 so that its centre of mass is the centre."""
-    mass = tf.cast(tf.maximum(digit, 0.0), tf.float64)  # float64: a symmetric digit's
-    total = tf.reduce_sum(mass)  # centre lands on .5 exactly and rounds to even
-    positions = tf.range(DIGIT_BOX, dtype=tf.float64)
-    centre = tf.constant(DIGIT_BOX / 2, tf.float64)
-    row = tf.where(total > 0, tf.reduce_sum(mass * positions[:, None]) / total, centre)
-    col = tf.where(total > 0, tf.reduce_sum(mass * positions[None, :]) / total, centre)
+    """Where to put the 20x20 digit in 28x28 so that its centre of mass is the centre.
+    In float64: a symmetric digit's centre lands on .5 exactly and rounds to even."""
+    row, col = centre_of_mass(tf.cast(tf.maximum(digit, 0.0), tf.float64))
     margin = IMAGE_SIZE - DIGIT_BOX
 
     def offset(com):

@@ -1,6 +1,8 @@
-"""The steps that find a digit's ink on real paper, in TensorFlow ops (relunet.reading.digits
-strings them together). Each takes and gives grey images [h, w] of any size, floats in
-0..255, and runs inside one traced function.
+"""The steps that find a digit's ink on real paper, in TensorFlow ops: the page made
+grey and small, the sheet, the paper's level, Otsu's threshold, whether the ink stands
+out, its contrast, its stroke width (relunet.reading.digits strings them together,
+relunet.reading.components keeps what is worth keeping). Each takes and gives grey
+images [h, w] of any size, floats in 0..255, and runs inside one traced function.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from relunet.base.mnist import PIXEL_MAX
+from relunet.imaging.measure import span
+from relunet.imaging.morphology import erode3, max_filter, min_filter
 
 LUMA = (0.2989, 0.5870, 0.1140)  # ITU-R 601, as tf.image.rgb_to_grayscale
 # Larger images are first scaled down, to at most SHORT_SIDE px on their shorter side and
@@ -17,13 +21,7 @@ SHORT_SIDE = 160
 LONG_SIDE = 640
 MIN_CONTRAST = 24.0  # grey levels between paper and ink below which there is no digit
 NOISE_RATIO = 6.0  # ... or fewer than this many times the paper's own noise
-SPECK = 0.1  # a component under this fraction of the heaviest one's mass is a speck
-MARK = 0.01  # ... unless it is enclosed by what is kept (a face's eyes) and this heavy
-JUMPS = 3  # label jumps per pass of the component labelling (see _labelled)
-MASK_SIDE = 64  # components are found on a mask of at most this many px on its short side
 PAPER_SOLID = 0.85  # a sheet on a dark surround: this share of its pixels is light
-RULED_SPAN = 0.9  # a component at least this share of the image's width ...
-RULED_FLAT = 8.0  # ... and at least this many times wider than tall is a ruled line
 
 
 def grayscale(image: tf.Tensor) -> tf.Tensor:
@@ -120,8 +118,8 @@ def on_the_paper(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     light = gray > threshold
     lit = tf.cast(light, tf.float32)
     h, w = tf.shape(gray, out_type=tf.int64)[0], tf.shape(gray, out_type=tf.int64)[1]
-    top, bottom = _first_and_last(tf.reduce_mean(lit, axis=1) >= 0.5, h)
-    left, right = _first_and_last(tf.reduce_mean(lit, axis=0) >= 0.5, w)
+    top, bottom = _first_and_last(tf.reduce_mean(lit, axis=1) >= 0.5)
+    left, right = _first_and_last(tf.reduce_mean(lit, axis=0) >= 0.5)
     tall, wide = bottom - top + 1, right - left + 1
     big = (2 * tall >= h) & (2 * wide >= w)
     inside = (top > 0) & (left > 0) & (bottom < h - 1) & (right < w - 1)  # dark all round
@@ -136,13 +134,10 @@ def on_the_paper(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return sheet, crop
 
 
-def _first_and_last(flags: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """The first and last index where `flags` holds; (size, -1) where it never does."""
-    where = tf.where(flags)[:, 0]
-    return (
-        tf.reduce_min(tf.concat([where, [size]], 0)),
-        tf.reduce_max(tf.concat([where, [-1]], 0)),
-    )
+def _first_and_last(flags: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """int64 first and last index where `flags` holds; (its length, -1) where none does."""
+    first, end = span(flags)
+    return tf.cast(first, tf.int64), tf.cast(end, tf.int64) - 1
 
 
 def ink_up(gray: tf.Tensor) -> tf.Tensor:
@@ -224,168 +219,9 @@ def stretched(x: tf.Tensor, level: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor
     return tf.clip_by_value((x - low) / tf.maximum(level - low, 1e-3), 0.0, 1.0) * PIXEL_MAX
 
 
-def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """(x, ink, component ids) with only the ink worth keeping, by 8-connected components
-    of the ink on a mask of at most MASK_SIDE px on its shorter side: specks and paper
-    edges neither set a digit's box nor reach the model (see `_kept_components`). The
-    ids [h, w] (int32, 0 where no ink is kept) say which component each ink pixel is
-    part of: relunet.reading.segment groups them into digits."""
-    h, w = tf.shape(ink)[0], tf.shape(ink)[1]
-    f = tf.maximum(1, (tf.minimum(h, w) + MASK_SIDE - 1) // MASK_SIDE)
-    hh, ww = (h + f - 1) // f, (w + f - 1) // f
-    pad = [[0, hh * f - h], [0, ww * f - w]]
-
-    def blocks(a):
-        return tf.reshape(tf.pad(a, pad), [hh, f, ww, f])
-
-    small_ink = tf.reduce_any(blocks(ink), axis=[1, 3])
-    small_mass = tf.reduce_sum(blocks(x), axis=[1, 3])
-    edge_run = tf.where(tf.maximum(h, w) < 32, 2.0, 0.5)  # small images: no paper edges
-    kept, ids = _kept_components(small_ink, small_mass, edge_run)
-
-    def full_size(a):  # each block's value in each of its pixels
-        spread = tf.broadcast_to(a[:, None, :, None], [hh, f, ww, f])
-        return tf.reshape(spread, [hh * f, ww * f])[:h, :w]
-
-    kept, ids = full_size(kept), full_size(ids)
-    # Keep a pixel of fringe around what is kept (antialiased stroke edges).
-    near = max3(tf.cast(kept, tf.float32))
-    ink = tf.logical_and(ink, kept)
-    return tf.where(near > 0, x, 0.0), ink, tf.where(ink, ids, 0)
-
-
-def _kept_components(
-    mask: tf.Tensor, weight: tf.Tensor, edge_run: tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """(bool [h, w], int32 [h, w] ids): the components of `mask` worth keeping, and each
-    pixel's component (its label). One lying along the image's
-    edge (touching a side over at least `edge_run` of its length: a paper edge, the table
-    beyond it, a ruled margin) goes when another carries 5% of the heaviest one's weight
-    (a tightly cropped digit touches the edges too, and is then kept); of the rest, those
-    under SPECK of the heaviest are specks, unless enclosed by the ink kept (ink to their
-    left, right, above and below: the eyes of a face are part of it). A ruled line
-    (RULED_SPAN, RULED_FLAT) always goes. Labels spread by 3x3 max pooling of pixel
-    indices until nothing changes."""
-    h, w = tf.shape(mask)[0], tf.shape(mask)[1]
-    m = tf.cast(mask, tf.float32)
-    ids = _labelled(m)
-    n = h * w + 1
-    real = tf.range(n) > 0  # label 0 is the background
-
-    def per_label(values, where):
-        return tf.math.unsorted_segment_sum(tf.reshape(values, [-1]), tf.reshape(where, [-1]), n)
-
-    mass = tf.where(real, per_label(weight * m, ids), 0.0)
-    run = tf.zeros([n])
-    for side, length in ((ids[0], w), (ids[-1], w), (ids[:, 0], h), (ids[:, -1], h)):
-        share = per_label(tf.ones_like(side, tf.float32), side) / tf.cast(length, tf.float32)
-        run = tf.maximum(run, share)
-    edge = tf.logical_and(real, run >= edge_run)
-    # A ruled line: nearly as wide as the image and flat; never a digit, even alone.
-    rows = tf.cast(tf.reshape(tf.tile(tf.range(h)[:, None], [1, w]), [-1]), tf.float32)
-    cols = tf.cast(tf.reshape(tf.tile(tf.range(w)[None, :], [h, 1]), [-1]), tf.float32)
-    flat_ids = tf.reshape(ids, [-1])
-
-    def span(position):
-        high = tf.math.unsorted_segment_max(position, flat_ids, n)
-        low = -tf.math.unsorted_segment_max(-position, flat_ids, n)
-        return tf.maximum(high - low + 1.0, 0.0)
-
-    width, height = span(cols), span(rows)
-    ruled = (width >= RULED_SPAN * tf.cast(w, tf.float32)) & (height * RULED_FLAT <= width)
-    real = tf.logical_and(real, tf.logical_not(tf.logical_and(ruled, w >= 32)))
-    heaviest = tf.reduce_max(mass)
-    drop_edges = tf.reduce_max(tf.where(edge, 0.0, mass)) >= 0.05 * heaviest
-    candidate = tf.logical_and(real, tf.logical_not(tf.logical_and(edge, drop_edges)))
-    top = tf.reduce_max(tf.where(candidate, mass, 0.0))
-    keep = candidate & (mass >= SPECK * top) & (mass > 0)
-    enclosed = per_label(tf.cast(_enclosed(tf.gather(keep, ids)), tf.float32), ids) > 0
-    keep |= candidate & enclosed & (mass >= MARK * top)
-    return tf.logical_and(tf.gather(keep, ids), mask), ids
-
-
-def _enclosed(kept: tf.Tensor) -> tf.Tensor:
-    """bool [h, w]: pixels with kept ink somewhere to their left, right, above and below."""
-    k = tf.cast(kept, tf.float32)
-    sides = [
-        tf.math.cumsum(k, axis, exclusive=True, reverse=reverse) > 0
-        for axis in (0, 1)
-        for reverse in (False, True)
-    ]
-    return tf.reduce_all(tf.stack(sides), 0)
-
-
-def _labelled(m: tf.Tensor) -> tf.Tensor:
-    """int32 [h, w]: each pixel of the 0/1 mask `m` labelled with the largest 1-based index
-    of a pixel of its 8-connected component (0 off the mask). Each pass spreads labels to
-    neighbours (3x3 max pooling), then jumps: a pixel takes the label of the pixel its
-    label names (in its own component, and at least as large), JUMPS times, which
-    shortens long chains exponentially instead of a pixel per pass."""
-    h, w = tf.shape(m)[0], tf.shape(m)[1]
-    labels = (tf.cast(tf.range(h * w), tf.float32) + 1.0) * tf.reshape(m, [-1])
-
-    def spread(labels, changed):
-        flat = tf.reshape(max3(tf.reshape(labels, [h, w])), [-1]) * tf.reshape(m, [-1])
-        for _ in range(JUMPS):
-            named = tf.gather(flat, tf.maximum(tf.cast(flat, tf.int32) - 1, 0))
-            flat = tf.where(flat > 0, tf.maximum(flat, named), 0.0)
-        return flat, tf.reduce_any(flat != labels)
-
-    labels, _ = tf.while_loop(
-        lambda labels, changed: changed,
-        spread,
-        (labels, tf.constant(True)),
-        maximum_iterations=h * w,
-    )
-    return tf.reshape(tf.cast(labels, tf.int32), [h, w])
-
-
 def stroke_width(work: tf.Tensor) -> tf.Tensor:
     """2 * area / perimeter of the ink (above mid-grey) of a square image: a stroke of
     width w and length L has area w L and a perimeter of about 2 L."""
     ink = tf.cast(work > PIXEL_MAX / 2, tf.float32)
-    inner = -max3(-ink)
+    inner = erode3(ink)
     return 2.0 * tf.reduce_sum(ink) / tf.maximum(tf.reduce_sum(ink - inner), 1.0)
-
-
-def max3(x: tf.Tensor) -> tf.Tensor:
-    """Grey dilation of [h, w] by a 3x3 square, same size (3x3 max pooling), in slices:
-    tf.nn.max_pool2d is several times slower on a single channel."""
-    edged = tf.pad(x, [[1, 1], [1, 1]], "SYMMETRIC")  # an edge's copy never wins
-    rows = tf.maximum(tf.maximum(edged[:-2], edged[1:-1]), edged[2:])
-    return tf.maximum(tf.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
-
-
-def max_filter(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """Grey dilation of [h, w] by a k x k square (k odd, a tensor), same size: separable,
-    each direction a windowed max built by doubling (log2 k steps, not k)."""
-    return _directional_max(_directional_max(x, k, axis=0), k, axis=1)
-
-
-def min_filter(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """Grey erosion by a k x k square."""
-    return -max_filter(-x, k)
-
-
-def _directional_max(x: tf.Tensor, k: tf.Tensor, axis: int) -> tf.Tensor:
-    """Max over a centred window of length k (odd) along `axis` (0 or 1); padding never
-    wins."""
-    n = tf.shape(x)[axis]
-    half = [k // 2, k // 2]
-    m = tf.pad(x, [half, [0, 0]] if axis == 0 else [[0, 0], half], constant_values=-1e9)
-
-    def take(m, start, length):
-        return m[start : start + length] if axis == 0 else m[:, start : start + length]
-
-    def double(m, span):  # m[i] = max(padded[i : i + span]) -> the same for 2 span
-        rest = tf.shape(m)[axis] - span  # the last span - 1 would reach past the end
-        return tf.maximum(take(m, 0, rest), take(m, span, rest)), span * 2
-
-    m, span = tf.while_loop(
-        lambda m, span: span * 2 <= k,
-        double,
-        (m, tf.constant(1)),
-        shape_invariants=(tf.TensorShape([None, None]), tf.TensorShape([])),
-    )
-    # A window of k is two overlapping windows of span (span <= k < 2 span).
-    return tf.maximum(take(m, 0, n), take(m, k - span, n))
