@@ -21,7 +21,7 @@ from relunet.reading.image_headers import declared_size
 from relunet.serve.batching import Batcher
 from relunet.serve.lifecycle import Life
 from relunet.serve.models import ModelFolder
-from relunet.serve.rest import create_app
+from relunet.serve.rest import create_app, warm_up
 from relunet.serve.watch import Metrics
 from relunet.training.model import build_model
 
@@ -37,11 +37,13 @@ SECONDS = 5  # the longest any one request may take here
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """relunet serve's application over an export of a small untrained ReluNet (only
-    the status of each answer matters here), batching as the command does."""
+    the status of each answer matters here), batching and warmed up as the command does
+    (the header check traced once, not inside the first example's time)."""
     folder = tmp_path_factory.mktemp("fuzz") / "relunet"
     export_saved_model(build_model(ModelConfig(width=8)), folder, verbose=False)
     batcher = Batcher(max_batch_size=16, timeout=0.0, threads=2)
     life = Life(models=ModelFolder(folder, "relunet"))
+    warm_up()
     yield create_app(life, "relunet", batcher, max_body_bytes=1 << 20, metrics=Metrics())
     batcher.close()
 

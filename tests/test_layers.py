@@ -222,6 +222,51 @@ def test_every_package_front_imports_nothing_heavy():
         assert _relunet_imports(front) <= set(NO_TENSORFLOW) | set(fronts), front
 
 
+# Names that functions of several rooms share, each for one job (a command's steps are
+# named after the command in each module that takes one).
+SAME_JOB = {
+    **dict.fromkeys(
+        ("train", "tune", "compare", "export", "predict", "evaluate", "serve"),
+        "the command: its check (preflight), its command-line step (commands), its library "
+        "function (its room)",
+    ),
+    "run": "a command's work once its check has passed, in each command's module",
+    "__getattr__": "a package front's names, loaded on first use",
+    "__dir__": "a package front's names, listed",
+}
+
+
+def functions(tree: ast.Module) -> set[str]:
+    """The names of a module's functions, at its top and inside its functions (methods
+    are their classes' business: build, call, on_epoch_begin answer to Keras)."""
+    found, pending = set(), list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.add(node.name)
+            pending.extend(node.body)
+        elif not isinstance(node, ast.ClassDef):
+            pending.extend(n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt))
+    return found
+
+
+def test_no_function_is_named_the_same_in_two_rooms_for_different_jobs():
+    """A reader who meets `answer` or `page` in one room should not find another one,
+    doing something else, in the next."""
+    rooms_of: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        room = room_of(_module_name(path))
+        for name in functions(ast.parse(path.read_text())):
+            rooms_of.setdefault(name, set()).add(room)
+    shared = {name: sorted(rooms) for name, rooms in rooms_of.items() if len(rooms) > 1}
+    assert not {name: rooms for name, rooms in shared.items() if name not in SAME_JOB}
+
+
+def test_a_function_named_twice_for_two_jobs_is_found():
+    page = ast.parse("def read_page():\n    def page():\n        pass\n")
+    assert functions(page) == {"read_page", "page"}
+
+
 def import_circles(imports: dict[str, set[str]]) -> list[list[str]]:
     """Every circle of imports between relunet's modules, each as the path that closes it
     (["a", "b", "a"]), found by a depth-first walk."""

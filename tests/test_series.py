@@ -10,6 +10,7 @@ from helpers import run_cli
 from relunet.base.errors import RelunetError
 from relunet.cli import build_parser, config_from_args
 from relunet.config import CompareConfig, series
+from relunet.experiments import seeds
 
 
 def cell(lab, *accuracies):
@@ -17,7 +18,7 @@ def cell(lab, *accuracies):
     return {
         "network": lab,
         "seeds": list(range(len(accuracies))),
-        **series.spread("test_accuracy", list(accuracies)),
+        **seeds.spread("test_accuracy", list(accuracies)),
     }
 
 
@@ -77,17 +78,17 @@ def test_a_lesson_says_whether_its_difference_is_larger_than_the_spread():
     relu_cell = cell("10-1-2", 0.955, 0.958, 0.953)
     xavier_cell = cell("10-2-1", 0.957, 0.961, 0.954)
 
-    said = series.lesson_sentence(lab10, relu, sigmoid_cell, relu_cell)
+    said = seeds.lesson_sentence(lab10, relu, sigmoid_cell, relu_cell)
     assert said.startswith("10-1-2 vs 10-1-1, ReLU instead of sigmoid: +3.13 points")
     assert "(the notebooks: +3.17)" in said
     assert "larger than the spread over 3 seeds" in said and "92.30-92.50%" in said
-    assert series.larger_than_spread(sigmoid_cell, relu_cell) is True
+    assert seeds.larger_than_spread(sigmoid_cell, relu_cell) is True
 
-    said = series.lesson_sentence(lab10, xavier, relu_cell, xavier_cell)
+    said = seeds.lesson_sentence(lab10, xavier, relu_cell, xavier_cell)
     assert "not larger than the spread over 3 seeds" in said and "cannot tell them apart" in said
-    assert series.larger_than_spread(relu_cell, xavier_cell) is False
+    assert seeds.larger_than_spread(relu_cell, xavier_cell) is False
 
-    one = series.lesson_sentence(lab10, relu, cell("10-1-1", 0.92), cell("10-1-2", 0.95))
+    one = seeds.lesson_sentence(lab10, relu, cell("10-1-1", 0.92), cell("10-1-2", 0.95))
     assert "one seed has no spread" in one
 
 
@@ -95,13 +96,13 @@ def test_above_five_seeds_the_spread_is_the_standard_deviation():
     # One low outlier: the range ends at 0.95, below the other cell; mean ± sd reaches it.
     wide = cell("10-1-2", 0.90, 0.95, 0.95, 0.95, 0.95, 0.95)
     close = cell("10-2-1", 0.955, 0.956, 0.955, 0.956, 0.955, 0.956)
-    assert series.spread_header(6) == "sd" and series.spread_text(wide).startswith("±")
-    assert series.interval(wide)[1] == pytest.approx(
+    assert seeds.spread_header(6) == "sd" and seeds.spread_text(wide).startswith("±")
+    assert seeds.interval(wide)[1] == pytest.approx(
         wide["test_accuracy"] + wide["test_accuracy_sd"]
     )
-    assert series.larger_than_spread(wide, close) is False
+    assert seeds.larger_than_spread(wide, close) is False
     five = cell("10-1-2", 0.90, 0.95, 0.95, 0.95, 0.95), cell("10-2-1", *[0.955] * 5)
-    assert series.spread_header(5) == "min-max" and series.larger_than_spread(*five) is True
+    assert seeds.spread_header(5) == "min-max" and seeds.larger_than_spread(*five) is True
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from typing import Any
 from relunet import data, preflight
 from relunet.base.table import format_table
 from relunet.config import CompareConfig, ModelConfig, OptimConfig, field_defaults, series, take
-from relunet.experiments import plots
+from relunet.experiments import plots, seeds
 from relunet.training.model import build_model, grad, kernel_grad_norms
 from relunet.training.runtime import how_it_ran, progress_verbosity, seed_everything, set_threads
 
@@ -77,8 +77,8 @@ def run(config: CompareConfig) -> Comparison:
             print(f"compare: {cell['label']}{also}", flush=True)
             cell_runs.append({**cell, **run_one(config, cell, seed, splits)})
         runs += cell_runs
-        cells.append(series.summarize(cell, cell_runs))
-    lessons = series.lessons(config.series, cells) if config.series else []
+        cells.append(seeds.over_seeds(cell, cell_runs))
+    lessons = seeds.lessons(config.series, cells) if config.series else []
     out.mkdir(parents=True, exist_ok=True)
     write_results(out, runs, cells, lessons, config)
     draw_plots(out, cells, config)
@@ -250,7 +250,7 @@ def results_table(cells: list[dict[str, Any]], config: CompareConfig) -> str:
     """The comparison as the text table `relunet compare` prints: with one seed, each
     run's figures; with more, each cell's means and the spread of its test accuracy."""
     n = config.seeds
-    spread = [series.spread_header(n)] if n > 1 else []
+    spread = [seeds.spread_header(n)] if n > 1 else []
     if config.series:
         header = ["lab", "network", "test_acc", *spread, "notebook", "seconds"]
         header += ["grad0 init", "grad0/logits"]
@@ -260,7 +260,7 @@ def results_table(cells: list[dict[str, Any]], config: CompareConfig) -> str:
         header += ["epochs", "seconds", "grad0 init", "grad0 first", "grad0 last"]
     rows = []
     for c in cells:
-        test = [f"{c['test_accuracy']:.4f}"] + ([series.spread_text(c)] if n > 1 else [])
+        test = [f"{c['test_accuracy']:.4f}"] + ([seeds.spread_text(c)] if n > 1 else [])
         if config.series:
             row = [
                 c["network"],

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from relunet.config.series import RANGE_UP_TO
+from relunet.experiments.seeds import RANGE_UP_TO
 
 COLOURS = {"relu": "#1f77b4", "sigmoid": "#d62728", "leaky_relu": "#2ca02c"}
 PALETTE = plt.get_cmap("tab10").colors  # a colour per cell, where activations do not tell
@@ -57,7 +57,7 @@ def first_step_grad_norms(cells: list[dict[str, Any]], path: Path, what: str) ->
         title=f"Gradient reaching each layer before any update\n{what}",
     )
     _finish(ax)
-    _save(fig, path)
+    _save_figure(fig, path)
 
 
 def test_accuracy(
@@ -90,7 +90,7 @@ def test_accuracy(
     if source:
         below = (0.5, -0.12 - 1 / (len(cells) + 4))  # under the axis label
         ax.legend(loc="upper center", bbox_to_anchor=below, fontsize=8, title=source)
-    _save(fig, path)
+    _save_figure(fig, path)
 
 
 def activation_derivatives(path: Path) -> None:
@@ -124,7 +124,7 @@ def activation_derivatives(path: Path) -> None:
     )
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9)
-    _save(fig, path)
+    _save_figure(fig, path)
 
 
 def val_accuracy(cells: list[dict[str, Any]], path: Path, what: str) -> None:
@@ -132,10 +132,10 @@ def val_accuracy(cells: list[dict[str, Any]], path: Path, what: str) -> None:
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
     for cell in cells:
         values = cell["history"]["val_accuracy"]
-        ax.plot(_epochs(values), values, marker="o", **_style(cell, cells))
+        ax.plot(_epoch_numbers(values), values, marker="o", **_style(cell, cells))
     ax.set(xlabel="epoch", ylabel="validation accuracy", title=f"Validation accuracy\n{what}")
     _finish(ax)
-    _save(fig, path)
+    _save_figure(fig, path)
 
 
 def grad_norms_per_layer(cells: list[dict[str, Any]], path: Path, what: str) -> None:
@@ -156,7 +156,7 @@ def grad_norms_per_layer(cells: list[dict[str, Any]], path: Path, what: str) -> 
         for key, shade in zip(layers, shades, strict=True):
             values = cell["history"][key]
             ax.plot(
-                _epochs(values),
+                _epoch_numbers(values),
                 values,
                 marker=".",
                 label=key.split("/", 1)[1],
@@ -170,10 +170,10 @@ def grad_norms_per_layer(cells: list[dict[str, Any]], path: Path, what: str) -> 
     for ax in axes[:, 0]:
         ax.set_ylabel("mean gradient norm (log)")
     fig.suptitle(f"Gradient norm of each Dense kernel per epoch (mean over its batches)\n{what}")
-    _save(fig, path)
+    _save_figure(fig, path)
 
 
-def _epochs(values: list[float]) -> list[int]:
+def _epoch_numbers(values: list[float]) -> list[int]:
     return list(range(1, len(values) + 1))
 
 
@@ -183,7 +183,7 @@ def _finish(ax) -> None:
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
 
 
-def _save(fig, path: Path) -> None:
+def _save_figure(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

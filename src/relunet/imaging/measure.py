@@ -25,7 +25,7 @@ def label(mask: tf.Tensor) -> tf.Tensor:
     on = tf.reshape(m, [-1])
     labels = (tf.cast(tf.range(h * w), tf.float32) + 1.0) * on
 
-    def spread(labels, changed):
+    def one_pass(labels, changed):
         flat = tf.reshape(dilate3(tf.reshape(labels, [h, w])), [-1]) * on
         for _ in range(JUMPS):
             named = tf.gather(flat, tf.maximum(tf.cast(flat, tf.int32) - 1, 0))
@@ -34,7 +34,7 @@ def label(mask: tf.Tensor) -> tf.Tensor:
 
     labels, _ = tf.while_loop(
         lambda labels, changed: changed,
-        spread,
+        one_pass,
         (labels, tf.constant(True)),
         shape_invariants=(tf.TensorShape([None]), tf.TensorShape([])),
         maximum_iterations=h * w,

@@ -42,12 +42,12 @@ def _directional_max(x: tf.Tensor, k: tf.Tensor, axis: int) -> tf.Tensor:
     half = [k // 2, k // 2]
     m = tf.pad(x, [half, [0, 0]] if axis == 0 else [[0, 0], half], constant_values=-1e9)
 
-    def take(m, start, length):
+    def window(m, start, length):
         return m[start : start + length] if axis == 0 else m[:, start : start + length]
 
     def double(m, span):  # m[i] = max(padded[i : i + span]) -> the same for 2 span
         rest = tf.shape(m)[axis] - span  # the last span - 1 would reach past the end
-        return tf.maximum(take(m, 0, rest), take(m, span, rest)), span * 2
+        return tf.maximum(window(m, 0, rest), window(m, span, rest)), span * 2
 
     m, span = tf.while_loop(
         lambda m, span: span * 2 <= k,
@@ -56,4 +56,4 @@ def _directional_max(x: tf.Tensor, k: tf.Tensor, axis: int) -> tf.Tensor:
         shape_invariants=(tf.TensorShape([None, None]), tf.TensorShape([])),
     )
     # A window of k is two overlapping windows of span (span <= k < 2 span).
-    return tf.maximum(take(m, 0, n), take(m, k - span, n))
+    return tf.maximum(window(m, 0, n), window(m, k - span, n))

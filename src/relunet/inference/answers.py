@@ -10,9 +10,11 @@ will not read as digits) or, with no ink at all, "no digit found".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
-from relunet.base.mnist import MAX_DIGITS
+from relunet.base.mnist import INPUT_SHAPE, MAX_DIGITS
 from relunet.base.signatures import (
     CLASS,
     DIGIT_BOXES,
@@ -32,7 +34,30 @@ def found_slots(count: tf.Tensor) -> tf.Tensor:
     return tf.range(MAX_DIGITS)[None, :] < count[:, None]
 
 
-def answers(read: dict[str, tf.Tensor], probabilities: tf.Tensor, rejected: tf.Tensor) -> dict:
+def classify_slots(
+    read: dict[str, tf.Tensor], classify: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each digit slot's (probabilities [n, MAX_DIGITS, classes], rejected [n, MAX_DIGITS])
+    for read_batch's dict of n images: only the digits found are gathered and classified,
+    in one call of `classify` (uint8 digits [k, 28, 28, 1] -> probabilities [k, classes]
+    and rejected [k]), and scattered back; an empty slot gets zeros and False. In the
+    exported graph and for relunet predict alike."""
+    slots = tf.reshape(read["digits"], [-1, *INPUT_SHAPE])
+    found = tf.where(tf.reshape(found_slots(read["count"]), [-1]))
+    probabilities, rejected = classify(tf.gather(slots, found[:, 0]))
+    every = tf.shape(slots, out_type=tf.int64)[:1]
+    classes = probabilities.shape[-1]
+    probabilities = tf.scatter_nd(found, probabilities, tf.concat([every, [classes]], 0))
+    rejected = tf.scatter_nd(found, tf.cast(rejected, tf.int32), every) > 0
+    return (
+        tf.reshape(probabilities, [-1, MAX_DIGITS, classes]),
+        tf.reshape(rejected, [-1, MAX_DIGITS]),
+    )
+
+
+def serving_outputs(
+    read: dict[str, tf.Tensor], probabilities: tf.Tensor, rejected: tf.Tensor
+) -> dict[str, tf.Tensor]:
     """serving_bytes' outputs for a batch of n images, from relunet.reading.digits.read_batch's
     dict and each digit slot's probabilities [n, MAX_DIGITS, 10] and rejection [n,
     MAX_DIGITS] (a slot past an image's count is ignored):

@@ -22,7 +22,7 @@ from relunet.base.paths import resolve_model_path
 from relunet.base.signatures import IMAGES, NOT_A_DIGIT, PROBABILITIES, SIGNATURE
 from relunet.data.pipelines import to_inputs
 from relunet.inference.trust import check_trusted
-from relunet.training.model import load_model
+from relunet.training.model import calibrated, load_model
 
 BATCH = 1024  # images per call when classifying many: about 3 MB of float32 pixels
 
@@ -58,9 +58,8 @@ class Classifier:
         # Called directly: predict() would first build (and with XLA, compile) a function,
         # which costs a short command more than the math does.
         model = self.keras_model
-        logits = model(to_inputs(images), training=False)
-        probabilities = tf.nn.softmax(logits / getattr(model, "temperature", 1.0)).numpy()
-        return probabilities, probabilities.max(-1) < getattr(model, "reject_below", 0.0)
+        probabilities, rejected = calibrated(model, model(to_inputs(images), training=False))
+        return probabilities.numpy(), rejected.numpy()
 
 
 def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:

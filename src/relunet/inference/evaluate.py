@@ -21,7 +21,7 @@ from relunet.base.signatures import DIGIT_FOUND, NOT_A_DIGIT, NUMBER, PROBABILIT
 from relunet.config import EvaluateConfig
 from relunet.inference.classifier import Classifier, load_classifier
 from relunet.inference.npy_inputs import NOTHING, labelled_image_files
-from relunet.inference.predict import answer, read_files
+from relunet.inference.predict import classify_reads, read_files
 from relunet.inference.report import NONE, write_report
 from relunet.training.calibrate import ece
 
@@ -72,7 +72,7 @@ def on_images(classifier: Classifier, folder: str | Path) -> tuple[dict, tuple]:
     the report's arrays for its one-digit images."""
     files = labelled_image_files(folder)
     found = read_files([path for path, _ in files], many=True)
-    said = answer(classifier, found)
+    said = classify_reads(classifier, found)
     truths = [label for _, label in files]
     read = [number.decode() for number in said[NUMBER]]
     nothing = said[NOT_A_DIGIT] | ~said[DIGIT_FOUND]

@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from relunet import preflight
-from relunet.base.mnist import INPUT_SHAPE, MAX_DIGITS
+from relunet.base.mnist import INPUT_SHAPE
 from relunet.base.signatures import (
     BYTES_SIGNATURE,
     CLASS,
@@ -41,9 +41,10 @@ from relunet.base.signatures import (
 )
 from relunet.config import ExportConfig
 from relunet.data.pipelines import to_inputs
-from relunet.inference.answers import answers, found_slots
+from relunet.inference.answers import classify_slots, serving_outputs
 from relunet.inference.classifier import load_classifier
 from relunet.reading.digits import read_batch
+from relunet.training.model import calibrated
 
 _INCOMPLETE = ".incomplete-"
 
@@ -93,19 +94,14 @@ def write_version(model: keras.Model, out: Path, version: int, verbose: bool = T
 def _archive(model: keras.Model) -> keras.export.ExportArchive:
     archive = keras.export.ExportArchive()
     archive.track(model)
-    # The calibration relunet.training.calibrate fitted (a model from elsewhere has none).
-    temperature = float(getattr(model, "temperature", 1.0))
-    reject_below = float(getattr(model, "reject_below", 0.0))
 
     def classify(images):
-        """Calibrated probabilities of uint8 digits [n, 28, 28, 1], and whether each
-        stays under the threshold."""
-        logits = model(to_inputs(images), training=False)
-        probabilities = tf.nn.softmax(logits / temperature, axis=-1)
-        return probabilities, tf.reduce_max(probabilities, axis=-1) < reject_below
+        """The calibrated softmax of uint8 digits [n, 28, 28, 1], and whether each stays
+        under the threshold (relunet.training.model.calibrated)."""
+        return calibrated(model, model(to_inputs(images), training=False))
 
     @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.uint8, name=IMAGES)])
-    def serve(images):
+    def serve_pixels(images):
         probabilities, rejected = classify(images)
         best = tf.where(rejected, tf.constant(-1, tf.int64), tf.argmax(probabilities, axis=-1))
         return {PROBABILITIES: probabilities, CLASS: best, NOT_A_DIGIT: rejected}
@@ -113,23 +109,9 @@ def _archive(model: keras.Model) -> keras.export.ExportArchive:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
     def serve_bytes(image_bytes):
         read = read_batch(image_bytes)
-        # The digits found are classified, not the empty slots (most, in a photo of one).
-        slots = tf.reshape(read["digits"], [-1, *INPUT_SHAPE])
-        found = tf.where(tf.reshape(found_slots(read["count"]), [-1]))
-        probabilities, rejected = classify(tf.gather(slots, found[:, 0]))
-        every = tf.shape(slots, out_type=tf.int64)[:1]
-        probabilities = tf.scatter_nd(
-            found, probabilities, tf.concat([every, [probabilities.shape[-1]]], 0)
-        )
-        rejected = tf.scatter_nd(found, tf.cast(rejected, tf.int32), every) > 0
-        per_image = [-1, MAX_DIGITS]
-        return answers(
-            read,
-            tf.reshape(probabilities, [*per_image, probabilities.shape[-1]]),
-            tf.reshape(rejected, per_image),
-        )
+        return serving_outputs(read, *classify_slots(read, classify))
 
-    archive.add_endpoint(SIGNATURE, serve)
+    archive.add_endpoint(SIGNATURE, serve_pixels)
     archive.add_endpoint(BYTES_SIGNATURE, serve_bytes)
     return archive
 

@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from relunet import preflight
 from relunet.base.errors import RelunetError
-from relunet.base.mnist import INPUT_SHAPE, MAX_DIGITS
 from relunet.base.signatures import (
     CLASS,
     DIGIT_BOXES,
@@ -30,7 +29,7 @@ from relunet.base.signatures import (
     PROBABILITIES,
 )
 from relunet.config import PredictConfig
-from relunet.inference.answers import answers, found_slots
+from relunet.inference.answers import classify_slots, serving_outputs
 from relunet.inference.classifier import Classifier, load_classifier
 from relunet.inference.npy_inputs import read_npy_images
 from relunet.reading.digits import READ, as_it_is, read_digits, read_many
@@ -114,22 +113,15 @@ def _as_one_digit(image: np.ndarray) -> dict[str, np.ndarray]:
     return {key: value.numpy() for key, value in as_it_is(tf.constant(image)).items()}
 
 
-def answer(classifier: Classifier, found: Read) -> dict[str, np.ndarray]:
-    """relunet.inference.answers' outputs for every input, its digits classified in one batch."""
-    digits = found.read["digits"].reshape(-1, *INPUT_SHAPE)
-    # The digits found are classified, not the empty slots (most, in a photo of one).
-    slots = np.flatnonzero(found_slots(tf.constant(found.read["count"])).numpy())
-    found_probabilities, found_rejected = classifier.classify(digits[slots])
-    probabilities = np.zeros((len(digits), found_probabilities.shape[1]), np.float32)
-    rejected = np.zeros(len(digits), bool)
-    probabilities[slots], rejected[slots] = found_probabilities, found_rejected
-    n = len(found.names)
-    tensors = {key: tf.constant(value) for key, value in found.read.items()}
-    said = answers(
-        tensors,
-        tf.constant(probabilities.reshape(n, MAX_DIGITS, -1)),
-        tf.constant(rejected.reshape(n, MAX_DIGITS)),
-    )
+def classify_reads(classifier: Classifier, found: Read) -> dict[str, np.ndarray]:
+    """serving_bytes' outputs (relunet.inference.answers) for every input, the digits
+    found in all of them classified in one batch."""
+    read = {key: tf.constant(value) for key, value in found.read.items()}
+
+    def classify(digits: tf.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        return classifier.classify(digits.numpy())
+
+    said = serving_outputs(read, *classify_slots(read, classify))
     return {key: value.numpy() for key, value in said.items()}
 
 
@@ -147,7 +139,7 @@ def run_predict(config: PredictConfig) -> list[dict]:
     was read, its `class`, `probability` and all ten `probabilities` (else None)."""
     found = read_files(config.inputs, many=len(config.inputs) > MANY)
     classifier = load_classifier(config.model, trust_model=config.trust_model)
-    said = answer(classifier, found)
+    said = classify_reads(classifier, found)
     return [_result(name, {k: v[i] for k, v in said.items()}) for i, name in enumerate(found.names)]
 
 

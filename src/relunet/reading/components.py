@@ -83,12 +83,12 @@ def _kept_components(
     cols = tf.cast(tf.reshape(tf.tile(tf.range(w)[None, :], [h, 1]), [-1]), tf.float32)
     flat_ids = tf.reshape(ids, [-1])
 
-    def span(position):
+    def extent(position):
         high = tf.math.unsorted_segment_max(position, flat_ids, n)
         low = -tf.math.unsorted_segment_max(-position, flat_ids, n)
         return tf.maximum(high - low + 1.0, 0.0)
 
-    width, height = span(cols), span(rows)
+    width, height = extent(cols), extent(rows)
     ruled = (width >= RULED_SPAN * tf.cast(w, tf.float32)) & (height * RULED_FLAT <= width)
     real = tf.logical_and(real, tf.logical_not(tf.logical_and(ruled, w >= RULED_MASK)))
     heaviest = tf.reduce_max(mass)

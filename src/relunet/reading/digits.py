@@ -88,7 +88,7 @@ def read_digits(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
     return tf.cond(
         is_mnist,
         lambda: as_it_is(tf.reshape(image, INPUT_SHAPE)),
-        lambda: page(small, factor),
+        lambda: read_page(small, factor),
     )
 
 
@@ -161,7 +161,7 @@ def found_as_is(digits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(pixels, axis=[-3, -2, -1]) > ink.MIN_CONTRAST
 
 
-def page(small: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
+def read_page(small: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
     """read_digits of a grey image [h, w] in 0..255, the file scaled by `factor` (boxes
     are divided by it): the page's ink found (relunet.reading.ink), split into digits
     (relunet.reading.segment), each made an MNIST digit (`as_mnist`)."""

@@ -13,7 +13,7 @@ whose errors and whose values are the reference.
 
 `read_request` and `to_input` check the values against the signature's input as TF
 Serving does, and answer a bad request with `BadRequest`, whose message goes back as
-the `error`; `answer` writes the JSON answer.
+the `error`; `json_reply` writes the JSON answer.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def to_input(values: Any, spec: InputSpec, rows: bool) -> np.ndarray | list[byte
     return array.astype(spec.dtype, copy=False)
 
 
-def answer(outputs: dict[str, np.ndarray], rows: bool) -> bytes:
+def json_reply(outputs: dict[str, np.ndarray], rows: bool) -> bytes:
     """The JSON answer to one request: `predictions`, one object per image (row
     format), or `outputs`, one list per output (columnar); outputs by name, as TF
     Serving writes them."""

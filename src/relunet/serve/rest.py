@@ -35,7 +35,7 @@ from starlette.routing import Route
 from relunet.base.errors import RelunetError
 from relunet.reading.image_headers import over_budget
 from relunet.serve.batching import Batcher
-from relunet.serve.decode import BadRequest, answer, read_request, to_input
+from relunet.serve.decode import BadRequest, json_reply, read_request, to_input
 from relunet.serve.lifecycle import Life
 from relunet.serve.models import ModelFolder, Signature, Version, warm_up_image
 from relunet.serve.watch import PATH as METRICS_PATH
@@ -157,9 +157,9 @@ async def _predict(
         (outputs,) = await _in_worker(run, [inputs])
     metrics.answered(outputs, *labels[:2])
     if len(inputs) > ANSWER_ON_THE_LOOP:
-        content = await _in_worker(answer, outputs, rows)
+        content = await _in_worker(json_reply, outputs, rows)
     else:
-        content = answer(outputs, rows)
+        content = json_reply(outputs, rows)
     return Response(content, media_type="application/json", headers=headers)
 
 

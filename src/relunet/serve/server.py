@@ -72,7 +72,7 @@ def run(config: ServeConfig) -> None:
         ),
         life,
     )
-    load_in_background(life, lambda: _load(config), server)
+    load_in_background(life, lambda: _load_versions(config), server)
     try:
         server.run(sockets=[listener])
     finally:
@@ -83,7 +83,7 @@ def run(config: ServeConfig) -> None:
         raise life.failed
 
 
-def _load(config: ServeConfig):
+def _load_versions(config: ServeConfig):
     """The folder's versions, loaded and warmed up, with the lines that say so."""
     from relunet.serve.models import ModelFolder
     from relunet.serve.rest import warm_up

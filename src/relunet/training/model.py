@@ -230,9 +230,8 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         return _step_logs(self.grad_norm_trackers)
 
     def probabilities(self, images: tf.Tensor) -> tf.Tensor:
-        """Calibrated class probabilities of float images [n, 28, 28, 1]: the softmax of
-        the logits over the temperature (relunet.training.calibrate fits it)."""
-        return tf.nn.softmax(self(images, training=False) / self.temperature, axis=-1)
+        """Calibrated class probabilities of float images [n, 28, 28, 1] (`calibrated`)."""
+        return calibrated(self, self(images, training=False))[0]
 
     def get_config(self) -> dict:
         return {
@@ -243,6 +242,17 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
             "temperature": self.temperature,
             "reject_below": self.reject_below,
         }
+
+
+def calibrated(model: keras.Model, logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The calibrated softmax, the one rule relunet answers by, in the export's graph and
+    for a .keras model alike: (probabilities [n, 10], the softmax of the logits over the
+    model's temperature; rejected [n], whether the highest stays under its "not a digit"
+    threshold). relunet.training.calibrate fits both; a model from elsewhere has neither,
+    and then its softmax is as trained and nothing is rejected."""
+    probabilities = tf.nn.softmax(logits / getattr(model, "temperature", 1.0), axis=-1)
+    threshold = getattr(model, "reject_below", 0.0)
+    return probabilities, tf.reduce_max(probabilities, axis=-1) < threshold
 
 
 def _step_logs(metrics) -> dict[str, tf.Tensor]:

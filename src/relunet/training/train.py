@@ -31,9 +31,9 @@ from relunet.training.backup import (
     RestoreEpochMetrics,
     optimizer_steps,
 )
-from relunet.training.calibrate import Calibration, calibration, ece, softmax
+from relunet.training.calibrate import Calibration, calibration, ece
 from relunet.training.callbacks import EpochTimer, make_callbacks
-from relunet.training.model import build_model, load_model
+from relunet.training.model import build_model, calibrated, load_model
 from relunet.training.rundir import RunDir
 from relunet.training.runtime import how_it_ran, seed_everything, set_threads
 
@@ -68,8 +68,8 @@ def run(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict[s
         if not devices.chief:
             devices.barrier()  # until the chief has written the results
             return {}
-        calibrated = calibrate_best(run_dir, splits.val) if splits.val is not None else None
-        metrics = test_and_record(config, run_dir, trained, splits, timeline, calibrated)
+        fitted = calibrate_best(run_dir, splits.val) if splits.val is not None else None
+        metrics = test_and_record(config, run_dir, trained, splits, timeline, fitted)
         trained.backup.delete()  # the run is trained and tested: the backup has served
         devices.barrier()  # so that the workers leave together
         return metrics
@@ -246,7 +246,7 @@ def test_and_record(
     trained: Trained,
     splits: data.Splits,
     timeline: dict[str, float],
-    calibrated: Calibration | None = None,
+    fitted: Calibration | None = None,
 ) -> dict[str, Any]:
     """Test the run's model once and write metrics.json. Without validation the model
     that just finished is the one kept; else best.keras is (and a model on several
@@ -260,9 +260,8 @@ def test_and_record(
         verbose=0,
         return_dict=True,
     )
-    probabilities = softmax(logits_of(model, splits.test) / getattr(model, "temperature", 1.0))
+    probabilities, rejected = (t.numpy() for t in calibrated(model, logits_of(model, splits.test)))
     labels = splits.test.labels.numpy()
-    rejected = probabilities.max(-1) < getattr(model, "reject_below", 0.0)
     timeline["evaluated"] = time.time()
     rows = run_dir.history_rows()
     timer = trained.timer
@@ -280,7 +279,7 @@ def test_and_record(
         "best_model": str(run_dir.best),
         "test_ece": round(ece(probabilities, labels), 5),
         "test_rejected": round(float(rejected.mean()), 5),  # answered "not a digit"
-        "calibration": calibrated.to_dict() if calibrated else None,
+        "calibration": fitted.to_dict() if fitted else None,
         "optimizer_steps": optimizer_steps(trained.model) or None,  # None: trained before
         "backups_written": trained.backup.written,  # by this process
         "step": how_it_ran(trained.model),
