@@ -50,6 +50,20 @@ def deskew(images: tf.Tensor, max_skew: float = 1.0) -> tf.Tensor:
     return bilinear_sample(x, xs, position[None, :, None])[..., None]
 
 
+def centred(images: tf.Tensor) -> tf.Tensor:
+    """Images [n, h, w], each moved by whole pixels (rolled round) so that its centre of
+    mass is the middle pixel, ((h - 1) / 2, (w - 1) / 2) rounded."""
+    row, col = centre_of_mass(images)
+    middle = (tf.cast(tf.shape(images)[1:], images.dtype) - 1) / 2
+    dy = tf.cast(tf.round(middle[0] - row), tf.int32)
+    dx = tf.cast(tf.round(middle[1] - col), tf.int32)
+    return tf.map_fn(
+        lambda args: tf.roll(args[0], shift=[args[1], args[2]], axis=[0, 1]),
+        (images, dy, dx),
+        fn_output_signature=images.dtype,
+    )
+
+
 def padded_square(grey: tf.Tensor) -> tf.Tensor:
     """A grey image [h, w] padded with zeros, evenly on both sides, to a square."""
     height, width = tf.shape(grey)[0], tf.shape(grey)[1]
