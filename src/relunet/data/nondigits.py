@@ -38,13 +38,15 @@ INK = 0.1  # a pixel above this (of 1) is ink, when a shape is boxed again
 def non_digits(digits: tf.Tensor, count: int, key: tf.Tensor) -> tf.Tensor:
     """uint8 [count, 28, 28, 1] shapes that are not digits, from a batch of uint8 digits
     [b, 28, 28, 1] (whose digits the fusions and pairs are made of)."""
-    keys = tf.random.experimental.stateless_split(key, num=6)
-    kind = tf.random.stateless_uniform([count], keys[0], 0, len(KINDS), dtype=tf.int32)
+    kind_key, picks_key, strokes_key, fusions_key = tf.unstack(
+        tf.random.experimental.stateless_split(key, num=4)
+    )
+    kind = tf.random.stateless_uniform([count], kind_key, 0, len(KINDS), dtype=tf.int32)
     x = tf.cast(digits[..., 0], tf.float32) / PIXEL_MAX
-    picks = tf.random.stateless_uniform([count, 2], keys[1], 0, tf.shape(x)[0], dtype=tf.int32)
+    picks = tf.random.stateless_uniform([count, 2], picks_key, 0, tf.shape(x)[0], dtype=tf.int32)
     a, b = tf.gather(x, picks[:, 0]), tf.gather(x, picks[:, 1])
-    shapes = strokes(count, keys[2])
-    made = {"strokes": shapes, "fusions": _reboxed(fusions(a, b, keys[4]))}
+    shapes = strokes(count, strokes_key)
+    made = {"strokes": shapes, "fusions": _reboxed(fusions(a, b, fusions_key))}
     made["pairs"] = _reboxed(pairs(a, b))
     # [count, KINDS, 28, 28]: each kind made for every slot, one kept
     every = tf.stack([made[name] for name in KINDS], axis=1)
@@ -56,10 +58,10 @@ def fusions(a: tf.Tensor, b: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
     """[n, 28, 28]: digit b drawn over digit a, moved 5 to 9 px sideways and up to 4 up
     or down."""
     n = tf.shape(a)[0]
-    keys = tf.random.experimental.stateless_split(key, num=2)
-    dx = tf.random.stateless_uniform([n], keys[0], *FUSION_SHIFT, dtype=tf.int32)
-    dx = dx * tf.where(tf.random.stateless_uniform([n], keys[1]) < 0.5, -1, 1)
-    dy = tf.random.stateless_uniform([n], keys[1], *FUSION_DROP, dtype=tf.int32)
+    shift_key, side_key, drop_key = tf.unstack(tf.random.experimental.stateless_split(key, num=3))
+    dx = tf.random.stateless_uniform([n], shift_key, *FUSION_SHIFT, dtype=tf.int32)
+    dx = dx * tf.where(tf.random.stateless_uniform([n], side_key) < 0.5, -1, 1)
+    dy = tf.random.stateless_uniform([n], drop_key, *FUSION_DROP, dtype=tf.int32)
     moved = tf.map_fn(
         lambda args: tf.roll(args[0], shift=[args[2], args[1]], axis=[0, 1]),
         (b, dx, dy),

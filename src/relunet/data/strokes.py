@@ -43,13 +43,13 @@ def strokes(count: int, key: tf.Tensor) -> tf.Tensor:
     """float [count, 28, 28] in 0..1: shapes of pen strokes, each a random one of SHAPES
     (a grid where it came out as one thin stroke), drawn into the 20x20 box, centred by
     mass."""
-    keys = tf.random.experimental.stateless_split(key, num=2)
-    start, end, used = segments(count, keys[0])
-    width = tf.random.stateless_uniform([count, 1, 1], keys[1], *PEN)
+    shape_key, width_key, grid_key = tf.unstack(tf.random.experimental.stateless_split(key, num=3))
+    start, end, used = segments(count, shape_key)
+    width = tf.random.stateless_uniform([count, 1, 1], width_key, *PEN)
     # A shape much thinner one way than the other is a stroke of a 1 or a 7: a grid (#)
     # takes its place.
     thin = _thin(start, end, used)[:, None]  # [count, 1]
-    grid_start, grid_end, grid_used = segments(count, keys[0], only="grid")
+    grid_start, grid_end, grid_used = segments(count, grid_key, only="grid")
     start = tf.where(thin[..., None], grid_start, start)
     end = tf.where(thin[..., None], grid_end, end)
     used = tf.where(thin, grid_used, used)
@@ -113,7 +113,7 @@ class Draws:
 
 def draws(count: int, key: tf.Tensor) -> tuple[tf.Tensor, Draws]:
     """(each slot's shape [count], an index into SHAPES; the draws they share)."""
-    keys = tf.random.experimental.stateless_split(key, num=7)
+    keys = tf.random.experimental.stateless_split(key, num=8)  # one for each draw
     n = SEGMENTS
 
     def whole(shape, low, high, k):
@@ -130,7 +130,7 @@ def draws(count: int, key: tf.Tensor) -> tuple[tf.Tensor, Draws]:
         many=tf.cast(whole([count, 1], 3, 9, 4), tf.float32),
         aspect=tf.random.stateless_uniform([count, 1, 1], keys[5], 0.6, 1.0),
         roofed=tf.random.stateless_uniform([count, 1], keys[6]) < 0.5,
-        lattice=tf.cast(whole([count, n + 1, 2], 0, 3, 4), tf.float32) - 1.0,
+        lattice=tf.cast(whole([count, n + 1, 2], 0, 3, 7), tf.float32) - 1.0,
     )
     return shape, shared
 

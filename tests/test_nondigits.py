@@ -1,0 +1,85 @@
+"""relunet.data.nondigits and its stroke shapes (relunet.data.strokes): what training
+adds to a batch as "not a digit", made from random numbers and the batch's digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import ndimage
+
+from relunet.data import nondigits, strokes
+from relunet.imaging.measure import centre_of_mass
+
+KEY = tf.constant([3, 14], tf.int64)
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_dir):
+    from relunet.data import idx
+
+    return tf.constant(idx.read_folder(mnist_dir).splits["test"].images[:64])
+
+
+def test_the_shapes_are_a_function_of_their_key_alone(digits):
+    made = nondigits.non_digits(digits, 48, KEY).numpy()
+    assert made.shape == (48, 28, 28, 1) and made.dtype == np.uint8
+    assert np.array_equal(made, nondigits.non_digits(digits, 48, KEY).numpy())
+    other = tf.random.experimental.stateless_fold_in(KEY, 1)
+    assert not np.array_equal(made, nondigits.non_digits(digits, 48, other).numpy())
+
+
+def test_every_shape_has_ink_and_its_centre_of_mass_in_the_middle(digits):
+    made = tf.cast(nondigits.non_digits(digits, 96, KEY)[..., 0], tf.float32)
+    assert (tf.reduce_max(made, [1, 2]).numpy() > 128).all()
+    row, col = (t.numpy() for t in centre_of_mass(made))
+    assert np.abs(row - 13.5).max() <= 1.0 and np.abs(col - 13.5).max() <= 1.0
+
+
+@pytest.mark.parametrize("name", strokes.SHAPES)
+def test_each_stroke_shape_is_drawn_and_none_is_one_thin_stroke_but_a_grid_s_stand_in(name):
+    start, end, used = strokes.segments(64, KEY, only=name)
+    assert used.numpy().any(1).all(), name
+    if name == "grid":  # what stands in for a thin shape is never thin
+        assert not strokes._thin(start, end, used).numpy().any()
+
+
+def test_a_thin_shape_is_replaced_by_a_grid():
+    """Some random shapes come out thin (a polyline's points nearly in line); none of what
+    strokes draws keeps one: its ink spreads both ways."""
+    start, end, used = strokes.segments(512, KEY)
+    assert strokes._thin(start, end, used).numpy().any()
+    drawn = strokes.strokes(512, KEY).numpy()
+    for image in drawn:
+        rows, cols = np.nonzero(image > 0.5)
+        assert np.ptp(rows) >= 2 and np.ptp(cols) >= 2
+
+
+def test_fusions_and_pairs_are_made_of_two_digits(digits):
+    x = tf.cast(digits[:8, ..., 0], tf.float32) / 255.0
+    assert nondigits.pairs(x, x).shape == (8, 28, 40)
+    fused = nondigits.fusions(x, x[::-1], KEY).numpy()
+    assert (fused >= x.numpy()).all() and (fused > x.numpy()).any(axis=(1, 2)).all()
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
+def test_the_lattice_and_the_stroke_count_are_not_read_from_the_same_random_bits():
+    """Two draws from one key read the same bits: the lattice's points were once the
+    stroke counts' bits again (a point = (count - 3) mod 3, along the flat order)."""
+    _, shared = strokes.draws(4000, KEY)
+    many, lattice = shared.many.numpy().ravel(), shared.lattice.numpy().ravel()[:4000]
+    assert abs(_correlation(many % 3, lattice)) < 0.1
+
+
+def test_a_fusion_moves_its_second_digit_within_its_ranges():
+    dot = np.zeros((2000, 28, 28), np.float32)
+    dot[:, 13, 13] = 1.0  # a one-pixel digit, rolled by the fusion's shift and drop
+    moved = nondigits.fusions(tf.zeros_like(dot), tf.constant(dot), KEY).numpy()
+    assert all(ndimage.label(m)[1] == 1 for m in moved[:50])
+    rows, cols = np.nonzero(moved)[1:]
+    assert set(np.unique(np.abs(cols - 13))) == set(range(*nondigits.FUSION_SHIFT))
+    assert set(np.unique(rows - 13)) == set(range(*nondigits.FUSION_DROP))
+    assert 0.4 < np.mean(cols < 13) < 0.6  # left or right alike
