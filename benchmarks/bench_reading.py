@@ -43,8 +43,7 @@ def ece_on_test(run_dir: Path, data_dir: str) -> dict:
     import relunet.base.quiet
 
     relunet.base.quiet.import_tensorflow_quietly()
-    from relunet.data import idx
-    from relunet.data.pipelines import to_inputs
+    from relunet.data import idx, to_inputs
     from relunet.training.calibrate import ece
     from relunet.training.model import load_model
 

@@ -10,8 +10,8 @@ import tensorflow as tf
 from relunet import data
 from relunet.base.errors import RelunetError
 from relunet.config import AugmentConfig, TrainConfig
+from relunet.data import PipelineConfig as P
 from relunet.data.augment import batch_key, distort
-from relunet.data.pipelines import PipelineConfig as P
 
 ONLY = dict(  # every distortion off: a test turns one on
     augment=1.0,

@@ -11,7 +11,7 @@ from helpers import write_idx_folder
 
 from relunet import data
 from relunet.base.errors import RelunetError
-from relunet.data.pipelines import PipelineConfig as P
+from relunet.data import PipelineConfig as P
 
 
 def test_tfds_path_gives_supervised_uint8_images_and_labels():

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from relunet import TrainConfig, data
 from relunet.config import ModelConfig, OptimConfig
-from relunet.data.pipelines import PipelineConfig as P
+from relunet.data import PipelineConfig as P
 from relunet.training.callbacks import StepProgress
 from relunet.training.model import build_model
 from relunet.training.train import train

@@ -291,7 +291,8 @@ def _trial_and_retrain(argv: list[str]) -> tuple[dict, dict]:
     import keras_tuner
 
     from relunet.experiments import trials
-    from relunet.experiments.tune import ReluNetHyperModel, retrain_config
+    from relunet.experiments.retrain import retrain_config
+    from relunet.experiments.tune import ReluNetHyperModel
 
     args = cli.build_parser().parse_args(argv)
     config = cli.config_from_args(args.config, args).validate()

@@ -31,7 +31,10 @@ FUZZ = settings(
     database=None,  # nothing written into the checkout
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-SECONDS = 5  # the longest any one request may take here
+# The most one request may take here: CPU seconds of this process (which other work on a
+# shared machine does not inflate, as it does a wall clock), and wall seconds for a hang.
+SECONDS = 5
+HANG_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def app(tmp_path_factory):
 
 def post(app, path: str, body: bytes) -> tuple[int, dict]:
     """One POST through the ASGI application, as uvicorn hands it over; its status and
-    JSON answer. Fails if it takes more than SECONDS."""
+    JSON answer. Fails if it takes more than SECONDS of CPU, or hangs."""
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     sent = []
 
@@ -74,9 +77,9 @@ def post(app, path: str, body: bytes) -> tuple[int, dict]:
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 8501),
     }
-    start = time.monotonic()
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), SECONDS))
-    assert time.monotonic() - start < SECONDS
+    start = time.process_time()
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), HANG_SECONDS))
+    assert time.process_time() - start < SECONDS
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, json.loads(answer)
@@ -167,13 +170,13 @@ def test_a_mutated_image_header_is_read_quickly_or_refused(app, kind, data):
             image[at] = data.draw(st.integers(0, 255))
         else:
             image = image[: at + data.draw(st.integers(0, 64))]
-    start = time.monotonic()
+    start = time.process_time()
     try:
         size = declared_size(tf.constant(bytes(image))).numpy()
         assert size.shape == (3,) and (size >= 0).all()
     except tf.errors.InvalidArgumentError:  # a JPEG whose header cannot be read
         pass
-    assert time.monotonic() - start < SECONDS
+    assert time.process_time() - start < SECONDS
     body = {
         "signature_name": "serving_bytes",
         "instances": [{"b64": base64.b64encode(image).decode()}],

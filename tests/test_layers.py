@@ -267,6 +267,27 @@ def test_a_function_named_twice_for_two_jobs_is_found():
     assert functions(page) == {"read_page", "page"}
 
 
+LONG_MODULE = 320  # lines; a module longer says why in its docstring ("About N lines ...")
+LONG_FUNCTION = 60  # lines
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: _module_name(p))
+def test_a_module_is_read_in_one_sitting_and_a_function_on_one_screen(path):
+    text = path.read_text()
+    lines = len(text.splitlines())
+    doc = ast.get_docstring(ast.parse(text)) or ""
+    assert lines <= LONG_MODULE or re.search(r"About \d+ lines", doc), (
+        f"{path.name}: {lines} lines, and its docstring does not say why"
+    )
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > LONG_FUNCTION
+    ]
+    assert not long, f"{path.name}: {long}"
+
+
 def import_circles(imports: dict[str, set[str]]) -> list[list[str]]:
     """Every circle of imports between relunet's modules, each as the path that closes it
     (["a", "b", "a"]), found by a depth-first walk."""

@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 from helpers import call, serving
 
+from relunet.data import to_inputs
 from relunet.data.idx import read_folder
-from relunet.data.pipelines import to_inputs
 from relunet.inference.export import export_saved_model
 from relunet.serve.decode import BadRequest, numeric_array, parse_body
 from relunet.training.model import load_model

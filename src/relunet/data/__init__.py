@@ -10,19 +10,17 @@ _PUBLIC = {
     **dict.fromkeys(("Source", "default_tfds_dir"), "relunet.data.sources"),
     "find_source": "relunet.data.prepare",
     **dict.fromkeys(
+        ("Arrays", "Splits", "load_arrays", "load_splits", "load_tfds", "split_arrays"),
+        "relunet.data.splits",
+    ),
+    **dict.fromkeys(
         (
             "AUTOTUNE",
-            "Arrays",
             "EpochCounter",
             "PipelineConfig",
-            "Splits",
             "evaluation_pipeline",
-            "load_arrays",
-            "load_splits",
-            "load_tfds",
             "normalize",
             "rest_of_epoch",
-            "split_arrays",
             "steps_per_epoch",
             "to_inputs",
             "training_pipeline",

@@ -20,15 +20,6 @@ from relunet.data import idx
 
 SOURCE_RECORD = "relunet_source.json"  # beside a mnist_idx copy: the IDX files it came from
 
-# Hosts that tfds's own builders download from, probed before a download is tried:
-# with no route out, tfds retries for minutes before it gives up.
-_DOWNLOAD_HOSTS = {
-    "mnist": "storage.googleapis.com",
-    "fashion_mnist": "fashion-mnist.s3-website.eu-central-1.amazonaws.com",
-    "kmnist": "codh.rois.ac.jp",
-}
-_PROBE_SECONDS = 5.0
-
 
 @dataclass
 class Source:

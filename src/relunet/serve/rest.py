@@ -22,6 +22,7 @@ import functools
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -62,40 +63,33 @@ def create_app(
 ) -> Starlette:
     """The Starlette application serving `life.models` (the model `name`) once they are
     loaded, batching with `batcher` if given, counting in `metrics`."""
+    handlers = _Handlers(life, name, batcher, max_body_bytes, metrics)
+    every = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]  # all answered in JSON
+    return Starlette(
+        routes=[
+            Route("/", handlers.drawing_page),
+            Route("/healthz", handlers.healthz),
+            Route("/readyz", handlers.readyz),
+            Route(METRICS_PATH, handlers.prometheus),
+            Route("/{path:path}", handlers.api, methods=every),
+        ]
+    )
 
-    async def api(request: Request) -> Response:
+
+@dataclass
+class _Handlers:
+    """What each path answers, over the server's life, batcher and metrics."""
+
+    life: Life
+    name: str
+    batcher: Batcher | None
+    max_body_bytes: int
+    metrics: Metrics
+
+    async def api(self, request: Request) -> Response:
+        """TF Serving's paths; every error a JSON `error` with its status."""
         try:
-            path = _PATH.fullmatch(request.url.path)
-            if not path:
-                raise BadRequest(f"Unknown path {request.url.path}.", 404)
-            models = life.models
-            if models is None:
-                raise BadRequest(f"The model is not ready: {life.not_ready()}.", 503)
-            if path["name"] != models.name:
-                raise BadRequest(f"Servable not found for request: Latest({path['name']})", 404)
-            number = _version_number(path["version"])
-            verb = (path["verb"] or "").lower()
-            if request.method not in ("GET", "POST"):
-                raise BadRequest(
-                    f"The method {request.method} is not allowed here; GET the status or "
-                    "metadata, POST :predict.",
-                    405,
-                )
-            if request.method == "POST":
-                if verb != "predict" or path["metadata"]:
-                    raise BadRequest(f"The verb {verb!r} is not supported; use :predict.", 404)
-                about = request.scope.setdefault("relunet", {})  # see relunet.serve.watch
-                about["model"] = models.name
-                body = await _read_body(request, max_body_bytes)
-                return await _predict(models, batcher, metrics, about, number, path["label"], body)
-            if verb:
-                raise BadRequest(f"Unknown path {request.url.path}.", 404)
-            served = await _in_worker(_served, models, number, path["label"])
-            if path["metadata"]:
-                return JSONResponse((served or models.version()).metadata)
-            if life.draining:
-                raise BadRequest(f"The model is not ready: {life.not_ready()}.", 503)
-            return JSONResponse(_status(models, served))
+            return await self._api(request)
         except BadRequest as error:
             return JSONResponse({"error": str(error)}, status_code=error.status)
         except RelunetError as error:  # a version that appeared but cannot be served
@@ -103,35 +97,60 @@ def create_app(
         except Exception as error:  # never a bare 500 page: the client gets the reason
             return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
 
-    async def page(request: Request) -> Response:
-        html = resources.files("relunet.serve").joinpath("static/draw.html").read_text()
-        return HTMLResponse(html.replace("{{MODEL}}", name))
+    async def _api(self, request: Request) -> Response:
+        path = _PATH.fullmatch(request.url.path)
+        if not path:
+            raise BadRequest(f"Unknown path {request.url.path}.", 404)
+        models = self.life.models
+        if models is None:
+            raise BadRequest(f"The model is not ready: {self.life.not_ready()}.", 503)
+        if path["name"] != models.name:
+            raise BadRequest(f"Servable not found for request: Latest({path['name']})", 404)
+        number = _version_number(path["version"])
+        verb = (path["verb"] or "").lower()
+        if request.method not in ("GET", "POST"):
+            raise BadRequest(
+                f"The method {request.method} is not allowed here; GET the status or "
+                "metadata, POST :predict.",
+                405,
+            )
+        if request.method == "POST":
+            if verb != "predict" or path["metadata"]:
+                raise BadRequest(f"The verb {verb!r} is not supported; use :predict.", 404)
+            about = request.scope.setdefault("relunet", {})  # see relunet.serve.watch
+            about["model"] = models.name
+            body = await _read_body(request, self.max_body_bytes)
+            return await _predict(
+                models, self.batcher, self.metrics, about, number, path["label"], body
+            )
+        if verb:
+            raise BadRequest(f"Unknown path {request.url.path}.", 404)
+        served = await _in_worker(_served, models, number, path["label"])
+        if path["metadata"]:
+            return JSONResponse((served or models.version()).metadata)
+        if self.life.draining:
+            raise BadRequest(f"The model is not ready: {self.life.not_ready()}.", 503)
+        return JSONResponse(_status(models, served))
 
-    async def healthz(request: Request) -> Response:
+    async def drawing_page(self, request: Request) -> Response:
+        html = resources.files("relunet.serve").joinpath("static/draw.html").read_text()
+        return HTMLResponse(html.replace("{{MODEL}}", self.name))
+
+    async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "serving"})
 
-    async def readyz(request: Request) -> Response:
-        why = life.not_ready()
+    async def readyz(self, request: Request) -> Response:
+        why = self.life.not_ready()
         if why is not None:
             return JSONResponse({"status": why.split(":")[0], "error": why}, status_code=503)
-        versions = sorted(life.models.refresh(), reverse=True)
+        versions = sorted(self.life.models.refresh(), reverse=True)
         return JSONResponse({"status": "ready", "versions": [str(v) for v in versions]})
 
-    async def prometheus(request: Request) -> Response:
-        if life.models is not None:
-            metrics.versions(life.models.name, life.models.refresh())
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    every = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]  # all answered in JSON
-    return Starlette(
-        routes=[
-            Route("/", page),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route(METRICS_PATH, prometheus),
-            Route("/{path:path}", api, methods=every),
-        ]
-    )
+    async def prometheus(self, request: Request) -> Response:
+        models = self.life.models
+        if models is not None:
+            self.metrics.versions(models.name, models.refresh())
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _predict(

@@ -21,6 +21,9 @@ recorded epoch; and it restarts an interrupted epoch from its first batch.
   refused rather than silently started afresh.
 
 The folder holds `manifest.json` and at most two `weights-<n>.npz`.
+
+(About 380 lines, one module on purpose: what a backup writes and what restoring
+checks of it, field by field, are one format, and read best side by side.)
 """
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ never probabilities. The exported SavedModel wraps that: uint8 in, probabilities
 
 `ReluNet(ModelConfig(...))` is the network; `build_model(model, optim)` builds and
 compiles it. Both take the config groups whole, so a new layer option is a field of
-`relunet.config.ModelConfig` and the line of `ReluNet` that reads it.
+`relunet.config.ModelConfig` and the line of `ReluNet` that reads it. `calibrated` is
+the calibrated softmax every answer goes through, here beside the temperature and
+threshold the model carries. (About 320 lines: the lab's functions, the model that
+runs them and the builder read as one.)
 """
 
 from __future__ import annotations
