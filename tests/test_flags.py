@@ -672,7 +672,7 @@ def test_every_serve_flag_changes_what_the_server_does_or_is_refused(served):
     assert base["status"]["model_version_status"][0]["version"] == "1", base["err"]
     assert base["listening"] == {"127.0.0.1"} and base["relunet"] == 200
     assert base["predict"] == 200 and base["labelled"] == 400 and all(base["batches"])
-    assert base["alone_seconds"] < 0.3 and len(base["threads"]) <= os.cpu_count()
+    assert len(base["threads"]) <= os.cpu_count()
     (served / "versions2" / "1").rename(served / "versions2" / "4")
     port = str(free_ports()[0])
     moved = _serve(
@@ -706,7 +706,11 @@ def test_every_serve_flag_changes_what_the_server_does_or_is_refused(served):
     waiting = _serve(
         served, "versions", "--batch-timeout-micros", "300000", "--num-batch-threads", threads
     )
-    assert waiting["alone_seconds"] >= 0.3 and len(waiting["threads"]) == os.cpu_count() + 1
+    assert len(waiting["threads"]) == os.cpu_count() + 1
+    # A lone request waits the 300 ms for company, which the default (no wait) does not:
+    # the difference, both measured here, not a wall time that a busy machine stretches.
+    assert waiting["alone_seconds"] >= 0.3
+    assert waiting["alone_seconds"] - base["alone_seconds"] > 0.2
     assert [b["requests"] for b in waiting["batches"]] == ["4"] * 4
     # max_batch_size: the same 4 requests, in batches of at most 2 images
     # access_log: a line for each request on stdout, where the others write none

@@ -500,18 +500,30 @@ def test_a_version_copied_in_is_served_once_whole_and_the_others_keep_serving(se
         assert max(v for v, s in states.items() if s["state"] == "AVAILABLE") == expected_newest
         return states
 
+    def version_3_once(holds):  # its status, once `holds` says yes to it
+        deadline = time.monotonic() + 60  # the folder is looked at again every second
+        while time.monotonic() < deadline:
+            states = {v["version"]: v for v in call(base)[1]["model_version_status"]}
+            if holds(states["3"]):
+                return states["3"]
+            time.sleep(0.1)
+        raise AssertionError(f"version 3 never came to pass: {states['3']}")
+
     states = still_serving("2")
-    assert states["3"]["state"] == "END" and states["3"]["status"]["error_message"]
+    half = states["3"]["status"]
+    assert states["3"]["state"] == "END" and half["error_message"]
     status, answer = call(f"{base}/versions/3:predict", {"instances": images.tolist()})
     assert status == 404 and "could not be loaded" in answer["error"]
     (copy / "saved_model.pb").write_bytes(pb)  # the graph whole, the variables not yet
-    time.sleep(1.1)  # a version that failed is looked at again once its files change
+    # A version that failed is looked at again once its files change: another reason.
+    assert version_3_once(lambda v: v["status"] != half)["state"] == "END"
     assert still_serving("2")["3"]["state"] == "END"
     shutil.copytree(source / "1" / "variables", copy / "variables")
     for rest in (p for p in (source / "1").iterdir() if not (copy / p.name).exists()):
         (shutil.copytree if rest.is_dir() else shutil.copy)(rest, copy / rest.name)
-    time.sleep(1.1)
-    assert still_serving("3")["3"]["status"] == {"error_code": "OK", "error_message": ""}
+    ok = {"error_code": "OK", "error_message": ""}
+    assert version_3_once(lambda v: v["state"] == "AVAILABLE")["status"] == ok
+    assert still_serving("3")["3"]["status"] == ok
     status, answer = call(f"{base}/versions/3:predict", {"instances": images.tolist()})
     assert status == 200 and [p["class"] for p in answer["predictions"]] == labels.tolist()
     shutil.rmtree(copy)
@@ -540,3 +552,31 @@ def test_it_listens_on_this_machine_only_by_default(server):
     port = server["base"].rsplit(":", 1)[1]
     listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
     assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
+
+
+def test_the_listening_socket_names_tcp_so_answers_are_not_held_back():
+    """asyncio turns Nagle's algorithm off (TCP_NODELAY) only on connections whose socket
+    names TCP as its protocol; relunet's listening socket does, so an answer's body never
+    waits for the client's delayed ACK."""
+    import asyncio
+
+    from relunet.serve.listen import listening_socket
+
+    listener = listening_socket("127.0.0.1", 0)
+    seen = {}
+
+    async def main():
+        async def answer(reader, writer):
+            accepted = writer.get_extra_info("socket")
+            seen["nodelay"] = accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            writer.close()
+
+        server = await asyncio.start_server(answer, sock=listener)
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        await reader.read()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    assert seen["nodelay"] == 1
