@@ -7,9 +7,9 @@ and MultiWorkerMirrored with two worker processes on localhost.
 Every configuration is a real `relunet train` run (the multi-worker one, two of them
 with TF_CONFIG); throughput is the images per second of the last epoch, from the run's
 history (the first epoch includes tracing). Under tf.distribute relunet trains without
-XLA and with one step per execution (see relunet.training.distribute), so the one-device run is
-also measured with those settings: that ratio shows what the replicas themselves cost.
-On a machine with N cores the replicas share the N cores: expect no speed-up from
+XLA and with one step per execution (see relunet.training.distribute), so the one-device
+run is also measured with those settings: that ratio shows what the replicas themselves
+cost. On a machine with N cores the replicas share the N cores: expect no speed-up from
 logical CPU replicas; they exist to test the distributed code path.
 """
 

@@ -5,12 +5,12 @@ symbols and doodles that should be answered "not a digit"; calibration before an
     python benchmarks/bench_reading.py --seeds 1 --json
 
 The sets (benchmarks/reading_sets.py) are photos of dark ink on paper made by the
-project's own code: numbers of 2 to 6 of MNIST's *test* digits written side by side (with
-gaps, with overlapping boxes, touching), single test digits, letters and symbols in the
-fonts matplotlib ships, doodles drawn by code; and the optdigits scans of 13 people's
-handwriting (bench_real_digits.py). The model is trained on MNIST's training split and
-shapes of relunet.data.nondigits, calibrated on train[55000:]; none of these images is used
-to train it or to fit its temperature or threshold.
+project's own code: numbers of 2 to 6 of MNIST's *test* digits written side by side
+(with gaps, with overlapping boxes, touching), single test digits, letters and symbols
+in the fonts matplotlib ships, doodles drawn by code; and the optdigits scans of 13
+people's handwriting (bench_real_digits.py). The model is trained on MNIST's training
+split and shapes of relunet.data.nondigits, calibrated on train[55000:]; none of these
+images is used to train it or to fit its temperature or threshold.
 
 Each model is one `relunet train --preset robust --seed S` process, timed from just
 before it is spawned until it has exited; each set is read with `relunet evaluate

@@ -72,3 +72,35 @@ def test_every_relunet_command_shown_parses_and_every_script_shown_exists(page):
             assert (ROOT / words[1]).is_file(), f"{page.name}: {words[1]} does not exist"
     if page == ROOT / "README.md":
         assert sum(w[0] == "relunet" for w in shown) >= 4
+
+
+def _layout_tree() -> set[str]:
+    """The paths docs/layout.md's module tree names under src/relunet/, folders with a
+    trailing slash: each entry's first word, nested by its indentation."""
+    page = (ROOT / "docs" / "layout.md").read_text()
+    tree = page.split("## Modules", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    named, stack = set(), []  # (indentation, folder) of the folders open above
+    for line in tree.splitlines():
+        indent, word = len(line) - len(line.lstrip()), line.split()[0]
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = "".join(folder for _, folder in stack) + word
+        if stack or word == "src/relunet/":
+            named.add(path)
+        if word.endswith("/"):
+            stack.append((indent, word))
+    return {p.removeprefix("src/relunet/") for p in named if p != "src/relunet/"}
+
+
+def test_the_layout_names_every_module_and_no_module_that_is_gone():
+    package = ROOT / "src" / "relunet"
+    modules = {
+        str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py"
+    }
+    folders = {f"{p.relative_to(package)}/" for p in package.rglob("*") if p.is_dir()}
+    folders -= {f for f in folders if "__pycache__" in f}
+    named = _layout_tree()
+    assert named - {"__init__.py"} == modules | folders, (
+        f"not in docs/layout.md: {sorted((modules | folders) - named)}; "
+        f"named there but gone: {sorted(named - modules - folders - {'__init__.py'})}"
+    )

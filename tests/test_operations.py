@@ -104,9 +104,9 @@ def test_ready_only_once_loaded_and_warmed_up_with_a_broken_version_reported(
             times.append(time.perf_counter() - start)
             assert status == 200 and answer["predictions"][0]["class"] in (labels[k % 8], -1)
         assert times[0] < max(0.5, 5 * statistics.median(times[1:]))
-        # Nagle's algorithm off: an answer does not wait for the client's delayed ACK, which
-        # would hold back every answer 40 ms; on a busy machine a few still take longer, but
-        # not all of them (the median did, here, while other tests ran).
+        # Nagle's algorithm off: an answer does not wait for the client's delayed ACK,
+        # which would hold back every answer 40 ms; on a busy machine a few still take
+        # longer, but not all of them (the median did, here, while other tests ran).
         assert min(times[1:]) < 0.03
     finally:
         process.send_signal(signal.SIGINT)

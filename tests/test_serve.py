@@ -217,7 +217,8 @@ SERVING_DEFAULT = {
     "method_name": "tensorflow/serving/predict",
     "defaults": {},
 }
-# serving_bytes' outputs: serving_default's, and the number read (relunet.inference.answers).
+# serving_bytes' outputs: serving_default's, and the number read
+# (relunet.inference.answers).
 SERVING_BYTES_OUTPUTS = {
     **SERVING_DEFAULT["outputs"],
     "digit_found": {"dtype": "DT_BOOL", "tensor_shape": dims(-1), "name": "OUTPUT"},

@@ -1,8 +1,8 @@
 """relunet: the ReLU-vs-Sigmoid MNIST lab as a resumable, exportable Keras trainer.
 
 The public names below load on first use, so `import relunet` (and the `relunet`
-command's start-up) does not pay for importing TensorFlow until it is needed.
-Training itself is `from relunet.training.train import train` (the module shares its name).
+command's start-up) does not pay for importing TensorFlow until it is needed. Training
+itself is `from relunet.training.train import train` (the module shares its name).
 
 Importing relunet only defines names: it changes nothing in how Python imports other
 libraries, and leaves TensorFlow's logging and stderr alone (the `relunet` command

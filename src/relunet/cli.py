@@ -45,7 +45,7 @@ COMMANDS = {
     "evaluate": (
         EvaluateConfig,
         commands.evaluate,
-        "report a model's loss and accuracy on a split",
+        "score how a model reads, on a split or a folder of labelled images, with a report",
     ),
     "serve": (
         ServeConfig,

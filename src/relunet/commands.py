@@ -30,7 +30,8 @@ from relunet.experiments import trials
 
 START = time.time()  # once the command's own (light) modules are in: a timeline's origin
 
-# EX_TEMPFAIL: stopped by a signal after a final backup, or a worker was lost; rerun to resume
+# EX_TEMPFAIL: stopped by a signal after a final backup, or a worker was lost; rerun to
+# resume
 PREEMPTED = 75
 
 

@@ -99,7 +99,8 @@ def check_output_dir(path: str | os.PathLike, what: str) -> None:
 def resolve_model_path(path: str | os.PathLike) -> Path:
     """The model a path means: a `.keras` file, a run dir (its best.keras), a SavedModel
     version folder, or a folder of versions (its newest, as TF Serving picks).
-    RelunetError if it names none; no TensorFlow needed, so a wrong path is answered at once."""
+    RelunetError if it names none; no TensorFlow needed, so a wrong path is answered at
+    once."""
     path = Path(path)
     if not path.exists():
         raise RelunetError(f"The model path {path} does not exist.")

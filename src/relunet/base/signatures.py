@@ -1,8 +1,9 @@
 """The exported SavedModel's contract: its signatures' names, inputs and outputs.
 
-Written by `relunet.inference.export`, read by model loading (`relunet.inference.classifier`), by
-`relunet serve` and by TF Serving's clients; kept here, on the bottom floor, so that
-each of them imports the names from below instead of from one another.
+Written by `relunet.inference.export`, read by model loading
+(`relunet.inference.classifier`), by `relunet serve` and by TF Serving's clients; kept
+here, on the bottom floor, so that each of them imports the names from below instead of
+from one another.
 """
 
 SIGNATURE = "serving_default"  # uint8 pixels in: IMAGES [n, 28, 28, 1], one digit each

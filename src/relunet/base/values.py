@@ -1,10 +1,9 @@
 """Checks of single values that need no TensorFlow: choices, positive numbers, seeds,
 tfds split strings, ports, and whether a network fits in memory.
 
-The config dataclasses validate their fields with these (so a model built from
-Python is checked too); paths are `relunet.base.paths`'s. Each raises RelunetError with one
-full sentence that names the input, says what was expected and ends with what was
-received.
+The config dataclasses validate their fields with these (so a model built from Python is
+checked too); paths are `relunet.base.paths`'s. Each raises RelunetError with one full
+sentence that names the input, says what was expected and ends with what was received.
 """
 
 from __future__ import annotations

@@ -117,9 +117,10 @@ class TrainConfig(AugmentConfig, OptimConfig, ModelConfig, DataConfig):  # flags
 
 
 # Presets: hyperparameters chosen on the validation split (train[:90%] vs train[90%:]),
-# then trained on all of train with no validation pass, backed up at epoch ends only
-# (an epoch takes 1 to 2 s; mid-epoch backups cost about 0.5 s an epoch at width 512).
-# Measured in benchmarks/bench_time_to_accuracy.py; the numbers are in benchmarks/README.md.
+# then trained on all of train with no validation pass, backed up at epoch ends only (an
+# epoch takes 1 to 2 s; mid-epoch backups cost about 0.5 s an epoch at width 512).
+# Measured in benchmarks/bench_time_to_accuracy.py; the numbers are in
+# benchmarks/README.md.
 _FAST = dict(
     train_split="train",
     val_split=NO_SPLIT,

@@ -68,15 +68,17 @@ class PredictConfig:
 
 @dataclass
 class EvaluateConfig(SourceConfig):
-    """`relunet evaluate`: loss and accuracy of a model on a split, with an optional report."""
+    """`relunet evaluate`: how well a model reads, on a split or on a folder of labelled
+    image files, with an optional report of where it goes wrong."""
 
     model: str = option(None, ANY_MODEL, required=True, metavar="PATH")
     split: str = option("test", "tfds split", metavar="SPLIT")
     images: str | None = option(
         None,
-        "evaluate image files instead of a split: a folder with subfolders 0 to 9 of PNG, "
-        "JPEG, GIF or BMP files (the layout of keras.utils.image_dataset_from_directory), "
-        "each made into an MNIST digit as predict makes it",
+        "evaluate image files instead of a split: a folder of subfolders of PNG, JPEG, GIF "
+        "or BMP files, each subfolder named after what its images should read: a digit "
+        "0 to 9 (the layout of keras.utils.image_dataset_from_directory), a number (42, "
+        "2026) or none; each file read as predict reads it",
         metavar="DIR",
     )
     json: bool = option(False, "print JSON")

@@ -41,7 +41,8 @@ class MnistIdx(tfds.core.GeneratorBasedBuilder):
       train-images-idx3-ubyte  train-labels-idx1-ubyte
       t10k-images-idx3-ubyte   t10k-labels-idx1-ubyte
     and pass that folder with `relunet train --data-dir FOLDER` or the environment
-    variable RELUNET_DATA_DIR. MNIST's files are listed on http://yann.lecun.com/exdb/mnist/.
+    variable RELUNET_DATA_DIR. MNIST's files are listed on
+    http://yann.lecun.com/exdb/mnist/.
     """
 
     def _info(self) -> tfds.core.DatasetInfo:

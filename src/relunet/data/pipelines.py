@@ -168,7 +168,8 @@ def _epochs(
 def _parallel_calls() -> int | None:
     """AUTOTUNE, but one at a time under op determinism: there tf.data would rewrite a
     parallel map beside the pass counter to a sequential one anyway, and TensorFlow 2.21
-    logs an error line ("NodeDef mentions attribute use_unbounded_threadpool") doing so."""
+    logs an error line ("NodeDef mentions attribute use_unbounded_threadpool") doing
+    so."""
     return None if op_determinism_enabled() else AUTOTUNE
 
 

@@ -103,7 +103,8 @@ def activation_derivatives(path: Path) -> None:
         "leaky_relu": np.where(x > 0, 1.0, LEAKY_SLOPE),
     }
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
-    # Where ReLU and leaky ReLU agree (x > 0) the dashed leaky line lies on the wide ReLU one.
+    # Where ReLU and leaky ReLU agree (x > 0) the dashed leaky line lies on the wide
+    # ReLU one.
     widths, dashes = {"relu": 4}, {"leaky_relu": "--"}
     for name, derivative in curves.items():
         ax.plot(

@@ -1,5 +1,6 @@
 """`relunet evaluate`: how well a model reads, on a split of the dataset or on a folder of
-the user's own image files, with the report of where it goes wrong (relunet.inference.report).
+the user's own image files, with the report of where it goes wrong
+(relunet.inference.report).
 
 On a split, each image is a digit: accuracy (the highest probability is the label),
 the cross-entropy of the calibrated probabilities, their expected calibration error,

@@ -1,17 +1,17 @@
 """Export a trained model as a SavedModel that TensorFlow Serving loads as-is.
 
-Layout: `<out>/<version>/saved_model.pb`, integer versions, as TF Serving expects.
-Two signatures, each returning calibrated `probabilities` [batch, 10], `class` [batch]
-and `not_a_digit` [batch] (relunet.training.calibrate: a digit under the model's threshold is not
-read, and its class is -1):
+Layout: `<out>/<version>/saved_model.pb`, integer versions, as TF Serving expects. Two
+signatures, each returning calibrated `probabilities` [batch, 10], `class` [batch] and
+`not_a_digit` [batch] (relunet.training.model.calibrated: a digit under the model's
+threshold is not read, and its class is -1):
 
   serving_default  `images`: raw uint8 pixels [batch, 28, 28, 1], one digit each,
                    normalised inside, so a client sends pixels and never needs the
                    training pipeline;
   serving_bytes    `image_bytes`: encoded PNG/JPEG/GIF/BMP files [batch], each read as
-                   a row of digits inside (`relunet.reading.digits`, one to MAX_DIGITS of them,
-                   each made an MNIST digit), so a TF Serving REST client can post
-                   `{"b64": ...}` images; it also returns the number read and each
+                   a row of digits inside (`relunet.reading.digits`, one to MAX_DIGITS
+                   of them, each made an MNIST digit), so a TF Serving REST client can
+                   post `{"b64": ...}` images; it also returns the number read and each
                    digit's class, probability and box (`relunet.inference.answers`), and
                    `digit_found`, false for a blank page.
 

@@ -1,10 +1,11 @@
 """Read what people wrote: `relunet predict`, and the reading `relunet evaluate` shares.
 
-The model comes from any path relunet writes (`relunet.inference.classifier`). An image file
-(PNG, JPEG, GIF or BMP, any size) is read as a row of digits (`relunet.reading.digits`), every
-digit of every file classified in one batch, and each file answered as a number, one
-digit, "not a digit" or "no digit found" (`relunet.inference.answers`, the exported
-serving_bytes signature's own function). A `.npy` array holds 28x28 digits, one each.
+The model comes from any path relunet writes (`relunet.inference.classifier`). An image
+file (PNG, JPEG, GIF or BMP, any size) is read as a row of digits
+(`relunet.reading.digits`), every digit of every file classified in one batch, and each
+file answered as a number, one digit, "not a digit" or "no digit found"
+(`relunet.inference.answers`, the exported serving_bytes signature's own function). A
+`.npy` array holds 28x28 digits, one each.
 """
 
 from __future__ import annotations

@@ -1,34 +1,39 @@
-"""An image file (PNG, JPEG, GIF or BMP, any size) made into an MNIST digit, in TensorFlow ops.
+"""An image file (PNG, JPEG, GIF or BMP, any size) made into the MNIST digits written on
+it, left to right, in TensorFlow ops.
 
-One function serves both `relunet predict` (and `evaluate --images`) on image files and
-the exported SavedModel's `serving_bytes` signature, so a client posting a PNG to
-TensorFlow Serving gets what `relunet predict` says for the same file. The steps
-(relunet.reading.ink), from what MNIST's digits look like (LeCun et al., the MNIST page: dark
-paper at 0, ink up to 255, the digit in a 20x20 box centred by mass in 28x28):
+One traced function, `read_digits` (and `read_batch` of many files), serves both
+`relunet predict` (and `evaluate --images`) on image files and the exported
+SavedModel's `serving_bytes` signature, so a client posting a PNG to TensorFlow Serving
+gets what `relunet predict` says for the same file. The steps, from what MNIST's digits
+look like (LeCun et al., the MNIST page: dark paper at 0, ink up to 255, the digit in a
+20x20 box centred by mass in 28x28):
 
-  1. grey          transparency over white, ITU-R 601 luma; at most 256 px a side;
-                   a photo of a sheet on a dark table all round is cropped to the sheet;
-  2. polarity      inverted when the paper is lighter than the ink;
-  3. paper         its level removed, uneven paper and shadows too (a white top-hat);
-  4. ink           Otsu's threshold splits ink from paper, and the ink must stand out
+  1. size          the size the file's header declares must be at most MAX_PIXELS
+                   (relunet.reading.image_headers) before anything is decoded: a small
+                   file can declare a huge image (a decompression bomb); a large JPEG is
+                   decoded at a half, a quarter or an eighth by libjpeg itself;
+  2. grey          scaled to at most 160 px on its shorter side and 640 on its longer
+                   (relunet.reading.ink.shrink), transparency over white, ITU-R 601
+                   luma; a photo of a sheet on a dark table all round is cropped to it;
+  3. polarity      inverted when the paper is lighter than the ink;
+  4. paper         its level removed, uneven paper and shadows too (a white top-hat);
+  5. ink           Otsu's threshold splits ink from paper, and the ink must stand out
                    from the paper's noise, or there is no digit;
-  5. contrast      stretched: the ink's median to 255, paper to 0;
-  6. specks        connected components much lighter than the digit, paper edges and
-                   ruled lines are erased, so they neither set the crop box nor reach
-                   the model; what is left must be more than a dot;
-  7. crop, box     cropped to the ink, padded square, scaled into an 80x80 working box;
-  8. stroke width  brought toward MNIST's (a grey erosion or dilation of at most two
+  6. contrast      stretched: the ink's median to 255, paper to 0;
+  7. specks        connected components much lighter than the digit, paper edges and
+                   ruled lines are erased (relunet.reading.components), so they neither
+                   set a box nor reach the model;
+  8. digits        the components grouped into digits, touching digits cut
+                   (relunet.reading.segment), at most MAX_DIGITS; each more than a dot;
+  9. crop, box     each digit's ink cropped, padded square, scaled into an 80x80 box;
+ 10. stroke width  brought toward MNIST's (a grey erosion or dilation of at most two
                    pixels a side in the working box) when far from it;
-  9. place         scaled to 20x20 and put in 28x28 with its centre of mass centred.
+ 11. place         scaled to 20x20 and put in 28x28 with its centre of mass centred.
 
 Each answer comes with `found`: false when there is no digit to speak of (a blank page,
 a photo of nothing), so callers say "no digit found" instead of the model's guess. A
 28x28 greyscale image on a dark background (an MNIST digit saved as a file) is taken as
 it is.
-
-Before anything is decoded, the size the file declares in its header must be at most
-relunet.reading.image_headers.MAX_PIXELS: a small file can declare a huge image (a decompression
-bomb), and decoding it would take the memory and the minutes of every request beside it.
 """
 
 from __future__ import annotations
@@ -94,8 +99,8 @@ def read_digits(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
 
 def _decoded(encoded: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     """uint8 [h, w, channels]: the image, a large JPEG decoded at a half, a quarter or an
-    eighth of its size by libjpeg itself (relunet.reading.ink.reduction), which costs a fraction
-    of decoding it whole and scaling it down."""
+    eighth of its size by libjpeg itself (relunet.reading.ink.reduction), which costs a
+    fraction of decoding it whole and scaling it down."""
 
     def jpeg(ratio):
         return lambda: tf.io.decode_jpeg(encoded, ratio=ratio)

@@ -4,9 +4,10 @@ pixels relunet decodes.
 A file of a few hundred bytes can declare a 20000x20000 image (a decompression bomb);
 decoding it would take gigabytes and the minutes of every request beside it. So
 `relunet predict`, `evaluate --images`, `relunet serve` (before it batches a request)
-and the exported `serving_bytes` signature (relunet.reading.digits.mnist_digit, where a TF
-Serving client meets it) read the declared size first, with `declared_size`, the one
-reader of PNG, JPEG, GIF and BMP headers, and refuse a file over MAX_PIXELS.
+and the exported `serving_bytes` signature (inside relunet.reading.digits.read_digits,
+which it runs through read_batch, where a TF Serving client meets it) read the declared
+size first, with `declared_size`, the one reader of PNG, JPEG, GIF and BMP headers, and
+refuse a file over MAX_PIXELS.
 """
 
 from __future__ import annotations

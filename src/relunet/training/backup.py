@@ -71,8 +71,9 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
     """`keras.callbacks.BackupAndRestore` with atomic writes and step-exact state.
 
     `steps_per_epoch` (one pass of the training pipeline) and `epochs` let it record and
-    check positions; `relunet.training.train` always passes them. Without them (a notebook's plain
-    `fit`) it resumes at the backed-up epoch, as Keras's own callback does.
+    check positions; `relunet.training.train` always passes them. Without them (a
+    notebook's plain `fit`) it resumes at the backed-up epoch, as Keras's own callback
+    does.
     """
 
     def __init__(
@@ -178,7 +179,8 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
 
     def _agrees(self, model: keras.Model, state: BackupState) -> str | None:
         """Whether the loaded weights are where the entry says: the optimizer's step count
-        is the run's (train mode), and the epoch's metric totals fit the model's metrics."""
+        is the run's (train mode), and the epoch's metric totals fit the model's
+        metrics."""
         if self.steps_per_epoch and self.epochs is not None:
             trained = optimizer_steps(model)
             if trained != state.epoch * self.steps_per_epoch + state.step:
@@ -197,7 +199,8 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         if self.steps_per_epoch is None:
             self.steps_per_epoch = self.params.get("steps")
         # Plain `fit` users get Keras's behaviour: resume at the backed-up epoch.
-        # relunet.training.train restores before fit() instead, to resume at the exact step.
+        # relunet.training.train restores before fit() instead, to resume at the exact
+        # step.
         if self.restored is None and self.path.is_dir():
             state = self.restore(self.model)
             if state is not None:
@@ -324,7 +327,8 @@ def _within_model(path: str, model_name: str) -> str:
     """A variable's path as any process that builds the same network names it: without
     its first part (the model's, the optimizer's or a seed generator's name, which count
     up with every model a process builds: relu_net_1, adam_1) and without the model's
-    name where the optimizer's slots repeat it (adam_1/relu_net_1_dense_0_kernel_momentum)."""
+    name where the optimizer's slots repeat it
+    (adam_1/relu_net_1_dense_0_kernel_momentum)."""
     inner = path.split("/", 1)[-1]
     return inner.removeprefix(f"{model_name}_")
 

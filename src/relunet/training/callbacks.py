@@ -82,12 +82,13 @@ class EpochTimer(keras.callbacks.Callback):
 class StepProgress(keras.callbacks.Callback):
     """A progress bar (Keras's `Progbar`) that counts the optimizer's steps.
 
-    Keras's own `ProgbarLogger` counts whole `steps_per_execution` chunks, so an epoch of
-    47 steps run in chunks of 64 would briefly read 64/47. This one reads the optimizer.
-    With `steps_per_epoch` and `epochs` (what relunet.training.train knows) it numbers a resumed
-    epoch's steps and the epochs as the whole run does ("Epoch 2/3", "65/157"), though
-    each fit() call covers only part of the run. Pass `verbose=0` to `fit` and this
-    callback in its place: 1 draws a bar, 2 prints one line per epoch.
+    Keras's own `ProgbarLogger` counts whole `steps_per_execution` chunks, so an epoch
+    of 47 steps run in chunks of 64 would briefly read 64/47. This one reads the
+    optimizer. With `steps_per_epoch` and `epochs` (what relunet.training.train knows)
+    it numbers a resumed epoch's steps and the epochs as the whole run does ("Epoch
+    2/3", "65/157"), though each fit() call covers only part of the run. Pass
+    `verbose=0` to `fit` and this callback in its place: 1 draws a bar, 2 prints one
+    line per epoch.
     """
 
     def __init__(self, verbose: int = 1, steps_per_epoch: int | None = None, epochs=None):
@@ -97,7 +98,8 @@ class StepProgress(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         target = self.steps_per_epoch or self.params.get("steps")
         epochs = self.run_epochs or self.params.get("epochs", 1)
-        # Steps done before this epoch: the run's earlier epochs, or those before this fit.
+        # Steps done before this epoch: the run's earlier epochs, or those before this
+        # fit.
         self._before = epoch * target if self.steps_per_epoch else optimizer_steps(self.model)
         self._bar = keras.utils.Progbar(
             target, verbose=self.verbose, unit_name="step", stateless_metrics=set()

@@ -122,9 +122,9 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         super().__init__(**kwargs)
         config = dataclasses.replace(config or ModelConfig(), **fields).check_model()
         self.config, self.num_classes, self.grad_norms = config, num_classes, grad_norms
-        # Set by relunet.training.calibrate once trained: the logits are divided by the temperature
-        # before the softmax, and a digit whose probability stays below `reject_below`
-        # is answered "not a digit". The defaults change nothing.
+        # Set by relunet.training.calibrate once trained: the logits are divided by the
+        # temperature before the softmax, and a digit whose probability stays below
+        # `reject_below` is answered "not a digit". The defaults change nothing.
         self.temperature, self.reject_below = float(temperature), float(reject_below)
         self.flatten = keras.layers.Flatten()
         self.hidden = [
@@ -217,9 +217,11 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         )
 
     def _track(self, images: tf.Tensor, loss: tf.Tensor, accuracy: tf.Tensor) -> dict:
-        # Weight by batch size so an epoch's value is a mean over images, not over batches.
+        # Weight by batch size so an epoch's value is a mean over images, not over
+        # batches.
         batch = tf.cast(tf.shape(images)[0], tf.float32)
-        # A replica handed no images (a last batch smaller than the replicas) has NaN means.
+        # A replica handed no images (a last batch smaller than the replicas) has NaN
+        # means.
         loss, accuracy = (tf.where(batch > 0, value, 0.0) for value in (loss, accuracy))
         self.loss_tracker.update_state(loss, sample_weight=batch)
         self.accuracy_tracker.update_state(accuracy, sample_weight=batch)

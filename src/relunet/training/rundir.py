@@ -89,7 +89,8 @@ def _write_history(path: Path, rows: list[dict[str, Any]], columns: list[str]) -
 def with_run_dir(config: TrainConfig, runs: Path = Path("runs")) -> TrainConfig:
     """`config` with its run dir set. Without --run-dir that is the newest unfinished run
     under runs/ that this configuration started and no process holds, so that rerunning
-    the same command resumes it; else (and always with --restart) a new runs/<timestamp>."""
+    the same command resumes it; else (and always with --restart) a new
+    runs/<timestamp>."""
     if config.run_dir:
         return config
     unfinished = [] if config.restart else [r for r in _runs_in(runs) if r.resumable_by(config)]

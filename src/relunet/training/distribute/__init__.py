@@ -5,12 +5,13 @@
 global batch between them; `--strategy multiworker` does the same across processes or
 machines described by the standard `TF_CONFIG` variable.
 
-Everything that differs under a strategy sits behind one object, chosen once per run
-by `devices_for(config)`: `OneDevice` for the default, whose methods do nothing
-special, or `Replicas` (see `relunet.training.distribute.devices`). What makes the lab's
-`train_step` correct under replicas is in `relunet.training.model.scaled_to_global_batch`.
-`relunet.training.distribute.cluster` reads TF_CONFIG without TensorFlow, so the command line
-reports a bad one at once; the rest loads on first use.
+Everything that differs under a strategy sits behind one object, chosen once per run by
+`devices_for(config)`: `OneDevice` for the default, whose methods do nothing special, or
+`Replicas` (see `relunet.training.distribute.devices`). What makes the lab's
+`train_step` correct under replicas is in
+`relunet.training.model.scaled_to_global_batch`. `relunet.training.distribute.cluster`
+reads TF_CONFIG without TensorFlow, so the command line reports a bad one at once; the
+rest loads on first use.
 """
 
 import importlib

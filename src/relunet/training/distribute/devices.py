@@ -1,10 +1,9 @@
 """Where a run trains: one device, or replicas under a tf.distribute strategy.
 
-`relunet.training.train` asks one `Devices` object everything that differs between the two:
-which strategy builds the model, how datasets are sharded,
-where this process writes, when processes wait for each other, and what a signal or a
-lost worker does. `OneDevice` answers for the default; `Replicas` for
-`--strategy mirrored|multiworker`.
+`relunet.training.train` asks one `Devices` object everything that differs between the
+two: which strategy builds the model, how datasets are sharded, where this process
+writes, when processes wait for each other, and what a signal or a lost worker does.
+`OneDevice` answers for the default; `Replicas` for `--strategy mirrored|multiworker`.
 
 Under replicas only the chief writes the run dir. The other workers run the very same
 callbacks (saving can involve collective reads, so every worker must take part) into
