@@ -61,7 +61,7 @@ NO_TENSORFLOW = """
     data.idx data.pypi_copy data.sources
     training.rundir training.calibrate training.distribute.cluster
     experiments.trials
-    inference.npy_inputs inference.trust
+    inference.npy_inputs inference.image_folders inference.trust
     serve.listen serve.decode serve.server
     preflight commands cli
 """.split()

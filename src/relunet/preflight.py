@@ -35,7 +35,8 @@ from relunet.config import (
 )
 from relunet.data import sources
 from relunet.experiments import trials
-from relunet.inference.npy_inputs import labelled_image_files, read_npy_images
+from relunet.inference.image_folders import labelled_image_files
+from relunet.inference.npy_inputs import read_npy_images
 from relunet.serve.listen import listening_socket
 from relunet.training.distribute.cluster import worker_task
 from relunet.training.rundir import RunDir, with_run_dir

@@ -21,7 +21,7 @@ from relunet import data, preflight
 from relunet.base.signatures import DIGIT_FOUND, NOT_A_DIGIT, NUMBER, PROBABILITIES
 from relunet.config import EvaluateConfig
 from relunet.inference.classifier import Classifier, load_classifier
-from relunet.inference.npy_inputs import NOTHING, labelled_image_files
+from relunet.inference.image_folders import NOTHING, labelled_image_files
 from relunet.inference.predict import classify_reads, read_files
 from relunet.inference.report import NONE, write_report
 from relunet.training.calibrate import ece
