@@ -3,6 +3,7 @@ link and picture in the Markdown points at a file that exists, every `relunet` c
 shown parses with today's flags and every script shown exists, and no placeholder is
 left for output that was never pasted in."""
 
+import importlib
 import re
 import shlex
 from pathlib import Path
@@ -104,3 +105,41 @@ def test_the_layout_names_every_module_and_no_module_that_is_gone():
         f"not in docs/layout.md: {sorted((modules | folders) - named)}; "
         f"named there but gone: {sorted(named - modules - folders - {'__init__.py'})}"
     )
+
+
+NAMED = re.compile(r"(?<![\w.])relunet(?:\.[A-Za-z_]\w*)+")  # relunet.reading.digits.read_many
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether a dotted name is a module of relunet, or a name defined in one."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for name in parts[end:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+def test_every_relunet_name_in_the_docs_and_docstrings_exists():
+    """The Markdown pages, the package's source (its docstrings and comments), the
+    benchmarks and the tests name modules and functions by their dotted paths; a module
+    moved or a function renamed without them fails here, by name."""
+    files = [
+        *PAGES,
+        *(ROOT / "src").rglob("*.py"),
+        *(ROOT / "benchmarks").glob("*.py"),
+        *(ROOT / "tests").rglob("*.py"),
+    ]
+    gone = {
+        f"{name} ({path.relative_to(ROOT)})"
+        for path in files
+        for name in set(NAMED.findall(path.read_text()))
+        if not name.endswith((".json", ".py", ".ipynb")) and not _resolves(name)
+    }
+    assert not gone, sorted(gone)

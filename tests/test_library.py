@@ -60,3 +60,24 @@ def test_a_notebook_that_imports_keras_first_loads_a_saved_relunet(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
     )
     assert result.stdout.split() == ["ReluNet", "8"], result.stderr[-2000:]
+
+
+def test_every_public_name_is_found_where_the_front_says():
+    import relunet
+    from relunet import data
+
+    for module in (relunet, data):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+        assert set(module.__all__) <= set(dir(module))
+    assert relunet.train.__module__ == "relunet.training.train"  # the function, not a module
+
+
+def test_relunet_its_data_front_and_the_idx_reader_import_no_tensorflow():
+    code = (
+        "import sys, relunet, relunet.data, relunet.data.idx, relunet.preflight; "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
