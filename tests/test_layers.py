@@ -56,7 +56,7 @@ TOP_LEVEL = {"": "the command line", "cli": "the command line", "commands": "the
 # imports only modules of this list at its top. Every package's front is one of them.
 NO_TENSORFLOW = """
     base.errors base.mnist base.signatures base.files base.values base.paths base.table
-    base.quiet base._compat
+    base.quiet base._compat base.fronts
     config.fields config.train config.tune config.compare config.using config.series
     data.idx data.pypi_copy data.sources
     training.rundir training.calibrate training.distribute.cluster

@@ -15,7 +15,7 @@ quiets TensorFlow's start-up lines in its own process; a notebook calls
 so `keras.models.load_model` finds it too once `relunet.ReluNet` has been loaded.
 """
 
-import importlib
+from relunet.base.fronts import lazy_names
 
 __version__ = "0.2.0"
 
@@ -79,11 +79,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'relunet' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC)

@@ -4,7 +4,7 @@ May import: base, config, imaging."""
 # The names below load on first use (as relunet's own do), so `from relunet import data`
 # and `relunet.data.idx` cost no TensorFlow until a pipeline is asked for.
 
-import importlib
+from relunet.base.fronts import lazy_names
 
 _PUBLIC = {
     **dict.fromkeys(("Source", "default_tfds_dir"), "relunet.data.sources"),
@@ -32,11 +32,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'relunet.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC)

@@ -14,8 +14,7 @@ reads TF_CONFIG without TensorFlow, so the command line reports a bad one at onc
 rest loads on first use.
 """
 
-import importlib
-
+from relunet.base.fronts import lazy_names
 from relunet.training.distribute.cluster import worker_task
 
 _LAZY = {
@@ -35,7 +34,4 @@ _LAZY = {
 __all__ = ["worker_task", *sorted(_LAZY)]
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'relunet.training.distribute' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
