@@ -68,12 +68,12 @@ def run(config: CompareConfig) -> Comparison:
     out = Path(config.out)
     set_threads(config.threads)
     splits = data.load_splits(config)  # decoded once, shared by every run
-    seeds = list(range(config.seed, config.seed + config.seeds))
+    each_seed = list(range(config.seed, config.seed + config.seeds))
     runs, cells = [], []
     for cell in planned_cells(config):
         cell_runs = []
-        for seed in seeds:
-            also = f", seed {seed}" if len(seeds) > 1 else ""
+        for seed in each_seed:
+            also = f", seed {seed}" if len(each_seed) > 1 else ""
             print(f"compare: {cell['label']}{also}", flush=True)
             cell_runs.append({**cell, **run_one(config, cell, seed, splits)})
         runs += cell_runs
