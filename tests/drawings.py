@@ -1,4 +1,4 @@
-"""Numbers, a letter and a smiley drawn as pen strokes, the way the tests draw them: as
+"""Numbers, letters, a star and a smiley drawn as pen strokes, the way the tests draw them: as
 PNG files (dark ink on light paper) for predict and serving_bytes, and as mouse strokes
 on the drawing page. Each glyph is a list of strokes, each stroke a list of points in a
 box one unit tall, x rightward from the glyph's left edge and y downward from its top."""
@@ -33,6 +33,8 @@ GLYPHS = {  # (width, strokes)
         ],
     ),
     "A": (0.7, [[(0.0, 1.0), (0.35, 0.0), (0.7, 1.0)], [(0.13, 0.62), (0.57, 0.62)]]),
+    "X": (0.8, [[(0.0, 0.0), (0.8, 1.0)], [(0.8, 0.0), (0.0, 1.0)]]),
+    "star": (1.0, [[(0.5, 0.0), (0.8, 1.0), (0.0, 0.35), (1.0, 0.35), (0.2, 1.0), (0.5, 0.0)]]),
     "smiley": (
         1.0,
         [
@@ -47,7 +49,7 @@ GAP = 0.3  # between glyphs, as a share of their height
 
 
 def strokes(text: str, height: float, centre: tuple[float, float] = (0, 0)) -> list:
-    """The strokes of `text` (digits and letters of GLYPHS, or "smiley"), `height` pixels
+    """The strokes of `text` (digits and letters of GLYPHS, or "smiley", "star"), `height` pixels
     tall, centred on `centre`: a list of strokes of (x, y) points."""
     glyphs = [GLYPHS[text]] if text in GLYPHS else [GLYPHS[c] for c in text]
     width = sum(w for w, _ in glyphs) + GAP * (len(glyphs) - 1)
