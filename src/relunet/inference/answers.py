@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from relunet.base.mnist import INPUT_SHAPE, MAX_DIGITS
@@ -92,4 +93,30 @@ def serving_outputs(
         DIGIT_COUNT: count,
         DIGIT_PROBABILITIES: confidence,
         DIGIT_BOXES: read["boxes"],
+    }
+
+
+def as_result(name: str, said: dict[str, np.ndarray]) -> dict:
+    """One input's outputs (one image's of `serving_outputs`, as NumPy) as `relunet
+    predict` gives them: the number read, each digit with its class, probability and box,
+    whether it is not a digit or nothing at all, and the one digit's class and
+    probabilities when exactly one was read."""
+    one = int(said[CLASS]) >= 0
+    count = int(said[DIGIT_COUNT])
+    return {
+        "input": name,
+        "digits": said[NUMBER].decode(),
+        "class": int(said[CLASS]) if one else None,
+        "probability": round(float(said[PROBABILITIES].max()), 6) if one else None,
+        "probabilities": [round(float(p), 6) for p in said[PROBABILITIES]] if one else None,
+        "digit_found": bool(said[DIGIT_FOUND]),
+        "not_a_digit": bool(said[NOT_A_DIGIT]),
+        "per_digit": [
+            {
+                "class": int(said[DIGITS][k]),
+                "probability": round(float(said[DIGIT_PROBABILITIES][k]), 6),
+                "box": [int(v) for v in said[DIGIT_BOXES][k]],
+            }
+            for k in range(count)
+        ],
     }

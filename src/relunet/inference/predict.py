@@ -18,19 +18,8 @@ import tensorflow as tf
 
 from relunet import preflight
 from relunet.base.errors import RelunetError
-from relunet.base.signatures import (
-    CLASS,
-    DIGIT_BOXES,
-    DIGIT_COUNT,
-    DIGIT_FOUND,
-    DIGIT_PROBABILITIES,
-    DIGITS,
-    NOT_A_DIGIT,
-    NUMBER,
-    PROBABILITIES,
-)
 from relunet.config import PredictConfig
-from relunet.inference.answers import classify_slots, serving_outputs
+from relunet.inference.answers import as_result, classify_slots, serving_outputs
 from relunet.inference.classifier import Classifier, load_classifier
 from relunet.inference.npy_inputs import read_npy_images
 from relunet.reading.digits import READ, as_it_is, read_digits, read_many
@@ -141,29 +130,9 @@ def run_predict(config: PredictConfig) -> list[dict]:
     found = read_files(config.inputs, many=len(config.inputs) > MANY)
     classifier = load_classifier(config.model, trust_model=config.trust_model)
     said = classify_reads(classifier, found)
-    return [_result(name, {k: v[i] for k, v in said.items()}) for i, name in enumerate(found.names)]
-
-
-def _result(name: str, said: dict[str, np.ndarray]) -> dict:
-    one = int(said[CLASS]) >= 0
-    count = int(said[DIGIT_COUNT])
-    return {
-        "input": name,
-        "digits": said[NUMBER].decode(),
-        "class": int(said[CLASS]) if one else None,
-        "probability": round(float(said[PROBABILITIES].max()), 6) if one else None,
-        "probabilities": [round(float(p), 6) for p in said[PROBABILITIES]] if one else None,
-        "digit_found": bool(said[DIGIT_FOUND]),
-        "not_a_digit": bool(said[NOT_A_DIGIT]),
-        "per_digit": [
-            {
-                "class": int(said[DIGITS][k]),
-                "probability": round(float(said[DIGIT_PROBABILITIES][k]), 6),
-                "box": [int(v) for v in said[DIGIT_BOXES][k]],
-            }
-            for k in range(count)
-        ],
-    }
+    return [
+        as_result(name, {k: v[i] for k, v in said.items()}) for i, name in enumerate(found.names)
+    ]
 
 
 def said_in_words(result: dict) -> str:
