@@ -7,3 +7,8 @@ IMAGE_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NUM_CLASSES = 10
 PIXEL_MAX = 255  # uint8 pixels; the model sees them divided by this, in [0, 1]
 MAX_DIGITS = 8  # digits read in a row in one image; more marks than this are not a number
+
+# What a row of writing holds, item by item: the finder says which is where
+# (relunet.training.finder), the reader cuts and reads them (relunet.reading.digits).
+NOTHING, DIGIT, OTHER, POINT, MINUS = range(5)  # OTHER: a letter, symbol or doodle
+ITEM_KINDS = 5

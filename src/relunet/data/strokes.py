@@ -54,7 +54,7 @@ def strokes(count: int, key: tf.Tensor) -> tf.Tensor:
     end = tf.where(thin[..., None], grid_end, end)
     used = tf.where(thin, grid_used, used)
     start, end = _fitted(start, end, used)
-    return centred(_draw(start, end, used, width))
+    return centred(draw(start, end, used, width))
 
 
 def _thin(start: tf.Tensor, end: tf.Tensor, used: tf.Tensor) -> tf.Tensor:
@@ -268,7 +268,7 @@ _MAKE = {
 }
 
 
-def _draw(start: tf.Tensor, end: tf.Tensor, used: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+def draw(start: tf.Tensor, end: tf.Tensor, used: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     """[count, 28, 28]: segments drawn antialiased, `width` px from their centre line."""
     grid = tf.stack(
         tf.meshgrid(tf.range(IMAGE_SIZE, dtype=tf.float32), tf.range(IMAGE_SIZE, dtype=tf.float32)),

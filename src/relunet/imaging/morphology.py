@@ -35,6 +35,14 @@ def min_filter(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
     return -max_filter(-x, k)
 
 
+def level_runs(mask: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
+    """bool [h, w]: the pixels of `mask` [h, w] that lie on a level run of at least
+    `length` (odd) pixels of it: a grey opening along rows."""
+    on = tf.cast(mask, tf.float32)
+    eroded = -_directional_max(-on, length, axis=1)
+    return _directional_max(eroded, length, axis=1) > 0.5
+
+
 def _directional_max(x: tf.Tensor, k: tf.Tensor, axis: int) -> tf.Tensor:
     """Max over a centred window of length k (odd) along `axis` (0 or 1); padding never
     wins."""
