@@ -37,6 +37,7 @@ setup(
         "tensorboard>=2.21,<2.22",
         "importlib_resources",  # needed by tensorflow-datasets to prepare datasets
         "matplotlib>=3.8",  # relunet compare's plots and evaluate's report
+        "Hershey-Fonts>=2.1",  # letters as pen strokes, for what is not a digit
         "prometheus_client>=0.20",  # relunet serve's /monitoring/prometheus/metrics
         "starlette>=0.40",  # relunet serve
         "uvicorn>=0.30",

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from relunet.base.errors import RelunetError
-from relunet.base.values import check_choice, check_count, check_fits_in_memory
+from relunet.base.values import (
+    check_choice,
+    check_count,
+    check_fits_in_memory,
+    check_whole_from_zero,
+)
 from relunet.config.fields import (
     NO_SPLIT,
     AugmentConfig,
@@ -33,6 +38,7 @@ STRATEGIES = (
     "multiworker",
 )  # tf.distribute; see relunet.training.distribute
 MAX_CPU_REPLICAS = 64  # each logical CPU device costs memory; more is a typo
+MAX_FINDER_STEPS = 10_000_000  # a week of a 2-core machine's time; more is a typo
 
 
 @dataclass
@@ -47,6 +53,12 @@ class TrainConfig(AugmentConfig, OptimConfig, ModelConfig, DataConfig):  # flags
         fingerprint=False,
     )
     backup_every: int = option(100, "steps between backups, besides one per epoch")
+    finder_steps: int = option(
+        0,
+        "after the digit model, train the finder (where each digit of a row is, so that "
+        "digits that lean, crowd and touch are read) for this many steps of 64 rows "
+        "drawn from the training split; 0: none (each group of ink apart is one digit)",
+    )
     restart: bool = option(
         False,
         "discard the run dir's progress (and an unusable backup) and train from the start",
@@ -80,6 +92,7 @@ class TrainConfig(AugmentConfig, OptimConfig, ModelConfig, DataConfig):  # flags
         self.check_optim()
         self.check_augment()
         check_count("backup_every", self.backup_every)
+        check_whole_from_zero("finder_steps", self.finder_steps, MAX_FINDER_STEPS, " (no finder)")
         check_choice("strategy", self.strategy, STRATEGIES)
         if self.cpu_replicas is not None:
             check_count("cpu_replicas", self.cpu_replicas, MAX_CPU_REPLICAS)
@@ -87,6 +100,12 @@ class TrainConfig(AugmentConfig, OptimConfig, ModelConfig, DataConfig):  # flags
                 raise RelunetError(
                     f"cpu_replicas needs strategy 'mirrored'. Received strategy: {self.strategy!r}."
                 )
+        if self.strategy == "multiworker" and self.finder_steps:
+            raise RelunetError(
+                "finder_steps trains the finder on one machine after the digit model; "
+                "train it in a run without strategy 'multiworker'. "
+                f"Received finder_steps={self.finder_steps}."
+            )
         if self.strategy == "multiworker" and not self.run_dir:
             raise RelunetError(
                 "strategy 'multiworker' needs a run_dir that every worker "

@@ -73,12 +73,14 @@ class Gradients(list):
         self.loss, self.logits = loss, logits
 
 
-def grad(model: keras.Model, images: tf.Tensor, labels: tf.Tensor) -> Gradients:
-    """The gradient of `loss_fn` with respect to the trainable variables, as the lab has it."""
+def grad(model: keras.Model, images: tf.Tensor, labels: tf.Tensor, loss=loss_fn) -> Gradients:
+    """The gradient of `loss_fn` with respect to the trainable variables, as the lab has it.
+    Another network's loss (`loss(model, images, labels, logits=...)`, the finder's)
+    takes its place through `loss`."""
     with tf.GradientTape() as tape:
         logits = model(images, training=True)
-        loss = loss_fn(model, images, labels, logits=logits)
-    return Gradients(tape.gradient(loss, model.trainable_variables), loss, logits)
+        value = loss(model, images, labels, logits=logits)
+    return Gradients(tape.gradient(value, model.trainable_variables), value, logits)
 
 
 def scaled_to_global_batch(gradients: list[tf.Tensor], images: tf.Tensor) -> list[tf.Tensor]:

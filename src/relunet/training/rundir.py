@@ -114,6 +114,8 @@ class RunDir:
         self.history = self.path / "history.csv"
         self.best = self.path / "best.keras"
         self.backup = self.path / "backup"
+        self.finder = self.path / "finder.keras"  # where a row's digits are (--finder-steps)
+        self.finder_backup = self.path / "finder_backup"
         self.logs = self.path / "logs"
         self.metrics = self.path / "metrics.json"
 
@@ -129,7 +131,12 @@ class RunDir:
             self._check_config(config)
         elif any(p.name != ".lock" for p in self.path.iterdir()):
             raise self._not_a_run()
-        for folder, what in ((self.backup, "backup folder"), (self.logs, "logs folder")):
+        folders = (
+            (self.backup, "backup folder"),
+            (self.finder_backup, "finder backup folder"),
+            (self.logs, "logs folder"),
+        )
+        for folder, what in folders:
             if folder.exists() or folder.is_symlink():
                 check_output_dir(folder, what)
         if not config.restart:
@@ -241,9 +248,9 @@ class RunDir:
 
     def discard_progress(self) -> None:
         """Remove what training wrote (not config.json), to train again from the start."""
-        for path in (self.backup, self.logs):
+        for path in (self.backup, self.finder_backup, self.logs):
             shutil.rmtree(path, ignore_errors=True)
-        for path in (self.history, self.best, self.metrics):
+        for path in (self.history, self.best, self.finder, self.metrics):
             path.unlink(missing_ok=True)
         print(f"run: --restart: discarded the progress in {self.path}", flush=True)
 

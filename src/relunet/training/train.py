@@ -12,6 +12,7 @@ Everything that differs under tf.distribute is asked of one `Devices` object
 from __future__ import annotations
 
 import math
+import shutil
 import time
 import zipfile
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from relunet.training.backup import (
 from relunet.training.calibrate import Calibration, calibration, ece
 from relunet.training.callbacks import EpochTimer, make_callbacks
 from relunet.training.model import build_model, calibrated, load_model
+from relunet.training.reader import train_finder
 from relunet.training.rundir import RunDir
 from relunet.training.runtime import how_it_ran, seed_everything, set_threads
 
@@ -69,8 +71,11 @@ def run(config: TrainConfig, timeline: dict[str, float] | None = None) -> dict[s
             devices.barrier()  # until the chief has written the results
             return {}
         fitted = calibrate_best(run_dir, splits.val) if splits.val is not None else None
-        metrics = test_and_record(config, run_dir, trained, splits, timeline, fitted)
-        trained.backup.delete()  # the run is trained and tested: the backup has served
+        found = train_finder(config, run_dir, splits.train, splits.val)
+        timeline["finder"] = time.time()
+        metrics = test_and_record(config, run_dir, trained, splits, timeline, fitted, found)
+        trained.backup.delete()  # the run is trained and tested: the backups have served
+        shutil.rmtree(run_dir.finder_backup, ignore_errors=True)
         devices.barrier()  # so that the workers leave together
         return metrics
 
