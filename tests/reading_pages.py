@@ -175,12 +175,14 @@ def golden_pages() -> dict[str, bytes]:
 
 
 def read(pages: dict[str, bytes]) -> dict[str, dict]:
-    """What the reader finds in each page: its count, boxes (one per digit), and
-    whether it found ink and too many marks (relunet's read_many, in one call)."""
+    """What the reader finds in each page without a model (each group of ink apart a
+    digit): its count, boxes (one per digit), whether it found ink and too many digits,
+    and its point, sign and anything else (relunet's read_batch, traced, in one call)."""
     import tensorflow as tf
 
-    from relunet.reading.digits import read_many
+    from relunet.reading.digits import reader
 
+    read_many = reader()[1]
     found = {k: v.numpy() for k, v in read_many(tf.constant(list(pages.values()))).items()}
     return {
         name: {
@@ -188,6 +190,9 @@ def read(pages: dict[str, bytes]) -> dict[str, dict]:
             "boxes": found["boxes"][i][: found["count"][i]].tolist(),
             "found": bool(found["found"][i]),
             "too_many": bool(found["too_many"][i]),
+            "point": int(found["point"][i]),
+            "minus": bool(found["minus"][i]),
+            "not_number": bool(found["not_number"][i]),
         }
         for i, name in enumerate(pages)
     }

@@ -1,16 +1,18 @@
 """The ink's connected components, in TensorFlow ops: which are worth keeping (digits,
 their parts, a face's eyes) and which are not (specks, paper edges, ruled lines). The
-kept ones' labels are what relunet.reading.segment groups into digits."""
+kept ink is what the reader makes a row of writing of (relunet.reading.digits)."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from relunet.imaging.measure import label
-from relunet.imaging.morphology import dilate3
+from relunet.imaging.measure import label, span
+from relunet.imaging.morphology import dilate3, level_runs
 
 SPECK = 0.1  # a component under this fraction of the heaviest one's mass is a speck
-MARK = 0.01  # ... unless it is enclosed by what is kept (a face's eyes) and this heavy
+MARK = 0.01  # ... unless it is enclosed by what is kept (a face's eyes) and this heavy,
+DOT = 0.01  # ... or between what is kept (a decimal point: the finder says what it is)
+LINE = 0.8  # ink running level across this share of the page's width is a ruled line
 MASK_SIDE = 64  # components are found on a mask of at most this many px on its short side
 RULED_SPAN = 0.9  # a component at least this share of the mask's width ...
 RULED_FLAT = 8.0  # ... and at least this many times wider than tall is a ruled line
@@ -25,7 +27,9 @@ def without_specks(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, 
     of the ink on a mask of at most MASK_SIDE px on its shorter side: specks and paper
     edges neither set a digit's box nor reach the model (see `_kept_components`). The
     ids [h, w] (int32, 0 where no ink is kept) say which component each ink pixel is
-    part of: relunet.reading.segment groups them into digits."""
+    part of. Ruled lines are taken out first, pixel by pixel (`without_lines`), so that
+    digits written across one are kept, and the line is not."""
+    x, ink = without_lines(x, ink)
     h, w = tf.shape(ink)[0], tf.shape(ink)[1]
     f = tf.maximum(1, (tf.minimum(h, w) + MASK_SIDE - 1) // MASK_SIDE)
     hh, ww = (h + f - 1) // f, (w + f - 1) // f
@@ -98,7 +102,38 @@ def _kept_components(
     keep = candidate & (mass >= SPECK * top) & (mass > 0)
     enclosed = per_label(tf.cast(_enclosed(tf.gather(keep, ids)), tf.float32), ids) > 0
     keep |= candidate & enclosed & (mass >= MARK * top)
+    keep |= (
+        candidate
+        & (per_label(tf.cast(_between(tf.gather(keep, ids)), tf.float32), ids) > 0)
+        & (mass >= DOT * top)
+    )
     return tf.logical_and(tf.gather(keep, ids), mask), ids
+
+
+def without_lines(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(x, ink) without the ink of ruled lines: the pixels of level runs of ink at least
+    LINE of the page wide (a grey opening along rows), and their antialiased edges just
+    above and below. Where a digit crosses a line its stroke is cut by the line's width,
+    which the finder and the cut treat as a broken stroke."""
+    width = tf.shape(ink)[1]
+    length = tf.cast(tf.math.ceil(LINE * tf.cast(width, tf.float32)), tf.int32) // 2 * 2 + 1
+    lines = level_runs(ink, length) & (width >= RULED_MASK)
+    edges = tf.concat([lines[1:], tf.zeros_like(lines[:1])], 0) | tf.concat(
+        [tf.zeros_like(lines[:1]), lines[:-1]], 0
+    )
+    return tf.where(lines | edges, 0.0, x), ink & tf.logical_not(lines)
+
+
+def _between(kept: tf.Tensor) -> tf.Tensor:
+    """bool [h, w]: pixels in the rows the kept ink spans, with kept ink to their left
+    and right: where a number's decimal point (or a minus sign's dash) is written."""
+    rows = tf.reduce_any(kept, 1)
+    top, bottom = span(rows)
+    inside = (tf.range(tf.shape(kept)[0]) >= top) & (tf.range(tf.shape(kept)[0]) < bottom)
+    columns = tf.reduce_any(kept, 0)
+    left, right = span(columns)
+    across = (tf.range(tf.shape(kept)[1]) >= left) & (tf.range(tf.shape(kept)[1]) < right)
+    return inside[:, None] & across[None, :]
 
 
 def _enclosed(kept: tf.Tensor) -> tf.Tensor:

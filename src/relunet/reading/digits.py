@@ -23,12 +23,17 @@ look like (LeCun et al., the MNIST page: dark paper at 0, ink up to 255, the dig
   7. specks        connected components much lighter than the digit, paper edges and
                    ruled lines are erased (relunet.reading.components), so they neither
                    set a box nor reach the model;
-  8. digits        the components grouped into digits, touching digits cut
-                   (relunet.reading.segment), at most MAX_DIGITS; each more than a dot;
-  9. crop, box     each digit's ink cropped, padded square, scaled into an 80x80 box;
- 10. stroke width  brought toward MNIST's (a grey erosion or dilation of at most two
+  8. row           the ink made a row of writing 20 px tall (relunet.imaging.rows), and
+                   its items found on it: digits, a decimal point, a minus sign, or
+                   what is not a digit (the learned finder, relunet.training.finder;
+                   without a model, one digit per group of components apart);
+  9. cut           the ink cut into the digits found (relunet.reading.cuts: whole
+                   components where they are apart, along seams where they touch),
+                   at most MAX_DIGITS;
+10. crop, box     each digit's ink cropped, padded square, scaled into an 80x80 box;
+ 11. stroke width  brought toward MNIST's (a grey erosion or dilation of at most two
                    pixels a side in the working box) when far from it;
- 11. place         scaled to 20x20 and put in 28x28 with its centre of mass centred.
+ 12. place         scaled to 20x20 and put in 28x28 with its centre of mass centred.
 
 Each answer comes with `found`: false when there is no digit to speak of (a blank page,
 a photo of nothing), so callers say "no digit found" instead of the model's guess. A
@@ -38,34 +43,41 @@ it is.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import tensorflow as tf
 
-from relunet.base.mnist import IMAGE_SIZE, INPUT_SHAPE, MAX_DIGITS, PIXEL_MAX
+from relunet.base.mnist import DIGIT, IMAGE_SIZE, INPUT_SHAPE, MAX_DIGITS, PIXEL_MAX
 from relunet.imaging.measure import centre_of_mass, span
-from relunet.imaging.morphology import dilate3, max_filter, min_filter
+from relunet.imaging.morphology import max_filter, min_filter
+from relunet.imaging.rows import row_images
 from relunet.imaging.transform import padded_square, resized
-from relunet.reading import components, ink, segment
+from relunet.reading import components, cuts, ink
 from relunet.reading.image_headers import MAX_PIXELS, declared_size, within_budget
+from relunet.reading.items import Find, apart, number_marks
 
 DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
 WORK_BOX = 80  # where stroke width is measured and changed (4 x DIGIT_BOX)
 STROKE_WIDTH = 8.0  # MNIST's median stroke width in the working box
 STROKE_TOLERANCE = 0.25  # a width within 25% of it is left alone
 MAX_STROKE_CHANGE = 2  # pixels of erosion or dilation a side, at most
-MIN_DIGIT_SIDE = 3  # pixels, once the page is scaled down (relunet.reading.ink.shrink): a dot
-DIGIT = tf.TensorSpec(INPUT_SHAPE, tf.uint8)
 
 
-@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
-def read_digits(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
-    """The digits written in one image file, left to right, each made an MNIST digit:
+def read_digits(encoded: tf.Tensor, find: Find | None = None) -> dict[str, tf.Tensor]:
+    """The digits written in one image file, left to right, each made an MNIST digit,
+    the items of its row found by `find` (default `apart`):
 
-        digits    uint8 [MAX_DIGITS, 28, 28, 1], zeros past `count`
-        count     int32, the digits found (0 for a blank page)
-        boxes     int32 [MAX_DIGITS, 4], each digit's top, left, bottom, right (ends
-                  excluded) in the file's pixels
-        found     bool, ink that stands out from the paper, in a digit's size or more
-        too_many  bool, more marks than MAX_DIGITS: not a number relunet reads
+        digits      uint8 [MAX_DIGITS, 28, 28, 1], zeros past `count`
+        count       int32, the digits found (0 for a blank page)
+        boxes       int32 [MAX_DIGITS, 4], each digit's top, left, bottom, right (ends
+                    excluded) in the file's pixels
+        found       bool, ink that stands out from the paper, in a digit's size or more
+        too_many    bool, more digits than MAX_DIGITS: not a number relunet reads
+        point       int32, how many digits come before a decimal point (-1: none)
+        minus       bool, a minus sign before the first digit
+        not_number  bool, something written that is neither a digit nor a number's
+                    point or sign, or a point or sign where a number has none
 
     An InvalidArgumentError for a file that declares more than MAX_PIXELS."""
     size = declared_size(encoded)
@@ -93,7 +105,7 @@ def read_digits(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
     return tf.cond(
         is_mnist,
         lambda: as_it_is(tf.reshape(image, INPUT_SHAPE)),
-        lambda: read_page(small, factor),
+        lambda: read_page(small, factor, find or apart),
     )
 
 
@@ -119,27 +131,33 @@ READ = {  # what read_digits returns, for tf.map_fn over a batch of files
     "boxes": tf.TensorSpec([MAX_DIGITS, 4], tf.int32),
     "found": tf.TensorSpec([], tf.bool),
     "too_many": tf.TensorSpec([], tf.bool),
+    "point": tf.TensorSpec([], tf.int32),
+    "minus": tf.TensorSpec([], tf.bool),
+    "not_number": tf.TensorSpec([], tf.bool),
 }
 
 
-def read_batch(encoded: tf.Tensor) -> dict[str, tf.Tensor]:
+def read_batch(encoded: tf.Tensor, find: Find | None = None) -> dict[str, tf.Tensor]:
     """read_digits of each of a batch [n] of image files' bytes, stacked."""
-    return tf.map_fn(read_digits, encoded, fn_output_signature=READ)
+    return tf.map_fn(lambda e: read_digits(e, find), encoded, fn_output_signature=READ)
 
 
-# read_batch traced once for any number of files: in a traced function map_fn's images
-# are read side by side, on every core (parallel_iterations).
-read_many = tf.function(
-    read_batch, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
-)
-
-
-@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
-def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(uint8 [28, 28, 1], bool found): the first digit an image file holds (of a file of
-    one digit, that digit)."""
-    read = read_digits(encoded)
-    return read["digits"][0], tf.logical_and(read["found"], read["count"] > 0)
+@functools.cache
+def reader(find: Find | None = None) -> tuple[Callable, Callable]:
+    """(read_digits, read_batch) with `find`, each traced once, for any file and any
+    number of files (in a traced function map_fn's images are read side by side, on
+    every core)."""
+    one = tf.function(
+        lambda e: read_digits(e, find),
+        input_signature=[tf.TensorSpec([], tf.string)],
+        autograph=False,
+    )
+    many = tf.function(
+        lambda e: read_batch(e, find),
+        input_signature=[tf.TensorSpec([None], tf.string)],
+        autograph=False,
+    )
+    return one, many
 
 
 def as_it_is(digit: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -148,14 +166,15 @@ def as_it_is(digit: tf.Tensor) -> dict[str, tf.Tensor]:
     digits = tf.concat([digit[None], tf.zeros([MAX_DIGITS - 1, *INPUT_SHAPE], tf.uint8)], 0)
     box = tf.constant([0, 0, IMAGE_SIZE, IMAGE_SIZE], tf.int32)
     boxes = tf.concat([box[None], tf.zeros([MAX_DIGITS - 1, 4], tf.int32)], 0)
-    count = tf.cast(found, tf.int32)
-    too_many = tf.constant(False)
     return {
         "digits": digits,
-        "count": count,
+        "count": tf.cast(found, tf.int32),
         "boxes": boxes,
         "found": found,
-        "too_many": too_many,
+        "too_many": tf.constant(False),
+        "point": tf.constant(-1),
+        "minus": tf.constant(False),
+        "not_number": tf.constant(False),
     }
 
 
@@ -166,10 +185,11 @@ def found_as_is(digits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(pixels, axis=[-3, -2, -1]) > ink.MIN_CONTRAST
 
 
-def read_page(small: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
+def read_page(small: tf.Tensor, factor: tf.Tensor, find: Find) -> dict[str, tf.Tensor]:
     """read_digits of a grey image [h, w] in 0..255, the file scaled by `factor` (boxes
-    are divided by it): the page's ink found (relunet.reading.ink), split into digits
-    (relunet.reading.segment), each made an MNIST digit (`as_mnist`)."""
+    are divided by it): the page's ink found (relunet.reading.ink, .components), its row
+    made the finder's input (relunet.imaging.rows), its items found by `find`, the ink
+    cut into them (relunet.reading.cuts), each digit made an MNIST digit (`as_mnist`)."""
     sheet, corner = ink.on_the_paper(small)
     x = ink.without_paper(ink.ink_up(sheet))
     threshold = ink.otsu(x, tf.reduce_max(x))
@@ -177,57 +197,79 @@ def read_page(small: tf.Tensor, factor: tf.Tensor) -> dict[str, tf.Tensor]:
     level = ink.ink_level(x, strokes)
     contrast = ink.stands_out(x, strokes, level)
     x = ink.stretched(x, level, threshold)
-    x, strokes, ids = components.without_specks(x, strokes)
+    x, strokes, _ = components.without_specks(x, strokes)
     found = tf.logical_and(contrast, tf.reduce_any(strokes))
-    group, windows, group_map = segment.digit_slots(tf.where(found, ids, 0))
-    slots = tf.size(group)
-    too_many = slots > MAX_DIGITS
-    edge = dilate3(tf.cast(group_map, tf.float32))  # each group with its antialiased fringe
-    digits, boxes, real = tf.map_fn(  # the slots there are, not MAX_DIGITS of them
-        lambda slot: _one_digit(x, group_map, edge, *slot),
-        (group[:MAX_DIGITS], windows[:MAX_DIGITS]),
+    page = tf.where(found, x, 0.0) / PIXEL_MAX
+    centres, kinds = tf.cond(
+        found,
+        lambda: _row_items(page, find),
+        lambda: (tf.zeros([0]), tf.zeros([0], tf.int32)),
+    )
+    owner = tf.cond(
+        tf.size(centres) > 0,
+        lambda: cuts.owners(page, centres),
+        lambda: tf.zeros_like(page, tf.int32),
+    )
+    # an item the cut left no ink (its centre near none) is not there
+    inked = (
+        tf.math.unsorted_segment_sum(
+            tf.ones([tf.size(owner)], tf.int32), tf.reshape(owner, [-1]), tf.size(centres) + 1
+        )[1:]
+        > 0
+    )
+    numbers = tf.cast(tf.where(inked)[:, 0], tf.int32) + 1  # their owner numbers
+    kinds = tf.boolean_mask(kinds, inked)
+    is_digit = tf.equal(kinds, DIGIT)
+    count = tf.reduce_sum(tf.cast(is_digit, tf.int32))
+    slot = tf.boolean_mask(numbers, is_digit)[:MAX_DIGITS]
+    digits, boxes = tf.map_fn(
+        lambda number: _one_digit(x, owner, number),
+        slot,
         fn_output_signature=(
             tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE], tf.float32),
             tf.TensorSpec([4], tf.int32),
-            tf.TensorSpec([], tf.bool),
         ),
     )
-    spare = MAX_DIGITS - tf.minimum(slots, MAX_DIGITS)
+    spare = MAX_DIGITS - tf.size(slot)
     digits = tf.reshape(
         tf.pad(digits, [[0, spare], [0, 0], [0, 0]]), [MAX_DIGITS, *INPUT_SHAPE[:2]]
     )
-    boxes = tf.reshape(tf.pad(boxes, [[0, spare], [0, 0]]), [MAX_DIGITS, 4])
-    real = tf.reshape(tf.pad(real, [[0, spare]]), [MAX_DIGITS])
-    keep = tf.argsort(tf.cast(tf.logical_not(real), tf.int32), stable=True)  # real ones first
-    digits, boxes, real = (tf.gather(t, keep) for t in (digits, boxes, real))
-    count = tf.reduce_sum(tf.cast(real, tf.int32))
     offset = tf.tile(tf.cast(corner, tf.float32), [2])
     boxes = tf.cast(tf.round((tf.cast(boxes, tf.float32) + offset) / factor), tf.int32)
-    boxes = tf.where(real[:, None], boxes, 0)
-    digits = tf.where(real[:, None, None], digits, 0.0)
+    boxes = tf.reshape(tf.pad(boxes, [[0, spare], [0, 0]]), [MAX_DIGITS, 4])
     return {
         "digits": tf.cast(tf.round(digits), tf.uint8)[..., None],
-        "count": count,
+        "count": tf.minimum(count, MAX_DIGITS),
         "boxes": boxes,
-        "found": tf.logical_and(found, count > 0),
-        "too_many": too_many,
+        "found": tf.logical_and(found, tf.size(kinds) > 0),
+        "too_many": count > MAX_DIGITS,
+        **number_marks(kinds),
     }
 
 
-def _one_digit(x, group_map, edge, group, window) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """One digit's slot: its ink (its group's, within its window) cropped tight and made
-    an MNIST digit; its box in the page's pixels; whether it is one (a slot of padding,
-    or ink smaller than MIN_DIGIT_SIDE, is not)."""
-    top, left, bottom, right = tf.unstack(window)
-    x, group_map, edge = (t[top:bottom, left:right] for t in (x, group_map, edge))
-    own = tf.equal(group_map, group + 1)
-    top_, bottom_ = span(tf.reduce_any(own, 1))  # (n, 0) for no ink: not real
-    left_, right_ = span(tf.reduce_any(own, 0))
-    real = (group >= 0) & (tf.maximum(bottom_ - top_, right_ - left_) >= MIN_DIGIT_SIDE)
-    fringe = tf.equal(edge, tf.cast(group + 1, tf.float32))
-    piece = tf.where(fringe | own, x, 0.0)[top_:bottom_, left_:right_]
-    digit = tf.cond(real, lambda: as_mnist(piece), lambda: tf.zeros([IMAGE_SIZE, IMAGE_SIZE]))
-    return digit, tf.stack([top + top_, left + left_, top + bottom_, left + right_]), real
+def _row_items(page: tf.Tensor, find: Find) -> tuple[tf.Tensor, tf.Tensor]:
+    """(centres float [k] in the page's columns, kinds int32 [k]) of the items `find`
+    sees on the page's row; a page whose ink `find` makes nothing of is one digit, its
+    centre the ink's centre of mass (what the digit model then makes of it decides)."""
+    rows, mapping = row_images(page[None])
+    centres, kinds = find(rows)
+    centres = mapping.page_columns(centres[None])[0]
+    _, middle = centre_of_mass(page)
+    none = tf.equal(tf.size(centres), 0)
+    return (
+        tf.cond(none, lambda: middle[None], lambda: centres),
+        tf.cond(none, lambda: tf.constant([DIGIT]), lambda: kinds),
+    )
+
+
+def _one_digit(x: tf.Tensor, owner: tf.Tensor, number: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The digit `number` owns (relunet.reading.cuts): its ink cropped tight and made an
+    MNIST digit, and its box in the page's pixels."""
+    own = tf.equal(owner, number)
+    top, bottom = span(tf.reduce_any(own, 1))
+    left, right = span(tf.reduce_any(own, 0))
+    piece = tf.where(own, x, 0.0)[top:bottom, left:right]
+    return as_mnist(piece), tf.stack([top, left, bottom, right])
 
 
 def as_mnist(piece: tf.Tensor) -> tf.Tensor:
