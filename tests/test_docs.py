@@ -107,7 +107,7 @@ def test_the_layout_names_every_module_and_no_module_that_is_gone():
     )
 
 
-NAMED = re.compile(r"(?<![\w.])relunet(?:\.[A-Za-z_]\w*)+")  # relunet.reading.digits.read_many
+NAMED = re.compile(r"(?<![\w.])relunet(?:\.[A-Za-z_]\w*)+")  # relunet.reading.digits.read_batch
 
 
 def _resolves(dotted: str) -> bool:

@@ -33,7 +33,7 @@ ROOMS = {
     "reading": ("base", "imaging"),
     "data": ("base", "config", "imaging"),
     "training": ("base", "config", "imaging", "data", "preflight"),
-    "inference": ("base", "config", "reading", "data", "training", "preflight"),
+    "inference": ("base", "config", "imaging", "reading", "data", "training", "preflight"),
     "experiments": ("base", "config", "data", "training", "inference", "preflight"),
     "serve": ("base", "config", "reading", "inference", "preflight"),
     "preflight": ("base", "config", "data", "training", "experiments", "inference", "serve"),

@@ -8,9 +8,14 @@ from one another.
 
 SIGNATURE = "serving_default"  # uint8 pixels in: IMAGES [n, 28, 28, 1], one digit each
 BYTES_SIGNATURE = "serving_bytes"  # encoded image files in: IMAGE_BYTES [n]
+# Where the items of one row of writing are (the finder, where the export has one):
+ROWS_SIGNATURE = "serving_rows"  # ROWS float32 [1, 28, w] in: CENTRES [k], KINDS [k] out
 
 IMAGES = "images"
 IMAGE_BYTES = "image_bytes"
+ROWS = "rows"
+CENTRES = "centres"  # float32 [k]: each item's column on the row, left to right
+KINDS = "kinds"  # int32 [k]: relunet.base.mnist's DIGIT, OTHER, POINT or MINUS
 
 # Both signatures:
 PROBABILITIES = "probabilities"  # float32 [n, 10], calibrated

@@ -3,9 +3,11 @@ digit, "not a digit", or nothing at all. One function for `relunet predict`, `ev
 --images`, the exported `serving_bytes` signature and the drawing page behind it.
 
 An image reads as a number when ink was found and every digit found in it was read
-(none under the model's `reject_below`, no more than MAX_DIGITS); its digits, left to
-right, are the number. Otherwise it is "not a digit" (something was written that relunet
-will not read as digits) or, with no ink at all, "no digit found".
+(none under the model's `reject_below`, no more than MAX_DIGITS), with nothing beside
+them but a decimal point between two of them and a minus sign before the first; its
+digits, left to right, are the number, with its point and sign (`-3.14`). Otherwise it
+is "not a digit" (something was written that relunet will not read as a number: a
+letter, a symbol, a digit it cannot read) or, with no ink at all, "no digit found".
 """
 
 from __future__ import annotations
@@ -63,11 +65,13 @@ def serving_outputs(
     dict and each digit slot's probabilities [n, MAX_DIGITS, 10] and rejection [n,
     MAX_DIGITS] (a slot past an image's count is ignored):
 
-        class                int64 [n]: the digit when exactly one was read, else -1
+        class                int64 [n]: the digit when exactly one was read (and no
+                             point or sign), else -1
         probabilities        float [n, 10]: the first digit's (zeros with no digit)
         digit_found          bool [n]: ink that stands out, in a digit's size or more
         not_a_digit          bool [n]: something written that is not read as digits
-        number               string [n]: the digits read, left to right ("" if none)
+        number               string [n]: the digits read, left to right, with a decimal
+                             point and a minus sign where written ("" if none)
         digits               int64 [n, MAX_DIGITS]: each digit's class, -1 past the count
         digit_count          int32 [n]: the digits found
         digit_probabilities  float [n, MAX_DIGITS]: each digit's probability
@@ -79,16 +83,23 @@ def serving_outputs(
     classes = tf.where(slot, tf.argmax(probabilities, -1), -1)
     confidence = tf.where(slot, tf.reduce_max(probabilities, -1), 0.0)
     found = read["found"]
-    not_a_digit = found & (tf.reduce_any(rejected & slot, 1) | read["too_many"])
+    unread = tf.reduce_any(rejected & slot, 1) | read["too_many"] | read["not_number"]
+    not_a_digit = found & unread
     read_as_digits = found & tf.logical_not(not_a_digit)
-    joined = tf.strings.reduce_join(tf.where(slot, tf.strings.as_string(classes), ""), axis=1)
-    one = read_as_digits & tf.equal(count, 1)
+    written = tf.where(slot, tf.strings.as_string(classes), "")
+    # the decimal point before digit `point` (-1: none), the sign before them all
+    point = tf.equal(tf.range(MAX_DIGITS)[None, :], read["point"][:, None]) & slot
+    written = tf.where(point, tf.strings.join([".", written]), written)
+    number = tf.strings.reduce_join(written, axis=1)
+    number = tf.where(read["minus"], tf.strings.join(["-", number]), number)
+    plain = tf.logical_not(read["minus"]) & (read["point"] < 0)
+    one = read_as_digits & tf.equal(count, 1) & plain
     return {
         CLASS: tf.where(one, classes[:, 0], -1),
         PROBABILITIES: probabilities[:, 0] * tf.cast(found, probabilities.dtype)[:, None],
         DIGIT_FOUND: found,
         NOT_A_DIGIT: not_a_digit,
-        NUMBER: tf.where(read_as_digits, joined, ""),
+        NUMBER: tf.where(read_as_digits, number, ""),
         DIGITS: classes,
         DIGIT_COUNT: count,
         DIGIT_PROBABILITIES: confidence,

@@ -3,7 +3,9 @@
 A model path may be a `.keras` file, a run dir (its `best.keras`), a SavedModel
 version folder (`saved_models/relunet/3`) or the folder of versions (the newest is
 used, as TF Serving would). Either way the answer is a `Classifier`: uint8 images in,
-class probabilities out, whatever kind of model is behind it.
+class probabilities out, whatever kind of model is behind it; and, where the model
+comes with a finder (a run dir's `finder.keras` beside its `best.keras`, an export's
+`serving_rows`), the reader's `find`: where the digits of a row of writing are.
 """
 
 from __future__ import annotations
@@ -19,10 +21,22 @@ import tensorflow as tf
 from relunet.base.errors import RelunetError
 from relunet.base.mnist import INPUT_SHAPE, NUM_CLASSES
 from relunet.base.paths import resolve_model_path
-from relunet.base.signatures import IMAGES, NOT_A_DIGIT, PROBABILITIES, SIGNATURE
+from relunet.base.signatures import (
+    CENTRES,
+    IMAGES,
+    KINDS,
+    NOT_A_DIGIT,
+    PROBABILITIES,
+    ROWS,
+    ROWS_SIGNATURE,
+    SIGNATURE,
+)
 from relunet.data.pipelines import to_inputs
 from relunet.inference.trust import check_trusted
+from relunet.reading.digits import Find
+from relunet.training.finder import centres_of
 from relunet.training.model import calibrated, load_model
+from relunet.training.rundir import RunDir
 
 BATCH = 1024  # images per call when classifying many: about 3 MB of float32 pixels
 
@@ -36,6 +50,8 @@ class Classifier:
     keras_model: keras.Model | None = None
     signature: object | None = None  # the SavedModel's serving_default function
     saved_model: object | None = None  # keeps the loaded SavedModel (and its variables) alive
+    finder: keras.Model | None = None  # the run's finder.keras
+    find: Find | None = None  # where a row's items are (relunet.reading.digits.Find)
 
     def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities [n, 10], not a digit [n] bool) of uint8 digits, BATCH at a time."""
@@ -78,7 +94,8 @@ def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
                 f"{resolved} cannot be loaded as a Keras model ({_load_error_reason(error)})."
             ) from None
         _check_keras_contract(model, resolved)
-        return Classifier(resolved, keras_model=model)
+        finder = _finder_beside(resolved)
+        return Classifier(resolved, keras_model=model, finder=finder, find=finder_find(finder))
     if not trust_model:
         check_trusted(resolved, SIGNATURE)
     try:
@@ -91,7 +108,47 @@ def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
         raise RelunetError(f"The SavedModel {resolved} has no {SIGNATURE} signature.")
     signature = loaded.signatures[SIGNATURE]
     _check_signature_contract(signature, resolved)
-    return Classifier(resolved, signature=signature, saved_model=loaded)
+    rows = loaded.signatures.get(ROWS_SIGNATURE)
+    return Classifier(resolved, signature=signature, saved_model=loaded, find=signature_find(rows))
+
+
+def _finder_beside(model_path: Path) -> keras.Model | None:
+    """The finder.keras a run dir holds beside its best.keras, if any."""
+    path = RunDir(model_path.parent).finder
+    if not path.is_file():
+        return None
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as error:
+        raise RelunetError(
+            f"{path} cannot be loaded as a Keras model ({_load_error_reason(error)})."
+        ) from None
+
+
+def finder_find(finder: keras.Model | None) -> Find | None:
+    """The reader's Find of a trained finder: its outputs for the row, decoded
+    (relunet.training.finder.centres_of, at its calibrated threshold)."""
+    if finder is None:
+        return None
+
+    def find(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        kinds, offsets = finder(rows, training=False)
+        centres, kinds, _ = centres_of(kinds[0], offsets[0], finder.other_above)
+        return centres, kinds
+
+    return find
+
+
+def signature_find(rows_signature) -> Find | None:
+    """The reader's Find of an export's serving_rows signature."""
+    if rows_signature is None:
+        return None
+
+    def find(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        out = rows_signature(**{ROWS: rows})
+        return out[CENTRES], out[KINDS]
+
+    return find
 
 
 def _check_keras_contract(model: keras.Model, path: Path) -> None:

@@ -72,7 +72,7 @@ def on_images(classifier: Classifier, folder: str | Path) -> tuple[dict, tuple]:
     """The scores of a folder of labelled image files, read as predict reads them, and
     the report's arrays for its one-digit images."""
     files = labelled_image_files(folder)
-    found = read_files([path for path, _ in files], many=True)
+    found = read_files([path for path, _ in files], many=True, find=classifier.find)
     said = classify_reads(classifier, found)
     truths = [label for _, label in files]
     read = [number.decode() for number in said[NUMBER]]

@@ -13,7 +13,12 @@ threshold is not read, and its class is -1):
                    of them, each made an MNIST digit), so a TF Serving REST client can
                    post `{"b64": ...}` images; it also returns the number read and each
                    digit's class, probability and box (`relunet.inference.answers`), and
-                   `digit_found`, false for a blank page.
+                   `digit_found`, false for a blank page;
+  serving_rows     (with a finder) `rows`: one row of writing [1, 28, w] as the reader
+                   makes it (relunet.imaging.rows) -> `centres` [k] and `kinds` [k] of
+                   the items the finder sees on it (relunet.training.finder): what
+                   `relunet predict` reads an export's images with, as serving_bytes
+                   does inside.
 
 A version is written to a hidden temporary folder and renamed into place: a crash
 never leaves half a version.
@@ -32,17 +37,22 @@ from relunet import preflight
 from relunet.base.mnist import INPUT_SHAPE
 from relunet.base.signatures import (
     BYTES_SIGNATURE,
+    CENTRES,
     CLASS,
     IMAGE_BYTES,
     IMAGES,
+    KINDS,
     NOT_A_DIGIT,
     PROBABILITIES,
+    ROWS,
+    ROWS_SIGNATURE,
     SIGNATURE,
 )
 from relunet.config import ExportConfig
 from relunet.data.pipelines import to_inputs
+from relunet.imaging.rows import ROW_HEIGHT
 from relunet.inference.answers import classify_slots, serving_outputs
-from relunet.inference.classifier import load_classifier
+from relunet.inference.classifier import finder_find, load_classifier
 from relunet.reading.digits import read_batch
 from relunet.training.model import calibrated
 
@@ -56,23 +66,38 @@ def export(config: ExportConfig) -> Path:
 
 
 def run(config: ExportConfig) -> Path:
-    """`export` for a config that has passed `relunet.preflight.export`."""
-    model = load_classifier(config.model).keras_model
-    return write_version(model, Path(config.out), config.version)
+    """`export` for a config that has passed `relunet.preflight.export`: the model and,
+    from a run dir that has one, its finder."""
+    loaded = load_classifier(config.model)
+    return write_version(loaded.keras_model, Path(config.out), config.version, finder=loaded.finder)
 
 
 def export_saved_model(
-    model: keras.Model, out: str | os.PathLike, version: int | None = None, verbose: bool = True
+    model: keras.Model,
+    out: str | os.PathLike,
+    version: int | None = None,
+    verbose: bool = True,
+    finder: keras.Model | None = None,
 ) -> Path:
-    """Write `model` as `<out>/<version>` (next free version by default); return that path.
-    RelunetError if `out` cannot be written or the version exists."""
+    """Write `model` (and `finder`, which reads where a row's digits are) as
+    `<out>/<version>` (next free version by default); return that path. RelunetError if
+    `out` cannot be written or the version exists."""
     out, version = preflight.export_target(out, version)
-    return write_version(model, out, version, verbose)
+    return write_version(model, out, version, verbose, finder=finder)
 
 
-def write_version(model: keras.Model, out: Path, version: int, verbose: bool = True) -> Path:
-    """Write `model` as `<out>/<version>`, atomically: a crash never leaves half a version."""
-    archive = _archive(model)  # traced here: a model that does not fit fails before any write
+def write_version(
+    model: keras.Model,
+    out: Path,
+    version: int,
+    verbose: bool = True,
+    finder: keras.Model | None = None,
+) -> Path:
+    """Write `model` (with `finder`) as `<out>/<version>`, atomically: a crash never
+    leaves half a version."""
+    archive = _archive(
+        model, finder
+    )  # traced here: a model that does not fit fails before any write
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
@@ -91,9 +116,19 @@ def write_version(model: keras.Model, out: Path, version: int, verbose: bool = T
     return final
 
 
-def _archive(model: keras.Model) -> keras.export.ExportArchive:
+def _archive(model: keras.Model, finder: keras.Model | None) -> keras.export.ExportArchive:
     archive = keras.export.ExportArchive()
     archive.track(model)
+    find = finder_find(finder)
+    if finder is not None:
+        archive.track(finder)
+
+        @tf.function(input_signature=[tf.TensorSpec([1, ROW_HEIGHT, None], tf.float32, name=ROWS)])
+        def serve_rows(rows):
+            centres, kinds = find(rows)
+            return {CENTRES: centres, KINDS: kinds}
+
+        archive.add_endpoint(ROWS_SIGNATURE, serve_rows)
 
     def classify(images):
         """The calibrated softmax of uint8 digits [n, 28, 28, 1], and whether each stays
@@ -108,7 +143,7 @@ def _archive(model: keras.Model) -> keras.export.ExportArchive:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
     def serve_bytes(image_bytes):
-        read = read_batch(image_bytes)
+        read = read_batch(image_bytes, find)
         return serving_outputs(read, *classify_slots(read, classify))
 
     archive.add_endpoint(SIGNATURE, serve_pixels)

@@ -10,6 +10,7 @@ file answered as a number, one digit, "not a digit" or "no digit found"
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from relunet.config import PredictConfig
 from relunet.inference.answers import as_result, classify_slots, serving_outputs
 from relunet.inference.classifier import Classifier, load_classifier
 from relunet.inference.npy_inputs import read_npy_images
-from relunet.reading.digits import READ, as_it_is, read_digits, read_many
+from relunet.reading.digits import READ, Find, as_it_is, read_digits, reader
 from relunet.reading.image_headers import over_budget
 
 CHUNK = 16  # image files read at once by `read_files(many=True)`
@@ -37,12 +38,13 @@ class Read:
     read: dict[str, np.ndarray]  # read_digits' keys, each stacked over the inputs
 
 
-def read_files(paths: list[str | Path], many: bool = False) -> Read:
+def read_files(paths: list[str | Path], many: bool = False, find: Find | None = None) -> Read:
     """Every input of the given image and .npy files (an array holds one digit an image,
-    found when a pixel stands out from 0). RelunetError naming a file that declares too
-    many pixels or cannot be decoded. A few files run eagerly (a few hundred ops, where
-    tracing takes seconds); `many` runs the traced function on CHUNK files at a time,
-    which the cores share."""
+    found when a pixel stands out from 0), a row's items found by `find` (a model's
+    finder; by default, each group of ink apart is a digit). RelunetError naming a file
+    that declares too many pixels or cannot be decoded. A few files run eagerly (a few
+    hundred ops, where tracing takes seconds); `many` runs the traced function on CHUNK
+    files at a time, which the cores share."""
     names, reads, files = [], [], []  # files: (its place in reads, name), read by chunks
     for name in map(str, paths):
         path = Path(name)  # that it is a file: relunet.preflight's check
@@ -57,23 +59,24 @@ def read_files(paths: list[str | Path], many: bool = False) -> Read:
     step = CHUNK if many else 1
     for start in range(0, len(files), step):
         chunk = files[start : start + step]
-        for (place, _), read in zip(chunk, _read_chunk([n for _, n in chunk], many), strict=True):
+        names_ = [n for _, n in chunk]
+        for (place, _), read in zip(chunk, _read_chunk(names_, many, find), strict=True):
             reads[place] = read
     return Read(names, {key: np.stack([r[key] for r in reads]) for key in READ})
 
 
-def _read_chunk(names: list[str], many: bool) -> list[dict[str, np.ndarray]]:
+def _read_chunk(names: list[str], many: bool, find: Find | None) -> list[dict[str, np.ndarray]]:
     """read_file of each file, the chunk at once when `many` (one by one again when one
     of them cannot be decoded, to name it)."""
     encoded = [Path(name).read_bytes() for name in names]
     if not many or len(names) == 1:
-        return [read_file(e, n, many) for e, n in zip(encoded, names, strict=True)]
+        return [read_file(e, n, many, find) for e, n in zip(encoded, names, strict=True)]
     for e, name in zip(encoded, names, strict=True):
         _within_budget(e, name)
     try:
-        found = read_many(tf.constant(encoded))
+        found = reader(find)[1](tf.constant(encoded))
     except (tf.errors.InvalidArgumentError, ValueError):
-        return [read_file(e, n, many) for e, n in zip(encoded, names, strict=True)]
+        return [read_file(e, n, many, find) for e, n in zip(encoded, names, strict=True)]
     arrays = {key: value.numpy() for key, value in found.items()}
     return [{key: value[i] for key, value in arrays.items()} for i in range(len(names))]
 
@@ -84,10 +87,12 @@ def _within_budget(encoded: bytes, name: str) -> None:
         raise RelunetError(f"{name} {too_many}.")
 
 
-def read_file(encoded: bytes, name: str = "image", many: bool = False) -> dict[str, np.ndarray]:
+def read_file(
+    encoded: bytes, name: str = "image", many: bool = False, find: Find | None = None
+) -> dict[str, np.ndarray]:
     """read_digits of one file's bytes, as NumPy; RelunetError for a file that declares
     more pixels than relunet reads, or that cannot be decoded."""
-    read = read_digits if many else read_digits.python_function
+    read = reader(find)[0] if many else functools.partial(read_digits, find=find)
     try:
         _within_budget(encoded, name)
         found = read(tf.constant(encoded))
@@ -127,8 +132,8 @@ def run_predict(config: PredictConfig) -> list[dict]:
     and box (`per_digit`), whether something was written that is not read as digits
     (`not_a_digit`) or nothing at all (`digit_found` false); and, when exactly one digit
     was read, its `class`, `probability` and all ten `probabilities` (else None)."""
-    found = read_files(config.inputs, many=len(config.inputs) > MANY)
     classifier = load_classifier(config.model, trust_model=config.trust_model)
+    found = read_files(config.inputs, many=len(config.inputs) > MANY, find=classifier.find)
     said = classify_reads(classifier, found)
     return [
         as_result(name, {k: v[i] for k, v in said.items()}) for i, name in enumerate(found.names)

@@ -18,7 +18,9 @@ from pathlib import Path
 from relunet.base.errors import RelunetError
 
 # Ops a relunet export runs in its signatures (collected from exports of every
-# activation, both signatures), plus their close pure relatives.
+# activation, all signatures, with and without a finder), plus their close pure
+# relatives. The finder's windows are convolutions (Conv2D, and SpaceToBatchND and
+# BatchToSpaceND where they are dilated).
 ALLOWED_OPS = frozenset(
     """
     Placeholder Const Identity IdentityN NoOp StatefulPartitionedCall PartitionedCall
@@ -38,6 +40,7 @@ ALLOWED_OPS = frozenset(
     MaxPool MaxPoolV2 Cumsum Bincount DenseBincount HistogramFixedWidth TopKV2 UnsortedSegmentSum
     UnsortedSegmentMax MirrorPad
     UnsortedSegmentMin Unique ScatterNd AsString ReduceJoin Substr
+    Conv2D SpaceToBatchND BatchToSpaceND CropAndResize OneHot StringJoin
 """.split()
 )
 
