@@ -15,22 +15,29 @@ KEY = tf.constant([3, 14], tf.int64)
 
 
 @pytest.fixture(scope="module")
+def letters():
+    from relunet.data.glyphs import drawn_glyphs
+
+    return drawn_glyphs(KEY, 1)[::5]
+
+
+@pytest.fixture(scope="module")
 def digits(mnist_dir):
     from relunet.data import idx
 
     return tf.constant(idx.read_folder(mnist_dir).splits["test"].images[:64])
 
 
-def test_the_shapes_are_a_function_of_their_key_alone(digits):
-    made = nondigits.non_digits(digits, 48, KEY).numpy()
+def test_the_shapes_are_a_function_of_their_key_alone(digits, letters):
+    made = nondigits.non_digits(digits, 48, KEY, letters).numpy()
     assert made.shape == (48, 28, 28, 1) and made.dtype == np.uint8
-    assert np.array_equal(made, nondigits.non_digits(digits, 48, KEY).numpy())
+    assert np.array_equal(made, nondigits.non_digits(digits, 48, KEY, letters).numpy())
     other = tf.random.experimental.stateless_fold_in(KEY, 1)
-    assert not np.array_equal(made, nondigits.non_digits(digits, 48, other).numpy())
+    assert not np.array_equal(made, nondigits.non_digits(digits, 48, other, letters).numpy())
 
 
-def test_every_shape_has_ink_and_its_centre_of_mass_in_the_middle(digits):
-    made = tf.cast(nondigits.non_digits(digits, 96, KEY)[..., 0], tf.float32)
+def test_every_shape_has_ink_and_its_centre_of_mass_in_the_middle(digits, letters):
+    made = tf.cast(nondigits.non_digits(digits, 96, KEY, letters)[..., 0], tf.float32)
     assert (tf.reduce_max(made, [1, 2]).numpy() > 128).all()
     row, col = (t.numpy() for t in centre_of_mass(made))
     assert np.abs(row - 13.5).max() <= 1.0 and np.abs(col - 13.5).max() <= 1.0

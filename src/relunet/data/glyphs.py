@@ -77,6 +77,16 @@ def drawn_glyphs(key: tf.Tensor, variants: int) -> tf.Tensor:
     )
 
 
+VARIANTS = 4  # a run draws each letter and symbol this many ways
+
+
+@functools.cache
+def run_glyphs(seed: int) -> tf.Tensor:
+    """float [g * VARIANTS, 28, 28]: the letters and symbols a run trains on, drawn once
+    (eagerly: call it before a pipeline is traced) from its seed."""
+    return drawn_glyphs(tf.constant([seed, 0x6C7F], tf.int64), VARIANTS)
+
+
 def _keys(key: tf.Tensor, n: int) -> list[tf.Tensor]:
     return list(tf.unstack(tf.random.experimental.stateless_split(key, num=n)))
 

@@ -4,15 +4,17 @@ learns to be unsure about (outlier exposure, Hendrycks et al. 2019).
 With `--non-digits P`, each training batch of b digits gets round(P b) of these, labelled
 with no class (a uniform target over the ten), so the network learns to spread its
 probability over all ten for what is not a digit, and relunet.training.calibrate's
-threshold answers it "not a digit". Every one is made by code from nothing but random
-numbers and the batch's own MNIST digits (no font, no letter or symbol data):
+threshold answers it "not a digit". Every one is made by code from random numbers, the
+batch's own MNIST digits and the Hershey pen strokes of letters and symbols
+(relunet.data.glyphs: never a glyph that can pass for a digit, never a TTF or OTF font):
 
   strokes    pen strokes (relunet.data.strokes): a polyline, a triangle or a square, a
              star, a zigzag, a spiral, crossing lines, a grid, an arrow, a ring with
              marks inside, a house, strokes on a lattice, a sun; drawn 1 to 2 px wide
              into MNIST's 20x20 box (half of them);
   fusions    two digits drawn over each other, offset, as one;
-  pairs      two digits side by side squeezed into one box (a number not split).
+  pairs      two digits side by side squeezed into one box (a number not split);
+  letters    letters and symbols drawn with a jittered pen (a third of them).
 
 No fragment of a digit, and no ring with more than four sides: a stroke of a digit, or a
 hexagon, is a 1 or a 0 too often for "not a digit" to be the right answer for it.
@@ -29,17 +31,18 @@ from relunet.data.strokes import BOX, strokes
 from relunet.imaging.measure import span
 from relunet.imaging.transform import centred
 
-KINDS = ("strokes", "strokes", "fusions", "pairs")  # each slot one of these, at random
+KINDS = ("strokes", "strokes", "fusions", "pairs", "letters", "letters")  # each slot one
 FUSION_SHIFT = (5, 10)  # px a fused digit moves sideways: at least, and less than
 FUSION_DROP = (-4, 5)  # px it moves down (negative: up): at least, and less than
 INK = 0.1  # a pixel above this (of 1) is ink, when a shape is boxed again
 
 
-def non_digits(digits: tf.Tensor, count: int, key: tf.Tensor) -> tf.Tensor:
+def non_digits(digits: tf.Tensor, count: int, key: tf.Tensor, letters: tf.Tensor) -> tf.Tensor:
     """uint8 [count, 28, 28, 1] shapes that are not digits, from a batch of uint8 digits
-    [b, 28, 28, 1] (whose digits the fusions and pairs are made of)."""
-    kind_key, picks_key, strokes_key, fusions_key = tf.unstack(
-        tf.random.experimental.stateless_split(key, num=4)
+    [b, 28, 28, 1] (whose digits the fusions and pairs are made of) and drawn `letters`
+    float [g, 28, 28] (relunet.data.glyphs.run_glyphs)."""
+    kind_key, picks_key, strokes_key, fusions_key, letters_key = tf.unstack(
+        tf.random.experimental.stateless_split(key, num=5)
     )
     kind = tf.random.stateless_uniform([count], kind_key, 0, len(KINDS), dtype=tf.int32)
     x = tf.cast(digits[..., 0], tf.float32) / PIXEL_MAX
@@ -48,6 +51,10 @@ def non_digits(digits: tf.Tensor, count: int, key: tf.Tensor) -> tf.Tensor:
     shapes = strokes(count, strokes_key)
     made = {"strokes": shapes, "fusions": _reboxed(fusions(a, b, fusions_key))}
     made["pairs"] = _reboxed(pairs(a, b))
+    chosen = tf.random.stateless_uniform(
+        [count], letters_key, 0, tf.shape(letters)[0], dtype=tf.int32
+    )
+    made["letters"] = _reboxed(tf.gather(letters, chosen))
     # [count, KINDS, 28, 28]: each kind made for every slot, one kept
     every = tf.stack([made[name] for name in KINDS], axis=1)
     chosen = tf.gather(every, kind, batch_dims=1)

@@ -27,6 +27,7 @@ from relunet.base.errors import RelunetError
 from relunet.base.mnist import NUM_CLASSES, PIXEL_MAX
 from relunet.config import AugmentConfig, OptimConfig, take
 from relunet.data.augment import batch_key, distort
+from relunet.data.glyphs import run_glyphs
 from relunet.data.nondigits import non_digits
 from relunet.data.splits import Arrays
 
@@ -138,6 +139,7 @@ def _epochs(
         )
 
     extra = round((config.augment.non_digits if config.augment else 0.0) * batch_size)
+    letters = run_glyphs(config.seed) if extra else None  # drawn now, not in the trace
 
     def batch(epoch: tf.Tensor, step: tf.Tensor, indices: tf.Tensor):
         images = tf.gather(arrays.images, indices)
@@ -150,7 +152,7 @@ def _epochs(
             return images, labels
         # Shapes that are not digits, labelled with no class (relunet.data.nondigits).
         key = tf.random.experimental.stateless_fold_in(batch_key(seed, epoch, step), 7)
-        shapes = to_inputs(non_digits(tf.gather(arrays.images, indices), extra, key))
+        shapes = to_inputs(non_digits(tf.gather(arrays.images, indices), extra, key, letters))
         no_class = tf.fill([extra, NUM_CLASSES], 1.0 / NUM_CLASSES)
         return tf.concat([images, shapes], 0), tf.concat([labels, no_class], 0)
 

@@ -251,16 +251,14 @@ def _specks(key: tf.Tensor, canvas: tf.Tensor) -> tf.Tensor:
 
 ROWS = 64  # rows a batch
 WIDTH = 192  # px: a training row's width (up to eight items, gaps shortened)
-VARIANTS = 4  # each letter and symbol drawn this many ways, ...
-STROKE_SHAPES = 1024  # ... beside this many pen-stroke shapes (relunet.data.strokes)
+STROKE_SHAPES = 1024  # pen-stroke shapes (relunet.data.strokes) beside the letters
 
 
 def not_digits(seed: int) -> tf.Tensor:
-    """float [g, 28, 28] on the glyph frame: every letter and symbol of relunet.data.glyphs
-    drawn VARIANTS ways, and STROKE_SHAPES pen-stroke shapes; drawn once a run, from its
-    seed (rows then pick among them)."""
-    key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0x6C7F], tf.int64), 0)
-    glyph_key, stroke_key = tf.unstack(tf.random.experimental.stateless_split(key, num=2))
+    """float [g, 28, 28] on the glyph frame: the run's letters and symbols
+    (relunet.data.glyphs.run_glyphs) and STROKE_SHAPES pen-stroke shapes, drawn once a
+    run from its seed (rows then pick among them)."""
+    stroke_key = tf.constant([seed, 0x5710], tf.int64)
     drawn = strokes(STROKE_SHAPES, stroke_key)  # in MNIST's 20x20 box: onto the glyph frame
     cap = int(glyphs.BASE - glyphs.CAP)
     on_lines = tf.image.resize(drawn[:, 4:24, 4:24, None], [cap, cap], antialias=True)[..., 0]
@@ -268,7 +266,7 @@ def not_digits(seed: int) -> tf.Tensor:
     on_lines = tf.pad(
         on_lines, [[0, 0], [int(glyphs.CAP), 28 - int(glyphs.BASE)], [side, 28 - cap - side]]
     )
-    return tf.concat([glyphs.drawn_glyphs(glyph_key, VARIANTS), on_lines], 0)
+    return tf.concat([glyphs.run_glyphs(seed), on_lines], 0)
 
 
 def rows_pipeline(
