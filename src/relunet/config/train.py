@@ -161,7 +161,8 @@ PRESETS = {
     # A wide net, deskewed, trained on distorted digits (rotated, sheared, moved, strokes
     # thickened or thinned) with shapes that are not digits (relunet.data.nondigits) among
     # them, for 16 epochs; calibrated on the held-out train[55000:]. Elastic distortion
-    # cost more time than it gave on real digits.
+    # cost more time than it gave on real digits. Then the finder, which learns where each
+    # digit of a row is (relunet.training.finder), on rows drawn from train[:55000].
     "robust": dict(
         _FAST,
         train_split="train[:55000]",
@@ -176,5 +177,6 @@ PRESETS = {
         thickness=1.0,
         elastic_alpha=0.0,
         non_digits=0.5,
+        finder_steps=3000,
     ),
 }
