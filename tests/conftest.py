@@ -130,9 +130,10 @@ def trained_run(source) -> Path:
 
 @pytest.fixture(scope="session")
 def reader_run(source) -> Path:
-    """A run dir holding `--preset robust` trained briefly (4 epochs on 20000 images,
-    about 30 s): a model that reads numbers on paper and says "not a digit" (98.5% on
-    MNIST's test digits). One for the whole test run, which no test writes into."""
+    """A run dir holding `--preset robust` trained briefly (4 epochs on 20000 images and
+    a finder of 1200 steps, about a minute): a model that reads numbers on paper and says
+    "not a digit" (98.5% on MNIST's test digits). One for the whole test run, which no
+    test writes into."""
     from relunet import TrainConfig
     from relunet.config import PRESETS
     from relunet.training.train import train
@@ -145,6 +146,7 @@ def reader_run(source) -> Path:
                     "train_split": "train[:20000]",
                     "test_split": "test[:2000]",
                     "epochs": 4,
+                    "finder_steps": 1200,
                     "run_dir": str(run_dir),
                     "verbose": 0,
                 }

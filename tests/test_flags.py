@@ -136,6 +136,7 @@ TRAIN = {
         )
     },
     "non_digits": case("--non-digits", "0.5"),
+    "finder_steps": case("--finder-steps", "20"),
     "verbose": case("--verbose", "0"),
     "preset": case("--preset", "fast98"),
 }

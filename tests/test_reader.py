@@ -193,3 +193,48 @@ def test_the_generated_pages_read_as_the_golden_file_says(reader):
     found = reader(pages)
     changed = {name: (found[name], golden[name]) for name in pages if found[name] != golden[name]}
     assert not changed, f"answers changed (found, golden): {changed}"
+
+
+NUMBER_MARKS = {  # the items a row holds, left to right: D digit, P point, M minus, O other
+    "DPDD": ("3.14", False),
+    "MD": ("-3", False),
+    "MDPD": ("-3.1", False),
+    "DD": ("31", False),
+    "DM": ("", True),  # a sign after the number
+    "PDD": ("", True),  # a point with no digit before it
+    "DDP": ("", True),  # nor after it
+    "DPDPD": ("", True),  # two points
+    "DOD": ("", True),  # a letter between digits
+    "M": ("", True),  # a sign alone
+}
+
+
+@pytest.mark.parametrize("items", NUMBER_MARKS)
+def test_a_point_and_a_sign_are_written_into_the_number_or_it_is_not_a_digit(items):
+    """3.14 reads 3.14 and -3 reads -3, never 314 or 3; anything else is not a number."""
+    import tensorflow as tf
+
+    from relunet.base.mnist import DIGIT, MAX_DIGITS, MINUS, OTHER, POINT
+    from relunet.inference.answers import serving_outputs
+    from relunet.reading.items import number_marks
+
+    kinds = tf.constant([{"D": DIGIT, "P": POINT, "M": MINUS, "O": OTHER}[c] for c in items])
+    count = items.count("D")
+    read = {
+        name: value[None]
+        for name, value in {
+            **number_marks(kinds),
+            "count": tf.constant(count),
+            "found": tf.constant(True),
+            "too_many": tf.constant(False),
+            "boxes": tf.zeros([MAX_DIGITS, 4], tf.int32),
+        }.items()
+    }
+    slots = np.zeros([1, MAX_DIGITS, 10], np.float32)
+    for i, value in enumerate([3, 1, 4, 2, 5][:count]):
+        slots[0, i, value] = 1.0
+    said = serving_outputs(read, tf.constant(slots), tf.zeros([1, MAX_DIGITS], tf.bool))
+    number, not_a_digit = NUMBER_MARKS[items]
+    assert said["number"].numpy()[0].decode() == number
+    assert bool(said["not_a_digit"].numpy()[0]) is not_a_digit
+    assert said["class"].numpy()[0] == -1  # never one plain digit: -5 is not a 5

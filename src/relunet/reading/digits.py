@@ -160,6 +160,13 @@ def reader(find: Find | None = None) -> tuple[Callable, Callable]:
     return one, many
 
 
+def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(uint8 [28, 28, 1], bool found): the first digit an image file holds, found without
+    a model (of a file of one digit, that digit)."""
+    read = read_digits(encoded)
+    return read["digits"][0], tf.logical_and(read["found"], read["count"] > 0)
+
+
 def as_it_is(digit: tf.Tensor) -> dict[str, tf.Tensor]:
     """A 28x28 greyscale image on a dark ground (an MNIST digit saved as a file): one digit."""
     found = found_as_is(digit)

@@ -73,13 +73,13 @@ class Gradients(list):
         self.loss, self.logits = loss, logits
 
 
-def grad(model: keras.Model, images: tf.Tensor, labels: tf.Tensor, loss=loss_fn) -> Gradients:
+def grad(model: keras.Model, images: tf.Tensor, labels: tf.Tensor, loss=None) -> Gradients:
     """The gradient of `loss_fn` with respect to the trainable variables, as the lab has it.
     Another network's loss (`loss(model, images, labels, logits=...)`, the finder's)
     takes its place through `loss`."""
     with tf.GradientTape() as tape:
         logits = model(images, training=True)
-        value = loss(model, images, labels, logits=logits)
+        value = (loss or loss_fn)(model, images, labels, logits=logits)
     return Gradients(tape.gradient(value, model.trainable_variables), value, logits)
 
 

@@ -252,10 +252,11 @@ def test_and_record(
     splits: data.Splits,
     timeline: dict[str, float],
     fitted: Calibration | None = None,
+    found: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Test the run's model once and write metrics.json. Without validation the model
-    that just finished is the one kept; else best.keras is (and a model on several
-    replicas is reloaded to be tested on this process), calibrated."""
+    """Test the run's model once and write metrics.json, with what the finder measured.
+    Without validation the model that just finished is the one kept; else best.keras is
+    (and a model on several replicas is reloaded to be tested on this process), calibrated."""
     model = trained.model
     keep = trained.fitted and model.distribute_strategy.num_replicas_in_sync == 1
     if not (keep and not splits.val):
@@ -285,6 +286,7 @@ def test_and_record(
         "test_ece": round(ece(probabilities, labels), 5),
         "test_rejected": round(float(rejected.mean()), 5),  # answered "not a digit"
         "calibration": fitted.to_dict() if fitted else None,
+        "finder": found,
         "optimizer_steps": optimizer_steps(trained.model) or None,  # None: trained before
         "backups_written": trained.backup.written,  # by this process
         "step": how_it_ran(trained.model),
