@@ -16,6 +16,13 @@ Each model is one `relunet train --preset robust --seed S` process, timed from j
 before it is spawned until it has exited; each set is read with `relunet evaluate
 --images` (its JSON), the path a user's folder takes. ECE before calibration is the
 same model's on MNIST's test split with the temperature set back to 1.
+
+Rejection is also scored as the out-of-distribution literature scores it: AUROC and the
+false-positive rate at 95% true-positive rate of each rejected set against the single
+MNIST test digits on paper, from `relunet predict --json`. An image's score is its
+least sure digit's calibrated probability, and 0 when the reader found something in it
+that is not a digit (the finder's "other", a misplaced sign, too many marks): the
+score whose threshold makes the operating decision.
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np
 from bench_real_digits import run, write_real_digits
 from reading_sets import SETS, write_sets
+from scipy import stats
 
 REJECT = ("letters", "symbols", "doodles")
 
@@ -59,10 +68,38 @@ def ece_on_test(run_dir: Path, data_dir: str) -> dict:
     return scores
 
 
-def one_seed(seed: int, sets: Path, extra: list[str], tmp: Path, data_dir: str) -> dict:
-    run_dir = tmp / f"robust-{seed}"
+def scores(run_dir: Path, folder: Path) -> np.ndarray:
+    """Each image's score of being a digit (see the module's docstring)."""
+    files = sorted(str(f) for f in folder.rglob("*.png"))
+    answers = json.loads(run("predict", "--model", str(run_dir), "--json", *files))
+    threshold = json.loads((run_dir / "metrics.json").read_text())["calibration"]
+    below = float(threshold.get("reject_below", 0.0)) if threshold else 0.0
+    out = []
+    for answer in answers:
+        least = min((d["probability"] for d in answer["per_digit"]), default=0.0)
+        found_other = answer["not_a_digit"] and least >= below  # rejected, not for its p
+        out.append(0.0 if found_other or not answer["digit_found"] else least)
+    return np.array(out)
+
+
+def auroc_fpr95(inside: np.ndarray, outside: np.ndarray) -> tuple[float, float]:
+    """AUROC (ties count half) and the share of `outside` scored at least the score that
+    keeps 95% of `inside`."""
+    ranks = stats.rankdata(np.concatenate([inside, outside]))
+    auroc = (ranks[: len(inside)].sum() - len(inside) * (len(inside) + 1) / 2) / (
+        len(inside) * len(outside)
+    )
+    cut = np.quantile(inside, 0.05)
+    return round(float(auroc), 4), round(float(np.mean(outside >= cut)), 4)
+
+
+def one_seed(
+    seed: int, sets: Path, extra: list[str], tmp: Path, data_dir: str, trained: Path | None
+) -> dict:
+    run_dir = trained or tmp / f"robust-{seed}"
     start = time.perf_counter()
-    run("train", "--preset", "robust", "--seed", str(seed), "--run-dir", str(run_dir), *extra)
+    if trained is None:
+        run("train", "--preset", "robust", "--seed", str(seed), "--run-dir", str(run_dir), *extra)
     seconds = time.perf_counter() - start
     metrics = json.loads((run_dir / "metrics.json").read_text())
     row = {
@@ -84,6 +121,10 @@ def one_seed(seed: int, sets: Path, extra: list[str], tmp: Path, data_dir: str) 
         if name in ("singles", "optdigits"):
             row[f"{name}_ece"] = read["ece"]
             row[f"{name}_not_a_digit"] = read["not_a_digit"] / read["examples"]
+    digits = scores(run_dir, sets / "singles")
+    for name in REJECT:
+        auroc, fpr = auroc_fpr95(digits, scores(run_dir, sets / name))
+        row[f"{name}_auroc"], row[f"{name}_fpr_at_95_tpr"] = auroc, fpr
     return row
 
 
@@ -94,6 +135,9 @@ def main() -> None:
         "--extra", nargs=argparse.REMAINDER, default=[], help="more flags for relunet train"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--run-dir", type=Path, help="read with this trained run instead (one seed, not timed)"
+    )
     args = parser.parse_args()
     data_dir = os.environ.get("RELUNET_DATA_DIR")
     if not data_dir:
@@ -107,7 +151,7 @@ def main() -> None:
             print("sets: " + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
         rows = []
         for seed in args.seeds:
-            row = one_seed(seed, sets, args.extra, Path(tmp), data_dir)
+            row = one_seed(seed, sets, args.extra, Path(tmp), data_dir, args.run_dir)
             rows.append(row)
             if not args.json:
                 print(json.dumps(row), flush=True)
