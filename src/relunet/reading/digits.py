@@ -57,6 +57,8 @@ from relunet.reading import components, cuts, ink
 from relunet.reading.image_headers import MAX_PIXELS, declared_size, within_budget
 from relunet.reading.items import Find, apart, number_marks
 
+MIN_DIGIT_SIDE = 3  # pixels, once the page is scaled down (relunet.reading.ink.shrink): a dot
+
 DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
 WORK_BOX = 80  # where stroke width is measured and changed (4 x DIGIT_BOX)
 STROKE_WIDTH = 8.0  # MNIST's median stroke width in the working box
@@ -205,7 +207,9 @@ def read_page(small: tf.Tensor, factor: tf.Tensor, find: Find) -> dict[str, tf.T
     contrast = ink.stands_out(x, strokes, level)
     x = ink.stretched(x, level, threshold)
     x, strokes, _ = components.without_specks(x, strokes)
-    found = tf.logical_and(contrast, tf.reduce_any(strokes))
+    top, bottom = span(tf.reduce_any(strokes, 1))
+    left, right = span(tf.reduce_any(strokes, 0))
+    found = contrast & (tf.maximum(bottom - top, right - left) >= MIN_DIGIT_SIDE)
     page = tf.where(found, x, 0.0) / PIXEL_MAX
     centres, kinds = tf.cond(
         found,
