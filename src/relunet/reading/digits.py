@@ -17,8 +17,8 @@ look like (LeCun et al., the MNIST page: dark paper at 0, ink up to 255, the dig
                    luma; a photo of a sheet on a dark table all round is cropped to it;
   3. polarity      inverted when the paper is lighter than the ink;
   4. paper         its level removed, uneven paper and shadows too (a white top-hat);
-  5. ink           Otsu's threshold splits ink from paper, and the ink must stand out
-                   from the paper's noise, or there is no digit;
+  5. ink           Otsu's threshold splits ink from paper; the ink must stand out from
+                   the paper's noise and span MIN_DIGIT_SIDE, or there is no digit;
   6. contrast      stretched: the ink's median to 255, paper to 0;
   7. specks        connected components much lighter than the digit, paper edges and
                    ruled lines are erased (relunet.reading.components), so they neither
@@ -28,17 +28,14 @@ look like (LeCun et al., the MNIST page: dark paper at 0, ink up to 255, the dig
                    what is not a digit (the learned finder, relunet.training.finder;
                    without a model, one digit per group of components apart);
   9. cut           the ink cut into the digits found (relunet.reading.cuts: whole
-                   components where they are apart, along seams where they touch),
-                   at most MAX_DIGITS;
-10. crop, box     each digit's ink cropped, padded square, scaled into an 80x80 box;
- 11. stroke width  brought toward MNIST's (a grey erosion or dilation of at most two
-                   pixels a side in the working box) when far from it;
+                   components where apart, seams where they touch), at most MAX_DIGITS;
+ 10. crop, box     each digit's ink cropped, padded square, scaled into an 80x80 box;
+ 11. stroke width  brought toward MNIST's (an erosion or dilation of at most 2 px a side);
  12. place         scaled to 20x20 and put in 28x28 with its centre of mass centred.
 
-Each answer comes with `found`: false when there is no digit to speak of (a blank page,
-a photo of nothing), so callers say "no digit found" instead of the model's guess. A
-28x28 greyscale image on a dark background (an MNIST digit saved as a file) is taken as
-it is.
+`found` is false when there is no digit to speak of (a blank page, a photo of nothing):
+callers say "no digit found", not the model's guess. A 28x28 greyscale image on a dark
+ground (an MNIST digit saved as a file) is taken as it is.
 """
 
 from __future__ import annotations
@@ -58,7 +55,6 @@ from relunet.reading.image_headers import MAX_PIXELS, declared_size, within_budg
 from relunet.reading.items import Find, apart, number_marks
 
 MIN_DIGIT_SIDE = 3  # pixels, once the page is scaled down (relunet.reading.ink.shrink): a dot
-
 DIGIT_BOX = 20  # MNIST digits are scaled into a 20x20 box centred in 28x28
 WORK_BOX = 80  # where stroke width is measured and changed (4 x DIGIT_BOX)
 STROKE_WIDTH = 8.0  # MNIST's median stroke width in the working box
@@ -163,8 +159,7 @@ def reader(find: Find | None = None) -> tuple[Callable, Callable]:
 
 
 def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(uint8 [28, 28, 1], bool found): the first digit an image file holds, found without
-    a model (of a file of one digit, that digit)."""
+    """(uint8 [28, 28, 1], bool found): a file's first digit, found without a model."""
     read = read_digits(encoded)
     return read["digits"][0], tf.logical_and(read["found"], read["count"] > 0)
 
@@ -216,20 +211,7 @@ def read_page(small: tf.Tensor, factor: tf.Tensor, find: Find) -> dict[str, tf.T
         lambda: _row_items(page, find),
         lambda: (tf.zeros([0]), tf.zeros([0], tf.int32)),
     )
-    owner = tf.cond(
-        tf.size(centres) > 0,
-        lambda: cuts.owners(page, centres),
-        lambda: tf.zeros_like(page, tf.int32),
-    )
-    # an item the cut left no ink (its centre near none) is not there
-    inked = (
-        tf.math.unsorted_segment_sum(
-            tf.ones([tf.size(owner)], tf.int32), tf.reshape(owner, [-1]), tf.size(centres) + 1
-        )[1:]
-        > 0
-    )
-    numbers = tf.cast(tf.where(inked)[:, 0], tf.int32) + 1  # their owner numbers
-    kinds = tf.boolean_mask(kinds, inked)
+    owner, numbers, kinds = _owned(page, centres, kinds)
     is_digit = tf.equal(kinds, DIGIT)
     count = tf.reduce_sum(tf.cast(is_digit, tf.int32))
     slot = tf.boolean_mask(numbers, is_digit)[:MAX_DIGITS]
@@ -256,6 +238,19 @@ def read_page(small: tf.Tensor, factor: tf.Tensor, find: Find) -> dict[str, tf.T
         "too_many": count > MAX_DIGITS,
         **number_marks(kinds),
     }
+
+
+def _owned(page: tf.Tensor, centres: tf.Tensor, kinds: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """(owner [h, w], the items' owner numbers [k'], their kinds [k']): the page's ink cut
+    among the items (relunet.reading.cuts); an item the cut left no ink is not there."""
+    owner = tf.cond(
+        tf.size(centres) > 0,
+        lambda: cuts.owners(page, centres),
+        lambda: tf.zeros_like(page, tf.int32),
+    )
+    flat = tf.reshape(owner, [-1])
+    inked = tf.math.unsorted_segment_sum(tf.ones_like(flat), flat, tf.size(centres) + 1)[1:] > 0
+    return owner, tf.cast(tf.where(inked)[:, 0], tf.int32) + 1, tf.boolean_mask(kinds, inked)
 
 
 def _row_items(page: tf.Tensor, find: Find) -> tuple[tf.Tensor, tf.Tensor]:
