@@ -62,7 +62,7 @@ NO_TENSORFLOW = """
     training.rundir training.calibrate training.distribute.cluster
     experiments.trials
     inference.npy_inputs inference.image_folders inference.trust
-    serve.listen serve.decode serve.server
+    serve.listen serve.decode serve.heads serve.server
     preflight commands cli
 """.split()
 HEAVY = {"tensorflow", "keras", "tensorflow_datasets", "keras_tuner"}

@@ -133,6 +133,12 @@ class ServeConfig:
         "larger requests are refused with 413; 8 MiB holds about 22,000 MNIST digits as b64 "
         "PNGs or 1,990 as JSON pixel lists",
     )
+    max_request_head_bytes: int = option(
+        32 << 10,
+        "a request line, header or whole head (everything before the body) longer than "
+        "this is refused with 414 (the line) or 431 and the connection closed; 32 KiB is "
+        "nginx's default total, twice uvicorn's h11 limit",
+    )
     labels: tuple[str, ...] = option(
         (),
         "name a version, as TF Serving's version labels: /v1/models/NAME/labels/LABEL; "
@@ -184,6 +190,7 @@ class ServeConfig:
                 f"name must be letters, digits, '-', '_' or '.'. Received: {self.name!r}."
             )
         check_count("max_body_bytes", self.max_body_bytes)
+        check_count("max_request_head_bytes", self.max_request_head_bytes)
         check_whole_from_zero(
             "tensorflow_intra_op_parallelism",
             self.tensorflow_intra_op_parallelism,

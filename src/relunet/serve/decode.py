@@ -30,9 +30,10 @@ import numpy as np
 class BadRequest(Exception):
     """A request the server cannot answer; the message goes back as its `error`."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, reason: str = ""):
         super().__init__(message)
         self.status = status
+        self.reason = reason  # a limit's name, counted (relunet.serve.watch) where given
 
 
 @dataclass(frozen=True)

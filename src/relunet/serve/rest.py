@@ -91,6 +91,8 @@ class _Handlers:
         try:
             return await self._api(request)
         except BadRequest as error:
+            if error.reason:  # counted and logged by relunet.serve.watch
+                request.scope.setdefault("relunet", {})["refused"] = error.reason
             return JSONResponse({"error": str(error)}, status_code=error.status)
         except RelunetError as error:  # a version that appeared but cannot be served
             return JSONResponse({"error": " ".join(str(error).split())}, status_code=503)
@@ -221,7 +223,7 @@ def _check_pixels(encoded: bytes, index: int) -> None:
     except tf.errors.InvalidArgumentError:
         raise BadRequest(f"Image {index} cannot be decoded as an image.") from None
     if too_many:
-        raise BadRequest(f"Image {index} {too_many}.")
+        raise BadRequest(f"Image {index} {too_many}.", reason="image_over_pixel_budget")
 
 
 def _served(models: ModelFolder, number: int | None, label: str | None) -> Version | None:
@@ -259,7 +261,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
             break
     if received > limit:
         size = f"{int(declared):,} bytes" if declared.isdigit() else "over the limit"
-        raise BadRequest(f"The request is {size}; the limit is {limit:,} bytes.", 413)
+        raise BadRequest(
+            f"The request is {size}; the limit is {limit:,} bytes.", 413, "body_too_large"
+        )
     return b"".join(chunks)
 
 

@@ -13,6 +13,7 @@ restart. Bad requests get a 400 with a JSON `error`, as TF Serving answers them.
 
     server.py    this: the socket bound at once, the versions loaded in the background
     rest.py      the paths and answers, on Starlette
+    heads.py     request heads bounded, under httptools or h11
     decode.py    the JSON bodies, read into NumPy (no TensorFlow)
     batching.py  concurrent requests as one model call
     models.py    the folder of versions, their labels, signatures and metadata
@@ -48,6 +49,7 @@ def run(config: ServeConfig) -> None:
     import uvicorn
 
     from relunet.serve.batching import Batcher
+    from relunet.serve.heads import bounded_protocol, h11_event_limit
     from relunet.serve.lifecycle import DrainingServer, Life, load_in_background
     from relunet.serve.rest import create_app
     from relunet.serve.watch import Metrics, Watched
@@ -63,9 +65,13 @@ def run(config: ServeConfig) -> None:
     life = Life()
     app = create_app(life, config.name, batcher, config.max_body_bytes, metrics)
     log = sys.stdout if config.access_log else None
+    watched = Watched(app, metrics, log)
+    limit = config.max_request_head_bytes
     server = DrainingServer(
         uvicorn.Config(
-            Watched(app, metrics, log),
+            watched,
+            http=bounded_protocol(limit, watched.head_refused),
+            h11_max_incomplete_event_size=h11_event_limit(limit),
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=config.drain_seconds,

@@ -4,7 +4,12 @@ Every request passes through `Watched`, an ASGI wrapper around the application: 
 counts the request by model, version, signature and status code, times it from its
 arrival to its answer's last byte, keeps the number in flight, and (with
 `--access-log`) prints one line for it. The handlers say what a request was about in
-`scope["relunet"]` (the version and signature it ran, its images). Model calls, batch
+`scope["relunet"]` (the version and signature it ran, its images, and why it was
+refused where a limit refused it: an image over the pixel budget, a body over
+--max-body-bytes). A request head over --max-request-head-bytes never reaches the
+application: relunet.serve.heads refuses it and calls `Watched.head_refused`.
+Refusals are counted by status code and reason in relunet_refused_total, and the
+access log's line ends with the reason. Model calls, batch
 sizes and the images in which no digit was found are counted where they happen
 (`Metrics.timed`, `Metrics.answered`). The metrics live in a registry of their own,
 written by prometheus_client in its text format.
@@ -87,6 +92,14 @@ class Metrics:
             ["model", "version"],
             registry=r,
         )
+        self.refused = Counter(
+            "relunet_refused",
+            "Requests refused by a limit, by HTTP status code and reason "
+            "(request_line_too_long, request_head_too_large, body_too_large, "
+            "image_over_pixel_budget).",
+            ["code", "reason"],
+            registry=r,
+        )
 
     def versions(self, model: str, loaded: dict[int, Any]) -> None:
         """The load and warm-up times of the versions now loaded (relunet.serve.models'
@@ -131,7 +144,13 @@ class Watched:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start, status = time.perf_counter(), 500
-        about = scope["relunet"] = {"model": "", "version": "", "signature": "", "images": 0}
+        about = scope["relunet"] = {
+            "model": "",
+            "version": "",
+            "signature": "",
+            "images": 0,
+            "refused": "",
+        }
 
         async def sending(message: dict) -> None:
             nonlocal status
@@ -148,15 +167,25 @@ class Watched:
             labels = (about["model"], about["version"], about["signature"])
             self.metrics.requests.labels(*labels, str(status)).inc()
             self.metrics.latency.labels(*labels).observe(seconds)
+            if about["refused"]:
+                self.metrics.refused.labels(str(status), about["refused"]).inc()
             if self.log is not None:
-                self._write(scope, status, seconds, about["images"])
+                path = scope["path"] + (
+                    f"?{scope['query_string'].decode()}" if scope["query_string"] else ""
+                )
+                what = (scope["method"], path, status, seconds, about["images"], about["refused"])
+                self._write(*what)
 
-    def _write(self, scope: dict, status: int, seconds: float, images: int) -> None:
+    def head_refused(self, status: int, reason: str, method: str, seconds: float) -> None:
+        """A request whose head relunet.serve.heads refused (its path unread: "-")."""
+        self.metrics.requests.labels("", "", "", str(status)).inc()
+        self.metrics.refused.labels(str(status), reason).inc()
+        if self.log is not None:
+            self._write(method or "-", "-", status, seconds, 0, reason)
+
+    def _write(
+        self, method: str, path: str, status: int, seconds: float, images: int, refused: str
+    ) -> None:
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-        path = scope["path"] + (
-            f"?{scope['query_string'].decode()}" if scope["query_string"] else ""
-        )
-        line = (
-            f"{now[:-6]}Z {scope['method']} {path} {status} {1000 * seconds:.1f} ms {images} images"
-        )
-        print(line, file=self.log, flush=True)
+        line = f"{now[:-6]}Z {method} {path} {status} {1000 * seconds:.1f} ms {images} images"
+        print(line + (f" {refused}" if refused else ""), file=self.log, flush=True)
