@@ -637,6 +637,10 @@ CASES = {
         ["serve", "flat_model", "--batch-timeout-micros", "-1"],
         "batch_timeout_micros must be a whole number from 0 to 10000000. Received: -1.",
     ),
+    "serve: a request head limit of 0 bytes": (
+        ["serve", "flat_model", "--max-request-head-bytes", "0"],
+        "max_request_head_bytes must be a positive number. Received: 0.",
+    ),
     "serve: no batches of images": (
         ["serve", "flat_model", "--max-batch-size", "0"],
         "max_batch_size must be a positive number. Received: 0.",

@@ -261,6 +261,7 @@ SERVE_FLAGS = (
     "host",
     "port",
     "max_body_bytes",
+    "max_request_head_bytes",
     "labels",
     "enable_batching",
     "max_batch_size",
@@ -597,6 +598,14 @@ def _serve(root: Path, *args: str) -> dict:
                     seen["predict"] = r.status
             except urllib.error.HTTPError as error:
                 seen["predict"] = error.code
+            padded = urllib.request.Request(
+                f"http://127.0.0.1:{port}/healthz", headers={"X-Pad": "p" * 3000}
+            )
+            try:
+                urllib.request.urlopen(padded).close()
+                seen["padded_head"] = 200
+            except urllib.error.HTTPError as error:
+                seen["padded_head"] = error.code
             seen.update(_batching_seen(f"http://127.0.0.1:{port}/v1/models/{name}"))
             seen["os_threads"] = len(os.listdir(f"/proc/{process.pid}/task"))
     finally:
@@ -673,6 +682,7 @@ def test_every_serve_flag_changes_what_the_server_does_or_is_refused(served):
     assert base["status"]["model_version_status"][0]["version"] == "1", base["err"]
     assert base["listening"] == {"127.0.0.1"} and base["relunet"] == 200
     assert base["predict"] == 200 and base["labelled"] == 400 and all(base["batches"])
+    assert base["padded_head"] == 200
     assert len(base["threads"]) <= os.cpu_count()
     (served / "versions2" / "1").rename(served / "versions2" / "4")
     port = str(free_ports()[0])
@@ -691,11 +701,14 @@ def test_every_serve_flag_changes_what_the_server_does_or_is_refused(served):
         "false",
         "--max-body-bytes",  # max_body_bytes: a 1-image request passes, a 2-image one is 413
         "6000",
+        "--max-request-head-bytes",  # max_request_head_bytes: a 3,000-byte header is 431
+        "2048",
     )
     assert moved["status"]["model_version_status"][0]["version"] == "4", moved["err"]
     assert moved["relunet"] == 404 and moved["listening"] == {"0.0.0.0"}
     assert moved["labelled"] == 200 and moved["alone_status"] == 200
     assert moved["batches"] == [None] * 4 and moved["predict"] == 413
+    assert moved["padded_head"] == 431
     # trust_model: a SavedModel that writes files is refused unless trusted
     refused = _serve(served, "untrusted")
     assert refused["code"] == 2 and "--trust-model" in refused["err"]
