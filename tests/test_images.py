@@ -197,3 +197,57 @@ def test_the_median_is_exactly_the_middle_of_the_sorted_values(values):
     values = values.astype(np.float32)
     found = tf.function(ink.median)(tf.constant(values)).numpy()
     assert found == np.sort(values)[len(values) // 2]
+
+
+def test_a_jpeg_s_budget_is_checked_at_the_size_libjpeg_decodes_it_at():
+    """The one rule (relunet.reading.image_headers.within_budget): a JPEG up to 200
+    megapixels passes, decoded at an eighth; PNG, GIF and BMP are decoded whole, so keep
+    the 50-megapixel budget; a JPEG that declares more than 200 megapixels is refused."""
+    import tensorflow as tf
+
+    from relunet.reading.image_headers import within_budget
+
+    def fits(width, height, jpeg):
+        return bool(within_budget(tf.constant([1, height, width], tf.int64), jpeg))
+
+    assert fits(12000, 9000, jpeg=True)  # 108 MP, a phone's high-resolution mode
+    assert fits(16320, 12240, jpeg=True)  # 200 MP
+    assert not fits(16400, 12300, jpeg=True) and not fits(20000, 20000, jpeg=True)
+    assert fits(8000, 6000, jpeg=False)  # 48 MP, as before
+    assert not fits(12000, 9000, jpeg=False) and not fits(10000, 6000, jpeg=False)
+
+
+def test_a_108_megapixel_jpeg_photo_is_read(tmp_path):
+    """A phone's 12000x9000 photo of a page with a 7 on it: read, its box in the file's
+    pixels, through the same check `relunet predict` and the server make."""
+    import tensorflow as tf
+    from PIL import Image, ImageDraw
+
+    from relunet.reading.digits import read_digits
+    from relunet.reading.image_headers import over_budget
+
+    page = Image.new("L", (12000, 9000), 225)
+    ImageDraw.Draw(page).line([(4500, 2500), (7500, 2500), (5500, 7000)], fill=30, width=500)
+    path = tmp_path / "seven.jpg"
+    page.save(path, quality=80)
+    encoded = tf.constant(path.read_bytes())
+    assert over_budget(encoded) is None
+    read = read_digits(encoded)
+    assert read["count"].numpy() == 1
+    top, left, bottom, right = read["boxes"][0].numpy().tolist()
+    assert abs(top - 2250) < 300 and abs(bottom - 7250) < 300 and abs(left - 4250) < 300
+    assert abs(right - 7750) < 300
+
+
+def test_a_60_megapixel_png_is_refused_in_one_line():
+    import tensorflow as tf
+
+    from relunet.reading.image_headers import over_budget
+
+    png = tf.io.encode_png(np.zeros((10, 10, 1), np.uint8)).numpy()
+    sixty = png[:16] + (10000).to_bytes(4, "big") + (6000).to_bytes(4, "big") + png[24:]
+    assert over_budget(tf.constant(sixty)) == (
+        "declares 10000x6000 pixels, more than the 50,000,000 pixels relunet reads of a PNG, "
+        "GIF or BMP (relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's; a "
+        "JPEG, decoded smaller, may declare up to 200,000,000)"
+    )

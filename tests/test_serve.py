@@ -2,6 +2,7 @@
 
 import base64
 import http.client
+import io
 import json
 import shutil
 import socket
@@ -581,3 +582,55 @@ def test_the_listening_socket_names_tcp_so_answers_are_not_held_back():
 
     asyncio.run(main())
     assert seen["nodelay"] == 1
+
+
+def _raw(base: str, request: bytes) -> tuple[int, dict]:
+    """(status, JSON answer) of raw request bytes, sent whole before the answer is read."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"\r\nconnection: close" in head.lower()
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_request_head_over_the_limit_is_refused_in_json(server):
+    """A 100 KB header is 431 and a 10 MB request line 414, each with a JSON `error`, the
+    connection closed (relunet.serve.heads; both parsers: tests/test_heads.py)."""
+    base = server["base"]
+    header = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n"
+    status, answer = _raw(base, header)
+    assert status == 431 and "request head is longer than 32,768 bytes" in answer["error"]
+    line = b"GET /" + b"l" * 10_000_000 + b" HTTP/1.1\r\nHost: t\r\n\r\n"
+    status, answer = _raw(base, line)
+    assert status == 414 and "request line is longer than 32,768 bytes" in answer["error"]
+    assert call(f"{base}/healthz")[0] == 200  # and the server serves on
+
+
+def test_a_108_megapixel_jpeg_is_read_by_the_export_and_a_60_megapixel_png_is_400(server):
+    """The exported serving_bytes graph reads a phone's 12000x9000 JPEG (decoded at an
+    eighth); the server refuses a PNG that declares 60 megapixels, as it is decoded
+    whole (relunet.reading.image_headers)."""
+    from PIL import Image, ImageDraw
+
+    page = Image.new("L", (12000, 9000), 225)
+    ImageDraw.Draw(page).line([(4500, 2500), (7500, 2500), (5500, 7000)], fill=30, width=500)
+    jpeg = io.BytesIO()
+    page.save(jpeg, "JPEG", quality=80)
+    export = tf.saved_model.load(str(server["folder"] / "1"))
+    read = export.signatures["serving_bytes"](image_bytes=tf.constant([jpeg.getvalue()]))
+    assert read["digit_count"].numpy().tolist() == [1] and read["digit_found"].numpy()[0]
+    png = tf.io.encode_png(np.zeros((10, 10, 1), np.uint8)).numpy()
+    sixty = png[:16] + (10000).to_bytes(4, "big") + (6000).to_bytes(4, "big") + png[24:]
+    body = {
+        "signature_name": "serving_bytes",
+        "instances": [{"b64": base64.b64encode(sixty).decode()}],
+    }
+    status, answer = call(f"{server['base']}/v1/models/relunet:predict", body)
+    assert status == 400 and answer["error"].startswith(
+        "Image 0 declares 10000x6000 pixels, more than the 50,000,000 pixels relunet reads of "
+        "a PNG, GIF or BMP"
+    )

@@ -8,10 +8,10 @@ gets what `relunet predict` says for the same file. The steps, from what MNIST's
 look like (LeCun et al., the MNIST page: dark paper at 0, ink up to 255, the digit in a
 20x20 box centred by mass in 28x28):
 
-  1. size          the size the file's header declares must be at most MAX_PIXELS
+  1. size          the size the file's header declares must be within the budget
                    (relunet.reading.image_headers) before anything is decoded: a small
-                   file can declare a huge image (a decompression bomb); a large JPEG is
-                   decoded at a half, a quarter or an eighth by libjpeg itself;
+                   file can declare a huge image (a bomb); a large JPEG is decoded at a
+                   half, a quarter or an eighth by libjpeg, its budget checked at that;
   2. grey          scaled to at most 160 px on its shorter side and 640 on its longer
                    (relunet.reading.ink.shrink), transparency over white, ITU-R 601
                    luma; a photo of a sheet on a dark table all round is cropped to it;
@@ -51,7 +51,7 @@ from relunet.imaging.morphology import max_filter, min_filter
 from relunet.imaging.rows import row_images
 from relunet.imaging.transform import padded_square, resized
 from relunet.reading import components, cuts, ink
-from relunet.reading.image_headers import MAX_PIXELS, declared_size, within_budget
+from relunet.reading.image_headers import MAX_JPEG_PIXELS, MAX_PIXELS, declared_size, within_budget
 from relunet.reading.items import Find, apart, number_marks
 
 MIN_DIGIT_SIDE = 3  # pixels, once the page is scaled down (relunet.reading.ink.shrink): a dot
@@ -77,13 +77,13 @@ def read_digits(encoded: tf.Tensor, find: Find | None = None) -> dict[str, tf.Te
         not_number  bool, something written that is neither a digit nor a number's
                     point or sign, or a point or sign where a number has none
 
-    An InvalidArgumentError for a file that declares more than MAX_PIXELS."""
+    An InvalidArgumentError for a file over relunet.reading.image_headers' budget."""
     size = declared_size(encoded)
     fits = tf.debugging.Assert(
-        within_budget(size),
+        within_budget(size, tf.io.is_jpeg(encoded)),
         [
-            f"the image declares more pixels than relunet reads ({MAX_PIXELS}), as frames, "
-            "height and width:",
+            f"the image declares more pixels than relunet reads ({MAX_PIXELS} decoded, "
+            f"{MAX_JPEG_PIXELS} declared by a JPEG), as frames, height and width:",
             size,
         ],
     )

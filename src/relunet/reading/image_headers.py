@@ -7,7 +7,14 @@ decoding it would take gigabytes and the minutes of every request beside it. So
 and the exported `serving_bytes` signature (inside relunet.reading.digits.read_digits,
 which it runs through read_batch, where a TF Serving client meets it) read the declared
 size first, with `declared_size`, the one reader of PNG, JPEG, GIF and BMP headers, and
-refuse a file over MAX_PIXELS.
+refuse a file over the budget with `within_budget`, the one rule:
+
+- what is decoded is at most MAX_PIXELS. A JPEG is decoded at a half, a quarter or an
+  eighth of its size by libjpeg itself when that is still larger than the reader needs
+  (relunet.reading.ink.reduction, as relunet.reading.digits decodes it), so its budget
+  is checked on that size; PNG, GIF and BMP are decoded whole, so on the declared size;
+- a JPEG declares at most MAX_JPEG_PIXELS: a progressive JPEG is buffered whole by
+  libjpeg (its coefficients, 2 bytes a sample) whatever the scale it is decoded at.
 """
 
 from __future__ import annotations
@@ -17,31 +24,45 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-# The most pixels (frames x height x width) an image file may declare: a 48-megapixel
-# phone photo (8000x6000) passes, a 20000x20000 decompression bomb does not. Decoding
-# the largest that passes takes about 150 MB (RGB) and half a second on one core.
+from relunet.reading.ink import reduction
+
+# The most pixels (frames x height x width) relunet decodes from an image file: a PNG of
+# a 48-megapixel phone photo (8000x6000) passes, a 20000x20000 decompression bomb does
+# not. Decoding the largest that passes takes about 150 MB (RGB) and half a second on
+# one core.
 MAX_PIXELS = 50_000_000
+# The most pixels a JPEG may declare: a phone's 200-megapixel photo (16320x12240), which
+# libjpeg decodes at an eighth (2040x1530). Its file can be progressive, whose
+# coefficients libjpeg keeps whole: 200M x 1.5 samples (4:2:0) x 2 bytes, 600 MB.
+MAX_JPEG_PIXELS = 200_000_000
 
 
 def over_budget(encoded: tf.Tensor) -> str | None:
-    """None for an image file within MAX_PIXELS; else what its header declares, in words,
-    for a one-line refusal before anything is decoded."""
-    size, fits = _size_and_fit_traced()(encoded)
+    """None for an image file within the budget (`within_budget`); else what its header
+    declares, in words, for a one-line refusal before anything is decoded."""
+    size, jpeg, fits = _size_and_fit_traced()(encoded)
     if fits:
         return None
     frames, height, width = size.numpy().tolist()
     shown = f"{width}x{height} pixels" + (f" in each of {frames} frames" if frames > 1 else "")
+    if jpeg:
+        return (
+            f"declares {shown}, more than the {MAX_JPEG_PIXELS:,} pixels relunet reads of a "
+            "JPEG (relunet.reading.image_headers.MAX_JPEG_PIXELS, a 200-megapixel photo's)"
+        )
     return (
-        f"declares {shown}, more than the {MAX_PIXELS:,} pixels relunet reads "
-        "(relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's)"
+        f"declares {shown}, more than the {MAX_PIXELS:,} pixels relunet reads of a PNG, GIF "
+        "or BMP (relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's; a JPEG, "
+        f"decoded smaller, may declare up to {MAX_JPEG_PIXELS:,})"
     )
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
-def _size_and_fit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """declared_size and within_budget in one call: a server checks every image."""
-    size = declared_size(encoded)
-    return size, within_budget(size)
+def _size_and_fit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """declared_size, whether it is a JPEG and within_budget in one call: a server checks
+    every image."""
+    size, jpeg = declared_size(encoded), tf.io.is_jpeg(encoded)
+    return size, jpeg, within_budget(size, jpeg)
 
 
 @functools.cache
@@ -51,9 +72,20 @@ def _size_and_fit_traced() -> Callable:
     return _size_and_fit.get_concrete_function()
 
 
-def within_budget(size: tf.Tensor) -> tf.Tensor:
-    """Whether a declared size ([frames, height, width]) is at most MAX_PIXELS."""
-    return tf.reduce_prod(tf.cast(size, tf.float64)) <= MAX_PIXELS
+def within_budget(size: tf.Tensor, jpeg: tf.Tensor) -> tf.Tensor:
+    """Whether an image file that declares `size` ([frames, height, width]) is read: what
+    is decoded of it is at most MAX_PIXELS, and a JPEG (`jpeg`, as tf.io.is_jpeg says,
+    which decides how relunet.reading.digits decodes it) declares at most
+    MAX_JPEG_PIXELS."""
+    declared = tf.reduce_prod(tf.cast(size, tf.float64))
+    ratio = tf.cast(reduction(size[1], size[2]), tf.float64)
+    sides = tf.math.ceil(tf.cast(size[1:], tf.float64) / ratio)  # libjpeg rounds up
+    scaled = tf.cast(size[0], tf.float64) * sides[0] * sides[1]
+    return tf.where(
+        jpeg,
+        tf.logical_and(scaled <= MAX_PIXELS, declared <= MAX_JPEG_PIXELS),
+        declared <= MAX_PIXELS,
+    )
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
