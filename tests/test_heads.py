@@ -4,6 +4,7 @@ sockets. The real server's answers, metrics and memory are tests/test_operations
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -23,6 +24,8 @@ async def _ok(scope, receive, send):
         return
     while (await receive()).get("more_body"):
         pass
+    if scope["path"] == "/slow":
+        await asyncio.sleep(0.3)
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
     )
@@ -120,3 +123,18 @@ def test_after_a_body_the_next_head_on_the_connection_is_bounded_too(served):
     post = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + b"z" * 100_000
     answers = _exchange(port, post, _get(header=b"y" * 50_000))
     assert [a[0] for a in answers] == [200, 431]
+
+
+def test_a_pipelined_head_over_the_limit_is_refused_after_the_answer_before_it(served):
+    """Sent in one go behind a request still being answered: that answer first, whole,
+    then the 431."""
+    port, _ = served
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(30)
+        sock.sendall(_get("/slow") + _get(header=b"y" * 100_000))
+        answer = b""
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+    first, second = answer.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 ") and first.endswith(b"\r\n\r\nok")
+    assert second.startswith(b"431 ")

@@ -13,9 +13,10 @@ line has not ended, 431 after. The rest of what the client sends is read and dro
 (up to LINGER_BYTES, for LINGER_SECONDS), so a client that sends its whole request
 before it reads, as urllib and http.client do, reads the answer rather than a reset.
 
-The bytes of a head that begins in the same read as the previous request's end
-(pipelining) are counted from the next read: such a head may pass the limit by one
-read (at most 256 KiB, asyncio's).
+Under h11 the count is exact (h11 says what it holds unparsed). Under httptools, a
+head that begins in the same read as the previous request's body ends (pipelining) is
+counted from the next read, so it may pass the limit by that read (at most 256 KiB,
+asyncio's), and it is answered 431 (its request line was not seen).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class _Bounded:
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
-        self._lingering = 0
+        self._lingering, self._refuse_later = 0, False
         self._start_head()
 
     def _start_head(self) -> None:
@@ -74,26 +75,35 @@ class _Bounded:
             self._linger(len(data))
             return
         while data:
-            if self._head is None:
-                super().data_received(data)
-                return
-            room = self.limit - self._head
-            if room <= 0:
-                self._refuse()
-                return
-            piece = data if len(data) <= room else data[:room]
+            piece = data
+            if self._head is not None:  # a head: at most what the limit leaves
+                room = self.limit - self._head
+                if room <= 0:
+                    self._refuse()
+                    return
+                piece = data[:room]
+                self._line_ended = self._line_ended or b"\n" in piece
+                self._head += len(piece)
             data = data[len(piece) :]
-            self._line_ended = self._line_ended or b"\n" in piece
-            self._head += len(piece)
             super().data_received(piece)
             if self.transport.is_closing():
                 return
             self._fed()
+            if self._head is not None and self._head > self.limit:
+                self._refuse()
+                return
 
     def _fed(self) -> None:
-        """After bytes of a head were fed: has the head ended?"""
+        """After bytes were fed: where the parser says a head stands, if it says."""
 
     def _refuse(self) -> None:
+        if self._lingering:  # refused already
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head: the answer in progress goes first, then the refusal.
+            self._refuse_later = True
+            self.transport.pause_reading()
+            return
         code = 431 if self._line_ended else 414
         what = "request head" if self._line_ended else "request line"
         message = (
@@ -115,6 +125,12 @@ class _Bounded:
         if self.transport.can_write_eof():
             self.transport.write_eof()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._refuse_later and not self.transport.is_closing():
+            self._refuse_later = False
+            self._refuse()
+
     def _linger(self, size: int) -> None:
         self._lingering += size
         if self._lingering > LINGER_BYTES:
@@ -127,6 +143,15 @@ class _Bounded:
 class _HttpTools(_Bounded, HttpToolsProtocol):
     """uvicorn's httptools protocol, bounded: httptools says when a head ends."""
 
+    def data_received(self, data: bytes) -> None:
+        self._ended_in_feed = False
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._ended_in_feed:  # a pipelined head, begun in bytes already fed: its
+            self._line_ended = True  # request line unseen, it is answered 431
+
     def on_headers_complete(self) -> None:
         self._head = None
         super().on_headers_complete()
@@ -134,6 +159,7 @@ class _HttpTools(_Bounded, HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._start_head()
+        self._ended_in_feed = True
 
     def _method(self) -> str:
         try:
@@ -143,13 +169,21 @@ class _HttpTools(_Bounded, HttpToolsProtocol):
 
 
 class _H11(_Bounded, H11Protocol):
-    """uvicorn's h11 protocol, bounded: a head has ended once h11 has left IDLE."""
+    """uvicorn's h11 protocol, bounded: what h11 holds unparsed while it waits for a
+    request (IDLE) or has one and waits for its answer (DONE) is the next head so far."""
 
     def _fed(self) -> None:
-        if self.conn.their_state is not h11.IDLE:
+        if self.conn.their_state in (h11.IDLE, h11.DONE):
+            if self._head is None:  # a head begins
+                self._began = time.perf_counter()
+            pending, _ = self.conn.trailing_data
+            self._head, self._line_ended = len(pending), b"\n" in pending
+        else:
             self._head = None
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self.conn.their_state is h11.IDLE and self._head is None:
-            self._start_head()
+        super().on_response_complete()  # h11 may parse the next request now
+        if not self.transport.is_closing():
+            self._fed()
+            if self._head is not None and self._head > self.limit:
+                self._refuse()
