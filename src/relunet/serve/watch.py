@@ -31,6 +31,10 @@ PATH = "/monitoring/prometheus/metrics"  # TF Serving's --monitoring_config_file
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 IMAGES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 BY_CALL = ("model", "version", "signature")
+REFUSED = (
+    "Requests refused by a limit, by HTTP status code and reason (request_line_too_long, "
+    "request_head_too_large, body_too_large, image_over_pixel_budget)."
+)
 
 
 class Metrics:
@@ -92,14 +96,7 @@ class Metrics:
             ["model", "version"],
             registry=r,
         )
-        self.refused = Counter(
-            "relunet_refused",
-            "Requests refused by a limit, by HTTP status code and reason "
-            "(request_line_too_long, request_head_too_large, body_too_large, "
-            "image_over_pixel_budget).",
-            ["code", "reason"],
-            registry=r,
-        )
+        self.refused = Counter("relunet_refused", REFUSED, ["code", "reason"], registry=r)
 
     def versions(self, model: str, loaded: dict[int, Any]) -> None:
         """The load and warm-up times of the versions now loaded (relunet.serve.models'
