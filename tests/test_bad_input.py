@@ -66,11 +66,14 @@ def workspace(tmp_path_factory, trained_run):
 
 def _add_hostile_files(root):
     """Files that lie about their size: an image header declaring 20000x20000 pixels, a
-    JPEG cut in half, a .npy header declaring terabytes; a link to nothing in a folder of
-    digits; and a port another process listens on (the workspace holds it open)."""
+    PNG declaring 60 megapixels, a JPEG cut in half, a .npy header declaring terabytes;
+    a link to nothing in a folder of digits; and a port another process listens on (the
+    workspace holds it open)."""
     png = tf.io.encode_png(np.zeros((10, 10, 1), np.uint8)).numpy()
     bomb = png[:16] + (20000).to_bytes(4, "big") * 2 + png[24:]
     (root / "bomb.png").write_bytes(bomb)
+    sixty = png[:16] + (10000).to_bytes(4, "big") + (6000).to_bytes(4, "big") + png[24:]
+    (root / "sixty.png").write_bytes(sixty)  # a PNG is decoded whole: over 50 megapixels
     noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)
     jpeg = tf.io.encode_jpeg(noise).numpy()
     (root / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
@@ -576,6 +579,11 @@ CASES = {
         ["predict", "--model", "run", "bomb.png"],
         "bomb.png declares 20000x20000 pixels, more than the 50,000,000 pixels relunet reads",
     ),
+    "predict: a PNG that declares 60 megapixels": (
+        ["predict", "--model", "run", "sixty.png"],
+        "sixty.png declares 10000x6000 pixels, more than the 50,000,000 pixels relunet reads "
+        "of a PNG, GIF or BMP",
+    ),
     "predict: a JPEG cut short (libjpeg's own lines kept off stderr)": (
         ["predict", "--model", "run", "cut.jpg"],
         "cut.jpg cannot be decoded as an image",
@@ -662,6 +670,7 @@ SLOW = {
     "train: backup in a format relunet does not write",
     "train: backup records that are not records",
     "predict: a PNG that declares 20000x20000 pixels",
+    "predict: a PNG that declares 60 megapixels",
     "predict: a JPEG cut short (libjpeg's own lines kept off stderr)",
     "evaluate: a decompression bomb in an image folder",
 }
