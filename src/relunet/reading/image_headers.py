@@ -33,7 +33,9 @@ from relunet.reading.ink import reduction
 MAX_PIXELS = 50_000_000
 # The most pixels a JPEG may declare: a phone's 200-megapixel photo (16320x12240), which
 # libjpeg decodes at an eighth (2040x1530). Its file can be progressive, whose
-# coefficients libjpeg keeps whole: 200M x 1.5 samples (4:2:0) x 2 bytes, 600 MB.
+# coefficients libjpeg keeps whole: up to 200M x 1.5 samples (4:2:0) x 2 bytes, 600 MB
+# (measured: 507 MB over the command's footprint, as much as the largest PNG read;
+# benchmarks/bench_photo_memory.py).
 MAX_JPEG_PIXELS = 200_000_000
 
 
