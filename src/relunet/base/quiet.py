@@ -53,7 +53,7 @@ _TF_NOISE = re.compile(
     r"cudart_stub\.cc|Could not find cuda drivers|failed call to cuInit|"
     r"This TensorFlow binary is optimized to use available CPU instructions|"
     r"To enable the following instructions: .*rebuild TensorFlow|"
-    r"oneDNN supports DT_BOOL only on platforms with AVX-512|"
+    r"oneDNN supports DT_(BOOL|INT32) only on platforms with AVX-512|"
     # XLA's persistent compilation cache, each time it loads an entry: it first tries
     # the text format, and it takes its own tuning flags for machine features.
     r"Error parsing text-format tensorflow\.XlaSerializedCacheEntry|"
