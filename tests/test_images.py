@@ -55,6 +55,13 @@ def photo(digit: np.ndarray, paper: str = "plain", stroke: int = 0, seed: int = 
     return tf.io.encode_png(page[..., None]).numpy()
 
 
+@pytest.fixture(autouse=True)
+def _seed():
+    """No test here draws from a global random state, and reseeding TensorFlow (as the
+    suite's own _seed does) clears its kernel caches: the reader's graph would be built
+    again for every test (2 s each)."""
+
+
 def read(png: bytes) -> tuple[np.ndarray, bool]:
     from relunet.reading import digits as images
 

@@ -115,6 +115,7 @@ print("max_difference", max(float(np.abs(a - b).max()) for a, b in zip(*weights.
 """
 
 
+@pytest.mark.slow  # XLA compiles the step: 10-20 s
 def test_jit_compile_on_runs_the_step_through_xla_and_trains_as_without(tmp_path):
     """XLA's own dump of the modules it compiled: none while "off" trains, some once "on"
     does; both train the same weights up to float rounding."""

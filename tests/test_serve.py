@@ -185,8 +185,8 @@ def server(model, tmp_path_factory):
     """`relunet serve` on a folder holding versions 1 and 2 (labelled stable and canary),
     on a free port of 127.0.0.1; batches wait up to 50 ms for concurrent requests."""
     folder = tmp_path_factory.mktemp("served") / "relunet"
-    for _ in range(2):
-        export_saved_model(model, folder, verbose=False)
+    first = export_saved_model(model, folder, verbose=False)
+    shutil.copytree(first, folder / "2")  # a second version, as an operator copies one in
     flags = ["--max-body-bytes", "1000000", "--label", "stable=1", "--label", "canary=2"]
     with serving(folder, *flags, "--batch-timeout-micros", "50000") as served:
         yield {"base": served["base"], "folder": folder, "model": model}
@@ -465,6 +465,7 @@ def test_a_body_over_the_limit_gets_a_413_the_client_can_read(server, many):
     assert status == 413 and "limit" in answer["error"]
 
 
+@pytest.mark.slow  # waits for the folder's poll: seconds
 def test_a_new_version_is_served_without_a_restart(server, digits):
     images, labels = digits
     export_saved_model(server["model"], server["folder"], verbose=False)  # version 3
@@ -477,6 +478,7 @@ def test_a_new_version_is_served_without_a_restart(server, digits):
     shutil.rmtree(server["folder"] / "3")
 
 
+@pytest.mark.slow  # waits for the folder's poll: seconds
 def test_a_version_copied_in_is_served_once_whole_and_the_others_keep_serving(server, digits):
     """A user's `cp -r` of a new export into the served folder, as it happens: the new
     version's folder with half its saved_model.pb, then its variables missing, then whole.

@@ -16,10 +16,16 @@ from relunet.training.model import build_model
     "options",
     [
         {"activation": "relu"},
-        {"activation": "sigmoid"},
-        {"activation": "leaky_relu"},
-        {"dropout": 0.2, "batch_norm": True},
-        {"deskew": True},
+        # Each export takes 5-10 s: the other options in the full suite only.
+        *(
+            pytest.param(o, marks=pytest.mark.slow)
+            for o in (
+                {"activation": "sigmoid"},
+                {"activation": "leaky_relu"},
+                {"dropout": 0.2, "batch_norm": True},
+                {"deskew": True},
+            )
+        ),
     ],
     ids=lambda o: ",".join(map(str, o.values())),
 )

@@ -160,7 +160,7 @@ def reader(find: Find | None = None) -> tuple[Callable, Callable]:
 
 def mnist_digit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(uint8 [28, 28, 1], bool found): a file's first digit, found without a model."""
-    read = read_digits(encoded)
+    read = reader()[0](encoded)  # traced once: eagerly, a photo is thousands of small ops
     return read["digits"][0], tf.logical_and(read["found"], read["count"] > 0)
 
 
