@@ -90,3 +90,19 @@ def test_keras_tuner_still_decides_notebook_or_not_in_utils_and_is_told_outside_
         assert utils.IS_NOTEBOOK is False  # pytest runs outside IPython
         utils.try_clear()
     assert "\x1b" not in capsys.readouterr().out
+
+
+def test_tensorflow_still_registers_a_gradient_for_each_traced_train_step_and_it_is_forgotten():
+    from tensorflow.python.framework import ops
+
+    def custom_gradients():
+        return {n for n in ops._gradient_registry._registry if n.startswith("CustomGradient-")}
+
+    model = build_model(ModelConfig(width=8), OptimConfig(jit_compile="off", steps_per_execution=1))
+    x = np.zeros((4, 28, 28, 1), np.float32)
+    y = np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
+    before = custom_gradients()
+    with _compat.forget_custom_gradients_traced_in_block():
+        model.fit(x, y, epochs=1, verbose=0)
+        assert custom_gradients() - before  # the optimizer's all_reduce, traced: the leak
+    assert custom_gradients() == before

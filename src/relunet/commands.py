@@ -49,7 +49,7 @@ def train(config: TrainConfig) -> int:
 def tune(config: TuneConfig) -> int:
     config = preflight.tune(config)
     if config.summary:  # the table of an existing search: no TensorFlow needed
-        trials.summarize(trials.project_dir(config))
+        trials.summarize(trials.project_dir(config), from_outside=True)
         return 0
     _import_tensorflow()
     from relunet.experiments.tune import run

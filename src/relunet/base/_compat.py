@@ -59,6 +59,34 @@ def op_determinism_enabled() -> bool:
     return config.is_op_determinism_enabled()
 
 
+@contextlib.contextmanager
+def forget_custom_gradients_traced_in_block() -> Iterator[None]:
+    """Unregister, when the block ends, the gradient functions TensorFlow registered for
+    `tf.custom_gradient`s traced inside it.
+
+    TensorFlow 2.21 (tensorflow/python/ops/custom_gradient.py, `_graph_mode_decorator`)
+    registers each graph-mode trace of a custom gradient in the private, process-wide
+    `ops._gradient_registry` under a new name ("CustomGradient-<uid>"), and nothing ever
+    removes it. Keras 3.15.1's optimizer traces one in every train function it builds
+    (`_all_reduce_sum_gradients` calls `ReplicaContext.all_reduce`, which has one), and
+    the entry's closure holds that function's graph and, through its captures, the
+    model's variables: every model a process trains stays in memory after
+    `keras.backend.clear_session()`. Forgetting them is safe for a block whose models
+    are not trained after it ends (a search's trial): nobody asks for those graphs'
+    gradients again. Upstream: tensorflow/tensorflow#27492 and
+    #80895 (keras-team/tf-keras#898 proposes the same purge in `clear_session`)."""
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    before = set(registry)
+    try:
+        yield
+    finally:
+        for name in [n for n in registry if n not in before]:
+            if name.startswith("CustomGradient-"):
+                del registry[name]
+
+
 # -- keras-tuner 1.4.8 ----------------------------------------------------------------
 
 

@@ -7,6 +7,11 @@ Plain JSON and CSV, no TensorFlow: `relunet tune --summary` answers at once.
     <directory>/<project>/trial_<id>/relunet_trial.json   seconds and epochs it ran
     <directory>/<project>/summary.csv, summary.json       the table below
     <directory>/<project>/relunet_final.json      the retrained best model's result
+    <directory>/.<project>.lock                   held by the process that runs the search
+
+keras-tuner and relunet write every one of these atomically while `relunet tune` runs
+(a temporary file renamed into place), so a reader sees a whole record or the previous
+one; `relunet tune --summary` can read a search that is running.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from relunet.base.errors import RelunetError
-from relunet.base.files import read_json, write_json_atomic, write_text_atomic
+from relunet.base.files import is_locked, read_json, write_json_atomic, write_text_atomic
 from relunet.base.table import format_table
 from relunet.config import SEARCHABLE, TuneConfig
 
@@ -27,10 +32,28 @@ SEARCH_CONFIG = "relunet_search.json"
 TRIAL_TIMING = "relunet_trial.json"
 FINAL = "relunet_final.json"
 OBJECTIVE = "val_accuracy"
+ENDED = ("COMPLETED", "FAILED", "INVALID", "STOPPED")  # keras-tuner's statuses of a done trial
 
 
 def project_dir(config: TuneConfig) -> Path:
     return Path(config.directory) / config.project_name
+
+
+def lock_path(project_dir: str | Path) -> Path:
+    """The search's lock, beside the project (which keras-tuner deletes on --overwrite)."""
+    project_dir = Path(project_dir)
+    return project_dir.with_name(f".{project_dir.name}.lock")
+
+
+def running_search(project_dir: str | Path) -> str | None:
+    """Who runs a search in `project_dir` now ("process 123 on host since ..."), or None."""
+    lock = lock_path(project_dir)
+    if not is_locked(lock):
+        return None
+    try:
+        return lock.read_text().strip() or "another process"
+    except OSError:
+        return "another process"
 
 
 def check_search_space(config: TuneConfig) -> None:
@@ -56,6 +79,8 @@ class TrialRow:
     epochs: int | None  # epochs the trial ran (EarlyStopping may stop it early)
     seconds: float | None
     message: str | None = None  # why a trial failed
+    tuner_id: str | None = None  # the process that ran it (a distributed search's worker)
+    memory_mb: float | None = None  # that process's resident memory when the trial ended
 
     @property
     def number(self) -> int:
@@ -63,21 +88,82 @@ class TrialRow:
         return int(self.trial_id) + 1 if self.trial_id.isdigit() else 0
 
 
-def read_trials(project_dir: str | Path) -> list[TrialRow]:
-    """All trials of a search, best val_accuracy first, unscored trials last."""
-    rows = [_read_trial(path.parent) for path in Path(project_dir).glob("trial_*/trial.json")]
+def read_trials(project_dir: str | Path, skipped: list[str] | None = None) -> list[TrialRow]:
+    """All trials of a search, best val_accuracy first, unscored trials last.
+
+    An unreadable record raises RelunetError; with a `skipped` list (a search that is
+    running, whose records other processes write) it is left out and named there."""
+    rows = []
+    for path in Path(project_dir).glob("trial_*/trial.json"):
+        try:
+            rows.append(_read_trial(path.parent))
+        except RelunetError as error:
+            if skipped is None:
+                raise
+            skipped.append(f"{path.parent.name} ({error})")
     return sorted(rows, key=lambda r: (r.val_accuracy is None, -(r.val_accuracy or 0), r.trial_id))
 
 
-def summarize(project_dir: str | Path) -> list[TrialRow]:
-    """Print the table of a search's trials and write it as summary.csv and summary.json."""
-    rows = read_trials(project_dir)
+def summarize(project_dir: str | Path, from_outside: bool = False) -> list[TrialRow]:
+    """Print the table of a search's trials and write it as summary.csv and summary.json.
+
+    `from_outside` (`relunet tune --summary`): while a search runs in the project (its
+    lock is held), the table is of the records so far: trials still running show as
+    RUNNING, and a record that cannot be read is named and left out instead of ending
+    the command."""
+    running, skipped = running_search(project_dir) if from_outside else None, []
+    rows = read_trials(project_dir, skipped if running else None)
+    if running:
+        ended = sum(r.status in ENDED for r in rows)
+        print(
+            f"tune: a search is running in {project_dir} ({running}); {ended} trial(s) ended "
+            f"so far, {len(rows) - ended} running",
+            flush=True,
+        )
     if not rows:
         raise RelunetError(f"No trials found in {project_dir}.")
     csv_path, json_path = write_summary(project_dir, rows)
     print(trials_table(rows))
+    for name in skipped:
+        print(f"tune: left out {name}", flush=True)
     print(f"tune: {len(rows)} trials; table written to {csv_path} and {json_path}", flush=True)
     return rows
+
+
+def progress_line(project_dir: str | Path, ended: TrialRow, max_trials: int, cap: bool) -> str:
+    """One line for a trial that just ended: how it did, the trials done of `max_trials`
+    (`cap`: at most that many, as for hyperband), the best so far, the mean seconds a
+    trial over the ended ones, and the time left at that pace (divided among the
+    processes that have run trials, for a distributed search)."""
+    rows = read_trials(project_dir, skipped=[])
+    done = [r for r in rows if r.status in ENDED]
+    best = next((r for r in rows if r.status == "COMPLETED" and r.val_accuracy is not None), None)
+    timed = [r.seconds for r in done if r.seconds is not None]
+    per_trial = sum(timed) / len(timed) if timed else None
+    processes = max(1, len({r.tuner_id for r in done if r.tuner_id}))
+    left = max(0, max_trials - len(done))
+    score = "" if ended.val_accuracy is None else f", val_accuracy {ended.val_accuracy:.4f}"
+    took = "" if ended.seconds is None else f" in {ended.seconds:.1f} s"
+    parts = [
+        f"tune: trial {ended.number} {ended.status}{took}{score}",
+        f"{len(done)} of {'at most ' if cap else ''}{max_trials} trials done",
+    ]
+    if best is not None:
+        parts.append(f"best trial {best.number} (val_accuracy {best.val_accuracy:.4f})")
+    if per_trial is not None:
+        eta = "" if not left else f", about {_duration(left * per_trial / processes)} left"
+        parts.append(f"{per_trial:.1f} s a trial{eta}")
+    if ended.memory_mb is not None:
+        parts.append(f"memory {ended.memory_mb:.0f} MB")
+    return "; ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def write_summary(project_dir: str | Path, rows: list[TrialRow]) -> tuple[Path, Path]:
@@ -157,6 +243,8 @@ def _trial_row(trial_dir: Path, record: dict[str, Any]) -> TrialRow:
         epochs=timing.get("epochs"),
         seconds=timing.get("seconds"),
         message=timing.get("failure") or _last_line(record.get("message")),
+        tuner_id=timing.get("tuner_id"),
+        memory_mb=timing.get("memory_mb"),
     )
 
 

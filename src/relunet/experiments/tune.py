@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import math
 import sys
 import time
@@ -31,7 +32,7 @@ import keras_tuner
 
 from relunet import data, preflight
 from relunet.base import _compat
-from relunet.base.errors import TuningFailed
+from relunet.base.errors import RelunetError, TuningFailed
 from relunet.base.files import hold_lock, write_json_atomic, write_text_atomic
 from relunet.base.values import SEED_MAX
 from relunet.config import (
@@ -50,7 +51,13 @@ from relunet.config import (
 from relunet.experiments import trials
 from relunet.experiments.retrain import finish
 from relunet.training.model import build_model
-from relunet.training.runtime import how_it_ran, progress_verbosity, seed_everything, set_threads
+from relunet.training.runtime import (
+    how_it_ran,
+    progress_verbosity,
+    resident_memory_mb,
+    seed_everything,
+    set_threads,
+)
 
 
 class ReluNetHyperModel(keras_tuner.HyperModel):
@@ -129,7 +136,8 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
 
 class _RecordsTrials:
     """Mixed into each tuner: record how long each trial ran, for how many epochs, and
-    why it failed if it did; and never rerun a trial that already ended."""
+    why it failed if it did; free what the trial built when it ends; print a progress
+    line; and never rerun a trial that already ended."""
 
     def reload(self):
         super().reload()
@@ -139,21 +147,42 @@ class _RecordsTrials:
         start, results = time.perf_counter(), []
         self.hypermodel.execution = 0
         try:
-            results = super().run_trial(trial, *args, **kwargs)
+            # The trial's models are dropped when it ends (keras-tuner clears the Keras
+            # session before the next build), but TensorFlow would keep their graphs,
+            # and with them their variables, for good: about 2 MB a trial of width 16,
+            # more for wider ones (benchmarks/README.md).
+            with _compat.forget_custom_gradients_traced_in_block():
+                results = super().run_trial(trial, *args, **kwargs)
             return results
         finally:
             epochs = [len(r.history.get("loss", [])) for r in results if hasattr(r, "history")]
             diverged = any(isinstance(r, dict) and math.isnan(r[trials.OBJECTIVE]) for r in results)
+            seconds = round(time.perf_counter() - start, 2)
+            results = None  # the histories hold the last model
+            gc.collect()
             write_json_atomic(
                 Path(self.get_trial_dir(trial.trial_id)) / trials.TRIAL_TIMING,
                 {
-                    "seconds": round(time.perf_counter() - start, 2),
+                    "seconds": seconds,
                     "epochs": max(epochs) if epochs else None,
                     "failure": "the loss became NaN" if diverged else None,
                     "tuner_id": self.tuner_id,  # which process ran it, in a distributed search
                     "step": self.hypermodel.last_step,
+                    "memory_mb": resident_memory_mb(),  # this process's, as the trial ended
                 },
             )
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)  # the oracle records the trial as ended
+        config = self.hypermodel.config
+        project = trials.project_dir(config)
+        try:
+            ended = trials.read_trials(project, skipped=[])
+            row = next(r for r in ended if r.trial_id == trial.trial_id)
+        except (RelunetError, StopIteration):  # its record is not readable: no line
+            return
+        line = trials.progress_line(project, row, config.max_trials, config.tuner == "hyperband")
+        print(line, flush=True)
 
 
 class RandomSearch(_RecordsTrials, keras_tuner.RandomSearch):
@@ -217,7 +246,10 @@ def run(config: TuneConfig) -> dict[str, Any]:
     """`tune` for a config that has passed `relunet.preflight.tune`."""
     if config.summary:
         return {
-            "trials": [dataclasses.asdict(r) for r in trials.summarize(trials.project_dir(config))]
+            "trials": [
+                dataclasses.asdict(r)
+                for r in trials.summarize(trials.project_dir(config), from_outside=True)
+            ]
         }
     set_threads(config.threads)
     seed_everything(config.seed, config.deterministic)
@@ -225,7 +257,7 @@ def run(config: TuneConfig) -> dict[str, Any]:
     project.mkdir(parents=True, exist_ok=True)
     # Beside the project, which keras-tuner deletes on --overwrite. Workers of a
     # distributed search share the project with their chief, which holds the lock.
-    lock = project.with_name(f".{project.name}.lock")
+    lock = trials.lock_path(project)
     worker = _compat.is_keras_tuner_worker()
     with (
         contextlib.nullcontext() if worker else hold_lock(lock, f"tuning project {project}"),

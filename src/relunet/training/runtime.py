@@ -3,6 +3,7 @@ really was. Shared by `relunet train`, `tune` and `compare`."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -48,3 +49,13 @@ def how_it_ran(model: keras.Model) -> dict[str, Any]:
         "op_determinism": _compat.op_determinism_enabled(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or None,
     }
+
+
+def resident_memory_mb() -> float | None:
+    """This process's resident memory now, in MiB (Linux's /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
