@@ -159,6 +159,7 @@ TUNE = {
     "tuner": case("--tuner", "hyperband"),
     "max_trials": case("--max-trials", "2"),
     "executions_per_trial": case("--executions-per-trial", "2"),
+    "backup_every": case("--backup-every", "2"),  # the retrain's command line says it too
     "patience": case("--patience", "1", reference=["--epochs", "6", "--patience", "6"]),
     "lr_min": case("--lr-min", "0.005"),
     "lr_max": case("--lr-max", "0.0005"),

@@ -102,6 +102,9 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
         flags=("--export",),
         metavar="DIR",
     )
+    backup_every: int = option(
+        100, "steps between a trial's backups, besides one per epoch (a killed trial continues)"
+    )
     summary: bool = option(False, "print the table of an existing search and stop")
     verbose: int | None = option(None, "Keras progress output: 0, 1 or 2")
     # Off, unlike train: every trial is a new model to compile, and for trials of a few
@@ -125,7 +128,7 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
         self.check_model()
         self.check_optim()
         check_choice("tuner", self.tuner, TUNERS)
-        for name in ("max_trials", "executions_per_trial", "patience", "width_min"):
+        for name in ("max_trials", "executions_per_trial", "patience", "width_min", "backup_every"):
             check_count(name, getattr(self, name))
         check_count("width_max", self.width_max)
         check_count("epochs_min", self.epochs_min)
@@ -212,4 +215,5 @@ _TUNE_FREE_FIELDS = (
     "verbose",
     "summary",
     "threads",
+    "backup_every",
 )

@@ -48,7 +48,7 @@ from relunet.config import (
     TuneConfig,
     take,
 )
-from relunet.experiments import trials
+from relunet.experiments import trial_resume, trials
 from relunet.experiments.retrain import finish
 from relunet.training.model import build_model
 from relunet.training.runtime import (
@@ -71,6 +71,9 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         # the fits it averages differ, while every trial's first fit starts alike.
         self.execution = 0
         self.last_step: dict[str, Any] | None = None  # how the last fit's step ran
+        self.last_fit: dict[str, Any] = {}  # where it resumed, its optimizer steps
+        # The running trial's folder (the tuner sets it): its fits are backed up there.
+        self.trial_dir: str | None = None
 
     def seed(self) -> int:
         """The seed of the trial's current execution."""
@@ -116,17 +119,34 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         v = self.values(hp)
         if "epochs" in self.config.search:
             kwargs["epochs"] = v["epochs"]
-        counter = data.EpochCounter(kwargs.get("initial_epoch", 0))
-        kwargs["callbacks"] = [counter, *kwargs.get("callbacks", [])]
         pipeline = data.PipelineConfig(
             batch_size=v["batch_size"], seed=self.seed(), label_smoothing=v["label_smoothing"]
         )
-        history = model.fit(
-            data.training_pipeline(x, pipeline, counter=counter),
-            validation_data=data.evaluation_pipeline(validation_data, batch_size=v["batch_size"]),
-            shuffle=False,
-            **kwargs,
-        )
+        validation = data.evaluation_pipeline(validation_data, batch_size=v["batch_size"])
+        if self.trial_dir is not None and not kwargs.get("initial_epoch"):
+            epochs, callbacks = kwargs.pop("epochs"), kwargs.pop("callbacks", [])
+            history, self.last_fit = trial_resume.fit_resumably(
+                model,
+                trial_resume.execution_dir(self.trial_dir, self.execution),
+                x,
+                validation,
+                pipeline,
+                epochs=epochs,
+                backup_every=self.config.backup_every,
+                fingerprint=trial_resume.fingerprint(v, self.config.train_split, epochs),
+                callbacks=callbacks,
+                **kwargs,
+            )
+        else:  # a Hyperband trial that continues another's model (see trial_resume)
+            counter = data.EpochCounter(kwargs.get("initial_epoch", 0))
+            kwargs["callbacks"] = [counter, *kwargs.get("callbacks", [])]
+            history = model.fit(
+                data.training_pipeline(x, pipeline, counter=counter),
+                validation_data=validation,
+                shuffle=False,
+                **kwargs,
+            )
+            self.last_fit = {"resumed_from": None, "optimizer_steps": None}
         self.execution += 1
         self.last_step = how_it_ran(model)  # recorded with the trial
         if any(not math.isfinite(loss) for loss in history.history.get("loss", [])):
@@ -146,6 +166,8 @@ class _RecordsTrials:
     def run_trial(self, trial, *args, **kwargs):
         start, results = time.perf_counter(), []
         self.hypermodel.execution = 0
+        self.hypermodel.trial_dir = self.get_trial_dir(trial.trial_id)
+        self.hypermodel.last_fit = {}
         try:
             # The trial's models are dropped when it ends (keras-tuner clears the Keras
             # session before the next build), but TensorFlow would keep their graphs,
@@ -169,11 +191,13 @@ class _RecordsTrials:
                     "tuner_id": self.tuner_id,  # which process ran it, in a distributed search
                     "step": self.hypermodel.last_step,
                     "memory_mb": resident_memory_mb(),  # this process's, as the trial ended
+                    **self.hypermodel.last_fit,  # where it resumed after a kill, and its steps
                 },
             )
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)  # the oracle records the trial as ended
+        trial_resume.remove_backups(self.get_trial_dir(trial.trial_id))  # only then
         config = self.hypermodel.config
         project = trials.project_dir(config)
         try:
