@@ -234,6 +234,9 @@ def _trial_row(trial_dir: Path, record: dict[str, Any]) -> TrialRow:
     timing = {}
     if (trial_dir / TRIAL_TIMING).is_file():
         timing = read_json(trial_dir / TRIAL_TIMING, expect=dict)
+    else:  # a running trial: the epochs its fits have finished so far
+        finished = [read_json(p, expect=list) for p in trial_dir.glob("execution*/epochs.json")]
+        timing = {"epochs": max(map(len, finished))} if finished else {}
     return TrialRow(
         trial_id=str(record.get("trial_id", trial_dir.name.removeprefix("trial_"))),
         status=str(record.get("status", "UNKNOWN")),

@@ -1,0 +1,195 @@
+"""Fault injection for `relunet tune`: real searches killed with SIGKILL inside trials.
+
+Every case runs the same deterministic search (3 trials of 3 epochs, 33 steps an
+epoch, backed up every 8 steps: chunks of 8, so every epoch ends inside a chunk) and
+must end where an uninterrupted search ends: each trial with the same optimizer steps
+(counted once), bitwise-equal weights (their sha256), the same val_accuracy at every
+epoch, and keras-tuner's bookkeeping whole (every trial ended once, none ongoing).
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import free_ports
+
+pytestmark = pytest.mark.slow  # real processes, minutes: the full suite's
+
+TRIALS, EPOCHS, STEPS = 3, 3, 33  # ceil(4200 / 128) steps an epoch
+ARGS = [
+    "--train-split",
+    "train[:4200]",
+    "--val-split",
+    "train[50000:50500]",
+    "--full-train-split",
+    "train[:512]",
+    "--test-split",
+    "test[:256]",
+    "--max-trials",
+    str(TRIALS),
+    "--epochs",
+    str(EPOCHS),
+    "--width-min",
+    "128",
+    "--width-max",
+    "128",
+    "--deterministic",
+    "--steps-per-execution",
+    "8",
+    "--backup-every",
+    "8",
+    "--verbose",
+    "0",
+]
+TIMEOUT = 300
+
+
+def command(directory):
+    return [sys.executable, "-m", "relunet.cli", "tune", *ARGS, "--directory", str(directory)]
+
+
+def start(directory, env=None):
+    return subprocess.Popen(
+        command(directory),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def finish(directory):
+    done = subprocess.run(command(directory), capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def backup_position(directory, trial):
+    """(epoch, step) of a trial's newest backup, or None."""
+    manifest = Path(directory, "relunet", f"trial_{trial}", "execution0", "backup", "manifest.json")
+    try:
+        newest = json.loads(manifest.read_text())["backups"][0]
+        return newest["epoch"], newest["step"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+def search_position(directory):
+    """Global step of the search's newest backup: trials before it count whole."""
+    for trial in reversed(range(TRIALS)):
+        position = backup_position(directory, trial)
+        if position is not None:
+            return trial * EPOCHS * STEPS + position[0] * STEPS + position[1]
+    return -1
+
+
+def kill_when(process, condition):
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if condition():
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=60)
+            assert process.returncode == -signal.SIGKILL
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"the search ended first: {process.stdout.read()[-2000:]}")
+        time.sleep(0.005)
+    raise AssertionError("timed out waiting for the search")
+
+
+def trial_results(directory):
+    """What each trial ended with, and keras-tuner's oracle."""
+    project = Path(directory, "relunet")
+    results = {}
+    for trial in range(TRIALS):
+        folder = project / f"trial_{trial}"
+        record = json.loads((folder / "trial.json").read_text())
+        ran = json.loads((folder / "relunet_trial.json").read_text())
+        observations = record["metrics"]["metrics"]["val_accuracy"]["observations"]
+        results[str(trial)] = {
+            "status": record["status"],
+            "hyperparameters": record["hyperparameters"]["values"],
+            "val_accuracy": [o["value"] for o in observations],
+            "epochs": json.loads((folder / "execution0" / "epochs.json").read_text()),
+            "optimizer_steps": ran["optimizer_steps"],
+            "weights_sha256": ran["weights_sha256"],
+            "resumed_from": ran["resumed_from"],
+            "backups_left": list(folder.glob("execution*/backup")),
+        }
+    oracle = json.loads((project / "oracle.json").read_text())
+    return results, oracle
+
+
+def assert_same_search(directory, reference):
+    results, oracle = trial_results(directory)
+    for trial, result in results.items():
+        expected = reference[trial]
+        assert result["status"] == "COMPLETED" and not result["backups_left"]
+        assert result["optimizer_steps"] == EPOCHS * STEPS  # each step counted once
+        for key in ("hyperparameters", "val_accuracy", "epochs", "weights_sha256"):
+            assert result[key] == expected[key], (trial, key)
+    assert sorted(oracle["end_order"]) == [str(t) for t in range(TRIALS)]
+    assert oracle["ongoing_trials"] == {} and oracle["retry_queue"] == []
+    return results
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, source):
+    directory = tmp_path_factory.mktemp("reference")
+    finish(directory)
+    results, oracle = trial_results(directory)
+    assert all(r["optimizer_steps"] == EPOCHS * STEPS for r in results.values())
+    assert all(r["resumed_from"] is None for r in results.values())
+    assert oracle["ongoing_trials"] == {}
+    return results
+
+
+def test_a_search_killed_in_a_trial_s_second_epoch_continues_that_trial(tmp_path, reference):
+    # The done-when of issue 32: SIGKILL inside the first trial's second epoch, after a
+    # backup there; the rerun continues the trial from it (not from its start).
+    process = start(tmp_path)
+    kill_when(process, lambda: (backup_position(tmp_path, 0) or (0, 0)) >= (1, 1))
+    killed_at = backup_position(tmp_path, 0)
+    assert killed_at[0] == 1 and killed_at[1] > 0
+    output = finish(tmp_path)
+    assert "tune: resuming the trial from its backup" in output
+    results = assert_same_search(tmp_path, reference)
+    resumed = results["0"]["resumed_from"]
+    assert resumed["epoch"] == 1 and resumed["step"] >= killed_at[1]  # continued there
+
+
+def test_sigkill_at_random_points_across_trials_then_rerun_gives_the_uninterrupted_search(
+    tmp_path, reference, request
+):
+    kills = 4 if request.config.getoption("--slow") else 2
+    rng = random.Random(32 + kills)
+    targets = sorted(rng.sample(range(1, TRIALS * EPOCHS * STEPS - 1), kills))
+    for target in targets:
+        process = start(tmp_path)
+        kill_when(process, lambda target=target: search_position(tmp_path) >= target)
+    print(f"killed at or past the search's global steps {targets}")
+    finish(tmp_path)
+    assert_same_search(tmp_path, reference)
+
+
+def test_a_worker_killed_mid_trial_resumes_its_trial_when_it_comes_back(tmp_path, reference):
+    env = dict(
+        os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(free_ports()[0])
+    )
+    chief = start(tmp_path, dict(env, KERASTUNER_TUNER_ID="chief"))
+    time.sleep(1)
+    worker = start(tmp_path, dict(env, KERASTUNER_TUNER_ID="tuner0"))
+    kill_when(worker, lambda: (backup_position(tmp_path, 0) or (0, 0)) >= (1, 1))
+    # Back under the same id: the chief hands it the trial it was running.
+    worker = start(tmp_path, dict(env, KERASTUNER_TUNER_ID="tuner0"))
+    outputs = [p.communicate(timeout=TIMEOUT)[0] for p in (chief, worker)]
+    assert [chief.returncode, worker.returncode] == [0, 0], outputs[0][-2000:]
+    assert "tune: resuming the trial from its backup" in outputs[1]
+    results = assert_same_search(tmp_path, reference)
+    assert results["0"]["resumed_from"]["epoch"] == 1
