@@ -126,7 +126,11 @@ def trial_results(directory):
     return results, oracle
 
 
-def assert_same_search(directory, reference):
+def assert_same_search(directory, reference, chief=False):
+    """Every trial as the reference's, and keras-tuner's records whole. A chief's last
+    oracle.json may still list its last ended trial as ongoing: keras-tuner 1.4.8's
+    end_trial saves before it drops it, and only the tuner's own save (which a chief
+    never makes) follows; a reload drops it (_compat.requeue_trials_a_kill_interrupted)."""
     results, oracle = trial_results(directory)
     for trial, result in results.items():
         expected = reference[trial]
@@ -135,7 +139,9 @@ def assert_same_search(directory, reference):
         for key in ("hyperparameters", "val_accuracy", "epochs", "weights_sha256"):
             assert result[key] == expected[key], (trial, key)
     assert sorted(oracle["end_order"]) == [str(t) for t in range(TRIALS)]
-    assert oracle["ongoing_trials"] == {} and oracle["retry_queue"] == []
+    ongoing = set(oracle["ongoing_trials"].values())
+    assert ongoing <= set(oracle["end_order"]) if chief else not ongoing
+    assert oracle["retry_queue"] == []
     return results
 
 
@@ -191,5 +197,5 @@ def test_a_worker_killed_mid_trial_resumes_its_trial_when_it_comes_back(tmp_path
     outputs = [p.communicate(timeout=TIMEOUT)[0] for p in (chief, worker)]
     assert [chief.returncode, worker.returncode] == [0, 0], outputs[0][-2000:]
     assert "tune: resuming the trial from its backup" in outputs[1]
-    results = assert_same_search(tmp_path, reference)
+    results = assert_same_search(tmp_path, reference, chief=True)
     assert results["0"]["resumed_from"]["epoch"] == 1
