@@ -328,10 +328,18 @@ def test_tune_hands_each_model_and_step_flag_to_trials_and_the_retrain(flag):
 
 VOLATILE = re.compile(  # times: 3s, 7ms/step, a seconds column of a table (.1f)
     r"\d+(\.\d+)?(e-?\d+)?\s?(ms|s|us)(/step)?\b|epoch_seconds: [\d.e-]+|\b\d+\.\d\b|"
-    r"\bin [\d.]+ ?s\b|\d{8}-\d{6}|Elapsed time: [\d:]+|Total elapsed time: [\d:hms ]+"
+    r"\bin [\d.]+ ?s\b|\d{8}-\d{6}|Elapsed time: [\d:]+|Total elapsed time: [\d:hms ]+|"
+    r"about [\d.]+ (min|h) left|memory \d+ MB"  # tune's progress line: time left, memory
 )
 TFEVENTS = re.compile(r"tfevents\..*")  # TensorBoard's file names carry a time and a host
-VOLATILE_KEYS = {"timeline", "train_seconds", "train_samples_per_second", "seconds", "time"}
+VOLATILE_KEYS = {
+    "timeline",
+    "train_seconds",
+    "train_samples_per_second",
+    "seconds",
+    "time",
+    "memory_mb",  # a tune trial's resident memory as it ended
+}
 
 
 def _stable(value):
@@ -348,7 +356,7 @@ def _file_digest(path: Path):
         return _stable(json.loads(path.read_text()))
     if path.suffix == ".csv":
         rows = [line.split(",") for line in path.read_text().splitlines()]
-        keep = [i for i, name in enumerate(rows[0]) if "seconds" not in name]
+        keep = [i for i, name in enumerate(rows[0]) if not any(w in name for w in VOLATILE_KEYS)]
         return [[row[i] for i in keep if i < len(row)] for row in rows]
     if path.suffix in (".keras", ".npz"):
         return _weights_digest(path)

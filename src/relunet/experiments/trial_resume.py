@@ -154,46 +154,20 @@ def fit_resumably(
     Returns the whole trial's history (the rows of the epochs trained before a kill
     too) and what happened: where it resumed, the optimizer's steps, the weights'
     digest."""
-    steps = data.steps_per_epoch(x, pipeline.batch_size)
     backup = TrialBackup(
         folder / "backup",
         save_freq=backup_every,
         delete_checkpoint=False,
         fingerprint=fingerprint,
-        steps_per_epoch=steps,
+        steps_per_epoch=data.steps_per_epoch(x, pipeline.batch_size),
         epochs=epochs,
     )
-    try:
-        state = backup.restore(model) or BackupState(0, 0)
-    except RelunetError as error:  # a trial can always start over: it loses only time
-        print(f"tune: {error} Starting the trial over.", flush=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        state = BackupState(0, 0)
-    rows: list[dict[str, float]] = []
-    if state.epoch or state.step:
-        saved = read_json(folder / EPOCHS, expect=list) if (folder / EPOCHS).is_file() else []
-        rows = saved[: state.epoch]
-        if len(rows) < state.epoch:  # cannot happen: each row is written before its backup
-            raise RelunetError(f"{folder / EPOCHS} lacks the rows of its backup's epochs.")
-        print(
-            f"tune: resuming the trial from its backup in {folder / 'backup'} at epoch "
-            f"{state.epoch + 1} of {epochs}, step {state.step}",
-            flush=True,
-        )
+    state = _restore(backup, model, folder)
+    rows = _rows_before(folder, state, epochs)
     folder.mkdir(parents=True, exist_ok=True)
-    resumed = {"epoch": state.epoch, "step": state.step} if state.epoch or state.step else None
     if state.epoch < epochs and not stopped_early(callbacks, rows, model):
         own = [EpochRows(folder / EPOCHS, rows), ReplayEpochs(rows, callbacks)]
-        parts = []  # (batches, first epoch, end epoch, extra callbacks)
-        if state.step:
-            rest = data.rest_of_epoch(x, pipeline, epoch=state.epoch, skip=state.step)
-            parts.append((rest, state.epoch, state.epoch + 1, None, [RestoreEpochMetrics(state)]))
-        first_whole = state.epoch + (1 if state.step else 0)
-        if first_whole < epochs:
-            counter = data.EpochCounter(first_whole)
-            whole = data.training_pipeline(x, pipeline, counter=counter)
-            parts.append((whole, first_whole, epochs, counter, []))
-        for batches, first, last, counter, extra in parts:
+        for batches, first, last, extra in list(_parts(x, pipeline, state, epochs)):
             if first > state.epoch:  # the rest of an interrupted epoch was fitted
                 if stopped_early(callbacks, rows, model):
                     break  # that epoch was the one EarlyStopping stopped at
@@ -204,17 +178,61 @@ def fit_resumably(
                 epochs=last,
                 validation_data=validation,
                 shuffle=False,
-                callbacks=[*([counter] if counter else []), *extra, *callbacks, *own, backup],
+                callbacks=[*extra, *callbacks, *own, backup],
                 **fit_kwargs,
             )
             if any(not math.isfinite(v) for v in history.history.get("loss", [])):
                 break
-    history = keras.callbacks.History()
-    history.set_model(model)
-    history.epoch = list(range(len(rows)))
-    history.history = {k: [row.get(k, math.nan) for row in rows] for k in (rows[0] if rows else {})}
-    return history, {
+    resumed = {"epoch": state.epoch, "step": state.step} if state.epoch or state.step else None
+    return _history(model, rows), {
         "resumed_from": resumed,
         "optimizer_steps": optimizer_steps(model),
         "weights_sha256": weights_digest(model),
     }
+
+
+def _restore(backup: TrialBackup, model: keras.Model, folder: Path) -> BackupState:
+    """Where the trial's backup says it stopped; the start when it has none or it is unusable."""
+    try:
+        return backup.restore(model) or BackupState(0, 0)
+    except RelunetError as error:  # a trial can always start over: it loses only time
+        print(f"tune: {error} Starting the trial over.", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        return BackupState(0, 0)
+
+
+def _rows_before(folder: Path, state: BackupState, epochs: int) -> list[dict[str, float]]:
+    """The rows of the epochs a backup says were finished before the kill."""
+    if not (state.epoch or state.step):
+        return []
+    saved = read_json(folder / EPOCHS, expect=list) if (folder / EPOCHS).is_file() else []
+    if len(saved) < state.epoch:  # cannot happen: each row is written before its backup
+        raise RelunetError(f"{folder / EPOCHS} lacks the rows of its backup's epochs.")
+    print(
+        f"tune: resuming the trial from its backup in {folder / 'backup'} at epoch "
+        f"{state.epoch + 1} of {epochs}, step {state.step}",
+        flush=True,
+    )
+    return saved[: state.epoch]
+
+
+def _parts(x: data.Arrays, pipeline: data.PipelineConfig, state: BackupState, epochs: int):
+    """The fits left: the rest of an interrupted epoch, then the whole epochs, each as
+    (batches, first epoch, end epoch, callbacks of its own)."""
+    if state.step:
+        rest = data.rest_of_epoch(x, pipeline, epoch=state.epoch, skip=state.step)
+        yield rest, state.epoch, state.epoch + 1, [RestoreEpochMetrics(state)]
+    first_whole = state.epoch + (1 if state.step else 0)
+    if first_whole < epochs:
+        counter = data.EpochCounter(first_whole)
+        whole = data.training_pipeline(x, pipeline, counter=counter)
+        yield whole, first_whole, epochs, [counter]
+
+
+def _history(model: keras.Model, rows: list[dict[str, float]]) -> keras.callbacks.History:
+    """The whole trial's history, read from its epochs' rows."""
+    history = keras.callbacks.History()
+    history.set_model(model)
+    history.epoch = list(range(len(rows)))
+    history.history = {k: [row.get(k, math.nan) for row in rows] for k in (rows[0] if rows else {})}
+    return history

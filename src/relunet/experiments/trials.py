@@ -130,6 +130,15 @@ def summarize(project_dir: str | Path, from_outside: bool = False) -> list[Trial
     return rows
 
 
+def print_progress(project_dir: Path, trial_id: str, max_trials: int, tuner: str) -> None:
+    """Print the progress line of a trial that just ended; none if its record is unreadable."""
+    try:
+        ended = next(r for r in read_trials(project_dir, skipped=[]) if r.trial_id == trial_id)
+    except (RelunetError, StopIteration):
+        return
+    print(progress_line(project_dir, ended, max_trials, tuner == "hyperband"), flush=True)
+
+
 def progress_line(project_dir: str | Path, ended: TrialRow, max_trials: int, cap: bool) -> str:
     """One line for a trial that just ended: how it did, the trials done of `max_trials`
     (`cap`: at most that many, as for hyperband), the best so far, the mean seconds a

@@ -32,7 +32,7 @@ import keras_tuner
 
 from relunet import data, preflight
 from relunet.base import _compat
-from relunet.base.errors import RelunetError, TuningFailed
+from relunet.base.errors import TuningFailed
 from relunet.base.files import hold_lock, write_json_atomic, write_text_atomic
 from relunet.base.values import SEED_MAX
 from relunet.config import (
@@ -169,10 +169,8 @@ class _RecordsTrials:
         self.hypermodel.trial_dir = self.get_trial_dir(trial.trial_id)
         self.hypermodel.last_fit = {}
         try:
-            # The trial's models are dropped when it ends (keras-tuner clears the Keras
-            # session before the next build), but TensorFlow would keep their graphs,
-            # and with them their variables, for good: about 2 MB a trial of width 16,
-            # more for wider ones (benchmarks/README.md).
+            # keras-tuner drops the trial's models, but TensorFlow would keep their graphs
+            # and variables for good: 2 MB a trial of width 16 (benchmarks/README.md).
             with _compat.forget_custom_gradients_traced_in_block():
                 results = super().run_trial(trial, *args, **kwargs)
             return results
@@ -198,15 +196,8 @@ class _RecordsTrials:
     def on_trial_end(self, trial):
         super().on_trial_end(trial)  # the oracle records the trial as ended
         trial_resume.remove_backups(self.get_trial_dir(trial.trial_id))  # only then
-        config = self.hypermodel.config
-        project = trials.project_dir(config)
-        try:
-            ended = trials.read_trials(project, skipped=[])
-            row = next(r for r in ended if r.trial_id == trial.trial_id)
-        except (RelunetError, StopIteration):  # its record is not readable: no line
-            return
-        line = trials.progress_line(project, row, config.max_trials, config.tuner == "hyperband")
-        print(line, flush=True)
+        c = self.hypermodel.config
+        trials.print_progress(trials.project_dir(c), trial.trial_id, c.max_trials, c.tuner)
 
 
 class RandomSearch(_RecordsTrials, keras_tuner.RandomSearch):
