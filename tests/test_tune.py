@@ -240,6 +240,44 @@ def test_trials_a_kill_interrupted_in_keras_tuners_bookkeeping_run_once_on_the_r
     assert json.loads((project / "trial_1" / "trial.json").read_text())["status"] == "COMPLETED"
 
 
+# Runs relunet tune and SIGKILLs it the moment oracle.json first records an ended trial
+# that it still lists as ongoing: inside keras-tuner's end_trial, before its Tuner.save().
+KILLED_AS_THE_FIRST_TRIAL_ENDS = """
+import os, signal, sys
+from keras_tuner.src.engine import oracle
+save = oracle.Oracle.save
+def save_then_die(self):
+    save(self)
+    if any(t.trial_id in self.end_order for t in self.ongoing_trials.values()):
+        os.kill(os.getpid(), signal.SIGKILL)
+oracle.Oracle.save = save_then_die
+from relunet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_kill_as_the_first_trial_ends_reloads_the_search_on_the_rerun(tmp_path):
+    # keras-tuner reloads a project only if tuner0.json exists, and writes it first after
+    # oracle.json has recorded the first trial as ended. Killed in between, the rerun
+    # started a new search: trial 1 again (its final backup found), its record rewritten.
+    args = ["tune", *TINY, "--epochs", "1", "--directory", str(tmp_path), "--max-trials", "2"]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AS_THE_FIRST_TRIAL_ENDS, *args], capture_output=True
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    project = tmp_path / "relunet"
+    assert _oracle(project)["end_order"] == ["0"]
+    record = (project / "trial_0" / "relunet_trial.json").read_bytes()
+
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "Reloading Tuner" in result.stdout and "trial_0" not in result.stdout
+    oracle = _oracle(project)
+    assert oracle["run_times"] == {"0": 1, "1": 1} and oracle["end_order"] == ["0", "1"]
+    assert (project / "trial_0" / "relunet_trial.json").read_bytes() == record
+
+
 @pytest.mark.slow
 def test_trials_whose_loss_becomes_nan_are_failed_and_the_search_goes_on(tmp_path):
     result = run_cli(
@@ -431,7 +469,7 @@ def test_keras_tuner_records_are_written_atomically_while_tuning_only(tmp_path, 
 
 
 def test_a_bayesian_search_too_short_to_leave_its_random_start_is_warned_about(capsys):
-    from relunet.experiments.tune import warn_if_bayesian_is_random
+    from relunet.experiments.tuners import warn_if_bayesian_is_random
 
     warn_if_bayesian_is_random(TuneConfig(tuner="bayesian", max_trials=5))  # 2 searched: 6 random
     (line,) = capsys.readouterr().err.splitlines()

@@ -162,7 +162,7 @@ def fit_resumably(
         steps_per_epoch=data.steps_per_epoch(x, pipeline.batch_size),
         epochs=epochs,
     )
-    state = _restore(backup, model, folder)
+    state = _restore_position(backup, model, folder)
     rows = _rows_before(folder, state, epochs)
     folder.mkdir(parents=True, exist_ok=True)
     if state.epoch < epochs and not stopped_early(callbacks, rows, model):
@@ -191,7 +191,7 @@ def fit_resumably(
     }
 
 
-def _restore(backup: TrialBackup, model: keras.Model, folder: Path) -> BackupState:
+def _restore_position(backup: TrialBackup, model: keras.Model, folder: Path) -> BackupState:
     """Where the trial's backup says it stopped; the start when it has none or it is unusable."""
     try:
         return backup.restore(model) or BackupState(0, 0)
@@ -208,11 +208,10 @@ def _rows_before(folder: Path, state: BackupState, epochs: int) -> list[dict[str
     saved = read_json(folder / EPOCHS, expect=list) if (folder / EPOCHS).is_file() else []
     if len(saved) < state.epoch:  # cannot happen: each row is written before its backup
         raise RelunetError(f"{folder / EPOCHS} lacks the rows of its backup's epochs.")
-    print(
-        f"tune: resuming the trial from its backup in {folder / 'backup'} at epoch "
-        f"{state.epoch + 1} of {epochs}, step {state.step}",
-        flush=True,
-    )
+    where = f"at epoch {state.epoch + 1} of {epochs}, step {state.step}"
+    if state.epoch >= epochs:  # killed after its last epoch, before keras-tuner ended it
+        where = f"after its last epoch ({epochs}): nothing is left to train"
+    print(f"tune: resuming the trial from its backup in {folder / 'backup'} {where}", flush=True)
     return saved[: state.epoch]
 
 
