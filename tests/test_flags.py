@@ -157,6 +157,7 @@ TUNE = {
     "deterministic": case("--deterministic", subprocess=True),
     "threads": case("--threads", "1", subprocess=True),
     "tuner": case("--tuner", "hyperband"),
+    "objective": case("--objective", "reading"),
     "max_trials": case("--max-trials", "2"),
     "executions_per_trial": case("--executions-per-trial", "2"),
     "backup_every": case("--backup-every", "2"),  # the retrain's command line says it too

@@ -163,6 +163,10 @@ def test_changed_search_space_is_refused_unless_overwrite(tmp_path):
         (["--tuner", "grid"], "tuner must be one of random, hyperband, bayesian"),
         (["--search", "momentum"], "search must be one of learning_rate, width, depth"),
         (["--tuner", "hyperband", "--search", "width,epochs"], "hyperband decides each trial's"),
+        (["--objective", "val_loss"], "objective must be one of val_accuracy, reading"),
+        (["--objective", "reading", "--val-split", "test[:500]"], "from MNIST's training split"),
+        (["--objective", "reading", "--val-split", "train[:9]+test"], "Received: val_split="),
+        (["--objective", "reading", "--dataset", "fashion_mnist"], "dataset must be mnist"),
     ],
 )
 def test_bad_tune_flags_exit_2_before_anything_is_created(tmp_path, args, message):
@@ -171,6 +175,45 @@ def test_bad_tune_flags_exit_2_before_anything_is_created(tmp_path, args, messag
     lines = error_lines(result)
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "tuning").exists()
+
+
+@pytest.mark.slow
+def test_the_reading_objective_scores_every_epoch_and_picks_the_best_reading(
+    tmp_path, source, capsys
+):
+    config = TuneConfig(
+        **{**TINY_CONFIG, "val_split": "train[50000:50400]"},
+        objective="reading",
+        max_trials=3,
+        epochs=2,
+        directory=str(tmp_path),
+    )
+    final = tune(config)
+    project = tmp_path / "relunet"
+    rows = json.loads((project / "summary.json").read_text())
+    readings = [r["reading"] for r in rows]
+    assert all(r["objective"] == "reading" and r["score"] == r["reading"] for r in rows)
+    assert readings == sorted(readings, reverse=True)
+    assert [r["reading"] for r in rows] != [r["val_accuracy"] for r in rows]
+    # keras-tuner's Objective picked the same trial as the table: its values are retrained.
+    assert final["trial_id"] == rows[0]["trial_id"] and final["objective"] == "reading"
+    assert final["reading"] == readings[0]
+    assert final["hyperparameters"] == rows[0]["hyperparameters"]
+    assert f"reading {readings[0]:.4f} (val_accuracy" in capsys.readouterr().out
+    best_dir = project / f"trial_{rows[0]['trial_id']}" / "execution0"
+    epochs = json.loads((best_dir / "epochs.json").read_text())
+    assert len(epochs) == 2 and all(0 <= e["reading"] <= 1 for e in epochs)
+    assert all(e["reading"] == (e["photos_read"] + e["non_digits_rejected"]) / 2 for e in epochs)
+    # The same images every time: the set is a function of the search's seed.
+    from relunet.data.splits import split_arrays
+    from relunet.experiments.reading_score import reading_set
+
+    val = split_arrays(source, config.val_split)
+    first, again = reading_set(val, 777), reading_set(val, 777)
+    np.testing.assert_array_equal(first.photos.numpy(), again.photos.numpy())
+    np.testing.assert_array_equal(first.non_digits.numpy(), again.non_digits.numpy())
+    assert not np.array_equal(first.photos.numpy(), reading_set(val, 778).photos.numpy())
+    assert not np.array_equal(first.photos.numpy(), first.digits.numpy())
 
 
 @pytest.mark.slow
@@ -369,20 +412,48 @@ def test_distributed_search_with_a_chief_and_two_workers_on_localhost(tmp_path):
     assert "best trial" in outputs[0] and all("no trials left" in out for out in outputs[1:])
 
 
-def _trial_record(folder, trial_id, status, value=None, seconds=None, tuner_id="tuner0"):
+def _trial_record(
+    folder, trial_id, status, value=None, seconds=None, tuner_id="tuner0", reading=None
+):
     trial = folder / f"trial_{trial_id}"
     trial.mkdir(parents=True)
-    observations = [] if value is None else [{"value": [value], "step": 0}]
+    metrics = {}
+    for name, measured in (("val_accuracy", value), ("reading", reading)):
+        observations = [] if measured is None else [{"value": [measured], "step": 0}]
+        metrics[name] = {"observations": observations}
     record = {
         "trial_id": trial_id,
         "status": status,
         "hyperparameters": {"values": {"learning_rate": 0.001, "width": 64}},
-        "metrics": {"metrics": {"val_accuracy": {"observations": observations}}},
+        "metrics": {"metrics": metrics},
     }
     (trial / "trial.json").write_text(json.dumps(record))
     if seconds is not None:
         timing = {"seconds": seconds, "epochs": 1, "tuner_id": tuner_id, "memory_mb": 700.0}
         (trial / "relunet_trial.json").write_text(json.dumps(timing))
+
+
+def test_a_reading_search_ranks_its_trials_by_reading_not_val_accuracy(tmp_path):
+    from relunet.experiments import trials
+
+    (tmp_path / "relunet_search.json").write_text(json.dumps({"objective": "reading"}))
+    _trial_record(tmp_path, "0", "COMPLETED", 0.97, 10.0, reading=0.61)
+    _trial_record(tmp_path, "1", "COMPLETED", 0.95, 10.0, reading=0.74)
+    rows = trials.read_trials(tmp_path)
+    assert [(r.trial_id, r.objective, r.score) for r in rows] == [
+        ("1", "reading", 0.74),
+        ("0", "reading", 0.61),
+    ]
+    assert rows[0].val_accuracy == 0.95 and rows[0].best_epoch == 1
+    table = trials.trials_table(rows).splitlines()
+    assert table[0].split() == [
+        "trial", "status", "learning_rate", "width", "reading", "val_accuracy", "epochs",
+        "seconds",
+    ]  # fmt: skip
+    assert table[1].split()[:6] == ["2", "COMPLETED", "1.00e-03", "64", "0.7400", "0.9500"]
+    line = trials.progress_line(tmp_path, rows[1], max_trials=2, cap=False)
+    assert line.startswith("tune: trial 1 COMPLETED in 10.0 s, reading 0.6100; 2 of 2")
+    assert "best trial 2 (reading 0.7400)" in line
 
 
 def test_the_progress_line_says_trials_done_best_pace_and_time_left(tmp_path):

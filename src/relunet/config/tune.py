@@ -32,6 +32,9 @@ from relunet.config.fields import (
 )
 
 TUNERS = ("random", "hyperband", "bayesian")
+# What picks the best trial (higher is better): validation accuracy, or the reading score
+# on --val-split's digits distorted and on non-digit shapes (relunet.experiments.reading_score).
+OBJECTIVES = ("val_accuracy", "reading")
 # What --search may name, and each one's range (learning rate and width: their flags).
 SEARCHABLE = (
     "learning_rate",
@@ -67,6 +70,13 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
         5,
         "epochs of a trial: hyperband's max_epochs, and with --search "
         "epochs the most a trial draws",
+    )
+    objective: str = option(
+        "val_accuracy",
+        "what picks the best trial: val_accuracy, or reading (--val-split's digits read "
+        "right when distorted as --preset robust trains, and non-digit shapes answered "
+        "'not a digit'; docs/tuning.md)",
+        choices=OBJECTIVES,
     )
     max_trials: int = option(10, "trials in all; for hyperband a cap on its brackets")
     executions_per_trial: int = option(1, "fits per trial, averaged")
@@ -128,6 +138,9 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
         self.check_model()
         self.check_optim()
         check_choice("tuner", self.tuner, TUNERS)
+        check_choice("objective", self.objective, OBJECTIVES)
+        if self.objective == "reading":
+            self._check_reading_reads_training_digits()
         for name in ("max_trials", "executions_per_trial", "patience", "width_min", "backup_every"):
             check_count(name, getattr(self, name))
         check_count("width_max", self.width_max)
@@ -161,6 +174,21 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
         batch_size = max(BATCH_SIZE_CHOICES) if "batch_size" in self.search else self.batch_size
         check_fits_in_memory(self.width_max, depth, batch_size)  # the largest trial
         return self
+
+    def _check_reading_reads_training_digits(self) -> None:
+        """The reading objective distorts val_split's MNIST digits: they must be
+        training digits, never an image anyone measures with."""
+        if self.dataset != "mnist":
+            raise RelunetError(
+                "the reading objective scores reading digits, so dataset must be mnist. "
+                f"Received: dataset={self.dataset!r}."
+            )
+        if any(part.split("[")[0].strip() != "train" for part in self.val_split.split("+")):
+            raise RelunetError(
+                "the reading objective is scored on val_split's digits, which must "
+                "come from MNIST's training split (never an image anyone measures with). "
+                f"Received: val_split={self.val_split!r}."
+            )
 
     def _check_search_uses_every_value(self) -> None:
         """A fixed value that the search draws instead, or a range of a value it does not

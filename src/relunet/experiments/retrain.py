@@ -91,6 +91,8 @@ def finish(
         "trial_id": best.trial_id,
         "trial": best.number,
         "hyperparameters": {k: v for k, v in hyperparameters.items() if not k.startswith("tuner/")},
+        "objective": best.objective,  # what picked it, and its value
+        best.objective: best.score,
         "val_accuracy": best.val_accuracy,
         "retrained_on": config.full_train_split,
         "epochs": retrain.epochs,
@@ -130,9 +132,13 @@ def _result_line(final: dict[str, Any]) -> str:
         for k, v in final["hyperparameters"].items()
     )
     where = f"; exported to {final['export']}" if final.get("export") else ""
+    objective = final.get("objective", "val_accuracy")
+    score = f"{objective} {final[objective]:.4f}"
+    if objective != "val_accuracy":
+        score += f" (val_accuracy {final['val_accuracy']:.4f})"
     return (
-        f"best trial {final.get('trial', final['trial_id'])} ({hps}): val_accuracy "
-        f"{final['val_accuracy']:.4f}; retrained on {final['retrained_on']} for "
+        f"best trial {final.get('trial', final['trial_id'])} ({hps}): {score}; "
+        f"retrained on {final['retrained_on']} for "
         f"{final['epochs']} epoch(s): test accuracy {final['test_accuracy']:.4f}; model "
         f"{final['model']}{where}. Reproduce it with: {final.get('command', '?')}"
     )

@@ -31,7 +31,7 @@ from relunet.config import SEARCHABLE, TuneConfig
 SEARCH_CONFIG = "relunet_search.json"
 TRIAL_TIMING = "relunet_trial.json"
 FINAL = "relunet_final.json"
-OBJECTIVE = "val_accuracy"
+OBJECTIVE = "val_accuracy"  # what picks the best trial unless the search says otherwise
 ENDED = ("COMPLETED", "FAILED", "INVALID", "STOPPED")  # keras-tuner's statuses of a done trial
 
 
@@ -69,18 +69,33 @@ def check_search_space(config: TuneConfig) -> None:
         )
 
 
+def search_objective(project_dir: str | Path) -> str:
+    """The objective a search picks its best trial by (its --objective)."""
+    saved = Path(project_dir) / SEARCH_CONFIG
+    if not saved.is_file():
+        return OBJECTIVE
+    return str(read_json(saved, expect=dict).get("objective", OBJECTIVE))
+
+
 @dataclass
 class TrialRow:
     trial_id: str
     status: str
     hyperparameters: dict[str, Any]
-    val_accuracy: float | None  # best over the trial's epochs (mean over executions)
-    best_epoch: int | None  # 1-based epoch that gave it
+    val_accuracy: float | None  # at the best epoch (mean over executions)
+    best_epoch: int | None  # 1-based epoch of the best objective
     epochs: int | None  # epochs the trial ran (EarlyStopping may stop it early)
     seconds: float | None
     message: str | None = None  # why a trial failed
     tuner_id: str | None = None  # the process that ran it (a distributed search's worker)
     memory_mb: float | None = None  # that process's resident memory when the trial ended
+    objective: str = OBJECTIVE  # the search's objective (higher is better)
+    score: float | None = None  # its best value over the trial's epochs
+
+    @property
+    def scored(self) -> str:
+        """The objective and its value, as the progress line and the report print it."""
+        return f"{self.objective} {self.score:.4f}"
 
     @property
     def number(self) -> int:
@@ -89,19 +104,19 @@ class TrialRow:
 
 
 def read_trials(project_dir: str | Path, skipped: list[str] | None = None) -> list[TrialRow]:
-    """All trials of a search, best val_accuracy first, unscored trials last.
+    """All trials of a search, best objective first, unscored trials last.
 
     An unreadable record raises RelunetError; with a `skipped` list (a search that is
     running, whose records other processes write) it is left out and named there."""
-    rows = []
+    rows, objective = [], search_objective(project_dir)
     for path in Path(project_dir).glob("trial_*/trial.json"):
         try:
-            rows.append(_read_trial(path.parent))
+            rows.append(_read_trial(path.parent, objective))
         except RelunetError as error:
             if skipped is None:
                 raise
             skipped.append(f"{path.parent.name} ({error})")
-    return sorted(rows, key=lambda r: (r.val_accuracy is None, -(r.val_accuracy or 0), r.trial_id))
+    return sorted(rows, key=lambda r: (r.score is None, -(r.score or 0), r.trial_id))
 
 
 def summarize(project_dir: str | Path, from_outside: bool = False) -> list[TrialRow]:
@@ -146,19 +161,19 @@ def progress_line(project_dir: str | Path, ended: TrialRow, max_trials: int, cap
     processes that have run trials, for a distributed search)."""
     rows = read_trials(project_dir, skipped=[])
     done = [r for r in rows if r.status in ENDED]
-    best = next((r for r in rows if r.status == "COMPLETED" and r.val_accuracy is not None), None)
+    best = next((r for r in rows if r.status == "COMPLETED" and r.score is not None), None)
     timed = [r.seconds for r in done if r.seconds is not None]
     per_trial = sum(timed) / len(timed) if timed else None
     processes = max(1, len({r.tuner_id for r in done if r.tuner_id}))
     left = max(0, max_trials - len(done))
-    score = "" if ended.val_accuracy is None else f", val_accuracy {ended.val_accuracy:.4f}"
+    score = "" if ended.score is None else f", {ended.scored}"
     took = "" if ended.seconds is None else f" in {ended.seconds:.1f} s"
     parts = [
         f"tune: trial {ended.number} {ended.status}{took}{score}",
         f"{len(done)} of {'at most ' if cap else ''}{max_trials} trials done",
     ]
     if best is not None:
-        parts.append(f"best trial {best.number} (val_accuracy {best.val_accuracy:.4f})")
+        parts.append(f"best trial {best.number} ({best.scored})")
     if per_trial is not None:
         eta = "" if not left else f", about {_duration(left * per_trial / processes)} left"
         parts.append(f"{per_trial:.1f} s a trial{eta}")
@@ -182,26 +197,31 @@ def write_summary(project_dir: str | Path, rows: list[TrialRow]) -> tuple[Path, 
     csv_path, json_path = project_dir / "summary.csv", project_dir / "summary.json"
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    header = ["trial", "trial_id", "status", *names, "val_accuracy", "best_epoch"]
+    objectives = _objective_columns(rows)
+    header = ["trial", "trial_id", "status", *names, *objectives, "val_accuracy", "best_epoch"]
     writer.writerow([*header, "epochs", "seconds"])
     for r in rows:
         values = (r.hyperparameters.get(n, "") for n in names)
-        scores = (r.val_accuracy, r.best_epoch, r.epochs, r.seconds)
+        scores = (*(r.score for _ in objectives), r.val_accuracy, r.best_epoch, r.epochs, r.seconds)
         writer.writerow([r.number, r.trial_id, r.status, *values, *map(_blank, scores)])
     write_text_atomic(csv_path, out.getvalue())
-    write_json_atomic(json_path, [{"trial": r.number, **asdict(r)} for r in rows])
+    # Each row names its objective and holds its value under that name too.
+    write_json_atomic(
+        json_path, [{"trial": r.number, **asdict(r), r.objective: r.score} for r in rows]
+    )
     return csv_path, json_path
 
 
 def trials_table(rows: list[TrialRow]) -> str:
     """The trials as an aligned text table, best first, and why the failed ones failed."""
-    names = hyperparameter_names(rows)
-    header = ["trial", "status", *names, "val_accuracy", "epochs", "seconds"]
+    names, objectives = hyperparameter_names(rows), _objective_columns(rows)
+    header = ["trial", "status", *names, *objectives, "val_accuracy", "epochs", "seconds"]
     lines = [
         [
             str(r.number),
             r.status,
             *(_format_value(r.hyperparameters.get(n)) for n in names),
+            *("" if r.score is None else f"{r.score:.4f}" for _ in objectives),
             "" if r.val_accuracy is None else f"{r.val_accuracy:.4f}",
             "" if r.epochs is None else str(r.epochs),
             "" if r.seconds is None else f"{r.seconds:.1f}",
@@ -219,10 +239,15 @@ def hyperparameter_names(rows: list[TrialRow]) -> list[str]:
     return [n for n in order if n in names] + sorted(names - set(order))
 
 
-def _read_trial(trial_dir: Path) -> TrialRow:
+def _objective_columns(rows: list[TrialRow]) -> list[str]:
+    """The objective's column, before val_accuracy, when it is not val_accuracy."""
+    return sorted({r.objective for r in rows} - {OBJECTIVE})
+
+
+def _read_trial(trial_dir: Path, objective: str) -> TrialRow:
     record = read_json(trial_dir / "trial.json", expect=dict)
     try:
-        return _trial_row(trial_dir, record)
+        return _trial_row(trial_dir, record, objective)
     except (AttributeError, TypeError, ValueError, IndexError):
         raise RelunetError(
             f"{trial_dir / 'trial.json'} is not a trial record keras-tuner "
@@ -230,16 +255,22 @@ def _read_trial(trial_dir: Path) -> TrialRow:
         ) from None
 
 
-def _trial_row(trial_dir: Path, record: dict[str, Any]) -> TrialRow:
-    values = record.get("hyperparameters", {}).get("values", {})
+def _best_observation(record: dict[str, Any], metric: str) -> tuple[float, int] | None:
+    """The highest value keras-tuner recorded of `metric`, and its (0-based) epoch."""
     observations = (
-        record.get("metrics", {}).get("metrics", {}).get(OBJECTIVE, {}).get("observations", [])
+        record.get("metrics", {}).get("metrics", {}).get(metric, {}).get("observations", [])
     )
     best = None
     for observation in observations:
         value = observation.get("value", [None])[0]
         if value is not None and not math.isnan(value) and (best is None or value > best[0]):
-            best = (value, observation.get("step", 0))
+            best = (float(value), int(observation.get("step", 0)))
+    return best
+
+
+def _trial_row(trial_dir: Path, record: dict[str, Any], objective: str) -> TrialRow:
+    values = record.get("hyperparameters", {}).get("values", {})
+    best, accuracy = _best_observation(record, objective), _best_observation(record, OBJECTIVE)
     timing = {}
     if (trial_dir / TRIAL_TIMING).is_file():
         timing = read_json(trial_dir / TRIAL_TIMING, expect=dict)
@@ -250,13 +281,15 @@ def _trial_row(trial_dir: Path, record: dict[str, Any]) -> TrialRow:
         trial_id=str(record.get("trial_id", trial_dir.name.removeprefix("trial_"))),
         status=str(record.get("status", "UNKNOWN")),
         hyperparameters=values,
-        val_accuracy=None if best is None else float(best[0]),
-        best_epoch=None if best is None else int(best[1]) + 1,
+        val_accuracy=None if accuracy is None else accuracy[0],
+        best_epoch=None if best is None else best[1] + 1,
         epochs=timing.get("epochs"),
         seconds=timing.get("seconds"),
         message=timing.get("failure") or _last_line(record.get("message")),
         tuner_id=timing.get("tuner_id"),
         memory_mb=timing.get("memory_mb"),
+        objective=objective,
+        score=None if best is None else best[0],
     )
 
 

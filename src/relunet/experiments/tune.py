@@ -7,6 +7,9 @@ and builds the very model `relunet train` trains, so a trial runs the lab's
 them and carries on to `max_trials`. Each trial's TensorBoard logs carry its
 hyperparameters for the HParams dashboard (`tensorboard --logdir tuning/relunet/logs`).
 
+Trials are ranked by `--objective`: their best `val_accuracy`, or their reading score
+(relunet.experiments.reading_score), one name from keras-tuner's Objective to the table.
+
 The winner is then retrained as a plain `relunet train` run on the full train split
 (relunet.experiments.retrain), and the command that does it is printed, so anyone can
 reproduce the result. The test split is seen once, by that run. Nothing is exported
@@ -44,7 +47,7 @@ from relunet.config import (
     TuneConfig,
     take,
 )
-from relunet.experiments import trial_resume, trials
+from relunet.experiments import reading_score, trial_resume, trials
 from relunet.experiments.retrain import finish
 from relunet.experiments.tuners import make_tuner
 from relunet.training.model import build_model
@@ -70,6 +73,7 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         self.last_fit: dict[str, Any] = {}  # where it resumed, its optimizer steps
         # The running trial's folder (the tuner sets it): its fits are backed up there.
         self.trial_dir: str | None = None
+        self.reading: reading_score.ReadingSet | None = None  # made at the first fit
 
     def seed(self) -> int:
         """The seed of the trial's current execution."""
@@ -119,6 +123,13 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
             batch_size=v["batch_size"], seed=self.seed(), label_smoothing=v["label_smoothing"]
         )
         validation = data.evaluation_pipeline(validation_data, batch_size=v["batch_size"])
+        if self.config.objective == "reading":  # scored first, so the others see it
+            if self.reading is None:
+                self.reading = reading_score.reading_set(validation_data, self.config.seed)
+            kwargs["callbacks"] = [
+                reading_score.ReadingScore(self.reading),
+                *kwargs.get("callbacks", []),
+            ]
         # Hyperband passes it: above 0 for a trial that continues an earlier one's model.
         initial_epoch = kwargs.pop("initial_epoch", 0)
         if self.trial_dir is not None and not initial_epoch:
@@ -149,7 +160,7 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         self.execution += 1
         self.last_step = how_it_ran(model)  # recorded with the trial
         if any(not math.isfinite(loss) for loss in history.history.get("loss", [])):
-            return {trials.OBJECTIVE: math.nan}
+            return {self.config.objective: math.nan}
         return history
 
 
@@ -201,7 +212,7 @@ def _search(config: TuneConfig) -> dict[str, Any]:
     write_json_atomic(project / trials.SEARCH_CONFIG, config.to_dict())
     callbacks = [
         keras.callbacks.EarlyStopping(
-            monitor=trials.OBJECTIVE, mode="max", patience=config.patience
+            monitor=config.objective, mode="max", patience=config.patience
         ),
         keras.callbacks.TerminateOnNaN(),
         # keras-tuner gives each trial its own log dir and adds its HParams there.
@@ -219,7 +230,7 @@ def _search(config: TuneConfig) -> dict[str, Any]:
         print("tune: this worker has no trials left; the chief reports the results")
         return {}
     rows = trials.summarize(project)
-    best = next((r for r in rows if r.status == "COMPLETED" and r.val_accuracy is not None), None)
+    best = next((r for r in rows if r.status == "COMPLETED" and r.score is not None), None)
     if best is None:
         raise TuningFailed(
             f"tune: no trial in {project} completed; try a narrower --lr-min/--lr-max"

@@ -42,7 +42,7 @@ class RecordsTrials:
             return results
         finally:
             epochs = [len(r.history.get("loss", [])) for r in results if hasattr(r, "history")]
-            diverged = any(isinstance(r, dict) and math.isnan(r[trials.OBJECTIVE]) for r in results)
+            diverged = any(isinstance(r, dict) and math.isnan(sum(r.values())) for r in results)
             seconds = round(time.perf_counter() - start, 2)
             results = None  # the histories hold the last model
             gc.collect()
@@ -82,7 +82,7 @@ def make_tuner(config: TuneConfig, hypermodel: keras_tuner.HyperModel) -> keras_
     """The configured keras-tuner tuner; it reloads an existing project unless overwrite."""
     common = dict(
         hypermodel=hypermodel,
-        objective=keras_tuner.Objective(trials.OBJECTIVE, direction="max"),
+        objective=keras_tuner.Objective(config.objective, direction="max"),
         executions_per_trial=config.executions_per_trial,
         seed=config.seed,
         directory=config.directory,
