@@ -1,4 +1,7 @@
-"""`relunet serve`: TF Serving's REST API over real HTTP, and the drawing page in a real browser."""
+"""`relunet serve`: TF Serving's REST API over real HTTP, and the drawing page in a real browser.
+
+A real server process on an export of a trained model: the full suite's, not the quick
+tier's (30-40 s before the first answer), and run on every Python .ci/run tries."""
 
 import base64
 import http.client
@@ -18,8 +21,9 @@ from helpers import call, serving
 from relunet.data import to_inputs
 from relunet.data.idx import read_folder
 from relunet.inference.export import export_saved_model
-from relunet.serve.decode import BadRequest, numeric_array, parse_body
 from relunet.training.model import load_model
+
+pytestmark = [pytest.mark.slow, pytest.mark.pythons]
 
 
 def b64_png(image):
@@ -41,115 +45,6 @@ def at_once(requests):
     for t in threads:
         t.join()
     return answers
-
-
-# -- reading bodies: relunet.serve.decode, against json ----------------------------------
-
-TRICKY = [
-    "[0]",
-    "[[1,2],[3,4]]",
-    " [ [ 1 , 2 ] ,\n[3,\t4] ] ",
-    "[[[1]],[[2]]]",
-    "[123456789012345678]",
-    "[[1,2],[3]]",  # ragged
-    "[[1,2],3]",
-    "[1,[2]]",
-    "[[1],[2,3]]",
-    "[[[1,2]],[[3],[4]]]",
-    "[]",
-    "[[]]",
-    "[[],[]]",
-    "[1,]",
-    "[,1]",
-    "[1,,2]",
-    "[1 2]",
-    "[01]",
-    "[[1]]]",
-    "[[1]",
-    "[1234567890123456789012]",  # past int64
-]
-
-
-def _json_reading(text):
-    """What json and NumPy make of a text: an int array, or None if it is not a
-    regular, non-empty array of whole numbers >= 0 (or not JSON at all)."""
-    try:
-        array = np.asarray(json.loads(text))
-    except ValueError:
-        return None
-    if array.dtype.kind not in "iu" or not array.size or array.min() < 0 or array.ndim < 1:
-        return None
-    return array if array.max() < 2**63 else None
-
-
-@pytest.mark.parametrize("text", TRICKY)
-def test_numeric_arrays_are_read_as_json_reads_them_or_left_to_json(text):
-    got, expected = numeric_array(text.encode()), _json_reading(text)
-    if expected is None:
-        assert got is None
-    else:
-        assert got.shape == expected.shape and (got == expected).all()
-
-
-def test_random_arrays_and_their_corruptions_read_as_json_reads_them():
-    rng = np.random.default_rng(0)
-    for _ in range(300):
-        shape = tuple(rng.integers(1, 4, rng.integers(1, 5)))
-        text = json.dumps(rng.integers(0, 300, shape).tolist())
-        if rng.random() < 0.5:  # a character removed, doubled or changed
-            i, kind = rng.integers(len(text)), rng.integers(3)
-            swap = "[], 0123456789"[rng.integers(14)]
-            text = [
-                text[:i] + text[i + 1 :],
-                text[:i] + text[i] + text[i:],
-                text[:i] + swap + text[i + 1 :],
-            ][kind]
-        got, expected = numeric_array(text.encode()), _json_reading(text)
-        if expected is None:
-            assert got is None, text
-        else:
-            assert got is not None and got.shape == expected.shape and (got == expected).all(), text
-
-
-def test_a_body_is_json_with_its_numeric_arrays_read_by_numpy():
-    body = (
-        b'{"signature_name": "x[1]", "instances": [{"images": [[1],[2]]}, {"images": [[3],[4]]}],'
-        b' "other": [1.5, -2, "[3]"], "nested": {"inputs": [[0, 255]]}}'
-    )
-    parsed = parse_body(body)
-    reference = json.loads(body)
-    assert parsed["signature_name"] == "x[1]" and parsed["other"] == [1.5, -2, "[3]"]
-    for got, want in zip(parsed["instances"], reference["instances"], strict=True):
-        assert isinstance(got["images"], np.ndarray) and got["images"].tolist() == want["images"]
-    assert parsed["nested"]["inputs"].tolist() == [[0, 255]]
-    bad = b'{"a": [1],}'
-    with pytest.raises(json.JSONDecodeError) as reference_error:
-        json.loads(bad)
-    with pytest.raises(BadRequest) as raised:  # json's own words and place (they vary by Python)
-        parse_body(bad)
-    assert str(raised.value) == f"The body is not JSON: {reference_error.value}."
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"[" * 1_000_000 + b"x",
-        b'"' + b'\\"' * 500_000,
-        b'{"a": "' + b"x" * 1_000_000,
-        b"[" * 100_000 + b"1" + b"]" * 100_000,
-        b"[[" + b"0," * 100_000 + b"0]" + b",[0]" * 200_000 + b"]",  # a huge shape, guessed
-    ],
-    ids=["open brackets", "escaped quotes", "unterminated string", "too deep", "ragged"],
-)
-def test_no_body_of_a_megabyte_takes_long_to_read(body):
-    """Each byte is looked at a bounded number of times: a quadratic reader would take
-    hours here (and a shape guessed from a ragged array is never built)."""
-    start = time.perf_counter()
-    try:
-        parse_body(body)
-    except BadRequest as error:
-        assert "not JSON" in str(error)
-    assert time.perf_counter() - start < 20
 
 
 # -- a live server ---------------------------------------------------------------------
@@ -465,7 +360,6 @@ def test_a_body_over_the_limit_gets_a_413_the_client_can_read(server, many):
     assert status == 413 and "limit" in answer["error"]
 
 
-@pytest.mark.slow  # waits for the folder's poll: seconds
 def test_a_new_version_is_served_without_a_restart(server, digits):
     images, labels = digits
     export_saved_model(server["model"], server["folder"], verbose=False)  # version 3
@@ -478,7 +372,6 @@ def test_a_new_version_is_served_without_a_restart(server, digits):
     shutil.rmtree(server["folder"] / "3")
 
 
-@pytest.mark.slow  # waits for the folder's poll: seconds
 def test_a_version_copied_in_is_served_once_whole_and_the_others_keep_serving(server, digits):
     """A user's `cp -r` of a new export into the served folder, as it happens: the new
     version's folder with half its saved_model.pb, then its variables missing, then whole.

@@ -90,6 +90,8 @@ def test_a_value_that_is_not_searched_is_the_flag_s():
     assert values["learning_rate"] == 0.005 and values["depth"] == 3
 
 
+@pytest.mark.slow  # a whole search, its retrain and export: 20 s
+@pytest.mark.pythons
 def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
     tmp_path, source, mnist_dir, capsys
 ):
