@@ -402,6 +402,18 @@ CASES = {
         "lr_min must not exceed lr_max",
     ),
     "tune: no trials": (["tune", "--max-trials", "0"], "max_trials must be a positive number"),
+    "tune: a distortion's strength without --augment": (
+        ["tune", "--rotation", "30"],
+        "rotation shapes the distortions of --augment, which is 0",
+    ),
+    "tune: elastic distortion with no smoothness": (
+        ["tune", "--augment", "0.5", "--elastic-sigma", "0"],
+        "elastic_sigma must be above 0 while elastic_alpha is",
+    ),
+    "tune: non-digit shapes beyond one per digit": (
+        ["tune", "--non-digits", "1.5"],
+        "non_digits must",
+    ),
     "tune: unknown tuner": (
         ["tune", "--tuner", "grid"],
         "tuner must be one of random, hyperband, bayesian",

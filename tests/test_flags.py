@@ -176,9 +176,10 @@ TUNE = {
     "verbose": case("--verbose", "2"),
 }
 # What tune hands, unchanged, to each trial's model (the same build_model, from the same
-# config groups, as train) and to the retrain: read off a trial's built model and the
-# retrain's config (test_tune_hands_each_model_and_step_flag_to_trials_and_the_retrain),
-# no search needed.
+# config groups, as train) or its training pipeline, and to the retrain: read off a
+# trial's built model and pipeline and the retrain's config
+# (test_tune_hands_each_model_and_step_flag_to_trials_and_the_retrain), no search needed.
+# A value, or (a value, the reference's arguments): each strength with --augment on.
 TUNE_MODEL = {
     "init": "he_normal",
     "dropout": "0.5",
@@ -190,6 +191,21 @@ TUNE_MODEL = {
     "jit_compile": "on",
     "steps_per_execution": "2",
     "run_eagerly": None,
+    "augment": "0.5",
+    **{
+        name: (value, ["--augment", "1"])
+        for name, value in (
+            ("rotation", "40"),
+            ("scale", "0.3"),
+            ("aspect", "0.3"),
+            ("shear", "0.4"),
+            ("translate", "4"),
+            ("elastic_alpha", "10"),
+            ("elastic_sigma", "6"),
+            ("thickness", "1"),
+        )
+    },
+    "non_digits": "0.5",
 }
 COMPARE = {
     "dataset": case("--dataset", "fashion_mnist"),
@@ -291,7 +307,7 @@ def test_every_flag_has_a_case(command):
 
 def _trial_and_retrain(argv: list[str]) -> tuple[dict, dict]:
     """What a tune command line builds for its first trial (the model, its step and
-    optimizer) and the train config its retrain would run."""
+    optimizer, its training pipeline) and the train config its retrain would run."""
     import keras_tuner
 
     from relunet.experiments import trials
@@ -308,6 +324,7 @@ def _trial_and_retrain(argv: list[str]) -> tuple[dict, dict]:
         "steps_per_execution": model.steps_per_execution,
         "run_eagerly": model.run_eagerly,
         "learning_rate": str(model.optimizer.get_config()["learning_rate"]),
+        "pipeline": dataclasses.asdict(hypermodel.pipeline(hypermodel.values(hp))),
     }
     best = trials.TrialRow("0", "COMPLETED", hp.values, 0.5, 1, 1, 1.0)
     retrain = retrain_config(config, hypermodel.values(hp), best, None)
@@ -316,13 +333,17 @@ def _trial_and_retrain(argv: list[str]) -> tuple[dict, dict]:
 
 @pytest.mark.parametrize("flag", sorted(TUNE_MODEL))
 def test_tune_hands_each_model_and_step_flag_to_trials_and_the_retrain(flag):
-    value = TUNE_MODEL[flag]
+    value, reference = (
+        TUNE_MODEL[flag] if isinstance(TUNE_MODEL[flag], tuple) else (TUNE_MODEL[flag], [])
+    )
     option = ("--" + flag.replace("_", "-"), *([value] if value is not None else []))
-    base_trial, base_retrain = _trial_and_retrain(BASE["tune"])
-    trial, retrain = _trial_and_retrain([*BASE["tune"], *option])
+    base_trial, base_retrain = _trial_and_retrain([*BASE["tune"], *reference])
+    trial, retrain = _trial_and_retrain([*BASE["tune"], *reference, *option])
     assert trial != base_trial, f"--{flag} changed no trial"
     if flag != "jit_compile":  # trials only: the retrain compiles as train does
         assert retrain[flag] != base_retrain[flag], f"--{flag} changed no retrain"
+    if flag in trial["pipeline"]["augment"]:  # the trial's pipeline and the retrain alike
+        assert trial["pipeline"]["augment"][flag] == retrain[flag] == float(value)
 
 
 # -- running a command and reading what it did ------------------------------------------

@@ -155,6 +155,65 @@ def test_changed_search_space_is_refused_unless_overwrite(tmp_path):
     assert [p.name for p in project.iterdir()] == ["relunet_search.json"]
 
 
+def test_a_changed_augmentation_is_a_changed_search_refused_unless_overwrite(tmp_path):
+    project = tmp_path / "relunet"
+    project.mkdir()
+    saved = TuneConfig(directory=str(tmp_path)).to_dict()
+    for name in ("augment", "non_digits"):  # a search saved before tune had them
+        del saved[name]
+    (project / "relunet_search.json").write_text(json.dumps(saved))
+    changed = TuneConfig(directory=str(tmp_path), augment=0.75, non_digits=0.5)
+    with pytest.raises(RelunetError, match=r"\(augment: 0.0 -> 0.75; non_digits: 0.0 -> 0.5\)"):
+        tune(changed)
+    assert TuneConfig(directory=str(tmp_path)).space_differences(saved) == []
+
+
+def test_a_trial_s_backup_is_resumed_only_under_the_augmentation_it_was_written_with():
+    from relunet.config import AugmentConfig
+    from relunet.experiments.trial_resume import fingerprint
+
+    values = {"learning_rate": 0.001, "width": 64}
+    plain = fingerprint(values, "train[:600]", 3)
+    assert fingerprint(values, "train[:600]", 3, AugmentConfig()) == plain  # as before
+    distorted = fingerprint(values, "train[:600]", 3, AugmentConfig(augment=0.75))
+    stronger = fingerprint(values, "train[:600]", 3, AugmentConfig(augment=0.75, rotation=20.0))
+    shapes = fingerprint(values, "train[:600]", 3, AugmentConfig(non_digits=0.5))
+    assert len({plain, distorted, stronger, shapes}) == 4
+
+
+@pytest.mark.slow  # three searches of one trial, each retrained: about 40 s
+def test_augment_and_non_digits_train_every_trial_and_the_retrain(tmp_path, source):
+    """The same search three times: plain, on distorted digits, with non-digit shapes.
+    Each trial takes the same optimizer steps (the shapes are added to each batch) and
+    ends with other weights; the retrain trains as the trials did."""
+    searches = {
+        "plain": {},
+        "augment": dict(augment=0.75, rotation=20.0, shear=0.25),
+        "non_digits": dict(non_digits=0.5),
+    }
+    trial, final, retrained = {}, {}, {}
+    for name, extra in searches.items():
+        config = TuneConfig(
+            **TINY_CONFIG, **extra, max_trials=1, epochs=1, directory=str(tmp_path / name)
+        )
+        final[name] = tune(config)
+        project = tmp_path / name / "relunet"
+        trial[name] = json.loads((project / "trial_0" / "relunet_trial.json").read_text())
+        run_dir = Path(final[name]["model"]).parent
+        retrained[name] = json.loads((run_dir / "config.json").read_text())
+        saved = json.loads((project / "relunet_search.json").read_text())
+        assert all(saved[k] == v for k, v in extra.items())
+    assert len({t["weights_sha256"] for t in trial.values()}) == 3
+    assert len({t["optimizer_steps"] for t in trial.values()}) == 1  # 5 batches of 128
+    assert len({f["test_loss"] for f in final.values()}) == 3
+    assert final["plain"]["command"].endswith("--epochs 1")
+    assert "--augment 0.75 --rotation 20.0 --shear 0.25" in final["augment"]["command"]
+    assert "--non-digits 0.5" in final["non_digits"]["command"]
+    for name, extra in searches.items():
+        assert all(retrained[name][k] == v for k, v in extra.items())
+    assert retrained["augment"]["non_digits"] == retrained["non_digits"]["augment"] == 0.0
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -169,6 +228,7 @@ def test_changed_search_space_is_refused_unless_overwrite(tmp_path):
         (["--objective", "reading", "--val-split", "test[:500]"], "from MNIST's training split"),
         (["--objective", "reading", "--val-split", "train[:9]+test"], "Received: val_split="),
         (["--objective", "reading", "--dataset", "fashion_mnist"], "dataset must be mnist"),
+        (["--shear", "0.3"], "shear shapes the distortions of --augment, which is 0"),
     ],
 )
 def test_bad_tune_flags_exit_2_before_anything_is_created(tmp_path, args, message):

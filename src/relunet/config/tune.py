@@ -1,6 +1,6 @@
 """`relunet tune`'s config: the fixed values every trial uses, and the search.
 
-    TuneConfig      Data + Model + Optim as the fixed values, plus the search space
+    TuneConfig      Data + Model + Optim + Augment as the fixed values, plus the search space
 
 `validate()` checks the values; the checks of paths and files are `relunet.preflight`'s.
 """
@@ -21,6 +21,7 @@ from relunet.base.values import (
 from relunet.config.fields import (
     JIT_MODES,
     NO_SPLIT,
+    AugmentConfig,
     DataConfig,
     ModelConfig,
     OptimConfig,
@@ -61,9 +62,10 @@ SEARCH_BOUNDS = {  # the fields that bound a searched value's range
 
 
 @dataclass
-class TuneConfig(OptimConfig, ModelConfig, DataConfig):
+class TuneConfig(AugmentConfig, OptimConfig, ModelConfig, DataConfig):  # train's order
     """Everything `relunet tune` needs; the model and optimiser fields are the values
-    every trial uses unless they are searched."""
+    every trial uses unless they are searched, the augmentation's how every trial and
+    the retrain train (as `relunet train --preset robust` does, with its values)."""
 
     tuner: str = option("random", "the keras-tuner search", choices=TUNERS)
     epochs: int = option(
@@ -137,6 +139,7 @@ class TuneConfig(OptimConfig, ModelConfig, DataConfig):
         check_split(self.full_train_split, "full_train_split")
         self.check_model()
         self.check_optim()
+        self.check_augment()
         check_choice("tuner", self.tuner, TUNERS)
         check_choice("objective", self.objective, OBJECTIVES)
         if self.objective == "reading":

@@ -23,6 +23,7 @@ the optimizer's steps: they are not backed up, and a kill runs them again.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -36,6 +37,7 @@ import numpy as np
 from relunet import data
 from relunet.base.errors import RelunetError
 from relunet.base.files import read_json, write_json_atomic
+from relunet.config import AugmentConfig
 from relunet.training.backup import (
     AtomicBackupAndRestore,
     BackupState,
@@ -56,9 +58,21 @@ def remove_backups(trial_dir: str | Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def fingerprint(values: dict[str, Any], train_split: str, epochs: int) -> str:
-    """What a trial's backups must have been written under to be resumed."""
-    text = json.dumps({**values, "train_split": train_split, "epochs": epochs}, sort_keys=True)
+def fingerprint(
+    values: dict[str, Any], train_split: str, epochs: int, augment: AugmentConfig | None = None
+) -> str:
+    """What a trial's backups must have been written under to be resumed: its values and
+    the augmentation's fields away from their defaults (none: the fingerprints of the
+    trials backed up before tune had --augment)."""
+    distorted = {
+        f.name: getattr(augment, f.name)
+        for f in dataclasses.fields(AugmentConfig)
+        if augment is not None and getattr(augment, f.name) != f.default
+    }
+    extra = {"augment": distorted} if distorted else {}
+    text = json.dumps(
+        {**values, "train_split": train_split, "epochs": epochs, **extra}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

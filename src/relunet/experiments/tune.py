@@ -109,6 +109,17 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
             take(ModelConfig, trial), take(OptimConfig, trial), decay_steps=trial.epochs * steps
         )
 
+    def pipeline(self, values: dict[str, Any]) -> data.PipelineConfig:
+        """How a trial's batches are served: its batch size and label smoothing, its
+        execution's seed, and the search's augmentation and non-digit shapes (every trial
+        and the retrain alike, as --augment and --non-digits say)."""
+        return data.PipelineConfig.of(
+            self.config,
+            batch_size=values["batch_size"],
+            seed=self.seed(),
+            label_smoothing=values["label_smoothing"],
+        )
+
     def fit(self, hp, model, x: data.Arrays, validation_data: data.Arrays, **kwargs):
         """Batch the in-memory splits as this trial says and fit.
 
@@ -119,9 +130,7 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
         v = self.values(hp)
         if "epochs" in self.config.search:
             kwargs["epochs"] = v["epochs"]
-        pipeline = data.PipelineConfig(
-            batch_size=v["batch_size"], seed=self.seed(), label_smoothing=v["label_smoothing"]
-        )
+        pipeline = self.pipeline(v)
         validation = data.evaluation_pipeline(validation_data, batch_size=v["batch_size"])
         if self.config.objective == "reading":  # scored first, so the others see it
             if self.reading is None:
@@ -142,7 +151,9 @@ class ReluNetHyperModel(keras_tuner.HyperModel):
                 pipeline,
                 epochs=epochs,
                 backup_every=self.config.backup_every,
-                fingerprint=trial_resume.fingerprint(v, self.config.train_split, epochs),
+                fingerprint=trial_resume.fingerprint(
+                    v, self.config.train_split, epochs, pipeline.augment
+                ),
                 callbacks=callbacks,
                 **kwargs,
             )
