@@ -3,9 +3,11 @@
 `ReluNetHyperModel` draws a trial's values (learning rate and width by default; depth,
 batch size, init, schedule, label smoothing, epochs, dropout and batch norm on request)
 and builds the very model `relunet train` trains, so a trial runs the lab's
-`train_step`. keras-tuner keeps every trial on disk: rerunning the same command reloads
-them and carries on to `max_trials`. Each trial's TensorBoard logs carry its
-hyperparameters for the HParams dashboard (`tensorboard --logdir tuning/relunet/logs`).
+`train_step`, on the batches train would serve it (distorted and with non-digit shapes
+as --augment and --non-digits say, the same for every trial). keras-tuner keeps every
+trial on disk: rerunning the same command reloads them and carries on to `max_trials`.
+Each trial's TensorBoard logs carry its hyperparameters for the HParams dashboard
+(`tensorboard --logdir tuning/relunet/logs`).
 
 Trials are ranked by `--objective`: their best `val_accuracy`, or their reading score
 (relunet.experiments.reading_score), one name from keras-tuner's Objective to the table.
