@@ -50,13 +50,15 @@ ARGS = [
 TIMEOUT = 300
 
 
-def command(directory):
-    return [sys.executable, "-m", "relunet.cli", "tune", *ARGS, "--directory", str(directory)]
+def command(directory, extra=()):
+    return [
+        sys.executable, "-m", "relunet.cli", "tune", *ARGS, *extra, "--directory", str(directory)
+    ]  # fmt: skip
 
 
-def start(directory, env=None):
+def start(directory, env=None, extra=()):
     return subprocess.Popen(
-        command(directory),
+        command(directory, extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -64,8 +66,10 @@ def start(directory, env=None):
     )
 
 
-def finish(directory):
-    done = subprocess.run(command(directory), capture_output=True, text=True, timeout=TIMEOUT)
+def finish(directory, extra=()):
+    done = subprocess.run(
+        command(directory, extra), capture_output=True, text=True, timeout=TIMEOUT
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done.stdout
 
@@ -199,3 +203,31 @@ def test_a_worker_killed_mid_trial_resumes_its_trial_when_it_comes_back(tmp_path
     assert "tune: resuming the trial from its backup" in outputs[1]
     results = assert_same_search(tmp_path, reference, chief=True)
     assert results["0"]["resumed_from"]["epoch"] == 1
+
+
+# One trial trained as --preset robust trains: each batch distorted and with shapes
+# that are not digits (their randomness keyed by seed, epoch and step).
+AUGMENTED = ["--augment", "0.75", "--rotation", "20", "--non-digits", "0.5", "--max-trials", "1"]
+
+
+def test_an_augmented_trial_killed_in_its_second_epoch_ends_as_an_uninterrupted_one(tmp_path):
+    """The rest of the interrupted epoch is distorted, and carries its shapes, as the
+    uninterrupted trial's was: the same weights, bitwise."""
+    uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
+    finish(uninterrupted, AUGMENTED)
+    process = start(killed, extra=AUGMENTED)
+    kill_when(process, lambda: (backup_position(killed, 0) or (0, 0)) >= (1, 1))
+    killed_at = backup_position(killed, 0)
+    assert killed_at[0] == 1 and killed_at[1] > 0
+    assert "tune: resuming the trial from its backup" in finish(killed, AUGMENTED)
+    ran = [
+        json.loads(Path(d, "relunet", "trial_0", "relunet_trial.json").read_text())
+        for d in (uninterrupted, killed)
+    ]
+    assert ran[0]["resumed_from"] is None and ran[1]["resumed_from"]["epoch"] == 1
+    assert ran[0]["optimizer_steps"] == ran[1]["optimizer_steps"] == EPOCHS * STEPS
+    assert ran[0]["weights_sha256"] == ran[1]["weights_sha256"]
+    epochs = [
+        Path(d, "relunet", "trial_0", "execution0", "epochs.json") for d in (uninterrupted, killed)
+    ]
+    assert json.loads(epochs[0].read_text()) == json.loads(epochs[1].read_text())
