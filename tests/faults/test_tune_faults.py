@@ -4,7 +4,8 @@ Every case runs the same deterministic search (3 trials of 3 epochs, 33 steps an
 epoch, backed up every 8 steps: chunks of 8, so every epoch ends inside a chunk) and
 must end where an uninterrupted search ends: each trial with the same optimizer steps
 (counted once), bitwise-equal weights (their sha256), the same val_accuracy at every
-epoch, and keras-tuner's bookkeeping whole (every trial ended once, none ongoing).
+epoch, and keras-tuner's bookkeeping whole (every trial ended once, none ongoing). The
+last case runs one trial of that search trained with --augment and --non-digits.
 """
 
 import json
