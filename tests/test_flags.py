@@ -90,6 +90,17 @@ def case(*args, **kwargs) -> Case:
     return Case(list(args), **kwargs)
 
 
+# The distortions' strengths, each with a value away from its default (train and tune).
+STRENGTHS = {
+    "rotation": "40",
+    "scale": "0.3",
+    "aspect": "0.3",
+    "shear": "0.4",
+    "translate": "4",
+    "elastic_alpha": "10",
+    "elastic_sigma": "6",
+    "thickness": "1",
+}
 TRAIN = {
     "dataset": case("--dataset", "fashion_mnist"),
     "data_dir": case("--data-dir", "idx2"),
@@ -123,17 +134,8 @@ TRAIN = {
     "cpu_replicas": case("--cpu-replicas", "2", refused="cpu_replicas needs strategy"),
     "augment": case("--augment", "0.5"),
     **{  # each strength, with --augment on (without it, one is refused)
-        name.replace("-", "_"): case(f"--{name}", value, reference=["--augment", "1"])
-        for name, value in (
-            ("rotation", "40"),
-            ("scale", "0.3"),
-            ("aspect", "0.3"),
-            ("shear", "0.4"),
-            ("translate", "4"),
-            ("elastic-alpha", "10"),
-            ("elastic-sigma", "6"),
-            ("thickness", "1"),
-        )
+        name: case(f"--{name.replace('_', '-')}", value, reference=["--augment", "1"])
+        for name, value in STRENGTHS.items()
     },
     "non_digits": case("--non-digits", "0.5"),
     "finder_steps": case("--finder-steps", "20"),
@@ -192,19 +194,7 @@ TUNE_MODEL = {
     "steps_per_execution": "2",
     "run_eagerly": None,
     "augment": "0.5",
-    **{
-        name: (value, ["--augment", "1"])
-        for name, value in (
-            ("rotation", "40"),
-            ("scale", "0.3"),
-            ("aspect", "0.3"),
-            ("shear", "0.4"),
-            ("translate", "4"),
-            ("elastic_alpha", "10"),
-            ("elastic_sigma", "6"),
-            ("thickness", "1"),
-        )
-    },
+    **{name: (value, ["--augment", "1"]) for name, value in STRENGTHS.items()},
     "non_digits": "0.5",
 }
 COMPARE = {
