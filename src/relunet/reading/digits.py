@@ -194,8 +194,8 @@ def read_page(small: tf.Tensor, factor: tf.Tensor, find: Find) -> dict[str, tf.T
     are divided by it): the page's ink found (relunet.reading.ink, .components), its row
     made the finder's input (relunet.imaging.rows), its items found by `find`, the ink
     cut into them (relunet.reading.cuts), each digit made an MNIST digit (`as_mnist`)."""
-    sheet, corner = ink.on_the_paper(small)
-    x = ink.without_paper(ink.ink_up(sheet))
+    sheet, corner, background = ink.on_the_paper(small)
+    x = ink.without_paper(ink.ink_up(sheet, background))
     threshold = ink.otsu(x, tf.reduce_max(x))
     strokes = x > threshold
     level = ink.ink_level(x, strokes)
