@@ -114,14 +114,21 @@ def without_lines(x: tf.Tensor, ink: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(x, ink) without the ink of ruled lines: the pixels of level runs of ink at least
     LINE of the page wide (a grey opening along rows), and their antialiased edges just
     above and below. Where a digit crosses a line its stroke is cut by the line's width,
-    which the finder and the cut treat as a broken stroke."""
+    which the finder and the cut treat as a broken stroke. A page none of whose rows
+    holds more than half that much ink has none (the opening's window, clipped at the
+    page's sides, holds at least half of it and one more), and is left as it is."""
     width = tf.shape(ink)[1]
     length = tf.cast(tf.math.ceil(LINE * tf.cast(width, tf.float32)), tf.int32) // 2 * 2 + 1
-    lines = level_runs(ink, length) & (width >= RULED_MASK)
-    edges = tf.concat([lines[1:], tf.zeros_like(lines[:1])], 0) | tf.concat(
-        [tf.zeros_like(lines[:1]), lines[:-1]], 0
-    )
-    return tf.where(lines | edges, 0.0, x), ink & tf.logical_not(lines)
+
+    def cut():
+        lines = level_runs(ink, length)
+        edges = tf.concat([lines[1:], tf.zeros_like(lines[:1])], 0) | tf.concat(
+            [tf.zeros_like(lines[:1]), lines[:-1]], 0
+        )
+        return tf.where(lines | edges, 0.0, x), ink & tf.logical_not(lines)
+
+    most = tf.reduce_max(tf.reduce_sum(tf.cast(ink, tf.int32), 1))
+    return tf.cond((width >= RULED_MASK) & (most > length // 2), cut, lambda: (x, ink))
 
 
 def _between(kept: tf.Tensor) -> tf.Tensor:

@@ -29,35 +29,56 @@ FAINT = 0.02  # pixels at least this dark go to the owner beside them (antialias
 def owners(ink: tf.Tensor, centres: tf.Tensor) -> tf.Tensor:
     """int32 [h, w]: the centre (1-based, 0: no one's) whose digit each pixel of `ink`
     [h, w] (0..1, a row of writing) is part of; `centres` float [n >= 1] are columns,
-    left to right."""
+    left to right. Found within the ink's box and a pixel around it (what lies further
+    out is no one's): the box keeps the pixels' order, so the answer is the whole page's."""
     h, w = tf.shape(ink)[0], tf.shape(ink)[1]
     inked = ink > INK
-    component = tf.reshape(tf.unique(tf.reshape(label(inked), [-1]))[1], [h, w])
+    box = _around(tf.reduce_any(inked, 1), h) + _around(tf.reduce_any(inked, 0), w)
+    top, bottom, left, right = box
+    owner = _owners_within(ink, box, centres)
+    return tf.pad(owner, [[top, h - bottom], [left, w - right]])
+
+
+def _around(flags: tf.Tensor, n: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(first, end) of the flags' span and one more each side, within 0..n (no flag:
+    the first)."""
+    first, end = span(flags)
+    first, end = tf.minimum(first, end), tf.maximum(end, tf.minimum(first, end) + 1)
+    return tf.maximum(first - 1, 0), tf.minimum(end + 1, n)
+
+
+def _owners_within(ink: tf.Tensor, box: tuple[tf.Tensor, ...], centres: tf.Tensor) -> tf.Tensor:
+    """`owners` of the page's pixels in `box` (top, bottom, left, right; ends excluded)."""
+    top, bottom, left, right = box
+    part = ink[top:bottom, left:right]
+    inked = part > INK
+    shape = tf.shape(part)
+    component = tf.reshape(tf.unique(tf.reshape(label(inked), [-1]))[1], shape)
     count = tf.reduce_max(component) + 1  # dense numbers; the background's is one of them
-    claim = _claims(ink, inked, component, count, centres)
+    columns = tf.cast(tf.range(left, right), tf.float32)  # the page's
+    claim = _claims(part, inked, component, count, centres, columns)
     claims = tf.math.unsorted_segment_sum(
         tf.cast(claim >= 0, tf.int32), tf.maximum(claim, 0), count
     )
     first = tf.math.unsorted_segment_min(
         tf.range(tf.size(centres)), tf.where(claim >= 0, claim, count), count + 1
     )[:count]
-    owner = tf.gather(first, component) + _past_seams(ink, component, claim, centres)
+    owner = tf.gather(first, component) + _past_seams(ink, box, component, claim, centres)
     owner = tf.minimum(owner, tf.gather(first + tf.maximum(claims, 1) - 1, component))
     owner = tf.where(
         tf.gather(claims, component) > 0,
         owner,
-        tf.gather(_nearest(ink, component, count, centres), component),
+        tf.gather(_nearest(part, component, count, centres, columns), component),
     )
     owner = tf.where(inked, owner + 1, 0)
     beside = tf.cast(dilate3(tf.cast(owner, tf.float32)), tf.int32)
-    return tf.where((owner == 0) & (ink > FAINT), beside, owner)
+    return tf.where((owner == 0) & (part > FAINT), beside, owner)
 
 
-def _claims(ink, inked, component, count, centres) -> tf.Tensor:
+def _claims(ink, inked, component, count, centres, columns) -> tf.Tensor:
     """int32 [n]: the component each centre claims (-1: none has ink near it)."""
     top, bottom = span(tf.reduce_any(inked, 1))
     h = tf.cast(bottom - top, tf.float32)  # the ink's height
-    columns = tf.cast(tf.range(tf.shape(ink)[1]), tf.float32)
     near = tf.abs(columns[None, :] - centres[:, None]) <= tf.maximum(1.0, REACH * h)  # [n, w]
     weight = tf.where(near[:, None, :] & inked[None], ink[None], 0.0)  # [n, h, w]
     flat = tf.reshape(tf.transpose(weight, [1, 2, 0]), [-1, tf.size(centres)])
@@ -65,26 +86,33 @@ def _claims(ink, inked, component, count, centres) -> tf.Tensor:
     return tf.where(tf.reduce_max(mass, 0) > 0, tf.argmax(mass, 0, output_type=tf.int32), -1)
 
 
-def _past_seams(ink, component, claim, centres) -> tf.Tensor:
-    """int32 [h, w]: for each pixel, how many seams of its own component lie left of it
-    (a seam between each two neighbouring centres that claim the same component)."""
-    h, w = tf.shape(ink)[0], tf.shape(ink)[1]
+def _past_seams(page, box, component, claim, centres) -> tf.Tensor:
+    """int32 [h, w] of the box: for each pixel, how many seams of its own component lie
+    left of it (a seam between each two neighbouring centres that claim the same
+    component). Seams are found on the whole page: their path runs top to bottom."""
+    top, bottom, left, right = box
+    h, w = tf.shape(component)[0], tf.shape(component)[1]
+    same = tf.equal(claim[:-1], claim[1:]) & (claim[:-1] >= 0)  # [n - 1]
 
-    def some():
-        same = tf.equal(claim[:-1], claim[1:]) & (claim[:-1] >= 0)  # [n - 1]
-        own = tf.equal(component[None], claim[:-1, None, None])  # [n - 1, h, w]
-        paths = seams(tf.where(own, ink[None], 0.0), centres[:-1], centres[1:])  # [n - 1, h]
-        past = tf.range(w)[None, None, :] >= paths[:, :, None]
-        return tf.reduce_sum(tf.cast(past & own & same[:, None, None], tf.int32), 0)
+    def some():  # only the pairs that share a component: each seam is found on its own
+        pair = tf.where(same)[:, 0]
+        own = tf.equal(component[None], tf.gather(claim, pair)[:, None, None])  # [pairs, h, w]
+        whole = tf.pad(
+            own, [[0, 0], [top, tf.shape(page)[0] - bottom], [left, tf.shape(page)[1] - right]]
+        )
+        paths = seams(
+            tf.where(whole, page[None], 0.0), tf.gather(centres, pair), tf.gather(centres, pair + 1)
+        )
+        past = tf.range(w)[None, None, :] >= paths[:, top:bottom, None] - left
+        return tf.reduce_sum(tf.cast(past & own, tf.int32), 0)
 
-    return tf.cond(tf.size(centres) > 1, some, lambda: tf.zeros([h, w], tf.int32))
+    return tf.cond(tf.reduce_any(same), some, lambda: tf.zeros([h, w], tf.int32))
 
 
-def _nearest(ink, component, count, centres) -> tf.Tensor:
+def _nearest(ink, component, count, centres, columns) -> tf.Tensor:
     """int32 [count]: the centre nearest each component's centre of mass (its columns)."""
-    columns = tf.cast(tf.range(tf.shape(ink)[1]), tf.float32)[None, :]
     flat = tf.reshape(component, [-1])
-    weighed = tf.math.unsorted_segment_sum(tf.reshape(ink * columns, [-1]), flat, count)
+    weighed = tf.math.unsorted_segment_sum(tf.reshape(ink * columns[None, :], [-1]), flat, count)
     mass = tf.math.unsorted_segment_sum(tf.reshape(ink, [-1]), flat, count)
     x = weighed / tf.maximum(mass, 1e-6)
     return tf.argmin(tf.abs(x[:, None] - centres[None, :]), 1, output_type=tf.int32)

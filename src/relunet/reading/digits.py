@@ -194,8 +194,8 @@ def read_page(small: tf.Tensor, factor: tf.Tensor, find: Find) -> dict[str, tf.T
     are divided by it): the page's ink found (relunet.reading.ink, .components), its row
     made the finder's input (relunet.imaging.rows), its items found by `find`, the ink
     cut into them (relunet.reading.cuts), each digit made an MNIST digit (`as_mnist`)."""
-    sheet, corner = ink.on_the_paper(small)
-    x = ink.without_paper(ink.ink_up(sheet))
+    sheet, corner, background = ink.on_the_paper(small)
+    x = ink.without_paper(ink.ink_up(sheet, background))
     threshold = ink.otsu(x, tf.reduce_max(x))
     strokes = x > threshold
     level = ink.ink_level(x, strokes)
@@ -260,10 +260,9 @@ def _row_items(page: tf.Tensor, find: Find) -> tuple[tf.Tensor, tf.Tensor]:
     rows, mapping = row_images(page[None])
     centres, kinds = find(rows)
     centres = mapping.page_columns(centres[None])[0]
-    _, middle = centre_of_mass(page)
     none = tf.equal(tf.size(centres), 0)
     return (
-        tf.cond(none, lambda: middle[None], lambda: centres),
+        tf.cond(none, lambda: centre_of_mass(page)[1][None], lambda: centres),
         tf.cond(none, lambda: tf.constant([DIGIT]), lambda: kinds),
     )
 
@@ -274,7 +273,7 @@ def _one_digit(x: tf.Tensor, owner: tf.Tensor, number: tf.Tensor) -> tuple[tf.Te
     own = tf.equal(owner, number)
     top, bottom = span(tf.reduce_any(own, 1))
     left, right = span(tf.reduce_any(own, 0))
-    piece = tf.where(own, x, 0.0)[top:bottom, left:right]
+    piece = tf.where(own[top:bottom, left:right], x[top:bottom, left:right], 0.0)
     return as_mnist(piece), tf.stack([top, left, bottom, right])
 
 

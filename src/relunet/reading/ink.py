@@ -107,8 +107,9 @@ def histogram(bins: tf.Tensor) -> tf.Tensor:
     return tf.histogram_fixed_width(tf.reshape(bins, [-1]), [0.0, 256.0], nbins=256)
 
 
-def on_the_paper(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(the image, [top, left] of what was cut off): the light sheet, when a photo shows
+def on_the_paper(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(the image, [top, left] of what was cut off, the median of its border: the
+    background `ink_up` compares with): the light sheet, when a photo shows
     one on a dark surround (a table all around it), cropped to the rows and columns that
     are mostly light, if those span at least half the image each way, leave dark on all
     four sides and are nearly all light (PAPER_SOLID). Else the image as it is: a light
@@ -123,15 +124,20 @@ def on_the_paper(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     tall, wide = bottom - top + 1, right - left + 1
     big = (2 * tall >= h) & (2 * wide >= w)
     inside = (top > 0) & (left > 0) & (bottom < h - 1) & (right < w - 1)  # dark all round
-    surround_dark = median(border(gray)) < threshold
+    surround = median(border(gray))
     is_sheet = tf.cond(
-        big & inside & surround_dark,
+        big & inside & (surround < threshold),
         lambda: tf.reduce_mean(lit[top : bottom + 1, left : right + 1]) >= PAPER_SOLID,
         lambda: tf.constant(False),
     )
     crop = tf.where(is_sheet, tf.stack([top, left]), tf.zeros([2], tf.int64))
-    sheet = tf.cond(is_sheet, lambda: gray[top : bottom + 1, left : right + 1], lambda: gray)
-    return sheet, crop
+
+    def cut():
+        sheet = gray[top : bottom + 1, left : right + 1]
+        return sheet, median(border(sheet))
+
+    sheet, background = tf.cond(is_sheet, cut, lambda: (gray, surround))
+    return sheet, crop, background
 
 
 def _first_and_last(flags: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -140,10 +146,9 @@ def _first_and_last(flags: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.cast(first, tf.int64), tf.cast(end, tf.int64) - 1
 
 
-def ink_up(gray: tf.Tensor) -> tf.Tensor:
-    """Inverted when the background (the border's median) lies nearer the brightest pixel
-    than the darkest: ink is then high, as in MNIST."""
-    background = median(border(gray))
+def ink_up(gray: tf.Tensor, background: tf.Tensor) -> tf.Tensor:
+    """Inverted when the background (its border's median, from `on_the_paper`) lies
+    nearer the brightest pixel than the darkest: ink is then high, as in MNIST."""
     light = (tf.reduce_max(gray) - background) < (background - tf.reduce_min(gray))
     return tf.where(light, PIXEL_MAX - gray, gray)
 
