@@ -48,7 +48,20 @@ def test_labelling_finds_scipy_s_8_connected_components(shape, density, seed):
     """Random ink of every density up to the percolation of 8-connected pixels (~0.41)
     and past it: the same components as scipy.ndimage.label, each labelled with the
     largest 1-based flat index of its pixels, and 0 off the ink."""
-    mask = np.random.default_rng(seed).random(shape) < density
+    _labelled_as_scipy_labels(np.random.default_rng(seed).random(shape) < density)
+
+
+def test_labelling_ink_in_a_corner_of_a_wide_page_names_the_page_s_pixels():
+    """`label` works on the ink's box: its labels must still be the whole page's flat
+    indices (ink off the page's corner, with empty rows and columns all round)."""
+    page = np.zeros((70, 120), bool)
+    page[9:37, 61:101] = np.random.default_rng(9).random((28, 40)) < 0.35
+    _labelled_as_scipy_labels(page)
+    _labelled_as_scipy_labels(np.zeros((12, 20), bool))  # no ink: all 0
+
+
+def _labelled_as_scipy_labels(mask: np.ndarray) -> None:
+    shape = mask.shape
     found = label(mask)
     expected, count = ndimage.label(mask, structure=EIGHT)
     assert np.array_equal(found > 0, mask)
