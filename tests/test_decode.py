@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from relunet.serve.decode import BadRequest, numeric_array, parse_body
+from relunet.serve.decode import BadRequest, numeric_array, parse_body, read_request
 
 TRICKY = [
     "[0]",
@@ -92,6 +92,17 @@ def test_a_body_is_json_with_its_numeric_arrays_read_by_numpy():
     with pytest.raises(BadRequest) as raised:  # json's own words and place (they vary by Python)
         parse_body(bad)
     assert str(raised.value) == f"The body is not JSON: {reference_error.value}."
+
+
+@pytest.mark.parametrize("name", [b"[0]", b"[[1, 2]]", b"7", b'{"a": [3]}', b"true"])
+def test_a_signature_name_that_is_not_a_string_is_refused_naming_what_came(name):
+    """Found by test_fuzz: `[0]` is read as an array, which json could not write back
+    into the error (a 500)."""
+    with pytest.raises(BadRequest) as raised:
+        read_request(b'{"signature_name": ' + name + b', "instances": null}')
+    assert str(raised.value) == (
+        f'"signature_name" must be a string. Received: {json.dumps(json.loads(name))}.'
+    )
 
 
 @pytest.mark.parametrize(

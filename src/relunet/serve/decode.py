@@ -169,7 +169,8 @@ def read_request(body: bytes) -> tuple[str | None, bool, Any]:
     rows = "instances" in request
     name = request.get("signature_name")
     if name is not None and not isinstance(name, str):
-        raise BadRequest(f'"signature_name" must be a string. Received: {json.dumps(name)[:100]}.')
+        shown = json.dumps(name, default=np.ndarray.tolist)  # [0] was read as an array
+        raise BadRequest(f'"signature_name" must be a string. Received: {shown[:100]}.')
     return name or None, rows, request["instances" if rows else "inputs"]
 
 
