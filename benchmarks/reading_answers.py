@@ -1,7 +1,7 @@
 """Every answer the reader gives on the project's reading sets, and whether two versions
 of the code give the same ones: what a speed-up of the photo path must leave unchanged.
 
-    python benchmarks/reading_answers.py --against /work/main/src      # old vs this code
+    python benchmarks/reading_answers.py --against OLD/src             # old vs this code
     python benchmarks/reading_answers.py --against OLD --model RUN_DIR   # with its finder
     python benchmarks/reading_answers.py --write tests/reading_sets_golden.json
 
