@@ -5,7 +5,8 @@ epoch, backed up every 8 steps: chunks of 8, so every epoch ends inside a chunk)
 must end where an uninterrupted search ends: each trial with the same optimizer steps
 (counted once), bitwise-equal weights (their sha256), the same val_accuracy at every
 epoch, and keras-tuner's bookkeeping whole (every trial ended once, none ongoing). The
-last case runs one trial of that search trained with --augment and --non-digits.
+last case runs one trial of that search, of two epochs, trained with --augment and
+--non-digits.
 """
 
 import json
@@ -207,8 +208,11 @@ def test_a_worker_killed_mid_trial_resumes_its_trial_when_it_comes_back(tmp_path
 
 
 # One trial trained as --preset robust trains: each batch distorted and with shapes
-# that are not digits (their randomness keyed by seed, epoch and step).
+# that are not digits (their randomness keyed by seed, epoch and step). Two epochs: the
+# kill lands in the second, the last, which the resumed trial must finish as the other.
+AUGMENTED_EPOCHS = 2
 AUGMENTED = ["--augment", "0.75", "--rotation", "20", "--non-digits", "0.5", "--max-trials", "1"]
+AUGMENTED += ["--epochs", str(AUGMENTED_EPOCHS)]
 
 
 def test_an_augmented_trial_killed_in_its_second_epoch_ends_as_an_uninterrupted_one(tmp_path):
@@ -226,7 +230,7 @@ def test_an_augmented_trial_killed_in_its_second_epoch_ends_as_an_uninterrupted_
         for d in (uninterrupted, killed)
     ]
     assert ran[0]["resumed_from"] is None and ran[1]["resumed_from"]["epoch"] == 1
-    assert ran[0]["optimizer_steps"] == ran[1]["optimizer_steps"] == EPOCHS * STEPS
+    assert ran[0]["optimizer_steps"] == ran[1]["optimizer_steps"] == AUGMENTED_EPOCHS * STEPS
     assert ran[0]["weights_sha256"] == ran[1]["weights_sha256"]
     epochs = [
         Path(d, "relunet", "trial_0", "execution0", "epochs.json") for d in (uninterrupted, killed)
