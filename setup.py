@@ -48,7 +48,7 @@ setup(
         # the test suite (with the notebooks and a real browser), and the linter CI runs
         "dev": [
             "pytest>=8",
-            "pytest-xdist>=3.6",  # the suite runs on two workers
+            "pytest-xdist>=3.8",  # --no-loadscope-reorder; a worker a core and one more
             "hypothesis>=6.100",  # property-based tests of what clients send
             "nbclient>=0.10",
             "nbformat>=5.10",
