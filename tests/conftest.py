@@ -161,7 +161,7 @@ def trained_run(source) -> Path:
 @pytest.fixture(scope="session")
 def reader_run(source) -> Path:
     """A run dir holding `--preset robust` trained briefly (4 epochs on 20000 images and
-    a finder of 1200 steps; 208 s in CI on the 2-core machine, beside the other worker): a
+    a finder of 1200 steps; 325 s in CI on the 2-core machine, beside two workers): a
     model that reads numbers on paper and says "not a digit" (98.5% on MNIST's test
     digits). One for the whole test run, which no test writes into."""
     from relunet import TrainConfig
