@@ -88,12 +88,8 @@ LONG_FIRST = (
 def pytest_collection_modifyitems(config, items):
     """LONG_FIRST's files first, in its order; the rest after them as collected."""
     here = Path(__file__).parent
-
-    def rank(item) -> int:
-        name = Path(item.fspath).relative_to(here).as_posix()
-        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
-
-    items.sort(key=rank)
+    rank = {here / name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path, len(LONG_FIRST)))
 
 
 @contextlib.contextmanager
