@@ -50,10 +50,16 @@ def test_serving_signature_gives_the_calibrated_softmax_and_rejects_below_the_fl
     )
 
 
-def test_versions_count_up_and_an_existing_one_is_never_overwritten(model, tmp_path):
+def test_versions_count_up_leftovers_go_and_an_existing_one_is_never_overwritten(model, tmp_path):
+    """A version asked for lands as asked and the next one after the highest (an empty
+    folder's first is 1: the test above); what a killed export left (its process gone) is
+    removed; an existing version is refused and left as it was. Two exports, not four:
+    each traces the whole reader."""
     out = tmp_path / "relunet"
-    assert export_saved_model(model, out, verbose=False).name == "1"
+    stale = out / ".incomplete-1-999999999"  # no such process
+    stale.mkdir(parents=True)
     assert export_saved_model(model, out, version=7, verbose=False).name == "7"
+    assert not stale.exists() and (out / "7" / "saved_model.pb").is_file()
     assert export_saved_model(model, out, verbose=False).name == "8"  # after the highest
     before = sorted(p.name for p in (out / "7").rglob("*"))
     with pytest.raises(RelunetError, match="already exists; refusing to overwrite"):
@@ -68,14 +74,6 @@ def test_export_target_that_is_a_file_is_refused(model, tmp_path):
     with pytest.raises(RelunetError, match="is a file"):
         export_saved_model(model, target)
     assert target.read_text() == "not a folder"
-
-
-def test_leftovers_of_a_killed_export_are_cleaned_up(model, tmp_path):
-    out = tmp_path / "relunet"
-    stale = out / ".incomplete-1-999999999"  # no such process
-    stale.mkdir(parents=True)
-    export_saved_model(model, out, verbose=False)
-    assert not stale.exists() and (out / "1" / "saved_model.pb").is_file()
 
 
 @pytest.mark.slow
