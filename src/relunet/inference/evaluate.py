@@ -22,7 +22,7 @@ from relunet.base.signatures import DIGIT_FOUND, NOT_A_DIGIT, NUMBER, PROBABILIT
 from relunet.config import EvaluateConfig
 from relunet.inference.classifier import Classifier, load_classifier
 from relunet.inference.image_folders import NOTHING, labelled_image_files
-from relunet.inference.predict import classify_reads, read_files
+from relunet.inference.predict import classify_reads, one_thread_an_op, read_files
 from relunet.inference.report import NONE, write_report
 from relunet.training.calibrate import ece
 
@@ -34,6 +34,8 @@ def evaluate(config: EvaluateConfig) -> dict:
 
 def run_evaluate(config: EvaluateConfig, verbose: bool = True) -> dict:
     """`evaluate` for a config that has passed `relunet.preflight.evaluate`."""
+    if config.images:
+        one_thread_an_op()  # before loading the model starts TensorFlow
     classifier = load_classifier(config.model, trust_model=config.trust_model)
     if config.images:
         result, digits = on_images(classifier, config.images)

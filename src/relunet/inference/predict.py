@@ -10,6 +10,7 @@ file answered as a number, one digit, "not a digit" or "no digit found"
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,16 @@ def read_files(paths: list[str | Path], many: bool = False, find: Find | None = 
         for (place, _), read in zip(chunk, _read_chunk(names_, many, find), strict=True):
             reads[place] = read
     return Read(names, {key: np.stack([r[key] for r in reads]) for key in READ})
+
+
+def one_thread_an_op() -> None:
+    """Where many files are read, each op on one thread: map_fn reads a chunk's files side
+    by side on the cores already, and a photo's few thousand small ops gain nothing from
+    more threads but their cost (1,000 photos: 19 CPU-seconds read with TensorFlow's
+    default, 14 with one; the note of issue 33). Only before TensorFlow has started: in
+    a notebook that has run ops, it stays as it is."""
+    with contextlib.suppress(RuntimeError):
+        tf.config.threading.set_intra_op_parallelism_threads(1)
 
 
 def _read_chunk(names: list[str], many: bool, find: Find | None) -> list[dict[str, np.ndarray]]:
@@ -132,8 +143,11 @@ def run_predict(config: PredictConfig) -> list[dict]:
     and box (`per_digit`), whether something was written that is not read as digits
     (`not_a_digit`) or nothing at all (`digit_found` false); and, when exactly one digit
     was read, its `class`, `probability` and all ten `probabilities` (else None)."""
+    many = len(config.inputs) > MANY
+    if many:
+        one_thread_an_op()  # before loading the model starts TensorFlow
     classifier = load_classifier(config.model, trust_model=config.trust_model)
-    found = read_files(config.inputs, many=len(config.inputs) > MANY, find=classifier.find)
+    found = read_files(config.inputs, many=many, find=classifier.find)
     said = classify_reads(classifier, found)
     return [
         as_result(name, {k: v[i] for k, v in said.items()}) for i, name in enumerate(found.names)
