@@ -37,7 +37,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent / "src"
-CHUNK = 32  # files a call, as relunet predict reads many
+CHUNK = 32  # files a call to read_batch (predict reads 16; each file is read on its own)
 PHOTOS = 256  # photos of each of bench_serve.py's sets
 
 
