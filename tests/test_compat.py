@@ -8,6 +8,7 @@ import sys
 import keras
 import keras_tuner
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from relunet.base import _compat
@@ -37,6 +38,8 @@ def test_fit_still_starts_at_the_private_initial_epoch():
     assert history.epoch == [2]
 
 
+@pytest.mark.slow  # a fresh TensorFlow: the full suite's, and each Python's
+@pytest.mark.pythons
 def test_op_determinism_can_still_be_queried():
     code = (
         "import tensorflow as tf\nfrom relunet.base._compat import op_determinism_enabled as on\n"

@@ -340,6 +340,8 @@ def test_the_model_does_not_reach_into_run_dirs_backups_or_paths():
     assert _relunet_imports("base.files") <= {"base", "base.errors"}  # the leaf for files
 
 
+@pytest.mark.slow  # a fresh TensorFlow: the full suite's, and each Python's
+@pytest.mark.pythons
 def test_importing_the_model_loads_only_what_it_needs():
     code = (
         "import sys, relunet.training.model; "

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from relunet.config import ModelConfig
 from relunet.training.model import build_model
 
@@ -41,6 +43,9 @@ def _state(first: str) -> dict:
     return json.loads(result.stdout)
 
 
+# A fresh interpreter that imports TensorFlow: the full suite's, and each Python's.
+@pytest.mark.slow
+@pytest.mark.pythons
 def test_importing_relunet_leaves_the_import_system_and_tensorflow_as_they_were():
     without = _state("")
     with_relunet = _state("import relunet, relunet.training.model")
@@ -48,6 +53,8 @@ def test_importing_relunet_leaves_the_import_system_and_tensorflow_as_they_were(
     assert not any("relunet" in f or "After" in f for f in with_relunet["meta_path"])
 
 
+@pytest.mark.slow
+@pytest.mark.pythons
 def test_a_notebook_that_imports_keras_first_loads_a_saved_relunet(tmp_path):
     path = tmp_path / "m.keras"
     build_model(ModelConfig(width=8)).save(path)
