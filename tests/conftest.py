@@ -159,6 +159,21 @@ def trained_run(source) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_export() -> Path:
+    """A folder of versions whose version 1 is relunet's export of an untrained
+    784-8-8-10 ReluNet: one for the whole test run (each export traces the whole reader,
+    5-8 s), which tests read and serve and none writes into."""
+    from relunet.config import ModelConfig
+    from relunet.inference.export import export_saved_model
+    from relunet.training.model import build_model
+
+    with run_wide("small-export") as folder:
+        if not (folder / "1" / "saved_model.pb").is_file():
+            export_saved_model(build_model(ModelConfig(width=8)), folder, verbose=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def reader_run(source) -> Path:
     """A run dir holding `--preset robust` trained briefly (4 epochs on 20000 images and
     a finder of 1200 steps; 325 s in CI on the 2-core machine, beside two workers): a

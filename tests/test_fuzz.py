@@ -15,15 +15,12 @@ import tensorflow as tf
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from relunet.config import ModelConfig
-from relunet.inference.export import export_saved_model
 from relunet.reading.image_headers import declared_size
 from relunet.serve.batching import Batcher
 from relunet.serve.lifecycle import Life
 from relunet.serve.models import ModelFolder
 from relunet.serve.rest import create_app, warm_up
 from relunet.serve.watch import Metrics
-from relunet.training.model import build_model
 
 FUZZ = settings(
     max_examples=120,
@@ -38,14 +35,12 @@ HANG_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(small_export):
     """relunet serve's application over an export of a small untrained ReluNet (only
     the status of each answer matters here), batching and warmed up as the command does
     (the header check traced once, not inside the first example's time)."""
-    folder = tmp_path_factory.mktemp("fuzz") / "relunet"
-    export_saved_model(build_model(ModelConfig(width=8)), folder, verbose=False)
     batcher = Batcher(max_batch_size=16, timeout=0.0, threads=2)
-    life = Life(models=ModelFolder(folder, "relunet"))
+    life = Life(models=ModelFolder(small_export, "relunet"))
     warm_up()
     yield create_app(life, "relunet", batcher, max_body_bytes=1 << 20, metrics=Metrics())
     batcher.close()
