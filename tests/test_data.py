@@ -123,6 +123,19 @@ def test_real_idx_files_become_the_default_splits(source):
     assert image.dtype == tf.uint8 and image.shape == (28, 28, 1) and 0 <= int(label) <= 9
 
 
+def test_the_prepared_copy_holds_the_idx_files_pixels_and_labels_exactly(source, mnist_dir):
+    from relunet.data import idx
+
+    test = idx.read_folder(str(mnist_dir)).splits["test"]
+    (prepared,) = data.load_tfds(source, ["test"])
+    batches = list(prepared.batch(2000).as_numpy_iterator())
+    images, labels = (np.concatenate([batch[i] for batch in batches]) for i in (0, 1))
+    # tfds stores the examples in an order of its own: compare them as sorted rows.
+    stored = np.concatenate([images.reshape(len(images), -1), labels.reshape(-1, 1)], 1)
+    read = np.concatenate([test.images.reshape(len(test.images), -1), test.labels[:, None]], 1)
+    np.testing.assert_array_equal(np.unique(stored, axis=0), np.unique(read, axis=0))
+
+
 def test_prepared_copy_is_reused_and_said_so(source, mnist_dir, capsys):
     again = data.find_source("mnist", str(mnist_dir), source.tfds_dir)
     out = capsys.readouterr().out
