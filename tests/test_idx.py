@@ -69,7 +69,7 @@ def test_malformed_file_is_named_with_its_problem(tmp_path, case):
     _corrupt(folder, stem, mutate)
     with pytest.raises(RelunetError, match=problem) as error:
         idx.read_folder(folder)
-    assert stem[:5] in str(error.value)
+    assert stem[:5] in str(error.value) and str(folder) in str(error.value)  # which folder
 
 
 def test_unreadable_gzip_is_named(tmp_path):

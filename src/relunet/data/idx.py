@@ -82,8 +82,8 @@ def read_folder(folder: str | os.PathLike) -> IdxFolder:
             )
         if len(images) != len(labels):
             raise RelunetError(
-                f"{image_path.name} holds {len(images)} images but {label_path.name} "
-                f"holds {len(labels)} labels; the counts must agree."
+                f"{image_path.name} in {folder} holds {len(images)} images but "
+                f"{label_path.name} holds {len(labels)} labels; the counts must agree."
             )
         splits[split] = IdxSplit(images, labels)
         digests[image_stem] = hashlib.sha256(image_bytes).hexdigest()
@@ -109,7 +109,7 @@ def parse_images(data: bytes, path: Path) -> np.ndarray:
     rows, cols = (int(x) for x in np.frombuffer(data, ">i4", count=2, offset=8))
     if (rows, cols) != (IMAGE_SIZE, IMAGE_SIZE):
         raise RelunetError(
-            f"{path.name} holds {rows}x{cols} images; expected {IMAGE_SIZE}x{IMAGE_SIZE}."
+            f"{path} holds {rows}x{cols} images; expected {IMAGE_SIZE}x{IMAGE_SIZE}."
         )
     _check_length(data, path, 16 + count * rows * cols)
     pixels = np.frombuffer(data, np.uint8, offset=16)
@@ -122,9 +122,7 @@ def parse_labels(data: bytes, path: Path) -> np.ndarray:
     _check_length(data, path, 8 + count)
     labels = np.frombuffer(data, np.uint8, offset=8)
     if count and labels.max() >= NUM_CLASSES:
-        raise RelunetError(
-            f"{path.name} holds the label {int(labels.max())}; labels must lie in 0..9."
-        )
+        raise RelunetError(f"{path} holds the label {int(labels.max())}; labels must lie in 0..9.")
     return labels
 
 
@@ -153,11 +151,11 @@ def _read_bytes(path: Path) -> bytes:
 def _header(data: bytes, path: Path, size: int, magic: int, kind: str) -> int:
     """Check the magic number and return the item count."""
     if len(data) < size:
-        raise RelunetError(f"{path.name} is too short ({len(data)} bytes) for an IDX header.")
+        raise RelunetError(f"{path} is too short ({len(data)} bytes) for an IDX header.")
     found, count = (int(x) for x in np.frombuffer(data, ">i4", count=2))
     if found != magic:
         raise RelunetError(
-            f"{path.name} has the magic number {found}; an IDX file of {kind} has {magic}."
+            f"{path} has the magic number {found}; an IDX file of {kind} has {magic}."
         )
     return count
 
@@ -165,7 +163,7 @@ def _header(data: bytes, path: Path, size: int, magic: int, kind: str) -> int:
 def _check_length(data: bytes, path: Path, expected: int) -> None:
     if len(data) != expected:
         raise RelunetError(
-            f"{path.name} is {len(data)} bytes but its header promises {expected}; "
+            f"{path} is {len(data)} bytes but its header promises {expected}; "
             "the file is truncated or padded."
         )
 
