@@ -55,9 +55,10 @@ import tempfile
 import threading
 import time
 import urllib.request
-import zlib
 
 import numpy as np
+
+from relunet.data.idx import greyscale_png  # no TensorFlow here
 
 PREDICT = "/v1/models/relunet:predict"
 
@@ -68,29 +69,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def png(digit: np.ndarray) -> bytes:
-    """A grayscale PNG of a 2-D uint8 array, written by hand (no TensorFlow here)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data).to_bytes(4, "big")
-        return len(data).to_bytes(4, "big") + kind + data + crc
-
-    height, width = digit.shape
-    raw = b"".join(b"\x00" + row.tobytes() for row in digit)
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x00\x00\x00\x00"
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
 def bodies(pixel_images: int) -> dict[str, bytes]:
     """One digit as a b64 PNG, and `pixel_images` digits as pixels, in TF Serving's rows."""
     rng = np.random.default_rng(0)
     digits = (rng.random((max(pixel_images, 1), 28, 28)) > 0.8).astype(np.uint8) * 255
-    b64 = base64.b64encode(png(digits[0])).decode()
+    b64 = base64.b64encode(greyscale_png(digits[0])).decode()
     return {
         "b64_png": json.dumps(
             {"signature_name": "serving_bytes", "instances": [{"b64": b64}]}
@@ -369,7 +352,7 @@ def call_costs(folder: str) -> dict[str, dict[int, float]]:
     digit = (rng.random((28, 28)) > 0.8).astype(np.uint8) * 255
     costs: dict[str, dict[int, float]] = {}
     for name, key, one in (
-        ("serving_bytes", "image_bytes", tf.constant([png(digit)])),
+        ("serving_bytes", "image_bytes", tf.constant([greyscale_png(digit)])),
         ("serving_default", "images", tf.constant(digit[None, ..., None])),
     ):
         signature, costs[name] = loaded.signatures[name], {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,26 @@ def write_labels(path: Path, labels: np.ndarray) -> None:
     """Write uint8 [n] labels as a gzipped idx1 file."""
     labels = np.asarray(labels, np.uint8)
     _write_gz(path, np.array([LABEL_MAGIC, len(labels)], ">i4").tobytes() + labels.tobytes())
+
+
+def greyscale_png(image: np.ndarray) -> bytes:
+    """A uint8 [h, w] or [h, w, 1] image as a greyscale PNG file, without TensorFlow: the
+    bytes the tfds builder stores (about 25 us an image, where tfds would run
+    TensorFlow's encode_png eagerly, about 90 us, 70,000 times a preparation)."""
+    height, width = image.shape[:2]
+    rows = np.zeros((height, width + 1), np.uint8)  # each row: filter type 0, its pixels
+    rows[:, 1:] = image.reshape(height, width)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey, no interlace
+    chunks = (
+        _chunk(b"IHDR", header),
+        _chunk(b"IDAT", zlib.compress(rows.tobytes())),
+        _chunk(b"IEND", b""),
+    )
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def _read_bytes(path: Path) -> bytes:
