@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from relunet.base.errors import RelunetError
 from relunet.data.idx import read_folder
@@ -66,6 +67,20 @@ def test_versions_count_up_leftovers_go_and_an_existing_one_is_never_overwritten
         export_saved_model(model, out, version=7)
     assert sorted(p.name for p in (out / "7").rglob("*")) == before
     assert not list(out.glob(".incomplete-*"))
+
+
+def test_an_export_holds_each_signature_s_graph_once(small_export):
+    """Each signature is traced once and written once: saved as a `tf.function`, it was
+    traced again under `tf.saved_model.save`'s context and the reader written twice
+    (the file twice the size, twice as long to export and to load)."""
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((small_export / "1" / "saved_model.pb").read_bytes())
+    functions = [f.signature.name for f in saved.meta_graphs[0].graph_def.library.function]
+    traced = sorted(name.split("_")[-2] for name in functions if "_serve_" in name)
+    assert traced == ["bytes", "pixels"], functions
+    loaded = tf.saved_model.load(str(small_export / "1"))
+    assert sorted(loaded.signatures) == ["serving_bytes", "serving_default"]
+    assert loaded.serving_default is not None  # the signatures are attributes too
 
 
 def test_export_target_that_is_a_file_is_refused(model, tmp_path):

@@ -95,15 +95,16 @@ def write_version(
 ) -> Path:
     """Write `model` (with `finder`) as `<out>/<version>`, atomically: a crash never
     leaves half a version."""
-    archive = _archive(
-        model, finder
-    )  # traced here: a model that does not fit fails before any write
+    # Traced here: a model that does not fit fails before any write.
+    signatures = {
+        name: fn.get_concrete_function() for name, fn in _endpoints(model, finder).items()
+    }
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     final, tmp = out / str(version), out / f"{_INCOMPLETE}{version}-{os.getpid()}"
     try:
-        archive.write_out(str(tmp), verbose=False)
+        tf.saved_model.save(_exportable(signatures), str(tmp), signatures=signatures)
         os.rename(tmp, final)  # atomic on one file system; refuses an existing version
     except BaseException:
         if created:  # leave no empty folder behind
@@ -116,14 +117,30 @@ def write_version(
     return final
 
 
-def _archive(model: keras.Model, finder: keras.Model | None) -> keras.export.ExportArchive:
-    """The endpoints, traced as written (autograph=False: they hold no Python control flow
-    on tensors, and autograph's conversion of the reader made an export 40% slower)."""
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+def _exportable(signatures: dict[str, tf.types.experimental.ConcreteFunction]) -> tf.Module:
+    """What a version holds: the signatures, each traced once, and the variables they read.
+
+    `tf.saved_model.save` traces a `tf.function` again under its save context (a cache
+    key of its own), so Keras's ExportArchive traced the reader twice and wrote both
+    graphs. Saved as concrete functions, the reader is traced once and written once.
+    """
+    exportable = tf.Module()
+    read = {id(v): v for fn in signatures.values() for v in fn.variables}
+    exportable.variables_read = list(read.values())
+    for name, fn in signatures.items():
+        setattr(exportable, name, fn)  # callable as attributes too, as Keras wrote them
+    return exportable
+
+
+def _endpoints(
+    model: keras.Model, finder: keras.Model | None
+) -> dict[str, tf.types.experimental.GenericFunction]:
+    """The signatures by name, written as traced (autograph=False: they hold no Python
+    control flow on tensors, and autograph's conversion of the reader made an export 40%
+    slower)."""
     find = finder_find(finder)
+    endpoints = {}
     if finder is not None:
-        archive.track(finder)
 
         @tf.function(
             input_signature=[tf.TensorSpec([1, ROW_HEIGHT, None], tf.float32, name=ROWS)],
@@ -133,7 +150,7 @@ def _archive(model: keras.Model, finder: keras.Model | None) -> keras.export.Exp
             centres, kinds = find(rows)
             return {CENTRES: centres, KINDS: kinds}
 
-        archive.add_endpoint(ROWS_SIGNATURE, serve_rows)
+        endpoints[ROWS_SIGNATURE] = serve_rows
 
     def classify(images):
         """The calibrated softmax of uint8 digits [n, 28, 28, 1], and whether each stays
@@ -156,9 +173,7 @@ def _archive(model: keras.Model, finder: keras.Model | None) -> keras.export.Exp
         read = read_batch(image_bytes, find)
         return serving_outputs(read, *classify_slots(read, classify))
 
-    archive.add_endpoint(SIGNATURE, serve_pixels)
-    archive.add_endpoint(BYTES_SIGNATURE, serve_bytes)
-    return archive
+    return {**endpoints, SIGNATURE: serve_pixels, BYTES_SIGNATURE: serve_bytes}
 
 
 def _remove_stale_temporaries(out: Path) -> None:
