@@ -162,7 +162,7 @@ def trained_run(source) -> Path:
 def small_export() -> Path:
     """A folder of versions whose version 1 is relunet's export of an untrained
     784-8-8-10 ReluNet: one for the whole test run (each export traces the whole reader,
-    5-8 s), which tests read and serve and none writes into."""
+    4-5 s), which tests read and serve and none writes into."""
     from relunet.config import ModelConfig
     from relunet.inference.export import export_saved_model
     from relunet.training.model import build_model

@@ -16,7 +16,7 @@ from relunet.training.model import build_model
     "options",
     [
         {"activation": "relu"},
-        # Each export takes 5-10 s: the other options in the full suite only.
+        # Each export takes 4-5 s: the other options in the full suite only.
         *(
             pytest.param(o, marks=pytest.mark.slow)
             for o in (
