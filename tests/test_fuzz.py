@@ -46,18 +46,24 @@ def app(small_export):
     batcher.close()
 
 
+def within_seconds(run):
+    """run()'s result, having taken under SECONDS of the process's CPU. Timed again when
+    the first run is over: an input that costs that much costs it every time, while a
+    one-off in the same process (a collection of earlier tests' garbage, another thread's
+    work) lands in one window, as it once did in CI (5.2 s for an empty image that took
+    0.01 s on its own and on hypothesis's rerun)."""
+    for _ in range(2):
+        start = time.process_time()
+        result = run()
+        seconds = time.process_time() - start
+        if seconds < SECONDS:
+            return result
+    raise AssertionError(f"{seconds:.2f} s of CPU, twice over the {SECONDS} s allowed")
+
+
 def post(app, path: str, body: bytes) -> tuple[int, dict]:
     """One POST through the ASGI application, as uvicorn hands it over; its status and
-    JSON answer. Fails if it takes more than SECONDS of CPU, or hangs."""
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    sent = []
-
-    async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
+    JSON answer. Fails if it takes SECONDS of CPU (within_seconds), or hangs."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -72,9 +78,21 @@ def post(app, path: str, body: bytes) -> tuple[int, dict]:
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 8501),
     }
-    start = time.process_time()
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), HANG_SECONDS))
-    assert time.process_time() - start < SECONDS
+
+    def once() -> list[dict]:
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        sent = []
+
+        async def receive():
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        asyncio.run(asyncio.wait_for(app(scope, receive, send), HANG_SECONDS))
+        return sent
+
+    sent = within_seconds(once)
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, json.loads(answer)
@@ -166,13 +184,15 @@ def test_a_mutated_image_header_is_read_quickly_or_refused(app, kind, data):
             image[at] = data.draw(st.integers(0, 255))
         else:
             image = image[: at + data.draw(st.integers(0, 64))]
-    start = time.process_time()
-    try:
-        size = declared_size(tf.constant(bytes(image))).numpy()
-        assert size.shape == (3,) and (size >= 0).all()
-    except tf.errors.InvalidArgumentError:  # a JPEG whose header cannot be read
-        pass
-    assert time.process_time() - start < SECONDS
+
+    def read_size():
+        try:
+            return declared_size(tf.constant(bytes(image))).numpy()
+        except tf.errors.InvalidArgumentError:  # a JPEG whose header cannot be read
+            return None
+
+    size = within_seconds(read_size)
+    assert size is None or (size.shape == (3,) and (size >= 0).all())
     body = {
         "signature_name": "serving_bytes",
         "instances": [{"b64": base64.b64encode(image).decode()}],
