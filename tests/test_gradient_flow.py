@@ -61,7 +61,7 @@ def test_grad_norms_are_off_by_default_and_survive_saving(batch, tmp_path):
 def test_deep_sigmoid_gets_a_vanishing_first_layer_gradient_and_learns_less(source):
     """Same data, order and seed; only the activation differs. Observed here: the first
     layer's gradient norm in epoch 1 is about 10,000x smaller with sigmoid."""
-    config = CompareConfig(**SLICE, epochs=2, verbose=0)
+    config = CompareConfig(**SLICE, epochs=1, verbose=0)
     splits = data.Splits(
         *(
             data.load_arrays(d)
