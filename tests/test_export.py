@@ -1,5 +1,6 @@
 """SavedModel export: what TF Serving and saved_model_cli load, and how versions land."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,8 @@ def test_serving_signature_gives_the_calibrated_softmax_and_rejects_below_the_fl
     """probabilities: softmax(logits / temperature), the temperature the run fitted; class
     is -1 exactly where the top probability is under reject_below."""
     assert model.temperature != 1.0 and model.reject_below > 0  # the run calibrated it
-    version_dir = export_saved_model(model, tmp_path / "relunet")
-    assert version_dir == tmp_path / "relunet" / "1"
+    version_dir = export_saved_model(model, tmp_path / "relunet", version=3)
+    assert version_dir == tmp_path / "relunet" / "3"  # a version asked for lands as asked
 
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     outputs = serve(images=tf.constant(test_images))
@@ -51,17 +52,18 @@ def test_serving_signature_gives_the_calibrated_softmax_and_rejects_below_the_fl
     )
 
 
-def test_versions_count_up_leftovers_go_and_an_existing_one_is_never_overwritten(model, tmp_path):
-    """A version asked for lands as asked and the next one after the highest (an empty
-    folder's first is 1: the test above); what a killed export left (its process gone) is
-    removed; an existing version is refused and left as it was. Two exports, not four:
-    each traces the whole reader."""
+def test_versions_count_up_leftovers_go_and_an_existing_one_is_never_overwritten(
+    model, small_export, tmp_path
+):
+    """The next version is the one after the highest (an empty folder's first is 1: the
+    shared export's, below); what a killed export left (its process gone) is removed; an
+    existing version is refused and left as it was. One export: each traces the reader."""
     out = tmp_path / "relunet"
     stale = out / ".incomplete-1-999999999"  # no such process
     stale.mkdir(parents=True)
-    assert export_saved_model(model, out, version=7, verbose=False).name == "7"
-    assert not stale.exists() and (out / "7" / "saved_model.pb").is_file()
+    shutil.copytree(small_export / "1", out / "7")
     assert export_saved_model(model, out, verbose=False).name == "8"  # after the highest
+    assert not stale.exists() and (out / "8" / "saved_model.pb").is_file()
     before = sorted(p.name for p in (out / "7").rglob("*"))
     with pytest.raises(RelunetError, match="already exists; refusing to overwrite"):
         export_saved_model(model, out, version=7)
@@ -73,6 +75,7 @@ def test_an_export_holds_each_signature_s_graph_once(small_export):
     """Each signature is traced once and written once: saved as a `tf.function`, it was
     traced again under `tf.saved_model.save`'s context and the reader written twice
     (the file twice the size, twice as long to export and to load)."""
+    assert [p.name for p in small_export.iterdir()] == ["1"]  # an empty folder's first
     saved = saved_model_pb2.SavedModel()
     saved.ParseFromString((small_export / "1" / "saved_model.pb").read_bytes())
     functions = [f.signature.name for f in saved.meta_graphs[0].graph_def.library.function]
