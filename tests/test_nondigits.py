@@ -28,6 +28,23 @@ def digits(mnist_dir):
     return tf.constant(idx.read_folder(mnist_dir).splits["test"].images[:64])
 
 
+def test_glyphs_drawn_only_as_deep_as_their_strokes_are_the_pixels_of_all_64(monkeypatch):
+    """Glyphs are drawn in chunks of like stroke counts, each only as many strokes deep as
+    it needs: not one pixel differs from drawing every glyph with all MAX_STROKES slots."""
+    from relunet.data import glyphs
+
+    table, used, chars = glyphs.stroke_table()
+    monkeypatch.setattr(glyphs, "stroke_table", lambda: (table[::6], used[::6], chars[::6]))
+    trimmed = glyphs.drawn_glyphs(KEY, 2).numpy()
+
+    def every_slot(used):  # as before the trim: all MAX_STROKES slots, in table order
+        return np.full(used.shape[0], glyphs.MAX_STROKES)
+
+    monkeypatch.setattr(glyphs, "strokes_drawn", every_slot)
+    assert np.array_equal(trimmed, glyphs.drawn_glyphs(KEY, 2).numpy())
+    assert trimmed.shape == (2 * len(chars[::6]), 28, 28) and (trimmed.max((1, 2)) > 0.5).all()
+
+
 def test_the_shapes_are_a_function_of_their_key_alone(digits, letters):
     made = nondigits.non_digits(digits, 48, KEY, letters).numpy()
     assert made.shape == (48, 28, 28, 1) and made.dtype == np.uint8

@@ -113,16 +113,25 @@ def _drawn(table: tf.Tensor, used: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
     y = y + CAP + (BASE - CAP) - size  # the base line stays at BASE
     ends = tf.stack([x, y], -1)  # [g, strokes, 2, 2]
     pen = tf.random.stateless_uniform([g, 1, 1], pen_key, *PEN)
-    parts = [
-        draw(
-            ends[i : i + CHUNK, :, 0],
-            ends[i : i + CHUNK, :, 1],
-            used[i : i + CHUNK],
-            pen[i : i + CHUNK],
+    # Drawn in chunks of glyphs with about as many strokes, each chunk only as many
+    # strokes deep as its glyphs need (a glyph's strokes come first in the table): the
+    # same pixels for a third of the work (glyphs have 17 strokes on average, 64 at most).
+    strokes = strokes_drawn(used)
+    order = np.argsort(strokes, kind="stable")
+    parts = []
+    for i in range(0, g, CHUNK):
+        at = order[i : i + CHUNK]
+        deep = max(int(strokes[at].max()), 1)
+        chunk = tf.gather(ends[:, :deep], at)
+        parts.append(
+            draw(chunk[:, :, 0], chunk[:, :, 1], tf.gather(used[:, :deep], at), tf.gather(pen, at))
         )
-        for i in range(0, g, CHUNK)
-    ]
-    return tf.concat(parts, 0)
+    return tf.gather(tf.concat(parts, 0), np.argsort(order))
+
+
+def strokes_drawn(used: tf.Tensor) -> np.ndarray:
+    """int [g]: how many of each glyph's stroke slots are drawn (they come first)."""
+    return tf.reduce_sum(tf.cast(used, tf.int32), 1).numpy()
 
 
 def points_and_dashes(key: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Tensor]:
