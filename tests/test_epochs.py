@@ -145,6 +145,7 @@ def test_the_cosine_schedule_reaches_zero_exactly_at_the_last_step(tmp_path, sou
             test_split="test[:100]",
             epochs=2,
             lr_schedule="cosine",
+            jit_compile="off",  # the schedule does not depend on XLA (2-3 s to compile)
             run_dir=str(run_dir),
             verbose=0,
         )

@@ -135,7 +135,7 @@ def test_jit_compile_on_runs_the_step_through_xla_and_trains_as_without(tmp_path
 def test_keras_file_round_trip_keeps_architecture_weights_and_optimizer(tmp_path):
     x, _, dataset = _batches(n=128)
     config = ModelConfig(width=32, depth=3, activation="sigmoid", init="he_normal")
-    model = build_model(config)
+    model = build_model(config, NO_XLA)  # saving does not depend on XLA (2-3 s to compile)
     model.fit(dataset, epochs=1, verbose=0, shuffle=False)
     model.save(tmp_path / "model.keras")
 
@@ -211,7 +211,7 @@ def test_batch_norm_normalises_each_hidden_layer_and_learns_its_statistics():
 def test_dropout_and_batch_norm_survive_saving(tmp_path, options):
     x, _, dataset = _batches(n=128)
     config = ModelConfig(width=16, **options)
-    model = build_model(config)
+    model = build_model(config, NO_XLA)
     model.fit(dataset, epochs=1, verbose=0, shuffle=False)
     model.save(tmp_path / "m.keras")
     loaded = load_model(str(tmp_path / "m.keras"))
