@@ -269,16 +269,17 @@ _MAKE = {
 
 
 def draw(start: tf.Tensor, end: tf.Tensor, used: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
-    """[count, 28, 28]: segments drawn antialiased, `width` px from their centre line."""
-    grid = tf.stack(
-        tf.meshgrid(tf.range(IMAGE_SIZE, dtype=tf.float32), tf.range(IMAGE_SIZE, dtype=tf.float32)),
-        -1,
-    )  # [28, 28, 2] as (x, y)
-    p = grid[None, None] + 0.5  # [1, 1, 28, 28, 2]
-    a, b = start[:, :, None, None, :], end[:, :, None, None, :]
-    ab = b - a
-    along = tf.reduce_sum((p - a) * ab, -1) / tf.maximum(tf.reduce_sum(ab * ab, -1), 1e-6)
-    nearest = a + tf.clip_by_value(along, 0.0, 1.0)[..., None] * ab
-    distance = tf.norm(p - nearest, axis=-1)  # [count, segments, 28, 28]
-    distance = tf.where(used[:, :, None, None], distance, 1e3)
+    """[count, 28, 28]: segments drawn antialiased, `width` px from their centre line.
+
+    Each pixel centre's distance to the nearest point of each segment [count, segments,
+    28, 28], worked out in x and y apart (the arithmetic of the vector form, so the same
+    pixels, at a quarter of the cost: no [..., 2] tensors to build and reduce)."""
+    centre = tf.range(IMAGE_SIZE, dtype=tf.float32) + 0.5
+    px, py = centre[None, None, None, :], centre[None, None, :, None]
+    ax, ay = start[:, :, None, None, 0], start[:, :, None, None, 1]
+    abx, aby = end[:, :, None, None, 0] - ax, end[:, :, None, None, 1] - ay
+    along = ((px - ax) * abx + (py - ay) * aby) / tf.maximum(abx * abx + aby * aby, 1e-6)
+    along = tf.clip_by_value(along, 0.0, 1.0)
+    dx, dy = px - (ax + along * abx), py - (ay + along * aby)
+    distance = tf.where(used[:, :, None, None], tf.sqrt(dx * dx + dy * dy), 1e3)
     return tf.clip_by_value(width + 0.5 - tf.reduce_min(distance, 1), 0.0, 1.0)
