@@ -103,3 +103,43 @@ def test_every_item_of_a_training_row_is_inked_at_its_centre_left_to_right(drawn
         assert np.all(np.diff(centre[used]) > -4)  # left to right, give or take a lean
     assert {DIGIT, OTHER} <= seen
     assert seen <= {DIGIT, OTHER, POINT, MINUS}
+
+
+def _whole_canvas_drawing(items, transforms, rows_of_items, b):
+    """relunet.data.rows._drawn_onto as it was: every item drawn onto the whole canvas."""
+    from relunet.data.rows import CANVAS
+
+    drawn = tf.raw_ops.ImageProjectiveTransformV3(
+        images=items[..., None],
+        transforms=transforms,
+        output_shape=list(CANVAS),
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+        fill_value=0.0,
+    )[..., 0]
+    return tf.maximum(tf.math.unsorted_segment_max(drawn, rows_of_items, b), 0.0)
+
+
+def _whole_canvas_discs(ys, xs, value, shape):
+    """relunet.data.blemishes._discs as it was: each disc's value on every pixel."""
+    rows = tf.range(shape[1], dtype=tf.float32)[None, None, :, None]
+    cols = tf.range(shape[2], dtype=tf.float32)[None, None, None, :]
+    distance = tf.sqrt((rows - ys[..., None, None]) ** 2 + (cols - xs[..., None, None]) ** 2)
+    return tf.reduce_max(value(distance), 1)
+
+
+def test_rows_drawn_only_where_their_ink_reaches_are_the_whole_canvas_s_pixels(drawn, monkeypatch):
+    """Items drawn as far right as their ink reaches, breaks and specks worked out around
+    their centres: the very pixels of drawing everything on the whole canvas, on rows
+    of every spacing, stretched letters, breaks at the canvas's edges."""
+    from relunet.data import blemishes, rows
+
+    _, (_, digits, labels, shapes) = drawn
+    keys = [tf.constant([seed, 11], tf.int64) for seed in range(3)]
+    fast = [rows.draw_rows(key, digits, labels, shapes, 64, 192) for key in keys]
+    monkeypatch.setattr(rows, "_drawn_onto", _whole_canvas_drawing)
+    monkeypatch.setattr(blemishes, "_discs", _whole_canvas_discs)
+    for key, ours in zip(keys, fast, strict=True):
+        whole = rows.draw_rows(key, digits, labels, shapes, 64, 192)
+        for name, value in ours._asdict().items():
+            assert np.array_equal(value.numpy(), getattr(whole, name).numpy()), name

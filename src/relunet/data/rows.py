@@ -23,7 +23,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from relunet.base.mnist import DIGIT, MINUS, NOTHING, OTHER, PIXEL_MAX, POINT
-from relunet.data import glyphs
+from relunet.data import blemishes, glyphs
 from relunet.data.augment import batch_key
 from relunet.data.strokes import strokes
 from relunet.imaging.measure import span
@@ -51,9 +51,6 @@ NOT_A_NUMBER = 0.15  # a row is one to three letters, symbols or shapes this oft
 STRETCH = (1.0, 3.0)  # a lone one stretched this many times wider, half the time
 POINTED = 0.08  # a row of digits holds a decimal point this often, ...
 NEGATIVE = 0.06  # ... a minus sign before it this often
-BROKEN = 0.5  # a row's strokes are broken this often, ...
-BREAKS = 6  # ... at up to this many places, each a disc of ink erased
-SPECKS = 0.25  # a row has specks of dirt this often (up to three)
 CANVAS = (36, 336)  # px: where a row is drawn before it is made the finder's row
 
 
@@ -84,8 +81,8 @@ def draw_rows(
     keys = iter(tf.unstack(tf.random.experimental.stateless_split(key, num=24)))
     items, kinds, labels, used = _drawn_items(keys, digits, labels, shapes, count)
     canvas, centres = _placed(keys, items, kinds, used)
-    canvas = _broken(next(keys), canvas)
-    canvas = tf.maximum(canvas, _specks(next(keys), canvas))
+    canvas = blemishes.broken(next(keys), canvas)
+    canvas = tf.maximum(canvas, blemishes.specks(next(keys), canvas))
 
     images, mapping = row_images(canvas, width=width)
     centres = mapping.row_columns(centres)
@@ -169,20 +166,41 @@ def _placed(keys, item, kind, used):
     base = tf.reshape(base, [-1])
     transforms = _transforms(scale, wider, slant, x0, base, left, bottom)
     on = tf.reshape(used, [-1])
-    drawn = tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.boolean_mask(flat, on)[..., None],
-        transforms=tf.boolean_mask(transforms, on),
-        output_shape=list(CANVAS),
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-        fill_value=0.0,
-    )[..., 0]
     row_of_item = tf.boolean_mask(tf.repeat(tf.range(b), n), on)
-    canvas = tf.math.unsorted_segment_max(drawn, row_of_item, b)
-    canvas = tf.maximum(canvas, 0.0)  # a row with no item would be -inf
+    canvas = _drawn_onto(tf.boolean_mask(flat, on), tf.boolean_mask(transforms, on), row_of_item, b)
     mid_height = scale * (bottom - top) / 2
     centre = x0 + scale * wider * (right - left) / 2 - slant * mid_height
     return canvas, tf.reshape(centre, [b, n])
+
+
+REACHES = (48, 96, 160, CANVAS[1])  # px: items drawn in groups as far right as these
+
+
+def _drawn_onto(items: tf.Tensor, transforms: tf.Tensor, rows: tf.Tensor, b) -> tf.Tensor:
+    """canvas float [b, h, w]: each of `items` [k, 28, 28] drawn bilinearly by its
+    transform onto its row's canvas, the largest value where they cross. The op's output
+    columns are the canvas's own from 0, so an item drawn only as far right as its ink
+    reaches is the same pixels: each is, in a group of like reach (a row's ink ends
+    near column 50 in half the rows, its first item earlier)."""
+    h, w = CANVAS
+    ink_end = tf.cast(span(tf.reduce_any(items > 0.0, 1))[1], tf.float32)
+    # canvas column x reads item column a x + c y + d; from ink_end on, it reads zeros
+    a, c, d = transforms[:, 0], transforms[:, 1], transforms[:, 2]
+    reach = tf.maximum(ink_end - d, ink_end - c * (h - 1) - d) / a + 2.0
+    canvas = tf.zeros([b, h, w])
+    for low, high in zip((-float("inf"), *REACHES[:-1]), REACHES, strict=True):
+        group = reach > low if high == w else (reach > low) & (reach <= high)
+        drawn = tf.raw_ops.ImageProjectiveTransformV3(
+            images=tf.boolean_mask(items, group)[..., None],
+            transforms=tf.boolean_mask(transforms, group),
+            output_shape=[h, high],
+            interpolation="BILINEAR",
+            fill_mode="CONSTANT",
+            fill_value=0.0,
+        )[..., 0]
+        drawn = tf.math.unsorted_segment_max(drawn, tf.boolean_mask(rows, group), b)
+        canvas = tf.maximum(canvas, tf.pad(drawn, [[0, 0], [0, 0], [0, w - high]]))
+    return canvas
 
 
 def _transforms(scale, wider, slant, x0, base, left, bottom) -> tf.Tensor:
@@ -204,49 +222,6 @@ def _transforms(scale, wider, slant, x0, base, left, bottom) -> tf.Tensor:
         ],
         1,
     )
-
-
-def _broken(key: tf.Tensor, canvas: tf.Tensor) -> tf.Tensor:
-    """Some rows' strokes broken: up to BREAKS discs of ink erased (a photo's threshold
-    breaks thin strokes, a pen skips)."""
-    b, h, w = tf.shape(canvas)[0], tf.shape(canvas)[1], tf.shape(canvas)[2]
-    where_key, size_key, which_key = tf.unstack(tf.random.experimental.stateless_split(key, num=3))
-    at = tf.random.stateless_categorical(
-        tf.math.log(tf.reshape(canvas, [b, -1]) + 1e-6), BREAKS, where_key
-    )
-    ys = tf.cast(at // tf.cast(w, tf.int64), tf.float32)[..., None, None]
-    xs = tf.cast(at % tf.cast(w, tf.int64), tf.float32)[..., None, None]
-    radius = tf.random.stateless_uniform([b, BREAKS, 1, 1], size_key, 0.8, 1.7)
-    rows = tf.range(h, dtype=tf.float32)[None, None, :, None]
-    cols = tf.range(w, dtype=tf.float32)[None, None, None, :]
-    disc = tf.clip_by_value(radius + 0.5 - tf.sqrt((rows - ys) ** 2 + (cols - xs) ** 2), 0.0, 1.0)
-    broken = tf.random.stateless_uniform([b, 1, 1], which_key) < BROKEN
-    return canvas * (1.0 - tf.where(broken, tf.reduce_max(disc, 1), 0.0))
-
-
-def _specks(key: tf.Tensor, canvas: tf.Tensor) -> tf.Tensor:
-    """Specks of dirt (nothing to read) for some rows: up to three dots smaller than a
-    decimal point, within the ink's rows and a little beyond its ends."""
-    b, h, w = tf.shape(canvas)[0], tf.shape(canvas)[1], tf.shape(canvas)[2]
-    keys = tf.unstack(tf.random.experimental.stateless_split(key, num=5))
-    top, bottom = span(tf.reduce_any(canvas > INK, 2))
-    left, right = span(tf.reduce_any(canvas > INK, 1))
-    u = tf.random.stateless_uniform([b, 3, 2], keys[0])
-    ys = tf.cast(top, tf.float32)[:, None] + u[..., 0] * tf.cast(bottom - top, tf.float32)[:, None]
-    reach = tf.cast(right - left, tf.float32)[:, None] + 8.0
-    xs = tf.cast(left, tf.float32)[:, None] - 4.0 + u[..., 1] * reach
-    radius = tf.random.stateless_uniform([b, 3, 1, 1], keys[1], 0.3, 0.8)
-    rows = tf.range(h, dtype=tf.float32)[None, None, :, None]
-    cols = tf.range(w, dtype=tf.float32)[None, None, None, :]
-    dots = (
-        radius
-        + 0.5
-        - tf.sqrt((rows - ys[..., None, None]) ** 2 + (cols - xs[..., None, None]) ** 2)
-    )
-    level = tf.random.stateless_uniform([b, 3, 1, 1], keys[2], 0.4, 1.0)
-    dots = tf.clip_by_value(dots, 0.0, 1.0) * level
-    some = tf.random.stateless_uniform([b, 3], keys[3]) < SPECKS / 2
-    return tf.reduce_max(tf.where(some[..., None, None], dots, 0.0), 1)
 
 
 ROWS = 64  # rows a batch
