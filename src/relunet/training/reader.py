@@ -108,6 +108,7 @@ def _fit(finder: Finder, config: TrainConfig, backup, state: BackupState, train:
             epochs=1,
             callbacks=[backup, RestoreEpochMetrics(state), progress, stop],
             verbose=0,
+            shuffle=False,  # the rows' order is the pipeline's own (and Keras warns)
         )
     if not math.isfinite(float(finder.loss_tracker.result())):
         raise RelunetError("training the finder stopped: its loss is not finite")
