@@ -176,9 +176,9 @@ def small_export() -> Path:
 @pytest.fixture(scope="session")
 def reader_run(source) -> Path:
     """A run dir holding `--preset robust` trained briefly (4 epochs on 20000 images and
-    a finder of 1200 steps; 325 s in CI on the 2-core machine, beside two workers): a
-    model that reads numbers on paper and says "not a digit" (98.5% on MNIST's test
-    digits). One for the whole test run, which no test writes into."""
+    a finder of 1200 steps; 130-140 s alone on the 2-core machine, about twice that in CI
+    beside two other workers): a model that reads numbers on paper and says "not a digit"
+    (98.5% on MNIST's test digits). One for the whole test run, which no test writes into."""
     from relunet import TrainConfig
     from relunet.config import PRESETS
     from relunet.training.train import train
