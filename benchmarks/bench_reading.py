@@ -50,9 +50,10 @@ from bench_real_digits import run, write_real_digits
 from reading_sets import SETS, write_sets
 from scipy import stats
 
+from relunet.inference.image_folders import IMAGE_SUFFIXES  # what evaluate --images reads
+
 UNLIKE = ("letters-unlike-digits", "symbols-unlike-digits")  # made by unlike_digits
 REJECT = ("letters", "symbols", "doodles", *UNLIKE)
-IMAGE_SUFFIXES = (".png", ".jpg")
 
 
 def unlike_digits(sets: Path) -> dict[str, int]:
@@ -97,7 +98,7 @@ def ece_on_test(run_dir: Path, data_dir: str) -> dict:
 
 def scores(run_dir: Path, folder: Path) -> np.ndarray:
     """Each image's score of being a digit (see the module's docstring)."""
-    files = sorted(str(f) for f in folder.rglob("*") if f.suffix in IMAGE_SUFFIXES)
+    files = sorted(str(f) for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
     answers = json.loads(run("predict", "--model", str(run_dir), "--json", *files))
     threshold = json.loads((run_dir / "metrics.json").read_text())["calibration"]
     below = float(threshold.get("reject_below", 0.0)) if threshold else 0.0
