@@ -59,6 +59,7 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
     digits, labels = test.images[:5], test.labels[:5]
     np.save(tmp_path / "digits.npy", digits[..., 0])
     _write_png(tmp_path / "mnist.png", digits[0])
+    _write_png(tmp_path / "a,b.png", digits[0])
     # The same digit as a phone photo might have it: large, RGB, dark ink on white paper.
     photo = tf.image.resize(255 - digits[1], (140, 140)).numpy().clip(0, 255).astype(np.uint8)
     (tmp_path / "photo.jpg").write_bytes(tf.io.encode_jpeg(np.repeat(photo, 3, -1)).numpy())
@@ -67,7 +68,10 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
         [
             (["export", "--model", str(trained_run), "--out", str(out)], tmp_path),
             (
-                ["predict", "--model", str(out), "digits.npy", "mnist.png", "photo.jpg", "--json"],
+                [
+                    *["predict", "--model", str(out), "digits.npy", "mnist.png", "photo.jpg"],
+                    *["mnist.png", "a,b.png", "--json"],  # a file twice; a comma in a name
+                ],
                 tmp_path,
             ),
             (["predict", "--model", str(trained_run / "best.keras"), "mnist.png"], tmp_path),
@@ -78,6 +82,10 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert (out / "1" / "saved_model.pb").is_file()
     assert result.returncode == 0, result.stderr[-2000:]
+    inputs = [p["input"] for p in json.loads(result.stdout)]
+    assert inputs == [f"digits.npy[{i}]" for i in range(5)] + [
+        *["mnist.png", "photo.jpg", "mnist.png", "a,b.png"]
+    ]
     predictions = {p["input"]: p for p in json.loads(result.stdout)}
     npy_classes = [predictions[f"digits.npy[{i}]"]["class"] for i in range(5)]
     assert npy_classes == labels.tolist()  # 7 2 1 0 4: easy digits for a 95% model
@@ -96,6 +104,16 @@ def test_export_then_predict_images_and_npy_then_evaluate(trained_run, mnist_dir
 
 
 @pytest.mark.slow
+def test_predict_takes_its_files_as_given_in_order_repeats_and_commas_kept():
+    """Scripts pair predict's answers with its arguments by position: none is merged or
+    split (until stop 46, a file named twice gave one answer, and `a,b.png` two files)."""
+    from relunet import cli
+
+    argv = ["predict", "--model", "m.keras", "7.png", "42.png", "7.png", "a,b.png"]
+    args = cli.build_parser().parse_args(argv)
+    assert cli.config_from_args(args.config, args).inputs == ("7.png", "42.png", "7.png", "a,b.png")
+
+
 def test_diverging_training_stops_with_exit_1_and_one_line(tmp_path):
     result = run_cli(
         "train",

@@ -139,13 +139,17 @@ def add_config_flags(
 
 def config_from_args(config: type, args: argparse.Namespace) -> Any:
     """The config dataclass filled from parsed flags; lists parsed from their commas, each
-    item as its field's annotation says (`tuple[float, ...]`: floats)."""
+    item as its field's annotation says (`tuple[float, ...]`: floats). A positional list
+    (predict's files) is every argument as given, in order: a name may hold a comma, and
+    a file named twice is read twice."""
     kinds = field_kinds(config)
     values = {}
     for field in dataclasses.fields(config):
         value = getattr(args, field.name)
         kind, is_list = kinds[field.name]
-        if is_list:
+        if is_list and field.metadata.get("positional"):
+            value = field.default if value is None else tuple(map(kind, value))
+        elif is_list:
             value = field.default if value is None else _parse_list(value, kind, field.name)
         values[field.name] = value
     return config(**values)
