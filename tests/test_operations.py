@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import json
 import re
 import signal
@@ -305,7 +306,9 @@ def test_huge_request_heads_are_refused_with_memory_flat_counted_and_logged(expo
 
 def test_a_phone_s_108_megapixel_jpeg_is_read_and_a_60_megapixel_png_refused(exported, tmp_path):
     """Over HTTP, as a client posts them: the JPEG read (decoded at an eighth), the PNG a
-    400 counted as image_over_pixel_budget and logged with its reason."""
+    400 counted as image_over_pixel_budget and logged with its reason; and a body whose
+    Content-Length is over the limit, a 413 counted and logged as body_too_large (as one
+    found over it while read is: until stop 46 the declared one had no reason)."""
     from PIL import Image, ImageDraw
 
     page = Image.new("L", (12000, 9000), 225)
@@ -321,6 +324,13 @@ def test_a_phone_s_108_megapixel_jpeg_is_read_and_a_60_megapixel_png_refused(exp
             call(url, {"signature_name": "serving_bytes", "instances": [{"b64": b64}]})
             for b64 in (base64.b64encode(b).decode() for b in (jpeg.read_bytes(), sixty))
         ]
+        declared = http.client.HTTPConnection(*base.split("//")[1].split(":"), timeout=30)
+        declared.putrequest("POST", "/v1/models/relunet:predict")
+        declared.putheader("Content-Length", str(100_000_000))
+        declared.endheaders()
+        too_large = declared.getresponse()
+        assert too_large.status == 413, too_large.read()
+        declared.close()
         samples = _samples(base)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
@@ -331,3 +341,8 @@ def test_a_phone_s_108_megapixel_jpeg_is_read_and_a_60_megapixel_png_refused(exp
     key = ("relunet_refused_total", (("code", "400"), ("reason", "image_over_pixel_budget")))
     assert samples[key] == 1
     assert re.search(r"POST /v1/models/relunet:predict 400 [\d.]+ ms \d+ images image_over", output)
+    key = ("relunet_refused_total", (("code", "413"), ("reason", "body_too_large")))
+    assert samples[key] == 1
+    assert re.search(
+        r"POST /v1/models/relunet:predict 413 [\d.]+ ms 0 images body_too_large", output
+    )

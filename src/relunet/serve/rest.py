@@ -250,7 +250,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     # once (the server sends 100 only when the body is first read).
     if declared.isdigit() and int(declared) > (limit if waits else limit + DRAIN_BYTES):
         raise BadRequest(
-            f"The request is {int(declared):,} bytes; the limit is {limit:,} bytes.", 413
+            f"The request is {int(declared):,} bytes; the limit is {limit:,} bytes.",
+            413,
+            "body_too_large",
         )
     chunks, received = [], 0
     async for chunk in request.stream():
