@@ -285,6 +285,8 @@ def test_a_bad_request_among_concurrent_ones_fails_alone(server, digits):
         ),
         ({"instances": [[["a"]]]}, 400, "must hold numbers; received strings"),
         ({"instances": [], "inputs": []}, 400, "not both"),
+        ({"signature_name": "serving_default"}, 400, "received an object with neither"),
+        ([], 400, "received a list"),
         ({"instances": []}, 400, "non-empty list"),
         ({"signature_name": "nope", "instances": [[0]]}, 400, '"nope" not found'),
         (
@@ -315,6 +317,8 @@ def test_unknown_models_versions_and_broken_bodies_are_refused(server):
     assert call(f"{base}/v1/models/relunet/versions/one")[0] == 400
     status, answer = call(f"{base}/v1/models/relunet:predict", raw=b"{not json")
     assert status == 400 and "not JSON" in answer["error"]
+    status, answer = call(f"{base}/v1/models/relunet:predict", raw=b"null")
+    assert status == 400 and "received null" in answer["error"]
     assert call(f"{base}/v1/models/relunet:classify", {"instances": [[0]]})[0] == 404
     assert call(f"{base}/v2/models/relunet")[0] == 404
 

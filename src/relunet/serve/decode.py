@@ -157,14 +157,30 @@ def _skeleton(shape: list[int]) -> bytes:
     return item
 
 
+def _kind_of(request: Any) -> str:
+    """What a body holds instead of a request, in a client's words."""
+    if isinstance(request, dict):
+        return "an object with neither"
+    if isinstance(request, np.ndarray):  # parse_body's form of a list of numbers
+        return "a list"
+    return {list: "a list", str: "a string", type(None): "null", bool: "true or false"}.get(
+        type(request), "a number"
+    )
+
+
 def read_request(body: bytes) -> tuple[str | None, bool, Any]:
     """A :predict body's signature name (None: the default), whether it is in the row
     format (`instances`) or the columnar one (`inputs`), and its values."""
     request = parse_body(body)
     if not isinstance(request, dict) or ("instances" in request) == ("inputs" in request):
+        said = (
+            "not both"
+            if isinstance(request, dict) and "instances" in request
+            else f"received {_kind_of(request)}"
+        )
         raise BadRequest(
             'The body must be a JSON object with "instances" (row format) or '
-            '"inputs" (columnar format), not both.'
+            f'"inputs" (columnar format): {said}.'
         )
     rows = "instances" in request
     name = request.get("signature_name")
