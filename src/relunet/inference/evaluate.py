@@ -117,7 +117,8 @@ def _scores(probabilities: np.ndarray, labels: np.ndarray) -> dict:
 
 def summary(result: dict) -> str:
     """The line `relunet evaluate` prints."""
-    where = f"{result['examples']} images, {result['model']}"
+    count = result["examples"]
+    where = f"{count} image{'' if count == 1 else 's'}, {result['model']}"
     if "images" not in result:
         return (
             f"{result['data']}: accuracy {result['accuracy']:.4f}, read right "
