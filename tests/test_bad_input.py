@@ -98,6 +98,11 @@ def _add_odd_models(root):
         [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
     )
     three.save(root / "three_classes.keras")
+    from relunet.training.finder import Finder
+
+    finder = Finder(channels=(4, 4, 4, 4))  # a run's finder.keras, given as the model
+    finder(np.zeros((1, 28, 64), np.float32))
+    finder.save(root / "finder.keras")
 
     class Flat(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, 784], tf.float32, name="x")])
@@ -487,6 +492,10 @@ CASES = {
         "returns outputs of shape (3,)",
     ),
     # predict
+    "predict: a run's finder given as the model": (
+        ["predict", "--model", "finder.keras", "digits.npy"],
+        "finder.keras is a finder, which says where the digits of a row are",
+    ),
     "predict: image that cannot be decoded": (
         ["predict", "--model", "run", "broken.png"],
         "broken.png cannot be decoded as an image",

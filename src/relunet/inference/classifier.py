@@ -10,6 +10,7 @@ comes with a finder (a run dir's `finder.keras` beside its `best.keras`, an expo
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from relunet.base.signatures import (
 from relunet.data.pipelines import to_inputs
 from relunet.inference.trust import check_trusted
 from relunet.reading.digits import Find
-from relunet.training.finder import centres_of
+from relunet.training.finder import Finder, centres_of
 from relunet.training.model import calibrated, load_model
 from relunet.training.rundir import RunDir
 
@@ -151,6 +152,9 @@ def signature_find(rows_signature) -> Find | None:
     return find
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras's bold and colour in its error texts
+
+
 def _check_keras_contract(model: keras.Model, path: Path) -> None:
     """The model must take a batch of 28x28x1 images and return 10 logits for each."""
     try:
@@ -162,10 +166,15 @@ def _check_keras_contract(model: keras.Model, path: Path) -> None:
             f"{path} takes inputs of shape {tuple(declared[0].shape[1:])}; "
             f"relunet feeds it 28x28x1 images."
         )
+    if isinstance(model, Finder):
+        raise RelunetError(
+            f"{path} is a finder, which says where the digits of a row are; the digit model "
+            "is the run's best.keras (give it, or the run dir)."
+        )
     try:
         outputs = model(np.zeros((1, *INPUT_SHAPE), np.float32), training=False)
     except (ValueError, TypeError, tf.errors.OpError) as error:
-        reason = " ".join(str(error).split())[:160]
+        reason = _ANSI.sub("", " ".join(str(error).split()))[:160]
         raise RelunetError(f"{path} does not take 28x28x1 images ({reason}).") from None
     shape = tuple(getattr(outputs, "shape", ()))
     if shape != (1, NUM_CLASSES):
