@@ -38,6 +38,12 @@ MAX_STROKES = 64  # glyphs drawn with more pen strokes are left out (ornate ones
 SLANT = 0.25  # the largest slant, as a shear
 WARP = 1.2  # px: the largest smooth warp of a glyph's strokes
 PEN = (0.7, 1.6)  # px from a stroke's centre line to its edge, at least and at most
+# A decimal point's radius and a minus sign's length, px, at least and at most: down to
+# a dot narrower than the pen and a dash shorter than a digit is wide (until stop 46,
+# 1.1 and 5.0 px: a point no wider than the stroke was read as nothing, and dropped).
+POINT_RADIUS = (0.8, 2.2)
+DASH_LENGTH = (3.0, 10.0)
+DASH_PEN = (0.7, 1.4)  # px from a dash's centre line to its edge, at least and at most
 CHUNK = 32  # glyphs drawn at once (each a [strokes, 28, 28] distance field)
 
 
@@ -143,13 +149,13 @@ def points_and_dashes(key: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Tensor]
     u = tf.random.stateless_uniform([count, 4], size_key)
     grid_x = tf.range(28, dtype=tf.float32)[None, None, :] + 0.5
     grid_y = tf.range(28, dtype=tf.float32)[None, :, None] + 0.5
-    # a point: radius 1.1-2.2 px, its centre a little above the base line
-    radius = 1.1 + 1.1 * u[:, 0, None, None]
+    # a point: its centre a little above the base line
+    radius = POINT_RADIUS[0] + (POINT_RADIUS[1] - POINT_RADIUS[0]) * u[:, 0, None, None]
     point_y = BASE - radius + tf.random.stateless_uniform([count, 1, 1], place_key, -0.5, 1.0)
     point = radius + 0.5 - tf.sqrt((grid_x - 14.0) ** 2 + (grid_y - point_y) ** 2)
-    # a dash: 5-10 px long, 0.7-1.4 px from its centre line, at 35-60% of the height
-    half = 2.5 + 2.5 * u[:, 1, None, None]
-    pen = 0.7 + 0.7 * u[:, 2, None, None]
+    # a dash: level, at 35-60% of the height
+    half = (DASH_LENGTH[0] + (DASH_LENGTH[1] - DASH_LENGTH[0]) * u[:, 1, None, None]) / 2
+    pen = DASH_PEN[0] + (DASH_PEN[1] - DASH_PEN[0]) * u[:, 2, None, None]
     dash_y = BASE - (BASE - CAP) * (0.35 + 0.25 * u[:, 3, None, None])
     along = tf.maximum(tf.abs(grid_x - 14.0) - half, 0.0)
     dash = pen + 0.5 - tf.sqrt(along**2 + (grid_y - dash_y) ** 2)
