@@ -142,8 +142,9 @@ def strokes_drawn(used: tf.Tensor) -> np.ndarray:
 
 def points_and_dashes(key: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Tensor]:
     """(float [count, 28, 28] decimal points and minus signs on the glyph frame, bool
-    [count] which are points): a round dot on the base line one to two pens wide, or a
-    short level dash near the middle of the line."""
+    [count] which are points): a round dot on the base line (POINT_RADIUS: from a little
+    narrower than the pen to two pens wide), or a short level dash near the middle of
+    the line (DASH_LENGTH, DASH_PEN)."""
     kind_key, size_key, place_key = _keys(key, 3)
     is_point = tf.random.stateless_uniform([count], kind_key) < 0.5
     u = tf.random.stateless_uniform([count, 4], size_key)
