@@ -258,3 +258,71 @@ def test_a_60_megapixel_png_is_refused_in_one_line():
         "GIF or BMP (relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's; a "
         "JPEG, decoded smaller, may declare up to 200,000,000)"
     )
+
+
+# PIL's names for what each Exif orientation asks (PIL.ImageOps.exif_transpose's table).
+EXIF_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE"}
+EXIF_TURNS |= {6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_jpeg_is_turned_as_its_exif_orientation_says(orientation, tmp_path):
+    """A phone stores a portrait photo sideways and says so in Exif: the orientation is
+    read from the file (either byte order), and the pixels turned as PIL turns them."""
+    import tensorflow as tf
+    from PIL import Image
+
+    from relunet.imaging.transform import upright
+    from relunet.reading.image_headers import exif_orientation
+
+    pixels = np.random.default_rng(orientation).integers(0, 256, (12, 20, 3), np.uint8)
+    for byte_order in ("<", ">"):
+        exif = Image.Exif()
+        exif.endian = byte_order
+        exif[0x0112] = orientation
+        path = tmp_path / f"{orientation}{byte_order == '<'}.jpg"
+        Image.fromarray(pixels).save(path, exif=exif.tobytes(), quality=95)
+        written = path.read_bytes()  # PIL writes JFIF (APP0) first; a phone, Exif (APP1)
+        app0 = 4 + int.from_bytes(written[4:6], "big")
+        for encoded in (written, written[:2] + written[app0:]):
+            assert int(exif_orientation(tf.constant(encoded))) == orientation
+    turned = Image.fromarray(pixels)
+    if orientation > 1:
+        turned = turned.transpose(getattr(Image.Transpose, EXIF_TURNS[orientation]))
+    assert np.array_equal(upright(tf.constant(pixels), orientation).numpy(), np.asarray(turned))
+
+
+def test_a_file_without_exif_or_not_a_jpeg_is_left_as_it_is():
+    import tensorflow as tf
+
+    from relunet.reading.image_headers import exif_orientation
+
+    pixels = np.zeros((8, 8, 1), np.uint8)
+    for encoded in (tf.io.encode_jpeg(pixels), tf.io.encode_png(pixels), tf.constant(b"")):
+        assert int(exif_orientation(encoded)) == 1
+
+
+def test_a_phone_s_portrait_photo_is_read_upright_with_its_boxes_where_a_viewer_shows_them(
+    tmp_path,
+):
+    """Three bars side by side, stored turned a quarter (as a phone stores a portrait
+    photo) with Exif orientation 6: read as three items, left to right, in the boxes of
+    the picture as it is shown (without a model: each group of ink apart is a digit)."""
+    import tensorflow as tf
+    from PIL import Image, ImageDraw
+
+    from relunet.reading.digits import read_digits
+
+    shown = Image.new("L", (300, 200), 255)
+    for left in (60, 140, 220):
+        ImageDraw.Draw(shown).line([(left, 50), (left, 150)], fill=0, width=12)
+    stored = shown.transpose(Image.Transpose.ROTATE_90)  # what orientation 6 turns back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "portrait.jpg"
+    stored.save(path, exif=exif.tobytes(), quality=95)
+    read = read_digits(tf.constant(path.read_bytes()))
+    assert int(read["count"]) == 3
+    boxes = read["boxes"].numpy()[:3]
+    assert [round((b[1] + b[3]) / 2, -1) for b in boxes] == [60, 140, 220]
+    assert all(40 <= b[0] <= 50 and 150 <= b[2] <= 160 for b in boxes)

@@ -12,7 +12,10 @@ look like (LeCun et al., the MNIST page: dark paper at 0, ink up to 255, the dig
                    (relunet.reading.image_headers) before anything is decoded: a small
                    file can declare a huge image (a bomb); a large JPEG is decoded at a
                    half, a quarter or an eighth by libjpeg, its budget checked at that;
-  2. grey          scaled to at most 160 px on its shorter side and 640 on its longer
+  2. upright       decoded (a large JPEG at a half, a quarter or an eighth) and turned
+                   as a JPEG's Exif orientation says (a phone stores a portrait photo
+                   sideways): relunet.reading.image_headers.decoded_upright;
+     grey          scaled to at most 160 px on its shorter side and 640 on its longer
                    (relunet.reading.ink.shrink), transparency over white, ITU-R 601
                    luma; a photo of a sheet on a dark table all round is cropped to it;
   3. polarity      inverted when the paper is lighter than the ink;
@@ -51,7 +54,13 @@ from relunet.imaging.morphology import max_filter, min_filter
 from relunet.imaging.rows import row_images
 from relunet.imaging.transform import padded_square, resized
 from relunet.reading import components, cuts, ink
-from relunet.reading.image_headers import MAX_JPEG_PIXELS, MAX_PIXELS, declared_size, within_budget
+from relunet.reading.image_headers import (
+    MAX_JPEG_PIXELS,
+    MAX_PIXELS,
+    declared_size,
+    decoded_upright,
+    within_budget,
+)
 from relunet.reading.items import Find, apart, number_marks
 
 MIN_DIGIT_SIDE = 3  # pixels, once the page is scaled down (relunet.reading.ink.shrink): a dot
@@ -69,7 +78,8 @@ def read_digits(encoded: tf.Tensor, find: Find | None = None) -> dict[str, tf.Te
         digits      uint8 [MAX_DIGITS, 28, 28, 1], zeros past `count`
         count       int32, the digits found (0 for a blank page)
         boxes       int32 [MAX_DIGITS, 4], each digit's top, left, bottom, right (ends
-                    excluded) in the file's pixels
+                    excluded) in the file's pixels, seen upright (a JPEG's Exif
+                    orientation applied, as a phone's photo is shown)
         found       bool, ink that stands out from the paper, in a digit's size or more
         too_many    bool, more digits than MAX_DIGITS: not a number relunet reads
         point       int32, how many digits come before a decimal point (-1: none)
@@ -88,14 +98,9 @@ def read_digits(encoded: tf.Tensor, find: Find | None = None) -> dict[str, tf.Te
         ],
     )
     with tf.control_dependencies([fits]):
-        image = _decoded(encoded, size[1], size[2])
+        image, decoded_at = decoded_upright(encoded, size)
     small, factor = ink.shrink(image)
-    # Where a JPEG was decoded smaller, boxes are scaled back to the file's pixels.
-    factor = (
-        factor
-        * tf.cast(tf.shape(image)[0], tf.float32)
-        / tf.cast(tf.maximum(size[1], 1), tf.float32)
-    )
+    factor = factor * decoded_at  # boxes in the file's pixels, where a JPEG was decoded smaller
     is_mnist = tf.logical_and(
         tf.reduce_all(tf.equal(tf.shape(image), INPUT_SHAPE)),
         tf.reduce_mean(ink.border(small)) < PIXEL_MAX / 2,
@@ -104,22 +109,6 @@ def read_digits(encoded: tf.Tensor, find: Find | None = None) -> dict[str, tf.Te
         is_mnist,
         lambda: as_it_is(tf.reshape(image, INPUT_SHAPE)),
         lambda: read_page(small, factor, find or apart),
-    )
-
-
-def _decoded(encoded: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
-    """uint8 [h, w, channels]: the image, a large JPEG decoded at a half, a quarter or an
-    eighth of its size by libjpeg itself (relunet.reading.ink.reduction), which costs a
-    fraction of decoding it whole and scaling it down."""
-
-    def jpeg(ratio):
-        return lambda: tf.io.decode_jpeg(encoded, ratio=ratio)
-
-    ratio = ink.reduction(height, width)
-    return tf.cond(
-        tf.logical_and(tf.io.is_jpeg(encoded), ratio > 1),
-        lambda: tf.switch_case(ratio // 4, [jpeg(2), jpeg(4), jpeg(8)]),
-        lambda: tf.io.decode_image(encoded, expand_animations=False),
     )
 
 

@@ -1,5 +1,6 @@
-"""What an image file declares in its header, read without decoding it, and the most
-pixels relunet decodes.
+"""What an image file declares in its header, read without decoding it, the most pixels
+relunet decodes, and the file decoded within them and turned upright (`decoded_upright`:
+a JPEG as its Exif orientation says, as a phone's photo is shown).
 
 A file of a few hundred bytes can declare a 20000x20000 image (a decompression bomb);
 decoding it would take gigabytes and the minutes of every request beside it. So
@@ -24,6 +25,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from relunet.imaging.transform import upright
 from relunet.reading.ink import reduction
 
 # The most pixels (frames x height x width) relunet decodes from an image file: a PNG of
@@ -187,3 +189,58 @@ def _gif_frames(data: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
         maximum_iterations=tf.cast(tf.maximum(size, 1), tf.int32),
     )
     return tf.maximum(frames, 1)
+
+
+EXIF_SEARCH = 1024  # bytes of the Exif segment searched: its first entries are near its start
+# The Exif orientation entry of IFD0 (tag 0x0112, SHORT, count 1) in either byte order;
+# the value follows (little-endian: its low byte first; big-endian: after a 0).
+_ORIENTATION_LE = [0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00]
+_ORIENTATION_BE = [0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01]
+
+
+def exif_orientation(encoded: tf.Tensor) -> tf.Tensor:
+    """int32 1 to 8: how a JPEG's Exif says its pixels are to be turned to be seen
+    upright (a phone stores a portrait photo sideways and says 6), 1 where it says
+    nothing (or the file is not a JPEG). Found as the orientation entry's ten bytes in
+    the first EXIF_SEARCH bytes of the segment after the JPEG's start, or after its
+    JFIF segment (APP0) where it has one: where cameras and editors write Exif (APP1)."""
+
+    def search():
+        head = _bytes(tf.strings.substr(encoded, 0, 6))
+        jfif = tf.reduce_all(tf.equal(head[2:4], [0xFF, 0xE0]))
+        start = tf.where(jfif, 4 + tf.cast(head[4], tf.int32) * 256 + tf.cast(head[5], tf.int32), 2)
+        start = tf.minimum(start, tf.strings.length(encoded))
+        data = _bytes(tf.strings.substr(encoded, start, EXIF_SEARCH))
+        windows = tf.signal.frame(data, 10, 1)
+        little = tf.reduce_all(tf.equal(windows[:, :8], _ORIENTATION_LE), 1) & tf.equal(
+            windows[:, 9], 0
+        )
+        big = tf.reduce_all(tf.equal(windows[:, :8], _ORIENTATION_BE), 1) & tf.equal(
+            windows[:, 8], 0
+        )
+        values = tf.cast(tf.where(little, windows[:, 8], windows[:, 9]), tf.int32)
+        said = tf.boolean_mask(values, (little | big) & (values >= 1) & (values <= 8))
+        return tf.concat([said, [1]], 0)[0]
+
+    return tf.cond(tf.io.is_jpeg(encoded), search, lambda: tf.constant(1))
+
+
+def decoded_upright(encoded: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(uint8 [h, w, channels], float: the size it was decoded at, of the declared
+    `size`'s): the image turned as its Exif orientation says, a large JPEG decoded at a
+    half, a quarter or an eighth of its size by libjpeg itself (ink.reduction), which
+    costs a fraction of decoding it whole and scaling it down."""
+
+    def jpeg(ratio):
+        return lambda: tf.io.decode_jpeg(encoded, ratio=ratio)
+
+    ratio = reduction(size[1], size[2])
+    image = tf.cond(
+        tf.logical_and(tf.io.is_jpeg(encoded), ratio > 1),
+        lambda: tf.switch_case(ratio // 4, [jpeg(2), jpeg(4), jpeg(8)]),
+        lambda: tf.io.decode_image(encoded, expand_animations=False),
+    )
+    decoded_at = tf.cast(tf.shape(image)[0], tf.float32) / tf.cast(
+        tf.maximum(size[1], 1), tf.float32
+    )
+    return upright(image, exif_orientation(encoded)), decoded_at
