@@ -77,21 +77,21 @@ def resized(grey: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     return tf.image.resize(grey[..., None], size, antialias=True)[..., 0]
 
 
-def upright(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
-    """An image [h, w, c] turned as its Exif orientation (1 to 8) says, to be seen as
+def upright(grey: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """A grey image [h, w] turned as its Exif orientation (1 to 8) says, to be seen as
     taken: 2 mirrored, 3 turned half round, 4 flipped, 5 transposed, 6 turned a quarter
-    clockwise, 7 transposed across the other diagonal, 8 a quarter anticlockwise."""
-    transposed = tf.transpose(image, [1, 0, 2])
+    clockwise, 7 transposed across the other diagonal, 8 a quarter anticlockwise. On the
+    float image (TensorFlow's oneDNN transpose warns on stderr for integer pixels)."""
     return tf.switch_case(
         tf.clip_by_value(orientation - 1, 0, 7),
         [
-            lambda: image,
-            lambda: image[:, ::-1],
-            lambda: image[::-1, ::-1],
-            lambda: image[::-1],
-            lambda: transposed,
-            lambda: tf.image.rot90(image, 3),
-            lambda: transposed[::-1, ::-1],
-            lambda: tf.image.rot90(image, 1),
+            lambda: grey,
+            lambda: grey[:, ::-1],
+            lambda: grey[::-1, ::-1],
+            lambda: grey[::-1],
+            lambda: tf.transpose(grey),
+            lambda: tf.transpose(grey)[:, ::-1],
+            lambda: tf.transpose(grey)[::-1, ::-1],
+            lambda: tf.transpose(grey)[::-1],
         ],
     )

@@ -12,12 +12,12 @@ look like (LeCun et al., the MNIST page: dark paper at 0, ink up to 255, the dig
                    (relunet.reading.image_headers) before anything is decoded: a small
                    file can declare a huge image (a bomb); a large JPEG is decoded at a
                    half, a quarter or an eighth by libjpeg, its budget checked at that;
-  2. upright       decoded (a large JPEG at a half, a quarter or an eighth) and turned
-                   as a JPEG's Exif orientation says (a phone stores a portrait photo
-                   sideways): relunet.reading.image_headers.decoded_upright;
-     grey          scaled to at most 160 px on its shorter side and 640 on its longer
+  2. grey          decoded (a large JPEG at a half, a quarter or an eighth), scaled
+                   to at most 160 px on its shorter side and 640 on its longer
                    (relunet.reading.ink.shrink), transparency over white, ITU-R 601
-                   luma; a photo of a sheet on a dark table all round is cropped to it;
+                   luma, turned as a JPEG's Exif orientation says (a phone stores a
+                   portrait photo sideways); a photo of a sheet on a dark table all
+                   round is cropped to it;
   3. polarity      inverted when the paper is lighter than the ink;
   4. paper         its level removed, uneven paper and shadows too (a white top-hat);
   5. ink           Otsu's threshold splits ink from paper; the ink must stand out from
@@ -52,13 +52,14 @@ from relunet.base.mnist import DIGIT, IMAGE_SIZE, INPUT_SHAPE, MAX_DIGITS, PIXEL
 from relunet.imaging.measure import centre_of_mass, span
 from relunet.imaging.morphology import max_filter, min_filter
 from relunet.imaging.rows import row_images
-from relunet.imaging.transform import padded_square, resized
+from relunet.imaging.transform import padded_square, resized, upright
 from relunet.reading import components, cuts, ink
 from relunet.reading.image_headers import (
     MAX_JPEG_PIXELS,
     MAX_PIXELS,
     declared_size,
-    decoded_upright,
+    decoded,
+    exif_orientation,
     within_budget,
 )
 from relunet.reading.items import Find, apart, number_marks
@@ -98,8 +99,9 @@ def read_digits(encoded: tf.Tensor, find: Find | None = None) -> dict[str, tf.Te
         ],
     )
     with tf.control_dependencies([fits]):
-        image, decoded_at = decoded_upright(encoded, size)
+        image, decoded_at = decoded(encoded, size)
     small, factor = ink.shrink(image)
+    small = upright(small, exif_orientation(encoded))
     factor = factor * decoded_at  # boxes in the file's pixels, where a JPEG was decoded smaller
     is_mnist = tf.logical_and(
         tf.reduce_all(tf.equal(tf.shape(image), INPUT_SHAPE)),

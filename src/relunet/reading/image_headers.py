@@ -1,6 +1,6 @@
 """What an image file declares in its header, read without decoding it, the most pixels
-relunet decodes, and the file decoded within them and turned upright (`decoded_upright`:
-a JPEG as its Exif orientation says, as a phone's photo is shown).
+relunet decodes, the file decoded within them (`decoded`), and how a JPEG's Exif says
+it is turned to be seen upright (`exif_orientation`: a phone's portrait photo).
 
 A file of a few hundred bytes can declare a 20000x20000 image (a decompression bomb);
 decoding it would take gigabytes and the minutes of every request beside it. So
@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from relunet.imaging.transform import upright
 from relunet.reading.ink import reduction
 
 # The most pixels (frames x height x width) relunet decodes from an image file: a PNG of
@@ -225,11 +224,11 @@ def exif_orientation(encoded: tf.Tensor) -> tf.Tensor:
     return tf.cond(tf.io.is_jpeg(encoded), search, lambda: tf.constant(1))
 
 
-def decoded_upright(encoded: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def decoded(encoded: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(uint8 [h, w, channels], float: the size it was decoded at, of the declared
-    `size`'s): the image turned as its Exif orientation says, a large JPEG decoded at a
-    half, a quarter or an eighth of its size by libjpeg itself (ink.reduction), which
-    costs a fraction of decoding it whole and scaling it down."""
+    `size`'s): a large JPEG decoded at a half, a quarter or an eighth of its size by
+    libjpeg itself (ink.reduction), which costs a fraction of decoding it whole and
+    scaling it down."""
 
     def jpeg(ratio):
         return lambda: tf.io.decode_jpeg(encoded, ratio=ratio)
@@ -243,4 +242,4 @@ def decoded_upright(encoded: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.
     decoded_at = tf.cast(tf.shape(image)[0], tf.float32) / tf.cast(
         tf.maximum(size[1], 1), tf.float32
     )
-    return upright(image, exif_orientation(encoded)), decoded_at
+    return image, decoded_at
