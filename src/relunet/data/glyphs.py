@@ -38,11 +38,10 @@ MAX_STROKES = 64  # glyphs drawn with more pen strokes are left out (ornate ones
 SLANT = 0.25  # the largest slant, as a shear
 WARP = 1.2  # px: the largest smooth warp of a glyph's strokes
 PEN = (0.7, 1.6)  # px from a stroke's centre line to its edge, at least and at most
-# A decimal point's radius and a minus sign's length, px, at least and at most: down to
-# a dot narrower than the pen and a dash shorter than a digit is wide (until stop 46,
-# 1.1 and 5.0 px: a point no wider than the stroke was read as nothing, and dropped).
-POINT_RADIUS = (0.8, 2.2)
-DASH_LENGTH = (3.0, 10.0)
+# A decimal point's radius and a minus sign's length, px, at least and at most (smaller
+# ones, 0.8 and 3.0, kept more points and signs and lost a letter: benchmarks/README.md).
+POINT_RADIUS = (1.1, 2.2)
+DASH_LENGTH = (5.0, 10.0)
 DASH_PEN = (0.7, 1.4)  # px from a dash's centre line to its edge, at least and at most
 CHUNK = 32  # glyphs drawn at once (each a [strokes, 28, 28] distance field)
 
@@ -142,9 +141,9 @@ def strokes_drawn(used: tf.Tensor) -> np.ndarray:
 
 def points_and_dashes(key: tf.Tensor, count: int) -> tuple[tf.Tensor, tf.Tensor]:
     """(float [count, 28, 28] decimal points and minus signs on the glyph frame, bool
-    [count] which are points): a round dot on the base line (POINT_RADIUS: from a little
-    narrower than the pen to two pens wide), or a short level dash near the middle of
-    the line (DASH_LENGTH, DASH_PEN)."""
+    [count] which are points): a round dot on the base line (POINT_RADIUS: one to two
+    pens wide), or a short level dash near the middle of the line (DASH_LENGTH,
+    DASH_PEN)."""
     kind_key, size_key, place_key = _keys(key, 3)
     is_point = tf.random.stateless_uniform([count], kind_key) < 0.5
     u = tf.random.stateless_uniform([count, 4], size_key)
