@@ -20,7 +20,8 @@ from relunet.base.errors import RelunetError
 # Ops a relunet export runs in its signatures (collected from exports of every
 # activation, all signatures, with and without a finder), plus their close pure
 # relatives. The finder's windows are convolutions (Conv2D, and SpaceToBatchND and
-# BatchToSpaceND where they are dilated).
+# BatchToSpaceND where they are dilated); a JPEG's Exif is read with StringLength and
+# SplitV (tf.signal.frame).
 ALLOWED_OPS = frozenset(
     """
     Placeholder Const Identity IdentityN NoOp StatefulPartitionedCall PartitionedCall
@@ -41,6 +42,7 @@ ALLOWED_OPS = frozenset(
     UnsortedSegmentMax MirrorPad
     UnsortedSegmentMin Unique ScatterNd AsString ReduceJoin Substr
     Conv2D SpaceToBatchND BatchToSpaceND CropAndResize OneHot StringJoin
+    StringLength SplitV
 """.split()
 )
 
