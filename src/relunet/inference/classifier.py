@@ -155,6 +155,11 @@ def signature_find(rows_signature) -> Find | None:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras's bold and colour in its error texts
 
 
+def _plain(error: Exception) -> str:
+    """An error's text on one line, without Keras's terminal escapes."""
+    return _ANSI.sub("", " ".join(str(error).split()))
+
+
 def _check_keras_contract(model: keras.Model, path: Path) -> None:
     """The model must take a batch of 28x28x1 images and return 10 logits for each."""
     try:
@@ -174,7 +179,7 @@ def _check_keras_contract(model: keras.Model, path: Path) -> None:
     try:
         outputs = model(np.zeros((1, *INPUT_SHAPE), np.float32), training=False)
     except (ValueError, TypeError, tf.errors.OpError) as error:
-        reason = _ANSI.sub("", " ".join(str(error).split()))[:160]
+        reason = _plain(error)[:160]
         raise RelunetError(f"{path} does not take 28x28x1 images ({reason}).") from None
     shape = tuple(getattr(outputs, "shape", ()))
     if shape != (1, NUM_CLASSES):
@@ -209,7 +214,7 @@ def _check_signature_contract(signature, path: Path) -> None:
 
 
 def _load_error_reason(error: Exception) -> str:
-    text = " ".join(str(error).split())
+    text = _plain(error)
     if "safe_mode" in text:  # Keras refuses to deserialise code unless told it is trusted
         return (
             "it holds a Lambda layer, Python code that Keras's safe_mode refuses to "

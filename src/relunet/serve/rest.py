@@ -245,15 +245,19 @@ def _version_number(text: str | None) -> int | None:
 async def _read_body(request: Request, limit: int) -> bytes:
     """The body, or a 413 once all of it (up to DRAIN_BYTES past the limit) is read."""
     declared = request.headers.get("content-length", "")
+    declared_size = int(declared) if declared.isdigit() else None
+
+    def too_large() -> BadRequest:
+        size = f"{declared_size:,} bytes" if declared_size is not None else "over the limit"
+        return BadRequest(
+            f"The request is {size}; the limit is {limit:,} bytes.", 413, "body_too_large"
+        )
+
     waits = "100-continue" in request.headers.get("expect", "").lower()
     # A client that waits for "100 Continue" before sending its body gets the 413 at
     # once (the server sends 100 only when the body is first read).
-    if declared.isdigit() and int(declared) > (limit if waits else limit + DRAIN_BYTES):
-        raise BadRequest(
-            f"The request is {int(declared):,} bytes; the limit is {limit:,} bytes.",
-            413,
-            "body_too_large",
-        )
+    if declared_size is not None and declared_size > (limit if waits else limit + DRAIN_BYTES):
+        raise too_large()
     chunks, received = [], 0
     async for chunk in request.stream():
         received += len(chunk)
@@ -262,10 +266,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         elif received > limit + DRAIN_BYTES:
             break
     if received > limit:
-        size = f"{int(declared):,} bytes" if declared.isdigit() else "over the limit"
-        raise BadRequest(
-            f"The request is {size}; the limit is {limit:,} bytes.", 413, "body_too_large"
-        )
+        raise too_large()
     return b"".join(chunks)
 
 
