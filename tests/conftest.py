@@ -175,10 +175,10 @@ def small_export() -> Path:
 
 @pytest.fixture(scope="session")
 def reader_run(source) -> Path:
-    """A run dir holding `--preset robust` trained briefly (4 epochs on 20000 images and
-    a finder of 1200 steps; 130-140 s alone on the 2-core machine, about twice that in CI
-    beside two other workers): a model that reads numbers on paper and says "not a digit"
-    (98.5% on MNIST's test digits). One for the whole test run, which no test writes into."""
+    """A run dir holding `--preset robust` trained briefly (3 epochs on 20000 images and
+    a finder of 800 steps; 135 s alone on the 2-core machine with MNIST's preparation,
+    about twice that in CI beside two other workers): a model that reads numbers on paper
+    and says "not a digit". One for the whole test run, which no test writes into."""
     from relunet import TrainConfig
     from relunet.config import PRESETS
     from relunet.training.train import train
@@ -190,8 +190,8 @@ def reader_run(source) -> Path:
                     **PRESETS["robust"],
                     "train_split": "train[:20000]",
                     "test_split": "test[:2000]",
-                    "epochs": 4,
-                    "finder_steps": 1200,
+                    "epochs": 3,
+                    "finder_steps": 800,
                     "run_dir": str(run_dir),
                     "verbose": 0,
                 }

@@ -38,10 +38,11 @@ MAX_STROKES = 64  # glyphs drawn with more pen strokes are left out (ornate ones
 SLANT = 0.25  # the largest slant, as a shear
 WARP = 1.2  # px: the largest smooth warp of a glyph's strokes
 PEN = (0.7, 1.6)  # px from a stroke's centre line to its edge, at least and at most
-# A decimal point's radius and a minus sign's length, px, at least and at most (smaller
-# ones, 0.8 and 3.0, kept more points and signs and lost a letter: benchmarks/README.md).
-POINT_RADIUS = (1.1, 2.2)
-DASH_LENGTH = (5.0, 10.0)
+# A decimal point's radius and a minus sign's length, px, at least and at most: down to
+# a dot narrower than the pen and a dash shorter than a digit is wide (1.1 and 5.0 until
+# stop 47: such points and signs were missed, and dropped; benchmarks/README.md).
+POINT_RADIUS = (0.8, 2.2)
+DASH_LENGTH = (3.0, 10.0)
 DASH_PEN = (0.7, 1.4)  # px from a dash's centre line to its edge, at least and at most
 CHUNK = 32  # glyphs drawn at once (each a [strokes, 28, 28] distance field)
 

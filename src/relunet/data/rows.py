@@ -49,8 +49,8 @@ THICKNESS = (-0.6, 0.9)  # blend toward a 3x3 erosion (below 0) or dilation (abo
 GLYPH = 0.08  # an item is a letter or symbol this often
 NOT_A_NUMBER = 0.15  # a row is one to three letters, symbols or shapes this often
 STRETCH = (1.0, 3.0)  # a lone one stretched this many times wider, half the time
-POINTED = 0.08  # a row of digits holds a decimal point this often, ...
-NEGATIVE = 0.06  # ... a minus sign before it this often
+POINTED = 0.15  # a row of digits holds a decimal point this often, ...
+NEGATIVE = 0.12  # ... a minus sign before it this often (0.08 and 0.06 until stop 47)
 CANVAS = (36, 336)  # px: where a row is drawn before it is made the finder's row
 
 
