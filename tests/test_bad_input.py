@@ -181,9 +181,9 @@ def _add_image_folders(root):
     png = tf.io.encode_png(np.full((28, 28, 1), 255, np.uint8)).numpy()
     for name in ("not_a_digit/3", "not_a_digit/cats", "unreadable/7", "empty_image/1", "loose"):
         (root / "images" / name).mkdir(parents=True)
-    for name in ("times/4x2", "negative/-1", "negative/2", "hollow/42", "hollow/7"):
+    for name in ("times/4x2", "negative/4-1", "negative/2", "hollow/42", "hollow/7"):
         (root / "images" / name).mkdir(parents=True)
-    for name in ("times/4x2", "negative/-1", "negative/2", "hollow/42"):
+    for name in ("times/4x2", "negative/4-1", "negative/2", "hollow/42"):
         (root / "images" / name / "a.png").write_bytes(png)
     (root / "images" / "not_a_digit" / "3" / "a.png").write_bytes(png)
     (root / "images" / "unreadable" / "7" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
@@ -564,9 +564,9 @@ CASES = {
         ["evaluate", "--model", "run", "--images", "images/times"],
         "has a subfolder '4x2'; a subfolder is named after what its images should read",
     ),
-    "evaluate: an image folder whose subfolder is a negative number": (
+    "evaluate: an image folder whose subfolder has a sign after a digit": (
         ["evaluate", "--model", "run", "--images", "images/negative"],
-        "has a subfolder '-1'; a subfolder is named after what its images should read",
+        "has a subfolder '4-1'; a subfolder is named after what its images should read",
     ),
     "evaluate: an image folder with an empty subfolder": (
         ["evaluate", "--model", "run", "--images", "images/hollow"],

@@ -1,6 +1,7 @@
 """The `relunet` command as users run it: real subprocesses, real files."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -156,6 +157,24 @@ def test_train_prints_nothing_on_stderr_even_from_a_warm_compilation_cache(tmp_p
         text=True,
     )
     assert done.stderr == "oops\n"
+
+
+def test_an_image_folder_names_numbers_as_the_reader_writes_them(tmp_path):
+    """Subfolders `-5`, `3.14` and `-0.25` are numbers, as a signed or decimal number is
+    read; a sign after a digit, two points, a point at the end or nine digits are not."""
+    from relunet.base.errors import RelunetError
+    from relunet.inference.image_folders import labelled_image_files
+
+    good = ("7", "42", "-5", "3.14", "-0.25", "12345678", "none")
+    for name in good:
+        (tmp_path / "good" / name).mkdir(parents=True)
+        (tmp_path / "good" / name / "a.png").write_bytes(b"\x89PNG")
+    assert sorted(label for _, label in labelled_image_files(tmp_path / "good")) == sorted(good)
+    for name in ("4-1", "1.2.3", "3.", "--5", "123456789", "-", "1e3"):
+        (tmp_path / name / name).mkdir(parents=True)
+        (tmp_path / name / name / "a.png").write_bytes(b"\x89PNG")
+        with pytest.raises(RelunetError, match=f"has a subfolder '{re.escape(name)}'"):
+            labelled_image_files(tmp_path / name)
 
 
 @pytest.mark.slow

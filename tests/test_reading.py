@@ -89,6 +89,8 @@ def test_evaluate_images_scores_numbers_digits_and_what_should_read_as_nothing(
         (folder / "none" / f"{name}.png").write_bytes((written / f"{name}.png").read_bytes())
     (folder / "4").mkdir()  # a number with a wrong label: two digits read, one expected
     (folder / "4" / "42.png").write_bytes((written / "42.png").read_bytes())
+    (folder / "-42").mkdir()  # a sign expected and not written: its digits right
+    (folder / "-42" / "42.png").write_bytes((written / "42.png").read_bytes())
     report = tmp_path / "report"
     (evaluated,) = run_cli_cases(
         [
@@ -109,9 +111,10 @@ def test_evaluate_images_scores_numbers_digits_and_what_should_read_as_nothing(
     )
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     result = json.loads(evaluated.stdout)
-    assert result["examples"] == 5
-    assert result["accuracy"] == pytest.approx(2 / 3)  # 42 and 2026 right, "4" not
-    assert result["digit_accuracy"] == pytest.approx(7 / 7)  # "4" matches 42's first digit
+    assert result["examples"] == 6
+    assert result["accuracy"] == pytest.approx(2 / 4)  # 42 and 2026 right, "4" and "-42" not
+    # "4" matches 42's first digit, "-42" its two: the sign is not a digit
+    assert result["digit_accuracy"] == pytest.approx(9 / 9)
     assert result["none"] == {"images": 2, "answered": 2}
     assert (report / "reliability.png").is_file()
 

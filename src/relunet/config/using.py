@@ -78,7 +78,7 @@ class EvaluateConfig(SourceConfig):
         "evaluate image files instead of a split: a folder of subfolders of PNG, JPEG, GIF "
         "or BMP files, each subfolder named after what its images should read: a digit "
         "0 to 9 (the layout of keras.utils.image_dataset_from_directory), a number (42, "
-        "2026) or none; each file read as predict reads it",
+        "2026, 3.14, -5) or none; each file read as predict reads it",
         metavar="DIR",
     )
     json: bool = option(False, "print JSON")

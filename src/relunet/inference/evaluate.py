@@ -81,9 +81,14 @@ def on_images(classifier: Classifier, folder: str | Path) -> tuple[dict, tuple]:
     nothing = said[NOT_A_DIGIT] | ~said[DIGIT_FOUND]
     written = [i for i, t in enumerate(truths) if t != NOTHING]
     right = [read[i] == truths[i] for i in written]
-    digits = sum(len(truths[i]) for i in written)
-    # Digit by digit, left to right; a digit missed or not read is a digit wrong.
-    digits_right = sum(a == b for i in written for a, b in zip(read[i], truths[i], strict=False))
+    digits = sum(len(_digits_of(truths[i])) for i in written)
+    # Digit by digit, left to right, the sign and the point aside; a digit missed or not
+    # read is a digit wrong.
+    digits_right = sum(
+        a == b
+        for i in written
+        for a, b in zip(_digits_of(read[i]), _digits_of(truths[i]), strict=False)
+    )
     result = {
         "examples": len(files),
         "accuracy": float(np.mean(right)) if right else None,  # read exactly
@@ -102,6 +107,10 @@ def on_images(classifier: Classifier, folder: str | Path) -> tuple[dict, tuple]:
         result.update(_scores(probabilities, labels))
     first_digits = found.read["digits"][one, 0]
     return result, (first_digits, labels, probabilities, predicted)
+
+
+def _digits_of(number: str) -> str:
+    return number.replace("-", "").replace(".", "")
 
 
 def _scores(probabilities: np.ndarray, labels: np.ndarray) -> dict:

@@ -5,6 +5,7 @@ TensorFlow, so a wrong folder is answered before TensorFlow is imported."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from relunet.base.errors import RelunetError
@@ -14,13 +15,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # image_dataset_from
 
 
 NOTHING = "none"  # the subfolder of images in which nothing should be read
+# A number as the reader writes it: digits, a decimal point between two of them, a minus
+# sign before them all (`42`, `3.14`, `-5`, `-0.25`).
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def labelled_image_files(folder: str | Path) -> list[tuple[Path, str]]:
     """(file, what it should read) for every image in `folder`'s subfolders: a subfolder
     is named after what its images should read, a digit (0 to 9, the layout of
-    `keras.utils.image_dataset_from_directory`) or a number (`42`, `2026`), or `none`
-    for images in which nothing should be read as digits. Files of other types are passed
+    `keras.utils.image_dataset_from_directory`) or a number (`42`, `2026`, `3.14`, `-5`),
+    or `none` for images in which nothing should be read as digits. Files of other types are passed
     over, as Keras passes them. RelunetError naming the problem: not a folder, a
     subfolder named otherwise, an image outside the subfolders, a file that cannot be
     read, no images."""
@@ -39,11 +43,12 @@ def labelled_image_files(folder: str | Path) -> list[tuple[Path, str]]:
         if not entry.is_dir():
             continue
         name = entry.name
-        if name != NOTHING and not (name.isascii() and name.isdigit() and len(name) <= MAX_DIGITS):
+        if name != NOTHING and not _is_number(name):
             raise RelunetError(
                 f"The image folder {folder} has a subfolder {name!r}; a subfolder is named "
                 f"after what its images should read: a digit or a number of up to "
-                f"{MAX_DIGITS} digits (0 to 9 each), or none."
+                f"{MAX_DIGITS} digits (0 to 9 each, with a decimal point or a leading minus "
+                "sign as in 3.14 or -5), or none."
             )
         images = _images_under(entry)
         if not images:
@@ -58,6 +63,10 @@ def labelled_image_files(folder: str | Path) -> list[tuple[Path, str]]:
             "subfolders named after what they should read)."
         )
     return found
+
+
+def _is_number(name: str) -> bool:
+    return bool(NUMBER.fullmatch(name)) and sum(c.isdigit() for c in name) <= MAX_DIGITS
 
 
 def _images_under(folder: Path) -> list[Path]:
