@@ -102,6 +102,20 @@ def test_a_digit_photographed_on_paper_comes_back_as_mnist_wrote_it(mnist_digits
     assert np.mean(scores) > least and min(scores) > 0.7, np.round(scores, 2)
 
 
+@pytest.mark.parametrize("ink", [0, 255])
+def test_a_digit_drawn_on_a_transparent_canvas_is_read_in_black_ink_or_white(mnist_digits, ink):
+    """Ink in the alpha channel over transparency, black as a drawing app saves it or
+    white as one in dark mode does (white over white read as nothing): both read as the
+    same digit, and as the digit drawn in grey would be."""
+    import tensorflow as tf
+
+    digit = np.pad(mnist_digits[5], 30)
+    canvas = np.stack([np.full_like(digit, ink)] * 3 + [digit], -1)
+    read_back, found = read(tf.io.encode_png(canvas).numpy())
+    black_on_white, _ = read(tf.io.encode_png(255 - digit[..., None]).numpy())
+    assert found and similarity(read_back, black_on_white) > 0.99
+
+
 def test_an_mnist_digit_saved_as_a_file_is_taken_as_it_is(mnist_digits):
     import tensorflow as tf
 

@@ -14,10 +14,10 @@ look like (LeCun et al., the MNIST page: dark paper at 0, ink up to 255, the dig
                    half, a quarter or an eighth by libjpeg, its budget checked at that;
   2. grey          decoded (a large JPEG at a half, a quarter or an eighth), scaled
                    to at most 160 px on its shorter side and 640 on its longer
-                   (relunet.reading.ink.shrink), transparency over white, ITU-R 601
-                   luma, turned as a JPEG's Exif orientation says (a phone stores a
-                   portrait photo sideways); a photo of a sheet on a dark table all
-                   round is cropped to it;
+                   (relunet.reading.ink.shrink), transparency over white (over black
+                   where what is drawn is light), ITU-R 601 luma, turned as a JPEG's
+                   Exif orientation says (a phone stores a portrait photo sideways);
+                   a photo of a sheet on a dark table all round is cropped to it;
   3. polarity      inverted when the paper is lighter than the ink;
   4. paper         its level removed, uneven paper and shadows too (a white top-hat);
   5. ink           Otsu's threshold splits ink from paper; the ink must stand out from

@@ -25,7 +25,9 @@ PAPER_SOLID = 0.85  # a sheet on a dark surround: this share of its pixels is li
 
 
 def grayscale(image: tf.Tensor) -> tf.Tensor:
-    """[h, w] in 0..255 from [h, w, 1..4] channels, transparency composited over white."""
+    """[h, w] in 0..255 from [h, w, 1..4] channels, transparency composited over white,
+    or over black where what is drawn is light (white ink on a transparent canvas, as a
+    drawing app in dark mode saves it): the ink stands out either way."""
     channels = tf.shape(image)[-1]
     has_alpha = tf.equal(channels % 2, 0)  # grey + alpha, or RGBA
     alpha = tf.cond(
@@ -39,7 +41,9 @@ def grayscale(image: tf.Tensor) -> tf.Tensor:
         lambda: tf.tensordot(colour[..., :3], tf.constant(LUMA), axes=1),
         lambda: colour[..., 0],
     )
-    return gray * alpha + PIXEL_MAX * (1.0 - alpha)
+    drawn = tf.reduce_sum(gray * alpha) / tf.maximum(tf.reduce_sum(alpha), 1.0)
+    backdrop = tf.where(drawn > PIXEL_MAX / 2, 0.0, PIXEL_MAX)
+    return gray * alpha + backdrop * (1.0 - alpha)
 
 
 def shrink(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
