@@ -24,9 +24,9 @@ def labelled_image_files(folder: str | Path) -> list[tuple[Path, str]]:
     """(file, what it should read) for every image in `folder`'s subfolders: a subfolder
     is named after what its images should read, a digit (0 to 9, the layout of
     `keras.utils.image_dataset_from_directory`) or a number (`42`, `2026`, `3.14`, `-5`),
-    or `none` for images in which nothing should be read as digits. Files of other types are passed
-    over, as Keras passes them. RelunetError naming the problem: not a folder, a
-    subfolder named otherwise, an image outside the subfolders, a file that cannot be
+    or `none` for images in which nothing should be read as digits. Files of other types
+    are passed over, as Keras passes them. RelunetError naming the problem: not a folder,
+    a subfolder named otherwise, an image outside the subfolders, a file that cannot be
     read, no images."""
     folder = Path(folder)
     if not folder.is_dir():
