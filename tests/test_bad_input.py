@@ -185,6 +185,9 @@ def _add_image_folders(root):
         (root / "images" / name).mkdir(parents=True)
     for name in ("times/4x2", "negative/4-1", "negative/2", "hollow/42"):
         (root / "images" / name / "a.png").write_bytes(png)
+    for name in ("hidden/.5", "numbers/42", "numbers/-5", "numbers/none"):
+        (root / "images" / name).mkdir(parents=True)
+        (root / "images" / name / "a.png").write_bytes(png)
     (root / "images" / "not_a_digit" / "3" / "a.png").write_bytes(png)
     (root / "images" / "unreadable" / "7" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
     (root / "images" / "empty_image" / "1" / "a.png").write_bytes(b"")
@@ -575,6 +578,16 @@ CASES = {
     "evaluate: an image folder with no images": (
         ["evaluate", "--model", "run", "--images", "images/none"],
         "holds no images",
+    ),
+    "evaluate: an image folder whose only subfolder is hidden": (
+        ["evaluate", "--model", "run", "--images", "images/hidden"],
+        "holds no images (.png, .jpg, .jpeg, .gif, .bmp files in subfolders named after what "
+        "they should read; .5 passed over, as hidden (a dot first))",
+    ),
+    "evaluate: a report on an image folder without one-digit images": (
+        ["evaluate", "--model", "run", "--images", "images/numbers", "--report", "report"],
+        "--report covers the one-digit images (subfolders 0 to 9); images/numbers has none "
+        "(its subfolders: -5, 42, none)",
     ),
     "evaluate: an image folder with an empty file": (
         ["evaluate", "--model", "run", "--images", "images/empty_image"],

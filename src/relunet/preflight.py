@@ -118,7 +118,12 @@ def evaluate(config: EvaluateConfig) -> EvaluateConfig:
     if config.images is None:
         check_data(config)
     else:
-        labelled_image_files(config.images)
+        labels = {label for _, label in labelled_image_files(config.images)}
+        if config.report and not any(len(label) == 1 for label in labels):
+            raise RelunetError(
+                f"--report covers the one-digit images (subfolders 0 to 9); {config.images} "
+                f"has none (its subfolders: {', '.join(sorted(labels))})."
+            )
     resolve_model_path(config.model)
     if config.report:
         check_new_output_dir(config.report, "report folder", "--report folder")

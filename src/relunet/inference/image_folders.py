@@ -31,9 +31,10 @@ def labelled_image_files(folder: str | Path) -> list[tuple[Path, str]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise RelunetError(f"The image folder {folder} does not exist or is not a folder.")
-    found = []
+    found, hidden = [], []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
+            hidden += [entry.name] if entry.is_dir() else []
             continue
         if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES:
             raise RelunetError(
@@ -58,9 +59,10 @@ def labelled_image_files(folder: str | Path) -> list[tuple[Path, str]]:
             )
         found += [(path, name) for path in images]
     if not found:
+        passed = f"; {', '.join(hidden)} passed over, as hidden (a dot first)" if hidden else ""
         raise RelunetError(
             f"The image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)} files in "
-            "subfolders named after what they should read)."
+            f"subfolders named after what they should read{passed})."
         )
     return found
 
