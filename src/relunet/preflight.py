@@ -35,7 +35,7 @@ from relunet.config import (
 )
 from relunet.data import sources
 from relunet.experiments import trials
-from relunet.inference.image_folders import labelled_image_files
+from relunet.inference.image_folders import labelled_image_files, one_digit
 from relunet.inference.npy_inputs import read_npy_images
 from relunet.serve.listen import listening_socket
 from relunet.training.distribute.cluster import worker_task
@@ -119,7 +119,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateConfig:
         check_data(config)
     else:
         labels = {label for _, label in labelled_image_files(config.images)}
-        if config.report and not any(len(label) == 1 for label in labels):
+        if config.report and not any(one_digit(label) for label in labels):
             raise RelunetError(
                 f"--report covers the one-digit images (subfolders 0 to 9); {config.images} "
                 f"has none (its subfolders: {', '.join(sorted(labels))})."

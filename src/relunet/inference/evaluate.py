@@ -21,7 +21,7 @@ from relunet import data, preflight
 from relunet.base.signatures import DIGIT_FOUND, NOT_A_DIGIT, NUMBER, PROBABILITIES
 from relunet.config import EvaluateConfig
 from relunet.inference.classifier import Classifier, load_classifier
-from relunet.inference.image_folders import NOTHING, labelled_image_files
+from relunet.inference.image_folders import NOTHING, labelled_image_files, one_digit
 from relunet.inference.predict import classify_reads, one_thread_an_op, read_files
 from relunet.inference.report import NONE, write_report
 from relunet.training.calibrate import ece
@@ -99,7 +99,7 @@ def on_images(classifier: Classifier, folder: str | Path) -> tuple[dict, tuple]:
     blank = [i for i, t in enumerate(truths) if t == NOTHING]
     if blank:
         result["none"] = {"images": len(blank), "answered": int(nothing[blank].sum())}
-    one = np.array([i for i in written if len(truths[i]) == 1], int)
+    one = np.array([i for i in written if one_digit(truths[i])], int)
     labels = np.array([int(truths[i]) for i in one], int)
     probabilities = said[PROBABILITIES][one]
     predicted = np.array([int(read[i]) if len(read[i]) == 1 else NONE for i in one], int)

@@ -67,6 +67,11 @@ def labelled_image_files(folder: str | Path) -> list[tuple[Path, str]]:
     return found
 
 
+def one_digit(label: str) -> bool:
+    """A subfolder of one-digit images (0 to 9): the ones evaluate's report covers."""
+    return len(label) == 1
+
+
 def _is_number(name: str) -> bool:
     return bool(NUMBER.fullmatch(name)) and sum(c.isdigit() for c in name) <= MAX_DIGITS
 
