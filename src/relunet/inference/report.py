@@ -69,13 +69,17 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 
 def per_class_scores(matrix: np.ndarray) -> dict:
-    """Precision, recall, F1 and support per class, their macro average, and accuracy."""
+    """Precision, recall, F1 and support per class, their macro average over the classes
+    that occur in the truth or the answers (scikit-learn's default labels), and accuracy."""
     correct = np.diag(matrix[:, :NUM_CLASSES]).astype(float)
     predicted, support = matrix[:, :NUM_CLASSES].sum(0), matrix.sum(1)
     precision = np.divide(correct, predicted, out=np.zeros_like(correct), where=predicted > 0)
     recall = np.divide(correct, support, out=np.zeros_like(correct), where=support > 0)
     total = precision + recall
     f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(correct), where=total > 0)
+    occur = (support > 0) | (predicted > 0)  # a folder of 3s and 5s has no 7 to average
+    if not occur.any():
+        occur[:] = True
     classes = {
         str(c): {
             "precision": round(float(precision[c]), 4),
@@ -88,7 +92,7 @@ def per_class_scores(matrix: np.ndarray) -> dict:
     return {
         "classes": classes,
         "macro_avg": {
-            k: round(float(np.mean([v[k] for v in classes.values()])), 4)
+            k: round(float(np.mean([classes[str(c)][k] for c in np.flatnonzero(occur)])), 4)
             for k in ("precision", "recall", "f1")
         },
         "accuracy": round(float(correct.sum() / max(1, matrix.sum())), 4),
