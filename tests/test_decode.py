@@ -7,7 +7,14 @@ import time
 import numpy as np
 import pytest
 
-from relunet.serve.decode import BadRequest, numeric_array, parse_body, read_request
+from relunet.serve.decode import (
+    BadRequest,
+    InputSpec,
+    numeric_array,
+    parse_body,
+    read_request,
+    to_input,
+)
 
 TRICKY = [
     "[0]",
@@ -125,3 +132,14 @@ def test_no_body_of_a_megabyte_takes_long_to_read(body):
     except BadRequest as error:
         assert "not JSON" in str(error)
     assert time.perf_counter() - start < 20
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_an_input_with_no_pixels_is_refused_naming_its_shape(dtype):
+    """A row of width 0 for the reader's `serving_rows` [1, 28, w] passed the shape check
+    and reached TensorFlow (its message, or a 500 from NumPy's min of nothing)."""
+    rows = InputSpec("rows", np.dtype(dtype), (1, 28, None))
+    with pytest.raises(BadRequest) as raised:
+        to_input([[[]] * 28], rows, rows=True)
+    assert str(raised.value) == "'rows' holds no pixels; received shape [1, 28, 0]."
+    assert to_input([[[0]] * 28], rows, rows=True).shape == (1, 28, 1)

@@ -219,6 +219,8 @@ def to_input(values: Any, spec: InputSpec, rows: bool) -> np.ndarray | list[byte
             f"'{spec.name}' must have shape {list(spec.shape)} (None: any number of images); "
             f"received shape {list(array.shape)}."
         )
+    if not array.size:  # a row of width 0: nothing for the model to read
+        raise BadRequest(f"'{spec.name}' holds no pixels; received shape {list(array.shape)}.")
     fractions = array.dtype.kind == "f" and np.any(array % 1)
     if spec.dtype == np.uint8 and (array.min() < 0 or array.max() > 255 or fractions):
         raise BadRequest(f"'{spec.name}' holds values outside the whole numbers 0..255.")
