@@ -324,14 +324,21 @@ def test_unknown_models_versions_and_broken_bodies_are_refused(server):
 
 
 def test_methods_versions_and_waiting_clients_are_answered_as_tf_serving_does(server):
-    """PUT is a 405 with a JSON error; a version in other digits than ASCII's is not a
-    number; a client that waits for "100 Continue" before sending a body over the limit
-    gets the 413 at once, and no 100."""
+    """PUT, a GET of :predict and a POST of the status are 405s with a JSON error and
+    the method the path takes; a version in other digits than ASCII's is not a number; a
+    client that waits for "100 Continue" before sending a body over the limit gets the
+    413 at once, and no 100."""
     host, port = server["base"].removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    connection.request("PUT", "/v1/models/relunet:predict", body=b"{}")
-    response = connection.getresponse()
-    assert response.status == 405 and "PUT" in json.loads(response.read())["error"]
+    for method, path, allow in [
+        ("PUT", "/v1/models/relunet:predict", "POST"),
+        ("GET", "/v1/models/relunet:predict", "POST"),
+        ("POST", "/v1/models/relunet/metadata", "GET"),
+    ]:
+        connection.request(method, path, body=b"{}")
+        response = connection.getresponse()
+        assert response.status == 405 and method in json.loads(response.read())["error"]
+        assert response.getheader("Allow") == allow
     status, answer = call(f"{server['base']}/v1/models/relunet/versions/%D9%A1")  # Arabic 1
     assert status == 400 and "is not a number" in answer["error"]
     with socket.create_connection((host, int(port)), timeout=10) as waiting:

@@ -30,10 +30,11 @@ import numpy as np
 class BadRequest(Exception):
     """A request the server cannot answer; the message goes back as its `error`."""
 
-    def __init__(self, message: str, status: int = 400, reason: str = ""):
+    def __init__(self, message: str, status: int = 400, reason: str = "", allow: str = ""):
         super().__init__(message)
         self.status = status
         self.reason = reason  # a limit's name, counted (relunet.serve.watch) where given
+        self.allow = allow  # a 405's Allow header: the methods the path takes
 
 
 @dataclass(frozen=True)

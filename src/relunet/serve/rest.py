@@ -8,7 +8,8 @@
     GET  /monitoring/prometheus/metrics                             Prometheus (watch)
 
 As in TF Serving, the path's words match in any case (`/V1/MODELS/relunet`), the model
-name and label exactly; an unknown label is a 400, an unknown model or version a 404.
+name and label exactly; an unknown label is a 400, an unknown model or version a 404,
+another method than the path's a 405 with `Allow`.
 A :predict body is read on the event loop, decoded in a worker thread, run by the
 batcher (or in a worker thread, one call per request, without batching), and its
 answer written in a worker thread if it is large: the event loop moves bytes. A body
@@ -93,7 +94,8 @@ class _Handlers:
         except BadRequest as error:
             if error.reason:  # counted and logged by relunet.serve.watch
                 request.scope.setdefault("relunet", {})["refused"] = error.reason
-            return JSONResponse({"error": str(error)}, status_code=error.status)
+            headers = {"Allow": error.allow} if error.allow else None
+            return JSONResponse({"error": str(error)}, status_code=error.status, headers=headers)
         except RelunetError as error:  # a version that appeared but cannot be served
             return JSONResponse({"error": " ".join(str(error).split())}, status_code=503)
         except Exception as error:  # never a bare 500 page: the client gets the reason
@@ -110,23 +112,23 @@ class _Handlers:
             raise BadRequest(f"Servable not found for request: Latest({path['name']})", 404)
         number = _version_number(path["version"])
         verb = (path["verb"] or "").lower()
-        if request.method not in ("GET", "POST"):
+        if verb not in ("", "predict") or (verb and path["metadata"]):
+            raise BadRequest(f"The verb {verb!r} is not supported; use :predict.", 404)
+        allowed = "POST" if verb else "GET"  # :predict takes a body; the rest are read
+        if request.method != allowed:
             raise BadRequest(
                 f"The method {request.method} is not allowed here; GET the status or "
                 "metadata, POST :predict.",
                 405,
+                allow=allowed,
             )
-        if request.method == "POST":
-            if verb != "predict" or path["metadata"]:
-                raise BadRequest(f"The verb {verb!r} is not supported; use :predict.", 404)
+        if verb:
             about = request.scope.setdefault("relunet", {})  # see relunet.serve.watch
             about["model"] = models.name
             body = await _read_body(request, self.max_body_bytes)
             return await _predict(
                 models, self.batcher, self.metrics, about, number, path["label"], body
             )
-        if verb:
-            raise BadRequest(f"Unknown path {request.url.path}.", 404)
         served = await _in_worker(_served, models, number, path["label"])
         if path["metadata"]:
             return JSONResponse((served or models.version()).metadata)
