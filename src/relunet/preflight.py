@@ -79,7 +79,9 @@ def compare(config: CompareConfig) -> CompareConfig:
 def export(config: ExportConfig) -> ExportConfig:
     """A .keras model to export, and a version folder that does not exist yet."""
     config.validate()
-    model = resolve_model_path(config.model)
+    model = Path(config.model)
+    if not (model.is_file() and model.suffix != ".keras"):  # an image is no SavedModel
+        model = resolve_model_path(model)
     if model.suffix != ".keras":
         raise RelunetError(f"{model} is not a .keras model file (or a run dir holding best.keras).")
     out, version = export_target(config.out, config.version)
