@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import run_cli_cases, write_idx_folder
+from PIL import Image
 
 from relunet import cli
 from relunet.config import field_kinds, flags_of
@@ -66,7 +67,8 @@ def workspace(tmp_path_factory, trained_run):
 
 def _add_hostile_files(root):
     """Files that lie about their size: an image header declaring 20000x20000 pixels, a
-    PNG declaring 60 megapixels, a JPEG cut in half, a .npy header declaring terabytes;
+    PNG declaring 60 megapixels, a JPEG cut in half, an animated WebP (TensorFlow's
+    decoder aborts the process on one), a .npy header declaring terabytes;
     a link to nothing in a folder of digits; and a port another process listens on (the
     workspace holds it open)."""
     png = tf.io.encode_png(np.zeros((10, 10, 1), np.uint8)).numpy()
@@ -77,6 +79,8 @@ def _add_hostile_files(root):
     noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)
     jpeg = tf.io.encode_jpeg(noise).numpy()
     (root / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    frames = [Image.fromarray(noise), Image.fromarray(noise[::-1])]
+    frames[0].save(root / "moving.webp", save_all=True, append_images=frames[1:])
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(
         header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 28, 28)}
@@ -470,6 +474,10 @@ CASES = {
         ["export", "--model", "fake.keras", "--out", "exports"],
         "fake.keras cannot be loaded as a Keras model",
     ),
+    "export: an image as the model": (
+        ["export", "--model", "bomb.png"],
+        "bomb.png is not a .keras model file (or a run dir holding best.keras)",
+    ),
     "export: target that is a file": (
         ["export", "--model", "run", "--out", "notes.txt"],
         "export target notes.txt is a file",
@@ -581,8 +589,8 @@ CASES = {
     ),
     "evaluate: an image folder whose only subfolder is hidden": (
         ["evaluate", "--model", "run", "--images", "images/hidden"],
-        "holds no images (.png, .jpg, .jpeg, .gif, .bmp files in subfolders named after what "
-        "they should read; .5 passed over, as hidden (a dot first))",
+        "holds no images (.png, .jpg, .jpeg, .gif, .bmp, .webp files in subfolders named after "
+        "what they should read; .5 passed over, as hidden (a dot first))",
     ),
     "evaluate: a report on an image folder without one-digit images": (
         ["evaluate", "--model", "run", "--images", "images/numbers", "--report", "report"],
@@ -616,7 +624,11 @@ CASES = {
     "predict: a PNG that declares 60 megapixels": (
         ["predict", "--model", "run", "sixty.png"],
         "sixty.png declares 10000x6000 pixels, more than the 50,000,000 pixels relunet reads "
-        "of a PNG, GIF or BMP",
+        "of a PNG, GIF, BMP or WebP",
+    ),
+    "predict: an animated WebP": (
+        ["predict", "--model", "run", "moving.webp"],
+        "moving.webp is an animated WebP, which relunet does not read",
     ),
     "predict: a JPEG cut short (libjpeg's own lines kept off stderr)": (
         ["predict", "--model", "run", "cut.jpg"],

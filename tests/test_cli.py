@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import error_lines, run_cli, run_cli_cases
+from PIL import Image
 
 from relunet.data.idx import read_folder
 
@@ -181,22 +182,29 @@ def test_an_image_folder_names_numbers_as_the_reader_writes_them(tmp_path):
 def test_evaluate_images_reads_a_labelled_folder_as_predict_reads_each_file(
     trained_run, mnist_dir, tmp_path
 ):
-    """`evaluate --images DIR`: subfolders 0 to 9 of image files, each made into a digit as
-    predict makes it; its accuracy is predict's on the same files, and --report works."""
+    """`evaluate --images DIR`: subfolders 0 to 9 of image files (PNG and WebP), each made
+    into a digit as predict makes it; its accuracy is predict's on the same files, and
+    --report works. A folder of numbers alone has no loss to give: its keys say None."""
     test = read_folder(mnist_dir).splits["test"]
-    folder = tmp_path / "digits"
+    folder, numbers = tmp_path / "digits", tmp_path / "numbers"
     files = []
     for i, (image, label) in enumerate(zip(test.images[:60], test.labels[:60], strict=True)):
         (folder / str(label)).mkdir(parents=True, exist_ok=True)
-        path = folder / str(label) / f"{i}.png"
-        _write_png(path, 255 - image)  # dark ink on light paper, as people write
+        path = folder / str(label) / f"{i}.{'webp' if i % 6 == 0 else 'png'}"
+        Image.fromarray(255 - image[..., 0]).save(path, lossless=True)  # dark ink on paper
         files.append((path, int(label)))
+    (numbers / "42").mkdir(parents=True)
+    Image.fromarray(255 - np.hstack(test.images[:2, ..., 0])).save(numbers / "42" / "a.png")
     report = ["--json", "--report", str(tmp_path / "report")]
-    evaluated, predicted = run_cli_cases(
+    evaluated, predicted, only_numbers = run_cli_cases(
         [
             (["evaluate", "--model", str(trained_run), "--images", str(folder), *report], tmp_path),
             (
                 ["predict", "--model", str(trained_run), "--json", *(str(p) for p, _ in files)],
+                tmp_path,
+            ),
+            (
+                ["evaluate", "--model", str(trained_run), "--images", str(numbers), "--json"],
                 tmp_path,
             ),
         ]
@@ -209,6 +217,9 @@ def test_evaluate_images_reads_a_labelled_folder_as_predict_reads_each_file(
     assert result["accuracy"] == pytest.approx(agree, abs=1e-6) and agree > 0.8
     assert (tmp_path / "report" / "confusion_matrix.png").is_file()
     assert sum(s["support"] for s in result["per_class"]["classes"].values()) == 60
+    assert only_numbers.returncode == 0, only_numbers.stderr[-2000:]
+    scores = json.loads(only_numbers.stdout)
+    assert scores["examples"] == 1 and scores["loss"] is scores["ece"] is None
 
 
 @pytest.mark.slow

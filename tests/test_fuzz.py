@@ -6,6 +6,7 @@ quick tier."""
 
 import asyncio
 import base64
+import io
 import json
 import time
 
@@ -157,6 +158,13 @@ def _image(kind: str) -> bytes:
         return tf.io.encode_png(pixels).numpy()
     if kind == "jpeg":
         return tf.io.encode_jpeg(pixels).numpy()
+    if kind in ("webp", "animated webp"):  # lossy; two frames, lossless
+        from PIL import Image
+
+        out, still = io.BytesIO(), Image.fromarray(pixels[..., 0])
+        frames = [still.convert("RGB"), still.transpose(Image.Transpose.ROTATE_180)]
+        frames[0].save(out, "WEBP", save_all=kind != "webp", append_images=frames[1:])
+        return out.getvalue()
     if kind == "gif":  # GIF89a, 10x12, one frame, a 2-colour table, LZW code size 2
         return (
             b"GIF89a\x0a\x00\x0c\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
@@ -173,7 +181,7 @@ def _image(kind: str) -> bytes:
 
 
 @FUZZ
-@given(st.sampled_from(["png", "jpeg", "gif", "bmp"]), st.data())
+@given(st.sampled_from(["png", "jpeg", "gif", "bmp", "webp", "animated webp"]), st.data())
 def test_a_mutated_image_header_is_read_quickly_or_refused(app, kind, data):
     """The header check on a real file of each format with its header mutated: it reads a
     size (never negative) or refuses, at once; posted, the image gets a 200 or a 400."""

@@ -7,6 +7,8 @@ each, and read back; what comes out is compared with the MNIST digit itself."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -245,14 +247,14 @@ def test_a_108_megapixel_jpeg_photo_is_read(tmp_path):
     from PIL import Image, ImageDraw
 
     from relunet.reading.digits import read_digits
-    from relunet.reading.image_headers import over_budget
+    from relunet.reading.image_headers import refusal
 
     page = Image.new("L", (12000, 9000), 225)
     ImageDraw.Draw(page).line([(4500, 2500), (7500, 2500), (5500, 7000)], fill=30, width=500)
     path = tmp_path / "seven.jpg"
     page.save(path, quality=80)
     encoded = tf.constant(path.read_bytes())
-    assert over_budget(encoded) is None
+    assert refusal(encoded) is None
     read = read_digits(encoded)
     assert read["count"].numpy() == 1
     top, left, bottom, right = read["boxes"][0].numpy().tolist()
@@ -263,15 +265,72 @@ def test_a_108_megapixel_jpeg_photo_is_read(tmp_path):
 def test_a_60_megapixel_png_is_refused_in_one_line():
     import tensorflow as tf
 
-    from relunet.reading.image_headers import over_budget
+    from relunet.reading.image_headers import refusal
 
     png = tf.io.encode_png(np.zeros((10, 10, 1), np.uint8)).numpy()
     sixty = png[:16] + (10000).to_bytes(4, "big") + (6000).to_bytes(4, "big") + png[24:]
-    assert over_budget(tf.constant(sixty)) == (
+    assert refusal(tf.constant(sixty)) == (
+        "image_over_pixel_budget",
         "declares 10000x6000 pixels, more than the 50,000,000 pixels relunet reads of a PNG, "
-        "GIF or BMP (relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's; a "
-        "JPEG, decoded smaller, may declare up to 200,000,000)"
+        "GIF, BMP or WebP (relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's; "
+        "a JPEG, decoded smaller, may declare up to 200,000,000)",
     )
+
+
+def _webp(image, **options) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "WEBP", **options)
+    return out.getvalue()
+
+
+def test_a_webp_declares_its_size_and_reads_as_the_same_png():
+    """Lossy (VP8), lossless (VP8L) and extended (VP8X, with alpha) WebPs: their sizes read
+    from the header, so a 7 KB WebP of 16000x12000 is refused before it is decoded (it
+    took 1.4 GB), and a lossless WebP of a digit reads exactly as its PNG."""
+    import tensorflow as tf
+
+    from relunet.reading.digits import read_digits
+    from relunet.reading.image_headers import declared_size, refusal
+
+    seven = np.full((123, 145), 255, np.uint8)
+    seven[30:40, 30:115], seven[40:110, 70:82] = 0, 0
+    for options in ({"quality": 80}, {"lossless": True}):
+        assert declared_size(_webp(seven, **options)).numpy().tolist() == [1, 123, 145]
+    rgba = np.dstack([seven] * 3 + [np.full_like(seven, 200)])
+    assert declared_size(_webp(rgba, quality=80)).numpy().tolist() == [1, 123, 145]
+    as_png, as_webp = (
+        read_digits(tf.constant(encoded))
+        for encoded in (tf.io.encode_png(seven[..., None]).numpy(), _webp(seven, lossless=True))
+    )
+    assert as_webp["count"].numpy() == 1
+    for key in ("digits", "boxes", "count"):
+        assert np.array_equal(as_png[key].numpy(), as_webp[key].numpy()), key
+    bomb = _webp(np.full((12000, 16000), 255, np.uint8), lossless=True)
+    assert refusal(tf.constant(bomb)).text.startswith("declares 16000x12000 pixels, more than")
+
+
+def test_an_animated_webp_whole_or_damaged_is_refused_before_it_is_decoded():
+    """TensorFlow 2.21 aborts the process on an animated WebP decoded to one frame, and on
+    a damaged one however it is decoded: refused in one line before any decoding, by the
+    header check and inside the graph (where a TF Serving client meets it)."""
+    import tensorflow as tf
+    from PIL import Image
+
+    from relunet.reading.digits import read_digits
+    from relunet.reading.image_headers import refusal
+
+    frames = [Image.new("RGB", (30, 20), (40 * i, 0, 0)) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:])
+    animated = out.getvalue()
+    first = animated.index(b"ANMF")
+    damaged = animated[:first] + b"\x0cNMF" + animated[first + 4 :]  # aborted TensorFlow
+    for encoded in (animated, damaged):
+        assert refusal(tf.constant(encoded)).reason == "animated_webp"
+        with pytest.raises(tf.errors.InvalidArgumentError, match="an animated WebP"):
+            read_digits(tf.constant(encoded))
 
 
 # PIL's names for what each Exif orientation asks (PIL.ImageOps.exif_transpose's table).

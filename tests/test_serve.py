@@ -538,5 +538,5 @@ def test_a_108_megapixel_jpeg_is_read_by_the_export_and_a_60_megapixel_png_is_40
     status, answer = call(f"{server['base']}/v1/models/relunet:predict", body)
     assert status == 400 and answer["error"].startswith(
         "Image 0 declares 10000x6000 pixels, more than the 50,000,000 pixels relunet reads of "
-        "a PNG, GIF or BMP"
+        "a PNG, GIF, BMP or WebP"
     )

@@ -54,7 +54,10 @@ class PredictConfig:
     """`relunet predict`: classify image files or .npy arrays."""
 
     inputs: tuple[str, ...] = option(
-        (), "PNG/JPEG/GIF/BMP images or .npy arrays", positional=True, metavar="FILE"
+        (),
+        "PNG/JPEG/GIF/BMP/WebP images (an animated GIF: its first frame) or .npy arrays",
+        positional=True,
+        metavar="FILE",
     )
     model: str = option(None, ANY_MODEL, required=True, metavar="PATH")
     json: bool = option(False, "print JSON instead of one line per input")
@@ -75,8 +78,8 @@ class EvaluateConfig(SourceConfig):
     split: str = option("test", "tfds split", metavar="SPLIT")
     images: str | None = option(
         None,
-        "evaluate image files instead of a split: a folder of subfolders of PNG, JPEG, GIF "
-        "or BMP files, each subfolder named after what its images should read: a digit "
+        "evaluate image files instead of a split: a folder of subfolders of PNG, JPEG, GIF, "
+        "BMP or WebP files, each subfolder named after what its images should read: a digit "
         "0 to 9 (the layout of keras.utils.image_dataset_from_directory), a number (42, "
         "2026, 3.14, -5) or none; each file read as predict reads it",
         metavar="DIR",

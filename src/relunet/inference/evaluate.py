@@ -103,14 +103,17 @@ def on_images(classifier: Classifier, folder: str | Path) -> tuple[dict, tuple]:
     labels = np.array([int(truths[i]) for i in one], int)
     probabilities = said[PROBABILITIES][one]
     predicted = np.array([int(read[i]) if len(read[i]) == 1 else NONE for i in one], int)
-    if len(one):
-        result.update(_scores(probabilities, labels))
+    # Without one-digit images there is no probability to score: the keys say so (None).
+    result.update(_scores(probabilities, labels) if len(one) else dict.fromkeys(SCORES))
     first_digits = found.read["digits"][one, 0]
     return result, (first_digits, labels, probabilities, predicted)
 
 
 def _digits_of(number: str) -> str:
     return number.replace("-", "").replace(".", "")
+
+
+SCORES = ("top_accuracy", "loss", "ece")
 
 
 def _scores(probabilities: np.ndarray, labels: np.ndarray) -> dict:
@@ -140,7 +143,7 @@ def summary(result: dict) -> str:
             f"read exactly {result['accuracy']:.4f}, digits {result['digit_accuracy']:.4f} "
             f"(not a digit: {result['not_a_digit']}, no digit found: {result['no_digit']})"
         )
-    if "loss" in result:
+    if result["loss"] is not None:
         parts.append(f"one-digit images: loss {result['loss']:.4f}, ECE {result['ece']:.4f}")
     if "none" in result:
         none = result["none"]

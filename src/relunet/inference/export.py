@@ -8,7 +8,7 @@ threshold is not read, and its class is -1):
   serving_default  `images`: raw uint8 pixels [batch, 28, 28, 1], one digit each,
                    normalised inside, so a client sends pixels and never needs the
                    training pipeline;
-  serving_bytes    `image_bytes`: encoded PNG/JPEG/GIF/BMP files [batch], each read as
+  serving_bytes    `image_bytes`: encoded PNG/JPEG/GIF/BMP/WebP files [batch], each read as
                    a row of digits inside (`relunet.reading.digits`, one to MAX_DIGITS
                    of them, each made an MNIST digit), so a TF Serving REST client can
                    post `{"b64": ...}` images; it also returns the number read and each

@@ -11,7 +11,8 @@ from pathlib import Path
 from relunet.base.errors import RelunetError
 from relunet.base.mnist import MAX_DIGITS
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")  # image_dataset_from_directory's
+# image_dataset_from_directory's, and WebP, which relunet reads as it reads the others
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 
 
 NOTHING = "none"  # the subfolder of images in which nothing should be read

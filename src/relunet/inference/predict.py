@@ -1,7 +1,7 @@
 """Read what people wrote: `relunet predict`, and the reading `relunet evaluate` shares.
 
 The model comes from any path relunet writes (`relunet.inference.classifier`). An image
-file (PNG, JPEG, GIF or BMP, any size) is read as a row of digits
+file (PNG, JPEG, GIF, BMP or WebP, any size) is read as a row of digits
 (`relunet.reading.digits`), every digit of every file classified in one batch, and each
 file answered as a number, one digit, "not a digit" or "no digit found"
 (`relunet.inference.answers`, the exported serving_bytes signature's own function). A
@@ -25,7 +25,7 @@ from relunet.inference.answers import as_result, classify_slots, serving_outputs
 from relunet.inference.classifier import Classifier, load_classifier
 from relunet.inference.npy_inputs import read_npy_images
 from relunet.reading.digits import READ, Find, as_it_is, read_digits, reader
-from relunet.reading.image_headers import over_budget
+from relunet.reading.image_headers import refusal
 
 CHUNK = 16  # image files read at once by `read_files(many=True)`
 MANY = 8  # predict reads more files than this by chunks (tracing costs a few seconds)
@@ -93,9 +93,9 @@ def _read_chunk(names: list[str], many: bool, find: Find | None) -> list[dict[st
 
 
 def _within_budget(encoded: bytes, name: str) -> None:
-    too_many = over_budget(tf.constant(encoded))
-    if too_many:
-        raise RelunetError(f"{name} {too_many}.")
+    refused = refusal(tf.constant(encoded))
+    if refused:
+        raise RelunetError(f"{name} {refused.text}.")
 
 
 def read_file(
@@ -109,7 +109,7 @@ def read_file(
         found = read(tf.constant(encoded))
     except (tf.errors.InvalidArgumentError, ValueError):
         raise RelunetError(
-            f"{name} cannot be decoded as an image (PNG, JPEG, GIF or BMP)."
+            f"{name} cannot be decoded as an image (PNG, JPEG, GIF, BMP or WebP)."
         ) from None
     return {key: value.numpy() for key, value in found.items()}
 

@@ -1,4 +1,4 @@
-"""An image file (PNG, JPEG, GIF or BMP, any size) made into the MNIST digits written on
+"""An image file (PNG, JPEG, GIF, BMP or WebP, any size) made into the MNIST digits written on
 it, left to right, in TensorFlow ops.
 
 One traced function, `read_digits` (and `read_batch` of many files), serves both

@@ -7,21 +7,26 @@ decoding it would take gigabytes and the minutes of every request beside it. So
 `relunet predict`, `evaluate --images`, `relunet serve` (before it batches a request)
 and the exported `serving_bytes` signature (inside relunet.reading.digits.read_digits,
 which it runs through read_batch, where a TF Serving client meets it) read the declared
-size first, with `declared_size`, the one reader of PNG, JPEG, GIF and BMP headers, and
-refuse a file over the budget with `within_budget`, the one rule:
+size first, with `declared_size`, the one reader of PNG, JPEG, GIF, BMP and WebP
+headers, and refuse a file over the budget with `within_budget`, the one rule:
 
 - what is decoded is at most MAX_PIXELS. A JPEG is decoded at a half, a quarter or an
   eighth of its size by libjpeg itself when that is still larger than the reader needs
   (relunet.reading.ink.reduction, as relunet.reading.digits decodes it), so its budget
-  is checked on that size; PNG, GIF and BMP are decoded whole, so on the declared size;
+  is checked on that size; PNG, GIF, BMP and WebP are decoded whole, so on the declared
+  size;
 - a JPEG declares at most MAX_JPEG_PIXELS: a progressive JPEG is buffered whole by
   libjpeg (its coefficients, 2 bytes a sample) whatever the scale it is decoded at.
+
+An animated WebP is refused before it is decoded (`animated_webp`); `refusal` says why
+a file is not read, in one line.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -40,32 +45,49 @@ MAX_PIXELS = 50_000_000
 MAX_JPEG_PIXELS = 200_000_000
 
 
-def over_budget(encoded: tf.Tensor) -> str | None:
-    """None for an image file within the budget (`within_budget`); else what its header
-    declares, in words, for a one-line refusal before anything is decoded."""
-    size, jpeg, fits = _size_and_fit_traced()(encoded)
+class Refusal(NamedTuple):
+    """Why an image file is not decoded: `reason` as the server's metrics count it, `text`
+    in words, for a one-line refusal."""
+
+    reason: str
+    text: str
+
+
+def refusal(encoded: tf.Tensor) -> Refusal | None:
+    """None for an image file relunet decodes; else why not, read from its header before
+    anything is decoded: it declares more than the budget (`within_budget`), or it is an
+    animated WebP (`animated_webp`)."""
+    size, jpeg, fits, animated = _size_and_fit_traced()(encoded)
+    if animated:
+        return Refusal(
+            "animated_webp",
+            "is an animated WebP, which relunet does not read (TensorFlow's decoder of "
+            "animated WebPs is unsafe); save one frame as PNG or a still WebP",
+        )
     if fits:
         return None
     frames, height, width = size.numpy().tolist()
     shown = f"{width}x{height} pixels" + (f" in each of {frames} frames" if frames > 1 else "")
     if jpeg:
-        return (
+        return Refusal(
+            "image_over_pixel_budget",
             f"declares {shown}, more than the {MAX_JPEG_PIXELS:,} pixels relunet reads of a "
-            "JPEG (relunet.reading.image_headers.MAX_JPEG_PIXELS, a 200-megapixel photo's)"
+            "JPEG (relunet.reading.image_headers.MAX_JPEG_PIXELS, a 200-megapixel photo's)",
         )
-    return (
-        f"declares {shown}, more than the {MAX_PIXELS:,} pixels relunet reads of a PNG, GIF "
-        "or BMP (relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's; a JPEG, "
-        f"decoded smaller, may declare up to {MAX_JPEG_PIXELS:,})"
+    return Refusal(
+        "image_over_pixel_budget",
+        f"declares {shown}, more than the {MAX_PIXELS:,} pixels relunet reads of a PNG, GIF, "
+        "BMP or WebP (relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's; a "
+        f"JPEG, decoded smaller, may declare up to {MAX_JPEG_PIXELS:,})",
     )
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
-def _size_and_fit(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """declared_size, whether it is a JPEG and within_budget in one call: a server checks
-    every image."""
+def _size_and_fit(encoded: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """declared_size, whether it is a JPEG, within_budget and animated_webp in one call:
+    a server checks every image."""
     size, jpeg = declared_size(encoded), tf.io.is_jpeg(encoded)
-    return size, jpeg, within_budget(size, jpeg)
+    return size, jpeg, within_budget(size, jpeg), animated_webp(encoded)
 
 
 @functools.cache
@@ -94,9 +116,10 @@ def within_budget(size: tf.Tensor, jpeg: tf.Tensor) -> tf.Tensor:
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 def declared_size(encoded: tf.Tensor) -> tf.Tensor:
     """int64 [frames, height, width] that an image file's header declares, read without
-    decoding it: PNG's IHDR, JPEG's frame header, BMP's info header, and GIF's logical
-    screen times its frames (TensorFlow decodes every frame of a GIF). [0, 0, 0] for
-    anything else (a PNG without its IHDR, say), which decode_image then refuses."""
+    decoding it: PNG's IHDR, JPEG's frame header, BMP's info header, WebP's first chunk,
+    and GIF's logical screen times its frames (TensorFlow decodes every frame of a GIF).
+    [0, 0, 0] for anything else (a PNG without its IHDR, say), which decode_image then
+    refuses."""
     data = _bytes(tf.strings.substr(encoded, 0, 32))  # the headers but GIF's frames
 
     def byte(i):
@@ -127,6 +150,30 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
     def bmp():
         return tf.stack([one, tf.abs(le32(22)), tf.abs(le32(18))])
 
+    def unsigned(i, n):  # n bytes from i, little-endian
+        return tf.reduce_sum(tf.cast(data[i : i + n], tf.int64) * [256**k for k in range(n)])
+
+    def webp():  # its first chunk: a lossy (VP8), lossless (VP8L) or extended (VP8X) image
+        def lossy():  # the key frame's 14-bit sides
+            return tf.stack([one, unsigned(28, 2) % 2**14, unsigned(26, 2) % 2**14])
+
+        def lossless():  # 14 bits of width - 1, then of height - 1
+            bits = unsigned(21, 4)
+            return tf.stack([one, bits // 2**14 % 2**14 + 1, bits % 2**14 + 1])
+
+        def extended():  # the canvas (an animation is refused: animated_webp)
+            return tf.stack([one, unsigned(27, 3) + 1, unsigned(24, 3) + 1])
+
+        chunk = data[12:16]
+        return tf.case(
+            [
+                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 32])), lossy),
+                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 76])), lossless),
+                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 88])), extended),
+            ],
+            default=lambda: tf.zeros([3], tf.int64),
+        )
+
     # Each format by its signature and a field that only a real header holds: PNG's first
     # chunk is IHDR, a GIF is version 87a or 89a, a BMP's info header has a known size.
     ihdr = tf.reduce_all(tf.equal(data[12:16], [73, 72, 68, 82]))
@@ -138,6 +185,7 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
             (begins([255, 216]), jpeg),
             (gif_version, gif),
             (tf.logical_and(begins([66, 77]), info_header), bmp),
+            (is_webp(encoded), webp),
         ],
         default=lambda: tf.zeros([3], tf.int64),
     )
@@ -146,6 +194,24 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
 def _bytes(encoded: tf.Tensor) -> tf.Tensor:
     """uint8 of a file's bytes and 32 zeros after them: a short file's missing fields read 0."""
     return tf.pad(tf.io.decode_raw(encoded, tf.uint8), [[0, 32]])
+
+
+def is_webp(encoded: tf.Tensor) -> tf.Tensor:
+    """Whether a file is a WebP as TensorFlow's decode_image tells one: RIFF, then WEBP."""
+    data = _bytes(tf.strings.substr(encoded, 0, 12))
+    riff = tf.reduce_all(tf.equal(data[:4], [82, 73, 70, 70]))
+    return tf.logical_and(riff, tf.reduce_all(tf.equal(data[8:12], [87, 69, 66, 80])))
+
+
+def animated_webp(encoded: tf.Tensor) -> tf.Tensor:
+    """Whether a file is an animated WebP as libwebp tells one: its first chunk VP8X with
+    the animation flag. TensorFlow 2.21 decodes one into a buffer it sizes wrongly, and a
+    damaged one corrupts the heap whether its frames are expanded or not (the process
+    aborts), so relunet never decodes one."""
+    data = _bytes(tf.strings.substr(encoded, 0, 21))
+    extended = tf.reduce_all(tf.equal(data[12:16], [86, 80, 56, 88]))
+    flagged = tf.equal(tf.cast(data[20], tf.int32) // 2 % 2, 1)
+    return tf.logical_and(is_webp(encoded), tf.logical_and(extended, flagged))
 
 
 def _gif_frames(data: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
@@ -233,11 +299,19 @@ def decoded(encoded: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     def jpeg(ratio):
         return lambda: tf.io.decode_jpeg(encoded, ratio=ratio)
 
+    def whole():  # never an animated WebP (InvalidArgumentError before it is decoded)
+        still = tf.debugging.Assert(
+            tf.logical_not(animated_webp(encoded)),
+            ["an animated WebP, which relunet does not read"],
+        )
+        with tf.control_dependencies([still]):
+            return tf.io.decode_image(encoded, expand_animations=False)
+
     ratio = reduction(size[1], size[2])
     image = tf.cond(
         tf.logical_and(tf.io.is_jpeg(encoded), ratio > 1),
         lambda: tf.switch_case(ratio // 4, [jpeg(2), jpeg(4), jpeg(8)]),
-        lambda: tf.io.decode_image(encoded, expand_animations=False),
+        whole,
     )
     decoded_at = tf.cast(tf.shape(image)[0], tf.float32) / tf.cast(
         tf.maximum(size[1], 1), tf.float32

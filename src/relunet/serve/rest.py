@@ -35,7 +35,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from relunet.base.errors import RelunetError
-from relunet.reading.image_headers import over_budget
+from relunet.reading.image_headers import refusal
 from relunet.serve.batching import Batcher
 from relunet.serve.decode import BadRequest, json_reply, read_request, to_input
 from relunet.serve.lifecycle import Life
@@ -219,13 +219,13 @@ def warm_up() -> None:
 
 def _check_pixels(encoded: bytes, index: int) -> None:
     """Refuse, before it is batched with others, an image whose header declares more than
-    relunet reads, or a JPEG whose header cannot be read."""
+    relunet reads, an animated WebP, or a JPEG whose header cannot be read."""
     try:
-        too_many = over_budget(tf.constant(encoded))
+        refused = refusal(tf.constant(encoded))
     except tf.errors.InvalidArgumentError:
         raise BadRequest(f"Image {index} cannot be decoded as an image.") from None
-    if too_many:
-        raise BadRequest(f"Image {index} {too_many}.", reason="image_over_pixel_budget")
+    if refused:
+        raise BadRequest(f"Image {index} {refused.text}.", reason=refused.reason)
 
 
 def _served(models: ModelFolder, number: int | None, label: str | None) -> Version | None:

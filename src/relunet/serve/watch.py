@@ -33,7 +33,7 @@ IMAGES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 BY_CALL = ("model", "version", "signature")
 REFUSED = (
     "Requests refused by a limit, by HTTP status code and reason (request_line_too_long, "
-    "request_head_too_large, body_too_large, image_over_pixel_budget)."
+    "request_head_too_large, body_too_large, image_over_pixel_budget, animated_webp)."
 )
 
 
