@@ -46,8 +46,7 @@ MAX_JPEG_PIXELS = 200_000_000
 
 
 class Refusal(NamedTuple):
-    """Why an image file is not decoded: `reason` as the server's metrics count it, `text`
-    in words, for a one-line refusal."""
+    """Why a file is not decoded: `reason` as the server's metrics count it, `text` in words."""
 
     reason: str
     text: str
@@ -154,24 +153,27 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
         return tf.reduce_sum(tf.cast(data[i : i + n], tf.int64) * [256**k for k in range(n)])
 
     def webp():  # its first chunk: a lossy (VP8), lossless (VP8L) or extended (VP8X) image
-        def lossy():  # the key frame's 14-bit sides
-            return tf.stack([one, unsigned(28, 2) % 2**14, unsigned(26, 2) % 2**14])
+        def lossy(at):  # the key frame's 14-bit sides
+            return lambda: tf.stack([one, unsigned(at + 2, 2) % 2**14, unsigned(at, 2) % 2**14])
 
-        def lossless():  # 14 bits of width - 1, then of height - 1
-            bits = unsigned(21, 4)
-            return tf.stack([one, bits // 2**14 % 2**14 + 1, bits % 2**14 + 1])
+        def lossless(at):  # 14 bits of width - 1, then of height - 1
+            bits = unsigned(at, 4)
+            return lambda: tf.stack([one, bits // 2**14 % 2**14 + 1, bits % 2**14 + 1])
 
         def extended():  # the canvas (an animation is refused: animated_webp)
             return tf.stack([one, unsigned(27, 3) + 1, unsigned(24, 3) + 1])
 
+        def raw():  # no known chunk: libwebp reads a bare bitstream from byte 12
+            return tf.cond(tf.equal(data[12], 0x2F), lossless(13), lossy(18))
+
         chunk = data[12:16]
         return tf.case(
             [
-                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 32])), lossy),
-                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 76])), lossless),
+                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 32])), lossy(26)),
+                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 76])), lossless(21)),
                 (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 88])), extended),
             ],
-            default=lambda: tf.zeros([3], tf.int64),
+            default=raw,
         )
 
     # Each format by its signature and a field that only a real header holds: PNG's first
@@ -204,10 +206,9 @@ def is_webp(encoded: tf.Tensor) -> tf.Tensor:
 
 
 def animated_webp(encoded: tf.Tensor) -> tf.Tensor:
-    """Whether a file is an animated WebP as libwebp tells one: its first chunk VP8X with
-    the animation flag. TensorFlow 2.21 decodes one into a buffer it sizes wrongly, and a
-    damaged one corrupts the heap whether its frames are expanded or not (the process
-    aborts), so relunet never decodes one."""
+    """Whether a file is an animated WebP as libwebp tells one (its first chunk VP8X, with
+    the animation flag): TensorFlow 2.21's decoder of one corrupts the heap unless its
+    frames are expanded, and of a damaged one even then (the process aborts)."""
     data = _bytes(tf.strings.substr(encoded, 0, 21))
     extended = tf.reduce_all(tf.equal(data[12:16], [86, 80, 56, 88]))
     flagged = tf.equal(tf.cast(data[20], tf.int32) // 2 % 2, 1)
