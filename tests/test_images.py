@@ -168,6 +168,26 @@ def test_a_page_without_a_digit_is_not_found(page):
     assert not found and read_back.max() == 0
 
 
+@pytest.mark.parametrize("width, height", [(20, 800), (5, 200), (40, 2000)])
+def test_a_stroke_forty_times_taller_than_wide_is_read(width, height):
+    """A 1 cropped tight and tall: shrunk for the reader, its page was one pixel wide, and
+    the row's crop divided by its width less one (non-finite boxes: 'cannot be decoded'
+    from predict, a TensorFlow message from the server)."""
+    import tensorflow as tf
+    from PIL import Image, ImageDraw
+
+    from relunet.reading.digits import read_digits
+
+    drawn = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(drawn).line([(100, 20), (100, 180)], fill=0, width=16)
+    one = np.asarray(drawn.resize((width, height)))[..., None]  # squeezed, as cropped
+    read = read_digits(tf.constant(tf.io.encode_png(one).numpy()))
+    assert read["count"].numpy() == 1
+    top, left, bottom, right = read["boxes"][0].numpy().tolist()
+    assert abs(top - height * 0.1) <= height / 50 and abs(bottom - height * 0.9) <= height / 50
+    assert 0 <= left < right <= width
+
+
 def test_a_file_s_declared_size_is_read_from_its_header_without_decoding_it():
     """PNG, JPEG, GIF (every frame counted: TensorFlow decodes them all) and BMP; a file
     that declares more than MAX_PIXELS is refused inside the graph too (where a TF

@@ -70,6 +70,10 @@ def row_images(
     least ROW_HEIGHT); a row that would be wider is scaled down to fit."""
     ink, factor = _sharp_enough(ink, ink_height)
     compressed, columns, kept, top, bottom = _without_long_gaps(ink)
+    # A page one pixel wide or tall (a stroke 40 times taller than wide, shrunk) gets a
+    # second, empty one: crop_and_resize's boxes are in units of its size less one.
+    short = tf.maximum(2 - tf.shape(compressed)[1:], 0)
+    compressed = tf.pad(compressed, [[0, 0], [0, short[0]], [0, short[1]]])
     height = tf.cast(bottom - top, tf.float32)
     scale = ink_height / height
     rows = ink_height + ROW_HEIGHT - INK_HEIGHT
