@@ -143,3 +143,30 @@ def test_an_input_with_no_pixels_is_refused_naming_its_shape(dtype):
         to_input([[[]] * 28], rows, rows=True)
     assert str(raised.value) == "'rows' holds no pixels; received shape [1, 28, 0]."
     assert to_input([[[0]] * 28], rows, rows=True).shape == (1, 28, 1)
+
+
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        (float("nan"), "holds values that are not finite (NaN or infinity)."),
+        (float("inf"), "holds values that are not finite (NaN or infinity)."),
+        (1e39, "holds values beyond float32's range."),
+    ],
+)
+def test_a_value_no_model_can_read_is_refused_not_run(value, says):
+    """NaN, infinity and numbers past float32 reached the finder (answered 200, with
+    NumPy's overflow warnings in the server's log)."""
+    rows = InputSpec("rows", np.dtype(np.float32), (1, 28, None))
+    with pytest.raises(BadRequest) as raised:
+        to_input([[[0.5, value]] * 28], rows, rows=True)
+    assert str(raised.value) == f"'rows' {says}"
+
+
+def test_a_shape_error_says_what_each_none_stands_for():
+    rows = InputSpec("rows", np.dtype(np.float32), (1, 28, None))
+    with pytest.raises(BadRequest, match=r"\[1, 28, None\] \(None: any width\); received"):
+        to_input([[[0.5]] * 27], rows, rows=True)
+    with pytest.raises(BadRequest) as raised:
+        to_input([[[0.5]] * 27 + [[0.5, 0.5]]], rows, rows=True)  # ragged
+    assert str(raised.value).startswith("'rows' is not a regular array: ")
+    assert not str(raised.value).endswith("..")

@@ -205,7 +205,9 @@ def to_input(values: Any, spec: InputSpec, rows: bool) -> np.ndarray | list[byte
     try:
         array = np.asarray(values)
     except ValueError as error:
-        raise BadRequest(f"'{spec.name}' is not a regular array: {error}.") from None
+        raise BadRequest(
+            f"'{spec.name}' is not a regular array: {str(error).rstrip('.')}."
+        ) from None
     if array.dtype.kind not in "iuf":
         what = {"U": "strings", "b": "true/false values"}.get(array.dtype.kind, "mixed values")
         raise BadRequest(f"'{spec.name}' must hold numbers; received {what}.")
@@ -217,15 +219,32 @@ def to_input(values: Any, spec: InputSpec, rows: bool) -> np.ndarray | list[byte
         )
     ):
         raise BadRequest(
-            f"'{spec.name}' must have shape {list(spec.shape)} (None: any number of images); "
+            f"'{spec.name}' must have shape {list(spec.shape)} ({_nones(spec.shape)}); "
             f"received shape {list(array.shape)}."
         )
     if not array.size:  # a row of width 0: nothing for the model to read
         raise BadRequest(f"'{spec.name}' holds no pixels; received shape {list(array.shape)}.")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise BadRequest(f"'{spec.name}' holds values that are not finite (NaN or infinity).")
     fractions = array.dtype.kind == "f" and np.any(array % 1)
     if spec.dtype == np.uint8 and (array.min() < 0 or array.max() > 255 or fractions):
         raise BadRequest(f"'{spec.name}' holds values outside the whole numbers 0..255.")
-    return array.astype(spec.dtype, copy=False)
+    with np.errstate(over="ignore"):  # past float32's range: infinity, refused below
+        converted = array.astype(spec.dtype, copy=False)
+    if converted.dtype.kind == "f" and not np.isfinite(converted).all():
+        raise BadRequest(f"'{spec.name}' holds values beyond {spec.dtype}'s range.")
+    return converted
+
+
+def _nones(shape: tuple[int | None, ...]) -> str:
+    """What each None of an input's shape stands for: the images of a batch come first,
+    the width of a row (serving_rows [1, 28, None]) last."""
+    said = [
+        "any number of images" if i == 0 else "any width" if i == len(shape) - 1 else "any"
+        for i, size in enumerate(shape)
+        if size is None
+    ]
+    return "None: " + ", ".join(said) if said else "every size fixed"
 
 
 def json_reply(outputs: dict[str, np.ndarray], rows: bool) -> bytes:
