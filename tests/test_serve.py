@@ -320,20 +320,25 @@ def test_unknown_models_versions_and_broken_bodies_are_refused(server):
     status, answer = call(f"{base}/v1/models/relunet:predict", raw=b"null")
     assert status == 400 and "received null" in answer["error"]
     assert call(f"{base}/v1/models/relunet:classify", {"instances": [[0]]})[0] == 404
+    assert call(f"{base}/v1/models/relunet:")[0] == 404  # an empty verb: not the status
+    status, answer = call(f"{base}/v1/models/relunet/metadata:predict")
+    assert status == 404 and "Unknown path" in answer["error"]
     assert call(f"{base}/v2/models/relunet")[0] == 404
 
 
 def test_methods_versions_and_waiting_clients_are_answered_as_tf_serving_does(server):
-    """PUT, a GET of :predict and a POST of the status are 405s with a JSON error and
-    the method the path takes; a version in other digits than ASCII's is not a number; a
-    client that waits for "100 Continue" before sending a body over the limit gets the
-    413 at once, and no 100."""
+    """PUT, a GET of :predict, a POST of the status or of /healthz, and TRACE are 405s
+    with a JSON error and the methods the path takes; a version in other digits than
+    ASCII's is not a number; a client that waits for "100 Continue" before sending a body
+    over the limit gets the 413 at once, and no 100."""
     host, port = server["base"].removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
     for method, path, allow in [
         ("PUT", "/v1/models/relunet:predict", "POST"),
         ("GET", "/v1/models/relunet:predict", "POST"),
-        ("POST", "/v1/models/relunet/metadata", "GET"),
+        ("POST", "/v1/models/relunet/metadata", "GET, HEAD"),
+        ("TRACE", "/v1/models/relunet", "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
     ]:
         connection.request(method, path, body=b"{}")
         response = connection.getresponse()

@@ -59,20 +59,23 @@ _PATH = re.compile(
 )
 
 
+READ_ONLY = ("/", "/healthz", "/readyz", METRICS_PATH)  # the server's own pages
+
+
 def create_app(
     life: Life, name: str, batcher: Batcher | None, max_body_bytes: int, metrics: Metrics
 ) -> Starlette:
     """The Starlette application serving `life.models` (the model `name`) once they are
     loaded, batching with `batcher` if given, counting in `metrics`."""
     handlers = _Handlers(life, name, batcher, max_body_bytes, metrics)
-    every = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]  # all answered in JSON
+    every = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]
     return Starlette(
         routes=[
             Route("/", handlers.drawing_page),
             Route("/healthz", handlers.healthz),
             Route("/readyz", handlers.readyz),
             Route(METRICS_PATH, handlers.prometheus),
-            Route("/{path:path}", handlers.api, methods=every),
+            Route("/{path:path}", handlers.api, methods=every),  # all answered in JSON
         ]
     )
 
@@ -102,6 +105,12 @@ class _Handlers:
             return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
 
     async def _api(self, request: Request) -> Response:
+        if request.url.path in READ_ONLY:  # its route took GET and HEAD, not this method
+            raise BadRequest(
+                f"The method {request.method} is not allowed on {request.url.path}; GET it.",
+                405,
+                allow="GET, HEAD",
+            )
         path = _PATH.fullmatch(request.url.path)
         if not path:
             raise BadRequest(f"Unknown path {request.url.path}.", 404)
@@ -111,11 +120,13 @@ class _Handlers:
         if path["name"] != models.name:
             raise BadRequest(f"Servable not found for request: Latest({path['name']})", 404)
         number = _version_number(path["version"])
-        verb = (path["verb"] or "").lower()
-        if verb not in ("", "predict") or (verb and path["metadata"]):
+        verb = path["verb"]  # None without a colon; "" after one
+        if verb is not None and verb.lower() != "predict":
             raise BadRequest(f"The verb {verb!r} is not supported; use :predict.", 404)
-        allowed = "POST" if verb else "GET"  # :predict takes a body; the rest are read
-        if request.method != allowed:
+        if verb is not None and path["metadata"]:
+            raise BadRequest(f"Unknown path {request.url.path}: :predict ends a model's path.", 404)
+        allowed = "POST" if verb else "GET, HEAD"  # :predict takes a body; the rest are read
+        if request.method not in allowed.split(", "):
             raise BadRequest(
                 f"The method {request.method} is not allowed here; GET the status or "
                 "metadata, POST :predict.",
