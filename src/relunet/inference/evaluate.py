@@ -81,9 +81,9 @@ def on_images(classifier: Classifier, folder: str | Path) -> tuple[dict, tuple]:
     nothing = said[NOT_A_DIGIT] | ~said[DIGIT_FOUND]
     written = [i for i, t in enumerate(truths) if t != NOTHING]
     right = [read[i] == truths[i] for i in written]
-    digits = sum(len(_digits_of(truths[i])) for i in written)
-    # Digit by digit, left to right, the sign and the point aside; a digit missed or not
-    # read is a digit wrong.
+    # Digit by digit, left to right, the sign and the point aside; a digit missed, not read
+    # or read beyond those written (427 for 42) is a digit wrong.
+    digits = sum(max(len(_digits_of(truths[i])), len(_digits_of(read[i]))) for i in written)
     digits_right = sum(
         a == b
         for i in written
