@@ -16,10 +16,8 @@ headers, and refuse a file over the budget with `within_budget`, the one rule:
   is checked on that size; PNG, GIF, BMP and WebP are decoded whole, so on the declared
   size;
 - a JPEG declares at most MAX_JPEG_PIXELS: a progressive JPEG is buffered whole by
-  libjpeg (its coefficients, 2 bytes a sample) whatever the scale it is decoded at.
-
-An animated WebP is refused before it is decoded (`animated_webp`); `refusal` says why
-a file is not read, in one line.
+  libjpeg (its coefficients, 2 bytes a sample) whatever the scale it is decoded at;
+- an animated WebP is never decoded (`animated_webp`). `refusal` says why, in one line.
 """
 
 from __future__ import annotations
@@ -67,24 +65,20 @@ def refusal(encoded: tf.Tensor) -> Refusal | None:
         return None
     frames, height, width = size.numpy().tolist()
     shown = f"{width}x{height} pixels" + (f" in each of {frames} frames" if frames > 1 else "")
-    if jpeg:
-        return Refusal(
-            "image_over_pixel_budget",
-            f"declares {shown}, more than the {MAX_JPEG_PIXELS:,} pixels relunet reads of a "
-            "JPEG (relunet.reading.image_headers.MAX_JPEG_PIXELS, a 200-megapixel photo's)",
-        )
-    return Refusal(
-        "image_over_pixel_budget",
-        f"declares {shown}, more than the {MAX_PIXELS:,} pixels relunet reads of a PNG, GIF, "
-        "BMP or WebP (relunet.reading.image_headers.MAX_PIXELS, a 48-megapixel photo's; a "
-        f"JPEG, decoded smaller, may declare up to {MAX_JPEG_PIXELS:,})",
+    limit = (
+        f"{MAX_JPEG_PIXELS:,} pixels relunet reads of a JPEG (relunet.reading.image_headers."
+        "MAX_JPEG_PIXELS, a 200-megapixel photo's)"
+        if jpeg
+        else f"{MAX_PIXELS:,} pixels relunet reads of a PNG, GIF, BMP or WebP (relunet.reading."
+        "image_headers.MAX_PIXELS, a 48-megapixel photo's; a JPEG, decoded smaller, may "
+        f"declare up to {MAX_JPEG_PIXELS:,})"
     )
+    return Refusal("image_over_pixel_budget", f"declares {shown}, more than the {limit}")
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 def _size_and_fit(encoded: tf.Tensor) -> tuple[tf.Tensor, ...]:
-    """declared_size, whether it is a JPEG, within_budget and animated_webp in one call:
-    a server checks every image."""
+    """declared_size, is_jpeg, within_budget and animated_webp in one call (every image)."""
     size, jpeg = declared_size(encoded), tf.io.is_jpeg(encoded)
     return size, jpeg, within_budget(size, jpeg), animated_webp(encoded)
 
@@ -149,33 +143,6 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
     def bmp():
         return tf.stack([one, tf.abs(le32(22)), tf.abs(le32(18))])
 
-    def unsigned(i, n):  # n bytes from i, little-endian
-        return tf.reduce_sum(tf.cast(data[i : i + n], tf.int64) * [256**k for k in range(n)])
-
-    def webp():  # its first chunk: a lossy (VP8), lossless (VP8L) or extended (VP8X) image
-        def lossy(at):  # the key frame's 14-bit sides
-            return lambda: tf.stack([one, unsigned(at + 2, 2) % 2**14, unsigned(at, 2) % 2**14])
-
-        def lossless(at):  # 14 bits of width - 1, then of height - 1
-            bits = unsigned(at, 4)
-            return lambda: tf.stack([one, bits // 2**14 % 2**14 + 1, bits % 2**14 + 1])
-
-        def extended():  # the canvas (an animation is refused: animated_webp)
-            return tf.stack([one, unsigned(27, 3) + 1, unsigned(24, 3) + 1])
-
-        def raw():  # no known chunk: libwebp reads a bare bitstream from byte 12
-            return tf.cond(tf.equal(data[12], 0x2F), lossless(13), lossy(18))
-
-        chunk = data[12:16]
-        return tf.case(
-            [
-                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 32])), lossy(26)),
-                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 76])), lossless(21)),
-                (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 88])), extended),
-            ],
-            default=raw,
-        )
-
     # Each format by its signature and a field that only a real header holds: PNG's first
     # chunk is IHDR, a GIF is version 87a or 89a, a BMP's info header has a known size.
     ihdr = tf.reduce_all(tf.equal(data[12:16], [73, 72, 68, 82]))
@@ -187,9 +154,41 @@ def declared_size(encoded: tf.Tensor) -> tf.Tensor:
             (begins([255, 216]), jpeg),
             (gif_version, gif),
             (tf.logical_and(begins([66, 77]), info_header), bmp),
-            (is_webp(encoded), webp),
+            (is_webp(encoded), lambda: _webp_size(data)),
         ],
         default=lambda: tf.zeros([3], tf.int64),
+    )
+
+
+def _webp_size(data: tf.Tensor) -> tf.Tensor:
+    """declared_size of a WebP, from its first 32 bytes (uint8): its first chunk, a lossy
+    (VP8), lossless (VP8L) or extended (VP8X) image, or a bare bitstream."""
+    one = tf.constant(1, tf.int64)
+
+    def unsigned(i, n):  # n bytes from i, little-endian
+        return tf.reduce_sum(tf.cast(data[i : i + n], tf.int64) * [256**k for k in range(n)])
+
+    def lossy(at):  # the key frame's 14-bit sides
+        return lambda: tf.stack([one, unsigned(at + 2, 2) % 2**14, unsigned(at, 2) % 2**14])
+
+    def lossless(at):  # 14 bits of width - 1, then of height - 1
+        bits = unsigned(at, 4)
+        return lambda: tf.stack([one, bits // 2**14 % 2**14 + 1, bits % 2**14 + 1])
+
+    def extended():  # the canvas (an animation is refused: animated_webp)
+        return tf.stack([one, unsigned(27, 3) + 1, unsigned(24, 3) + 1])
+
+    def bare():  # no known chunk: libwebp reads a bitstream from byte 12
+        return tf.cond(tf.equal(data[12], 0x2F), lossless(13), lossy(18))
+
+    chunk = data[12:16]
+    return tf.case(
+        [
+            (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 32])), lossy(26)),
+            (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 76])), lossless(21)),
+            (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 88])), extended),
+        ],
+        default=bare,
     )
 
 
@@ -300,7 +299,7 @@ def decoded(encoded: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     def jpeg(ratio):
         return lambda: tf.io.decode_jpeg(encoded, ratio=ratio)
 
-    def whole():  # never an animated WebP (InvalidArgumentError before it is decoded)
+    def not_animated():  # never an animated WebP (InvalidArgumentError before decoding)
         still = tf.debugging.Assert(
             tf.logical_not(animated_webp(encoded)),
             ["an animated WebP, which relunet does not read"],
@@ -312,7 +311,7 @@ def decoded(encoded: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     image = tf.cond(
         tf.logical_and(tf.io.is_jpeg(encoded), ratio > 1),
         lambda: tf.switch_case(ratio // 4, [jpeg(2), jpeg(4), jpeg(8)]),
-        whole,
+        not_animated,
     )
     decoded_at = tf.cast(tf.shape(image)[0], tf.float32) / tf.cast(
         tf.maximum(size[1], 1), tf.float32
