@@ -170,3 +170,18 @@ def test_a_shape_error_says_what_each_none_stands_for():
         to_input([[[0.5]] * 27 + [[0.5, 0.5]]], rows, rows=True)  # ragged
     assert str(raised.value).startswith("'rows' is not a regular array: ")
     assert not str(raised.value).endswith("..")
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2])
+def test_base64_without_its_padding_is_read_as_tf_serving_reads_it(cut):
+    """absl's Base64Unescape, which TF Serving decodes `b64` with, takes a value with no
+    "=" at its end (or the right number); a wrong number is refused."""
+    import base64
+
+    images = InputSpec("image_bytes", None, (None,))
+    data = bytes(range(3 * 5 + 3 - cut))  # 0, 2 or 1 "=" when encoded
+    text = base64.b64encode(data).decode()
+    assert to_input([{"b64": text.rstrip("=")}], images, rows=True) == [data]
+    if cut:
+        with pytest.raises(BadRequest, match="not valid base64"):
+            to_input([{"b64": text + "="}], images, rows=True)

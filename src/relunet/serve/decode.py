@@ -271,8 +271,11 @@ def _listed(array: np.ndarray) -> list:
 def _b64(value: Any, name: str) -> bytes:
     if not isinstance(value, dict) or set(value) != {"b64"} or not isinstance(value["b64"], str):
         raise BadRequest(f'\'{name}\' takes encoded images as {{"b64": "..."}} objects.')
+    text = value["b64"]
+    if "=" not in text:  # TF Serving's decoder (absl's) takes base64 without its padding
+        text += "=" * (-len(text) % 4)
     try:
-        return base64.b64decode(value["b64"], validate=True)
+        return base64.b64decode(text, validate=True)
     except ValueError:
         raise BadRequest(f"A b64 value of '{name}' is not valid base64.") from None
 
