@@ -120,11 +120,11 @@ def _scores(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy (the highest probability is the label), the loss (cross-entropy, clipped
     as Keras clips it) and the ECE of calibrated probabilities [n, 10]."""
     chosen = probabilities[np.arange(len(labels)), labels]
-    return {
-        "top_accuracy": float((probabilities.argmax(-1) == labels).mean()),
-        "loss": float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean()),
-        "ece": round(ece(probabilities, labels), 5),
-    }
+    top_accuracy = float((probabilities.argmax(-1) == labels).mean())
+    loss = float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean())
+    return dict(
+        zip(SCORES, (top_accuracy, loss, round(ece(probabilities, labels), 5)), strict=True)
+    )
 
 
 def summary(result: dict) -> str:

@@ -184,9 +184,9 @@ def _webp_size(data: tf.Tensor) -> tf.Tensor:
     chunk = data[12:16]
     return tf.case(
         [
-            (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 32])), lossy(26)),
-            (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 76])), lossless(21)),
-            (tf.reduce_all(tf.equal(chunk, [86, 80, 56, 88])), extended),
+            (tf.reduce_all(tf.equal(chunk, list(b"VP8 "))), lossy(26)),
+            (tf.reduce_all(tf.equal(chunk, list(b"VP8L"))), lossless(21)),
+            (tf.reduce_all(tf.equal(chunk, list(b"VP8X"))), extended),
         ],
         default=bare,
     )
@@ -200,8 +200,8 @@ def _bytes(encoded: tf.Tensor) -> tf.Tensor:
 def is_webp(encoded: tf.Tensor) -> tf.Tensor:
     """Whether a file is a WebP as TensorFlow's decode_image tells one: RIFF, then WEBP."""
     data = _bytes(tf.strings.substr(encoded, 0, 12))
-    riff = tf.reduce_all(tf.equal(data[:4], [82, 73, 70, 70]))
-    return tf.logical_and(riff, tf.reduce_all(tf.equal(data[8:12], [87, 69, 66, 80])))
+    riff = tf.reduce_all(tf.equal(data[:4], list(b"RIFF")))
+    return tf.logical_and(riff, tf.reduce_all(tf.equal(data[8:12], list(b"WEBP"))))
 
 
 def animated_webp(encoded: tf.Tensor) -> tf.Tensor:
@@ -209,7 +209,7 @@ def animated_webp(encoded: tf.Tensor) -> tf.Tensor:
     the animation flag): TensorFlow 2.21's decoder of one corrupts the heap unless its
     frames are expanded, and of a damaged one even then (the process aborts)."""
     data = _bytes(tf.strings.substr(encoded, 0, 21))
-    extended = tf.reduce_all(tf.equal(data[12:16], [86, 80, 56, 88]))
+    extended = tf.reduce_all(tf.equal(data[12:16], list(b"VP8X")))
     flagged = tf.equal(tf.cast(data[20], tf.int32) // 2 % 2, 1)
     return tf.logical_and(is_webp(encoded), tf.logical_and(extended, flagged))
 

@@ -59,9 +59,6 @@ _PATH = re.compile(
 )
 
 
-READ_ONLY = ("/", "/healthz", "/readyz", METRICS_PATH)  # the server's own pages
-
-
 def create_app(
     life: Life, name: str, batcher: Batcher | None, max_body_bytes: int, metrics: Metrics
 ) -> Starlette:
@@ -105,7 +102,8 @@ class _Handlers:
             return JSONResponse({"error": f"{type(error).__name__}: {error}"}, status_code=500)
 
     async def _api(self, request: Request) -> Response:
-        if request.url.path in READ_ONLY:  # its route took GET and HEAD, not this method
+        pages = request.app.routes[:-1]  # the server's own, before this catch-all route
+        if any(page.path == request.url.path for page in pages):  # GET and HEAD only
             raise BadRequest(
                 f"The method {request.method} is not allowed on {request.url.path}; GET it.",
                 405,
