@@ -152,3 +152,39 @@ def test_a_process_that_built_other_models_first_resumes_a_backup(tmp_path):
     for a, b in zip(reader.get_weights(), writer.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(reader.optimizer.iterations) == int(writer.optimizer.iterations) == 2
+
+
+def test_a_plain_fit_interrupted_between_epochs_resumes_at_the_next_one(tmp_path):
+    """docs/python.md's notebook loop: `fit` with only the backup callback (no
+    steps_per_epoch given), stopped as epoch 3 begins, then run again as written: it
+    trains epochs 3 to 5 only, from the backup of epoch 2's end (recorded as step 0 of
+    epoch 3, not as a step past the end of epoch 2)."""
+    import keras
+    import numpy as np
+
+    from relunet.config import ModelConfig, OptimConfig
+    from relunet.training.backup import AtomicBackupAndRestore
+    from relunet.training.model import build_model
+
+    class StopAtThird(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    x = np.random.default_rng(0).random((64, 28, 28, 1), np.float32)
+    y = keras.utils.to_categorical(np.arange(64) % 10, 10)
+
+    def fit(*extra):
+        model = build_model(ModelConfig(width=8), OptimConfig(jit_compile="off"))
+        backup = AtomicBackupAndRestore(tmp_path / "backup")
+        history = model.fit(x, y, batch_size=16, epochs=5, callbacks=[backup, *extra], verbose=0)
+        return model, history
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(StopAtThird())
+    manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
+    assert (manifest["backups"][0]["epoch"], manifest["backups"][0]["step"]) == (2, 0)
+    model, history = fit()
+    assert history.epoch == [2, 3, 4]
+    assert int(model.optimizer.iterations) == 5 * 4
+    assert not (tmp_path / "backup").exists()  # deleted when training ended

@@ -231,7 +231,8 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
                     f"epoch {epoch + 1} ended after {trained} optimizer steps "
                     f"in all, not {(epoch + 1) * steps}; not backing it up"
                 )
-        self._epoch = epoch + 1
+        # The epoch's end is the next one's start: step 0 of epoch + 1, not its last step.
+        self._epoch, self._steps_at_epoch_begin = epoch + 1, optimizer_steps(self.model)
         self._write_backup()
 
     def on_train_end(self, logs=None):
