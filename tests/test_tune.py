@@ -144,6 +144,15 @@ def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
     assert Path(again["model"]).parent == by_id and not numbered.exists()
     assert again["test_accuracy"] == final["test_accuracy"]  # tested, not trained again
 
+    # Run again with another --export, it exports there; asking for another test split
+    # (or train split) is refused in one line, not answered with the old run's figures.
+    moved = tune(dataclasses.replace(config, export_dir=str(tmp_path / "saved2")))
+    assert moved["export"] == str(tmp_path / "saved2" / "1")
+    assert (tmp_path / "saved2" / "1" / "saved_model.pb").is_file()
+    with pytest.raises(RelunetError, match=r"tested on test\[:500\], not --test-split test"):
+        tune(dataclasses.replace(config, test_split="test[:100]"))
+    assert json.loads((project / "relunet_final.json").read_text())["export"] == moved["export"]
+
 
 def test_changed_search_space_is_refused_unless_overwrite(tmp_path):
     project = tmp_path / "relunet"

@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from relunet.base.errors import RelunetError
 from relunet.base.files import read_json, write_json_atomic
 from relunet.config import NO_SPLIT, TrainConfig, TuneConfig, flags_of
 from relunet.experiments import trials
@@ -78,8 +79,9 @@ def finish(
     if final_path.is_file():
         final = read_json(final_path, expect=dict)
         if final.get("trial_id") == best.trial_id:
+            _same_splits(final, config)
             print(f"tune: the best trial was already retrained: {_result_line(final)}")
-            return final
+            return _exported(final, config, final_path)
     retrain = retrain_config(config, values, best, None)
     retrain = dataclasses.replace(retrain, run_dir=str(retrain_dir(project, best, retrain)))
     command = train_command(dataclasses.replace(retrain, run_dir=None))
@@ -107,6 +109,38 @@ def finish(
         final["export"] = str(export_saved_model(load_model(final["model"]), config.export_dir))
     write_json_atomic(final_path, final)
     print(f"tune: {_result_line(final)}")
+    return final
+
+
+def _same_splits(final: dict[str, Any], config: TuneConfig) -> None:
+    """RelunetError where a rerun asks for the winner retrained or tested on other splits
+    than it was: that is another run, not this one read back."""
+    for flag, done, asked in (
+        ("--full-train-split", final.get("retrained_on"), config.full_train_split),
+        ("--test-split", final.get("test_split"), config.test_split),
+    ):
+        if done != asked:
+            raise RelunetError(
+                f"The best trial was already retrained on {final.get('retrained_on')} and "
+                f"tested on {final.get('test_split')}, not {flag} {asked}: run its command "
+                f"with that split ({final.get('command')}), or search again with --overwrite."
+            )
+
+
+def _exported(final: dict[str, Any], config: TuneConfig, final_path: Path) -> dict[str, Any]:
+    """The retrained winner exported into --export where a rerun asks for a folder it was
+    not exported to (a version more; one it was exported to is left as it is)."""
+    if not config.export_dir:
+        return final
+    done = final.get("export")
+    if done and Path(done).parent.resolve() == Path(config.export_dir).resolve():
+        return final
+    final = {
+        **final,
+        "export": str(export_saved_model(load_model(final["model"]), config.export_dir)),
+    }
+    write_json_atomic(final_path, final)
+    print(f"tune: the retrained best trial exported to {final['export']}")
     return final
 
 
