@@ -126,6 +126,10 @@ def _add_odd_arrays(root):
     np.save(root / "complex.npy", np.zeros((28, 28), np.complex64))
     np.save(root / "bools.npy", np.zeros((28, 28), bool))
     np.save(root / "strings.npy", np.array([["a"] * 28] * 28))
+    over = np.zeros((2, 28, 28), np.float32)
+    over[0, 0, 0] = 1.001  # one float past 1 once turned the whole file into 0..255
+    np.save(root / "float_over_1.npy", over)
+    (root / "png_named.npy").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
 
 
 def _add_odd_data(root):
@@ -538,6 +542,14 @@ CASES = {
     ),
     "predict: boolean array": (["predict", "--model", "run", "bools.npy"], "holds booleans"),
     "predict: array of strings": (["predict", "--model", "run", "strings.npy"], "holds strings"),
+    "predict: floats past 1": (
+        ["predict", "--model", "run", "float_over_1.npy"],
+        "float_over_1.npy holds values outside 0..1 (floats)",
+    ),
+    "predict: a PNG named .npy": (
+        ["predict", "--model", "run", "png_named.npy"],
+        "png_named.npy is not a .npy file",
+    ),
     "predict: empty .keras": (
         ["predict", "--model", "empty.keras", "digits.npy"],
         "empty.keras is empty",

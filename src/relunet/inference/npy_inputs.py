@@ -46,13 +46,16 @@ def read_npy_images(path: Path) -> np.ndarray:
             "pixel intensities (uint8 0..255, or floats in 0..1)."
         )
     array = array.reshape((-1, *INPUT_SHAPE))  # the header's shape is one of the three
-    if np.issubdtype(array.dtype, np.floating) and array.min() >= 0 and array.max() <= 1:
-        return np.rint(array * PIXEL_MAX).astype(np.uint8)  # already normalised to [0, 1]
-    if np.issubdtype(array.dtype, np.number) and array.min() >= 0 and array.max() <= PIXEL_MAX:
-        return array.astype(np.uint8)
-    raise RelunetError(
-        f"{path} holds values outside 0..255 (or 0..1 for floats); expected pixel intensities."
-    )
+    # Floats are intensities normalised to 0..1, integers 0..255: the type says which, not
+    # the values (one float just over 1 would turn a whole file into 0..255).
+    floats = np.issubdtype(array.dtype, np.floating)
+    top = 1 if floats else PIXEL_MAX
+    if not (array.size and array.min() >= 0 and array.max() <= top):
+        raise RelunetError(
+            f"{path} holds values outside {'0..1 (floats)' if floats else '0..255 (integers)'}"
+            "; expected pixel intensities: uint8 0..255, or floats in 0..1."
+        )
+    return np.rint(array * PIXEL_MAX).astype(np.uint8) if floats else array.astype(np.uint8)
 
 
 def _check_npy_header(path: Path) -> None:
@@ -64,7 +67,13 @@ def _check_npy_header(path: Path) -> None:
         try:
             version = np.lib.format.read_magic(f)
         except ValueError:
-            return  # not a .npy file at all (an .npz, say): np.load says what it is
+            f.seek(0)
+            if f.read(4) == b"PK\x03\x04":
+                return  # an .npz archive: np.load opens it, and read_npy_images says so
+            raise RelunetError(
+                f"{path} is not a .npy file (it does not begin with NumPy's header); save "
+                "an array of images with numpy.save."
+            ) from None
         try:
             if version == (1, 0):
                 shape, _, dtype = np.lib.format.read_array_header_1_0(f)
