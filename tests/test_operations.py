@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import re
+import shutil
 import signal
 import statistics
 import sys
@@ -235,15 +236,18 @@ def test_the_drain_limit_or_a_second_sigterm_ends_it_at_once(exported, digits, t
     assert isinstance(answers[0], Exception) or answers[0][0] != 200
 
 
-def test_readyz_is_503_while_draining(exported):
+def test_readyz_is_503_while_draining_and_once_no_version_is_left(exported, tmp_path):
     """The application's answer once the drain has begun (over HTTP the window is a
-    tenth of a second before the listener closes; here it is the app, asked directly)."""
+    tenth of a second before the listener closes; here it is the app, asked directly),
+    and once every version folder has been removed (predict is 503 then too)."""
     from relunet.serve.lifecycle import Life
     from relunet.serve.models import ModelFolder
     from relunet.serve.rest import create_app
     from relunet.serve.watch import Metrics
 
-    life = Life(models=ModelFolder(exported.parent, "relunet"))
+    folder = tmp_path / "relunet"
+    shutil.copytree(exported, folder / exported.name)
+    life = Life(models=ModelFolder(folder, "relunet"))
     app = create_app(life, "relunet", None, 1 << 20, Metrics())
 
     def get(path):
@@ -273,6 +277,10 @@ def test_readyz_is_503_while_draining(exported):
     assert status == 503 and answer["status"] == "draining"
     assert get("/healthz") == (200, {"status": "serving"})
     assert get("/v1/models/relunet")[0] == 503
+    life.draining = False
+    shutil.rmtree(folder / exported.name)
+    status, answer = get("/readyz")
+    assert status == 503 and answer["status"] == "empty", answer
 
 
 def test_huge_request_heads_are_refused_with_memory_flat_counted_and_logged(exported, tmp_path):

@@ -157,6 +157,9 @@ class _Handlers:
         if why is not None:
             return JSONResponse({"status": why.split(":")[0], "error": why}, status_code=503)
         versions = sorted(self.life.models.refresh(), reverse=True)
+        if not versions:  # every version folder removed since it loaded: predict is 503
+            why = f"no version of {self.name} is loaded now"
+            return JSONResponse({"status": "empty", "error": why}, status_code=503)
         return JSONResponse({"status": "ready", "versions": [str(v) for v in versions]})
 
     async def prometheus(self, request: Request) -> Response:
