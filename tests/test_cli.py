@@ -242,3 +242,30 @@ def test_predict_says_no_digit_found_for_a_blank_page(trained_run, tmp_path):
         (False, None, None),
         (False, None, None),
     ]
+
+
+@pytest.mark.slow
+def test_output_into_a_closed_pipe_ends_quietly_as_sigpipe_would(tmp_path):
+    """`relunet predict --json ... | head -1`: once the reader has gone, the command stops
+    with 141 (a shell's status for SIGPIPE) and says nothing, not "error: Broken pipe"
+    with the bad-input status 2."""
+    from relunet.config import ModelConfig
+    from relunet.training.model import build_model
+
+    build_model(ModelConfig(width=8)).save(tmp_path / "model.keras")
+    digit = np.zeros((28, 28, 1), np.uint8)
+    digit[4:24, 13:16] = 255
+    for i in range(64):  # answers far larger than a pipe's buffer
+        np.save(tmp_path / f"d{i}.npy", digit[..., 0])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relunet.cli", "predict", "--model", "model.keras", "--json"]
+        + [f"d{i}.npy" for i in range(64)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # the reader goes before a line is written
+    err = process.stderr.read()
+    assert process.wait(timeout=300) == 141, err
+    assert "error" not in err and "Traceback" not in err, err

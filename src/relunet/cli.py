@@ -167,6 +167,9 @@ def _parse_list(texts: list[str], kind: type, what: str) -> tuple:
         ) from None
 
 
+PIPE_CLOSED = 128 + 13  # what a shell reports of a command ended by SIGPIPE: quietly
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "preset", None):  # again, with the preset's values as the defaults
@@ -179,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(error).split())
         print(f"{command}: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `relunet predict --json ... | head`: the reader has gone
+        return PIPE_CLOSED
     except OSError as error:  # a full disk, a folder made read-only under a running job
         where = f": {error.filename}" if error.filename else ""
         print(
@@ -205,7 +210,10 @@ def entry() -> None:
     """The `relunet` command: main(), then out at once. The results are written and
     fsynced by then; the interpreter's teardown of TensorFlow would only cost seconds."""
     code = main()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = PIPE_CLOSED
     sys.stderr.flush()
     os._exit(code)
 
