@@ -178,6 +178,26 @@ def test_an_image_folder_names_numbers_as_the_reader_writes_them(tmp_path):
             labelled_image_files(tmp_path / name)
 
 
+def test_an_image_folder_is_read_through_links_and_without_hidden_entries(tmp_path):
+    """Inside a label folder as beside them: a link to a folder is followed (a link back
+    up is read once), and hidden entries (Jupyter's checkpoints, macOS's `._` files) are
+    passed over, not scored as the label nor refused as undecodable."""
+    from relunet.inference.image_folders import labelled_image_files
+
+    more, three = tmp_path / "more", tmp_path / "digits" / "3"
+    for folder in (more, three / ".ipynb_checkpoints"):
+        folder.mkdir(parents=True)
+    for path in (three / "a.png", more / "b.png", more / "c.png"):
+        path.write_bytes(b"\x89PNG")
+    (three / ".ipynb_checkpoints" / "a-checkpoint.png").write_bytes(b"\x89PNG")
+    (three / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble, not a PNG
+    (three / "more").symlink_to(more, target_is_directory=True)
+    (more / "up").symlink_to(three, target_is_directory=True)  # a loop
+    found = labelled_image_files(tmp_path / "digits")
+    assert sorted(path.name for path, _ in found) == ["a.png", "b.png", "c.png"]
+    assert {label for _, label in found} == {"3"}
+
+
 @pytest.mark.slow
 def test_evaluate_images_reads_a_labelled_folder_as_predict_reads_each_file(
     trained_run, mnist_dir, tmp_path

@@ -78,18 +78,26 @@ def _is_number(name: str) -> bool:
 
 
 def _images_under(folder: Path) -> list[Path]:
-    """Every image file below `folder`, each checked readable. Nothing is passed over in
-    silence: a folder that cannot be listed, a link to nothing, or an entry named as an
-    image that is not a file (a folder, a pipe) is refused like a file that cannot be
-    read, so the count the report gives is the count the folder holds."""
+    """Every image file below `folder`, each checked readable, through links to folders
+    as the label folders' own links are followed (each folder read once). Hidden entries
+    (a dot first: `.ipynb_checkpoints`, macOS's `._x.png`) are passed over, as they are
+    beside the label folders. Nothing else is passed over in silence: a folder that
+    cannot be listed, a link to nothing, or an entry named as an image that is not a file
+    (a folder, a pipe) is refused like a file that cannot be read, so the count the
+    report gives is the count the folder holds."""
 
     def refuse(error: OSError) -> None:
         raise RelunetError(f"{error.filename} cannot be read ({error.strerror}).") from None
 
-    images = []
-    for root, folders, names in os.walk(folder, onerror=refuse):
-        folders.sort()
-        for name in sorted([*names, *(f for f in folders if Path(root, f).is_symlink())]):
+    images, read = [], set()
+    for root, folders, names in os.walk(folder, onerror=refuse, followlinks=True):
+        if os.path.realpath(root) in read:  # a link back to a folder already read
+            folders.clear()
+            continue
+        read.add(os.path.realpath(root))
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        shown = [*names, *(f for f in folders if Path(root, f).is_symlink())]
+        for name in sorted(n for n in shown if not n.startswith(".")):
             path = Path(root, name)
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
