@@ -397,6 +397,7 @@ CASES = {
         },
     ),
     # tune
+    "tune: an empty --directory": (["tune", "--directory", " "], "--directory is empty"),
     "tune: a fixed width while the width is searched": (
         ["tune", "--width", "512"],
         "width is searched, so a fixed width would be ignored",
@@ -486,6 +487,7 @@ CASES = {
         ["export", "--model", "run", "--out", "notes.txt"],
         "export target notes.txt is a file",
     ),
+    "export: an empty --out": (["export", "--model", "run", "--out", ""], "--out is empty"),
     "export: version that exists": (
         ["export", "--model", "run", "--out", "saved", "--version", "1"],
         "saved/1 already exists; refusing to overwrite it",
@@ -559,6 +561,10 @@ CASES = {
         "has a serving_default signature taking (x: float32 (None, 784))",
     ),
     # evaluate
+    "evaluate: an empty --report": (
+        ["evaluate", "--model", "run", "--report", ""],
+        "--report is empty",
+    ),
     "evaluate: malformed split": (
         ["evaluate", "--model", "run", "--split", "test["],
         "split must be a tfds split string",

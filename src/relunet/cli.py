@@ -151,6 +151,10 @@ def config_from_args(config: type, args: argparse.Namespace) -> Any:
             value = field.default if value is None else tuple(map(kind, value))
         elif is_list:
             value = field.default if value is None else _parse_list(value, kind, field.name)
+        elif isinstance(value, str) and not value.strip():  # `--out ''`: not the default
+            raise RelunetError(
+                f"{flags_of(field)[0]} is empty; give it a value, or leave the flag out."
+            )
         values[field.name] = value
     return config(**values)
 
