@@ -88,3 +88,16 @@ def test_relunet_its_data_front_and_the_idx_reader_import_no_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_the_python_api_refuses_a_config_without_its_model_or_with_one_path_as_inputs():
+    """What the command line cannot be given, a Python caller can: a config with no model,
+    or one path where a list of paths goes (once read a character at a time, its first
+    '.' named as a missing input). Both are a RelunetError saying so, before anything is
+    loaded."""
+    from relunet import PredictConfig, RelunetError, predict
+
+    with pytest.raises(RelunetError, match=r"inputs is one path \('digit.png'\)"):
+        predict(PredictConfig(inputs="digit.png", model="run"))
+    with pytest.raises(RelunetError, match="No model was given"):
+        predict(PredictConfig(inputs=("digit.png",), model=None))

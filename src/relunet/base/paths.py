@@ -101,6 +101,8 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     version folder, or a folder of versions (its newest, as TF Serving picks).
     RelunetError if it names none; no TensorFlow needed, so a wrong path is answered at
     once."""
+    if path is None:  # a config made in Python without its model
+        raise RelunetError("No model was given: a run dir, a .keras file or a SavedModel.")
     path = Path(path)
     if not path.exists():
         raise RelunetError(f"The model path {path} does not exist.")

@@ -7,6 +7,7 @@ fields, as for training) and checks its values; the checks of paths and files ar
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -64,6 +65,11 @@ class PredictConfig:
     trust_model: bool = option(False, TRUST_HELP)
 
     def validate(self) -> PredictConfig:
+        if isinstance(self.inputs, str | os.PathLike):  # not each of its characters
+            raise RelunetError(
+                f"inputs is one path ({os.fspath(self.inputs)!r}), not a list of them: "
+                "inputs=[path]."
+            )
         if not self.inputs:
             raise RelunetError("predict needs at least one input file.")
         return self
