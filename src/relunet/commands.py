@@ -37,7 +37,7 @@ PREEMPTED = 75
 
 def train(config: TrainConfig) -> int:
     config = preflight.train(config)
-    with _signals_end_the_run():
+    with _signals_end_the_run("train", " outside training"):
         _import_tensorflow()
         from relunet.training.train import run
 
@@ -51,10 +51,11 @@ def tune(config: TuneConfig) -> int:
     if config.summary:  # the table of an existing search: no TensorFlow needed
         trials.summarize(trials.project_dir(config), from_outside=True)
         return 0
-    _import_tensorflow()
-    from relunet.experiments.tune import run
+    with _signals_end_the_run("tune"):  # a trial continues from its newest backup
+        _import_tensorflow()
+        from relunet.experiments.tune import run
 
-    run(config)
+        run(config)
     return 0
 
 
@@ -119,21 +120,21 @@ def serve(config: ServeConfig) -> int:
 
 
 @contextlib.contextmanager
-def _signals_end_the_run() -> Iterator[None]:
-    """Outside `fit` (start-up, reading the data, the test evaluation), SIGTERM and SIGINT
-    end the process at once with status 75: every file is written atomically and the
-    run dir's lock dies with the process, so the next run continues from the last backup.
-    The handler exits rather than raising, because an exception raised inside an import
-    or a library call can be caught and turned into another error there. Inside `fit`,
-    the StopOnSignal callback takes over (finish the chunk, back up, stop) and puts these
-    handlers back after."""
+def _signals_end_the_run(command: str, where: str = "") -> Iterator[None]:
+    """SIGTERM and SIGINT end the process at once with status 75: every file is written
+    atomically and the run dir's lock dies with the process, so the next run continues
+    from the last backup (a search: each trial from its newest). The handler exits rather
+    than raising, because an exception raised inside an import or a library call can be
+    caught and turned into another error there, or swallowed (keras-tuner's trials lost
+    a Ctrl-C that way). Inside a `relunet train` run's `fit`, the StopOnSignal callback
+    takes over (finish the chunk, back up, stop) and puts these handlers back after."""
 
     def stop(signum, frame):
         with contextlib.suppress(Exception):  # keep what was printed; a write may be under way
             sys.stdout.flush()
         say_now(
-            f"relunet train: interrupted: {signal.Signals(signum).name} received outside "
-            "training; every file written is whole; rerun the same command to resume"
+            f"relunet {command}: interrupted: {signal.Signals(signum).name} received{where}; "
+            "every file written is whole; rerun the same command to resume"
         )
         os._exit(PREEMPTED)
 

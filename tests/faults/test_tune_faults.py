@@ -95,13 +95,20 @@ def search_position(directory):
     return -1
 
 
-def kill_when(process, condition):
+def kill_when(process, condition, how=signal.SIGKILL):
+    """Send `how` once `condition` holds. SIGTERM and SIGINT (Ctrl-C) end the search at
+    once with 75, saying so, as SIGKILL ends it: from the newest backup on."""
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         if condition():
-            process.send_signal(signal.SIGKILL)
+            process.send_signal(how)
             process.wait(timeout=60)
-            assert process.returncode == -signal.SIGKILL
+            if how == signal.SIGKILL:
+                assert process.returncode == -signal.SIGKILL
+            else:
+                said = process.stdout.read()
+                assert process.returncode == 75, said[-2000:]
+                assert f"relunet tune: interrupted: {how.name} received; every file" in said
             return
         if process.poll() is not None:
             raise AssertionError(f"the search ended first: {process.stdout.read()[-2000:]}")
@@ -176,15 +183,18 @@ def test_a_search_killed_in_a_trial_s_second_epoch_continues_that_trial(tmp_path
     assert resumed["epoch"] == 1 and resumed["step"] >= killed_at[1]  # continued there
 
 
-def test_sigkill_at_random_points_across_trials_then_rerun_gives_the_uninterrupted_search(
+def test_kills_and_ctrl_c_at_random_points_across_trials_then_rerun_gives_the_same_search(
     tmp_path, reference, request
 ):
+    """SIGKILL, then a Ctrl-C (SIGINT; with --slow SIGTERM and SIGKILL again), each at a
+    random step of the search: the rerun ends as the uninterrupted search ended."""
     kills = 4 if request.config.getoption("--slow") else 2
     rng = random.Random(32 + kills)
     targets = sorted(rng.sample(range(1, TRIALS * EPOCHS * STEPS - 1), kills))
-    for target in targets:
+    signals = (signal.SIGKILL, signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+    for target, how in zip(targets, signals, strict=False):
         process = start(tmp_path)
-        kill_when(process, lambda target=target: search_position(tmp_path) >= target)
+        kill_when(process, lambda target=target: search_position(tmp_path) >= target, how)
     print(f"killed at or past the search's global steps {targets}")
     finish(tmp_path)
     assert_same_search(tmp_path, reference)
