@@ -117,6 +117,7 @@ def _add_odd_models(root):
     tf.saved_model.save(
         flat, str(root / "flat_model" / "1"), signatures={"serving_default": flat.serve}
     )
+    (root / "model_export").symlink_to(root / "flat_model" / "1")  # model.export()'s folder
 
 
 def _add_odd_arrays(root):
@@ -676,6 +677,10 @@ CASES = {
     "serve: one version instead of the folder of versions": (
         ["serve", "flat_model/1"],
         "is one SavedModel version; serve the folder of versions",
+    ),
+    "serve: one SavedModel that is not a numbered version": (
+        ["serve", "model_export"],
+        "model_export is one SavedModel, not a folder of numbered versions: put it in one",
     ),
     "serve: folder without versions": (["serve", "empty"], "empty holds no SavedModel versions"),
     "serve: name that cannot be in a URL": (

@@ -133,7 +133,7 @@ def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
     np.testing.assert_allclose(probabilities.sum(-1), 1, atol=1e-5)
     assert (probabilities.argmax(-1) == test.labels[:200]).mean() > 0.5
 
-    # A project retrained before 0.3 named the folder by keras-tuner's id: it is continued
+    # An earlier relunet named the retrained folder by keras-tuner's id: it is continued
     # there (here: trained, not yet tested), not retrained in a new best_trial_N.
     numbered = Path(final["model"]).parent
     by_id = numbered.with_name(f"best_trial_{final['trial_id']}")

@@ -32,9 +32,14 @@ def check_versions_folder(folder: str | os.PathLike) -> dict[int, Path]:
     if not folder.is_dir():
         raise RelunetError(f"The model folder {folder} does not exist or is not a folder.")
     if (folder / SAVED_MODEL).is_file():
+        if folder.name.isdigit() and int(folder.name) > 0:
+            raise RelunetError(
+                f"{folder} is one SavedModel version; serve the folder of versions "
+                f"that holds it ({folder.parent})."
+            )
         raise RelunetError(
-            f"{folder} is one SavedModel version; serve the folder of versions "
-            f"that holds it ({folder.parent})."
+            f"{folder} is one SavedModel, not a folder of numbered versions: put it in one "
+            f"as its version 1 (mkdir models && cp -r {folder} models/1) and serve that."
         )
     versions = saved_model_versions(folder)
     if not versions:

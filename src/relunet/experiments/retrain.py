@@ -146,7 +146,7 @@ def _exported(final: dict[str, Any], config: TuneConfig, final_path: Path) -> di
 
 def retrain_dir(project: Path, best: trials.TrialRow, retrain: TrainConfig) -> Path:
     """Where the best trial is retrained: best_trial_N, N the trial's number as the table
-    and the messages give it. Until relunet 0.3 the folder was named by keras-tuner's
+    and the messages give it. Earlier versions of relunet named the folder by keras-tuner's
     trial id (N - 1); a search retrained then has such a folder of this very run, and
     it is continued (or read back) there."""
     numbered = project / f"best_trial_{best.number}"
