@@ -232,3 +232,5 @@ def test_deskew_makes_a_slanted_stroke_upright_inside_the_model():
     straight.set_weights(plain.get_weights())
     assert not np.allclose(plain(slanted), straight(slanted))
     np.testing.assert_allclose(straight(slanted), plain(deskew(tf.constant(slanted))), atol=1e-6)
+    # Images without their channel axis, which the model without deskew takes too.
+    np.testing.assert_allclose(straight(slanted[..., 0]), straight(slanted), atol=1e-6)

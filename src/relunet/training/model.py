@@ -170,7 +170,9 @@ class ReluNet(BuiltModelSkipsSymbolicBuild, keras.Model):
         self.built = True
 
     def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
-        x = self.flatten(deskew(images) if self.config.deskew else images)
+        if self.config.deskew:  # [n, 28, 28] as well as [n, 28, 28, 1], as without it
+            images = deskew(tf.reshape(images, [-1, *INPUT_SHAPE]))
+        x = self.flatten(images)
         for i, layer in enumerate(self.hidden):
             x = layer(x)
             if self.norms:
