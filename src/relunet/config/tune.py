@@ -117,7 +117,9 @@ class TuneConfig(AugmentConfig, OptimConfig, ModelConfig, DataConfig):  # train'
     backup_every: int = option(
         100, "steps between a trial's backups, besides one per epoch (a killed trial continues)"
     )
-    summary: bool = option(False, "print the table of an existing search and stop")
+    summary: bool = option(
+        False, "print the table of an existing search (and write its summary files) and stop"
+    )
     verbose: int | None = option(None, "Keras progress output: 0, 1 or 2")
     # Off, unlike train: every trial is a new model to compile, and for trials of a few
     # epochs XLA's compile time outweighs its speed (measured: 8 trials of 3 epochs took
