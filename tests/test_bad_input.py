@@ -683,6 +683,7 @@ CASES = {
         "model_export is one SavedModel, not a folder of numbered versions: put it in one",
     ),
     "serve: folder without versions": (["serve", "empty"], "empty holds no SavedModel versions"),
+    "serve: an empty MODEL_DIR": (["serve", ""], "MODEL_DIR is empty"),
     "serve: name that cannot be in a URL": (
         ["serve", "flat_model", "--name", "a/b"],
         "name must be letters, digits",

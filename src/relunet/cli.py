@@ -152,6 +152,8 @@ def config_from_args(config: type, args: argparse.Namespace) -> Any:
         elif is_list:
             value = field.default if value is None else _parse_list(value, kind, field.name)
         elif isinstance(value, str) and not value.strip():  # `--out ''`: not the default
+            if field.metadata.get("positional"):
+                raise RelunetError(f"{field.metadata['metavar']} is empty; give it a value.")
             raise RelunetError(
                 f"{flags_of(field)[0]} is empty; give it a value, or leave the flag out."
             )
