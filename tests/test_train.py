@@ -154,11 +154,13 @@ def test_a_process_that_built_other_models_first_resumes_a_backup(tmp_path):
     assert int(reader.optimizer.iterations) == int(writer.optimizer.iterations) == 2
 
 
-def test_a_plain_fit_interrupted_between_epochs_resumes_at_the_next_one(tmp_path):
+@pytest.mark.parametrize("save_freq", ["epoch", 2])
+def test_a_plain_fit_interrupted_in_its_third_epoch_resumes_there(tmp_path, save_freq):
     """docs/python.md's notebook loop: `fit` with only the backup callback (no
-    steps_per_epoch given), stopped as epoch 3 begins, then run again as written: it
-    trains epochs 3 to 5 only, from the backup of epoch 2's end (recorded as step 0 of
-    epoch 3, not as a step past the end of epoch 2)."""
+    steps_per_epoch given), stopped in epoch 3's validation, then run again as written:
+    it trains epochs 3 to 5 only, from the backup of epoch 2's end. That is step 0 of
+    epoch 3, not a step past the end of epoch 2, which the rerun refused; and a backup
+    every 2 steps does not record epoch 3's last (one chunk of 4 steps an epoch here)."""
     import keras
     import numpy as np
 
@@ -166,9 +168,9 @@ def test_a_plain_fit_interrupted_between_epochs_resumes_at_the_next_one(tmp_path
     from relunet.training.backup import AtomicBackupAndRestore
     from relunet.training.model import build_model
 
-    class StopAtThird(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
+    class StopInThird(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            if int(self.model.optimizer.iterations) == 3 * 4:  # epoch 3 trained, not ended
                 raise KeyboardInterrupt
 
     x = np.random.default_rng(0).random((64, 28, 28, 1), np.float32)
@@ -176,12 +178,20 @@ def test_a_plain_fit_interrupted_between_epochs_resumes_at_the_next_one(tmp_path
 
     def fit(*extra):
         model = build_model(ModelConfig(width=8), OptimConfig(jit_compile="off"))
-        backup = AtomicBackupAndRestore(tmp_path / "backup")
-        history = model.fit(x, y, batch_size=16, epochs=5, callbacks=[backup, *extra], verbose=0)
+        backup = AtomicBackupAndRestore(tmp_path / "backup", save_freq=save_freq)
+        history = model.fit(
+            x,
+            y,
+            batch_size=16,
+            epochs=5,
+            validation_data=(x[:16], y[:16]),
+            callbacks=[backup, *extra],
+            verbose=0,
+        )
         return model, history
 
     with pytest.raises(KeyboardInterrupt):
-        fit(StopAtThird())
+        fit(StopInThird())
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
     assert (manifest["backups"][0]["epoch"], manifest["backups"][0]["step"]) == (2, 0)
     model, history = fit()

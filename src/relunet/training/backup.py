@@ -219,7 +219,8 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             self.save_freq != "epoch"
             and epoch == self._epoch
             and step - self._saved_at >= self.save_freq
-        ):
+            and (self.steps_per_epoch is None or step < self.steps_per_epoch)
+        ):  # the epoch's last chunk is backed up at its end, as step 0 of the next
             self._write_backup()
 
     def on_epoch_end(self, epoch, logs=None):
