@@ -545,6 +545,10 @@ CASES = {
     ),
     "predict: boolean array": (["predict", "--model", "run", "bools.npy"], "holds booleans"),
     "predict: array of strings": (["predict", "--model", "run", "strings.npy"], "holds strings"),
+    "predict: an empty input name": (
+        ["predict", "--model", "run", " "],
+        "An input is an empty name",
+    ),
     "predict: floats past 1": (
         ["predict", "--model", "run", "float_over_1.npy"],
         "float_over_1.npy holds values outside 0..1 (floats)",

@@ -90,14 +90,24 @@ def test_relunet_its_data_front_and_the_idx_reader_import_no_tensorflow():
     assert result.stdout.strip() == "[]"
 
 
-def test_the_python_api_refuses_a_config_without_its_model_or_with_one_path_as_inputs():
+def test_the_python_api_refuses_a_config_without_its_model_or_with_one_path_as_inputs(
+    tmp_path,
+):
     """What the command line cannot be given, a Python caller can: a config with no model,
-    or one path where a list of paths goes (once read a character at a time, its first
-    '.' named as a missing input). Both are a RelunetError saying so, before anything is
-    loaded."""
-    from relunet import PredictConfig, RelunetError, predict
+    one path where a list of paths goes (once read a character at a time, its first '.'
+    named as a missing input), bytes among the inputs. Each is a RelunetError saying so,
+    before anything is loaded; a list of Paths is taken as a list of names."""
+    from pathlib import Path
 
+    from relunet import ModelConfig, PredictConfig, RelunetError, build_model, predict
+
+    model = str(tmp_path / "model.keras")
+    build_model(ModelConfig(width=8)).save(model)
     with pytest.raises(RelunetError, match=r"inputs is one path \('digit.png'\)"):
-        predict(PredictConfig(inputs="digit.png", model="run"))
+        predict(PredictConfig(inputs="digit.png", model=model))
     with pytest.raises(RelunetError, match="No model was given"):
         predict(PredictConfig(inputs=("digit.png",), model=None))
+    with pytest.raises(RelunetError, match="inputs must be paths"):
+        predict(PredictConfig(inputs=(b"digit.png",), model=model))
+    with pytest.raises(RelunetError, match=r"The input .*gone.png does not exist"):
+        predict(PredictConfig(inputs=[Path(tmp_path / "gone.png")], model=model))

@@ -106,9 +106,11 @@ def predict(config: PredictConfig) -> PredictConfig:
     config.validate()
     resolve_model_path(config.model)
     for name in config.inputs:
+        if not str(name).strip():
+            raise RelunetError(f"An input is an empty name ({str(name)!r}), not a file.")
         if not Path(name).is_file():
             raise RelunetError(f"The input {name} does not exist or is not a file.")
-        if name.lower().endswith(".npy"):
+        if Path(name).suffix.lower() == ".npy":
             read_npy_images(Path(name))
     return config
 

@@ -72,6 +72,8 @@ class PredictConfig:
             )
         if not self.inputs:
             raise RelunetError("predict needs at least one input file.")
+        if not all(isinstance(name, str | os.PathLike) for name in self.inputs):
+            raise RelunetError(f"inputs must be paths (str or Path); received {self.inputs!r:.80}.")
         return self
 
 
