@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,6 +150,9 @@ def test_tiny_search_writes_the_table_and_exports_a_model_that_predicts(
     moved = tune(dataclasses.replace(config, export_dir=str(tmp_path / "saved2")))
     assert moved["export"] == str(tmp_path / "saved2" / "1")
     assert (tmp_path / "saved2" / "1" / "saved_model.pb").is_file()
+    shutil.rmtree(tmp_path / "saved2")  # the export removed: the same command exports again
+    again = tune(dataclasses.replace(config, export_dir=str(tmp_path / "saved2")))
+    assert again["export"] == moved["export"] and Path(moved["export"]).is_dir()
     with pytest.raises(RelunetError, match=r"tested on test\[:500\], not --test-split test"):
         tune(dataclasses.replace(config, test_split="test[:100]"))
     assert json.loads((project / "relunet_final.json").read_text())["export"] == moved["export"]

@@ -129,11 +129,13 @@ def _same_splits(final: dict[str, Any], config: TuneConfig) -> None:
 
 def _exported(final: dict[str, Any], config: TuneConfig, final_path: Path) -> dict[str, Any]:
     """The retrained winner exported into --export where a rerun asks for a folder it was
-    not exported to (a version more; one it was exported to is left as it is)."""
+    not exported to, or whose export has gone (a version more; an export still there is
+    left as it is)."""
     if not config.export_dir:
         return final
     done = final.get("export")
-    if done and Path(done).parent.resolve() == Path(config.export_dir).resolve():
+    here = done and Path(done).parent.resolve() == Path(config.export_dir).resolve()
+    if here and (Path(done) / "saved_model.pb").is_file():
         return final
     final = {
         **final,
