@@ -239,7 +239,8 @@ def test_the_drain_limit_or_a_second_sigterm_ends_it_at_once(exported, digits, t
 def test_readyz_is_503_while_draining_and_once_no_version_is_left(exported, tmp_path):
     """The application's answer once the drain has begun (over HTTP the window is a
     tenth of a second before the listener closes; here it is the app, asked directly),
-    and once every version folder has been removed (predict is 503 then too)."""
+    and once every version folder has been removed, or the folder of versions itself
+    (predict is 503 then too, not a 500)."""
     from relunet.serve.lifecycle import Life
     from relunet.serve.models import ModelFolder
     from relunet.serve.rest import create_app
@@ -281,6 +282,10 @@ def test_readyz_is_503_while_draining_and_once_no_version_is_left(exported, tmp_
     shutil.rmtree(folder / exported.name)
     status, answer = get("/readyz")
     assert status == 503 and answer["status"] == "empty", answer
+    folder.rename(tmp_path / "moved")  # the folder itself gone (a deploy's `mv`): the same
+    status, answer = get("/readyz")
+    assert status == 503 and answer["status"] == "empty", answer
+    assert get("/v1/models/relunet") == (200, {"model_version_status": []})
 
 
 def test_huge_request_heads_are_refused_with_memory_flat_counted_and_logged(exported, tmp_path):

@@ -128,9 +128,13 @@ class ModelFolder:
         """Load any version that appeared, or changed since it failed, since the last
         look; return the loaded ones."""
         with self._lock:
-            mtime, now = os.stat(self.folder).st_mtime_ns, time.monotonic()
+            try:
+                mtime = os.stat(self.folder).st_mtime_ns
+            except FileNotFoundError:  # the folder itself moved away (a deploy's `mv`)
+                mtime = None
+            now = time.monotonic()
             if self._seen is None or self._seen[0] != mtime or now - self._seen[1] > RESCAN_SECONDS:
-                on_disk = saved_model_versions(self.folder)
+                on_disk = {} if mtime is None else saved_model_versions(self.folder)
                 for number, path in on_disk.items():
                     loaded = self._versions.get(number)
                     if loaded is None or loaded.files != _files(path):  # new, or replaced
