@@ -684,10 +684,12 @@ CASES = {
     ),
     "serve: one SavedModel that is not a numbered version": (
         ["serve", "model_export"],
-        "model_export is one SavedModel, not a folder of numbered versions: put it in one",
+        "model_export is one SavedModel, not a folder of numbered versions; relunet serves "
+        "what `relunet export --model MODEL --out DIR` writes",
     ),
     "serve: folder without versions": (["serve", "empty"], "empty holds no SavedModel versions"),
     "serve: an empty MODEL_DIR": (["serve", ""], "MODEL_DIR is empty"),
+    "serve: an empty --label": (["serve", "flat_model", "--label", ""], "--label is empty"),
     "serve: name that cannot be in a URL": (
         ["serve", "flat_model", "--name", "a/b"],
         "name must be letters, digits",

@@ -181,7 +181,9 @@ def test_an_image_folder_names_numbers_as_the_reader_writes_them(tmp_path):
 def test_an_image_folder_is_read_through_links_and_without_hidden_entries(tmp_path):
     """Inside a label folder as beside them: a link to a folder is followed (a link back
     up is read once), and hidden entries (Jupyter's checkpoints, macOS's `._` files) are
-    passed over, not scored as the label nor refused as undecodable."""
+    passed over, not scored as the label nor refused as undecodable. A link to a folder
+    that is gone is refused, as a link to a missing image is."""
+    from relunet.base.errors import RelunetError
     from relunet.inference.image_folders import labelled_image_files
 
     more, three = tmp_path / "more", tmp_path / "digits" / "3"
@@ -196,6 +198,9 @@ def test_an_image_folder_is_read_through_links_and_without_hidden_entries(tmp_pa
     found = labelled_image_files(tmp_path / "digits")
     assert sorted(path.name for path, _ in found) == ["a.png", "b.png", "c.png"]
     assert {label for _, label in found} == {"3"}
+    (three / "more-gone").symlink_to(tmp_path / "nowhere", target_is_directory=True)
+    with pytest.raises(RelunetError, match="more-gone is a link to nothing"):
+        labelled_image_files(tmp_path / "digits")
 
 
 @pytest.mark.slow

@@ -149,6 +149,8 @@ def config_from_args(config: type, args: argparse.Namespace) -> Any:
         kind, is_list = kinds[field.name]
         if is_list and field.metadata.get("positional"):
             value = field.default if value is None else tuple(map(kind, value))
+        elif is_list and value is not None and not all(text.strip(", ") for text in value):
+            raise RelunetError(f"{flags_of(field)[0]} is empty; give it a value.")
         elif is_list:
             value = field.default if value is None else _parse_list(value, kind, field.name)
         elif isinstance(value, str) and not value.strip():  # `--out ''`: not the default

@@ -38,8 +38,8 @@ def check_versions_folder(folder: str | os.PathLike) -> dict[int, Path]:
                 f"that holds it ({folder.parent})."
             )
         raise RelunetError(
-            f"{folder} is one SavedModel, not a folder of numbered versions: put it in one "
-            f"as its version 1 (mkdir models && cp -r {folder} models/1) and serve that."
+            f"{folder} is one SavedModel, not a folder of numbered versions; relunet serves "
+            "what `relunet export --model MODEL --out DIR` writes (DIR/1, DIR/2, ...)."
         )
     versions = saved_model_versions(folder)
     if not versions:

@@ -99,10 +99,10 @@ def _images_under(folder: Path) -> list[Path]:
         shown = [*names, *(f for f in folders if Path(root, f).is_symlink())]
         for name in sorted(n for n in shown if not n.startswith(".")):
             path = Path(root, name)
+            if path.is_symlink() and not path.exists():  # a file or a folder of images, gone
+                raise RelunetError(f"{path} is a link to nothing ({os.readlink(path)}).")
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            if path.is_symlink() and not path.exists():
-                raise RelunetError(f"{path} is a link to nothing ({os.readlink(path)}).")
             if not path.is_file():
                 raise RelunetError(f"{path} is named as an image but is not a file.")
             _check_readable(path)
