@@ -147,18 +147,17 @@ def config_from_args(config: type, args: argparse.Namespace) -> Any:
     for field in dataclasses.fields(config):
         value = getattr(args, field.name)
         kind, is_list = kinds[field.name]
-        if is_list and field.metadata.get("positional"):
+        positional = field.metadata.get("positional")
+        texts = value if is_list and not positional and value is not None else [value]
+        strip = ", " if is_list else None  # `--out ''`, `--label ''`, `--label ,`
+        if any(isinstance(t, str) and not t.strip(strip) for t in texts):
+            if positional:
+                raise RelunetError(f"{field.metadata['metavar']} is empty; give it a value.")
+            raise RelunetError(f"{flags_of(field)[0]} is empty; give it a value, or leave it out.")
+        if is_list and positional:
             value = field.default if value is None else tuple(map(kind, value))
-        elif is_list and value is not None and not all(text.strip(", ") for text in value):
-            raise RelunetError(f"{flags_of(field)[0]} is empty; give it a value.")
         elif is_list:
             value = field.default if value is None else _parse_list(value, kind, field.name)
-        elif isinstance(value, str) and not value.strip():  # `--out ''`: not the default
-            if field.metadata.get("positional"):
-                raise RelunetError(f"{field.metadata['metavar']} is empty; give it a value.")
-            raise RelunetError(
-                f"{flags_of(field)[0]} is empty; give it a value, or leave the flag out."
-            )
         values[field.name] = value
     return config(**values)
 

@@ -91,10 +91,11 @@ def _images_under(folder: Path) -> list[Path]:
 
     images, read = [], set()
     for root, folders, names in os.walk(folder, onerror=refuse, followlinks=True):
-        if os.path.realpath(root) in read:  # a link back to a folder already read
+        real = os.path.realpath(root)
+        if real in read:  # a link back to a folder already read
             folders.clear()
             continue
-        read.add(os.path.realpath(root))
+        read.add(real)
         folders[:] = sorted(f for f in folders if not f.startswith("."))
         shown = [*names, *(f for f in folders if Path(root, f).is_symlink())]
         for name in sorted(n for n in shown if not n.startswith(".")):
